@@ -1,0 +1,28 @@
+# Every target works on a fresh machine with Python 3.11, git and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck e2e chaos bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/pytest -q -m "not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check skillsyncd tests
+	$(BIN)/mypy skillsyncd
+
+clean:
+	rm -rf $(VENV) .demo build *.egg-info
