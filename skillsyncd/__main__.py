@@ -1,0 +1,3 @@
+from skillsyncd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""Configuration: flags, then SKILLSYNC_* environment variables, then a TOML file.
+
+Every setting has one name (the dataclass field). Its environment variable is
+``SKILLSYNC_<NAME>``, its TOML key is ``<name>`` at the top level, and a few
+settings also accept the seed's names (GITHUB_TOKEN, POLLING_INTERVAL_MIN, ...).
+Secrets are never stored as plain values: a :class:`Secret` remembers where the
+value comes from and re-reads ``*_FILE`` paths on every use so tokens can rotate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from skillsyncd.errors import ConfigError
+
+# Paths containing one of these components are ignored by the gateway's watcher
+# (design.md §3): a state or publish dir under them would never hot-reload.
+WATCHER_IGNORED_NAMES = frozenset(
+    {".git", "node_modules", "dist", "build", ".cache", "venv", ".venv", "__pycache__"}
+)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret value or a file holding it; read on demand, never printed."""
+
+    value: str | None = None
+    file: Path | None = None
+
+    def get(self) -> str | None:
+        if self.file is not None:
+            try:
+                return self.file.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read secret file {self.file}: {exc.strerror}; "
+                    "check the *_FILE path and its permissions"
+                ) from exc
+        return self.value or None
+
+    def __bool__(self) -> bool:
+        return self.value is not None or self.file is not None
+
+    def __repr__(self) -> str:
+        where = f"file={str(self.file)!r}" if self.file else "value=<redacted>"
+        return f"Secret({where})" if self else "Secret(None)"
+
+    __str__ = __repr__
+
+
+NO_SECRET = Secret()
+
+
+@dataclass(frozen=True)
+class Config:
+    # source
+    repo: str | None = None
+    ref: str = "main"
+    skills_path: str = ""
+    token: Secret = NO_SECRET
+    username: str = "x-access-token"
+    ssh_command: str | None = None
+    network_timeout: float = 30.0
+    max_packs: int = 20
+    # state and releases
+    state_dir: Path = Path("/data/skillsync")
+    keep_releases: int = 5
+    lock_timeout: float = 30.0
+    # validation
+    on_invalid: str = "skip"  # skip | reject
+    required_fields: tuple[str, ...] = ("name", "description")
+    strict: bool = False
+    severity: Mapping[str, str] = field(default_factory=dict)
+    max_skill_md_bytes: int = 102_400
+    max_file_bytes: int = 16 * 1024 * 1024
+    max_skill_bytes: int = 64 * 1024 * 1024
+    max_skill_files: int = 1_000
+    max_release_bytes: int = 2 * 1024 * 1024 * 1024
+    # publish
+    publish_mode: str = "link"  # link | mirror
+    publish_dir: Path | None = None
+    publish_marker: bool = True
+    # daemon
+    interval: float = 60.0
+    jitter: float = 0.1
+    backoff_max: float = 900.0
+    http_bind: str = "127.0.0.1:18790"
+    readiness_staleness: float | None = None  # default: 5 intervals
+    webhook_secret: Secret = NO_SECRET
+    webhook_max_bytes: int = 1024 * 1024
+    health_url: str | None = None
+    health_command: str | None = None
+    health_timeout: float = 5.0
+    health_retries: int = 3
+    hook_command: str | None = None
+    hook_url: str | None = None
+    # audit
+    replica_id: str = field(default_factory=socket.gethostname)
+    neo4j_uri: str | None = None
+    neo4j_user: str = "neo4j"
+    neo4j_password: Secret = NO_SECRET
+    neo4j_database: str | None = None
+    # logging
+    log_level: str = "info"
+
+    @property
+    def mirror_dir(self) -> Path:
+        return self.state_dir / "mirror.git"
+
+    @property
+    def releases_dir(self) -> Path:
+        return self.state_dir / "releases"
+
+    @property
+    def current_link(self) -> Path:
+        return self.state_dir / "current"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def journal_file(self) -> Path:
+        return self.state_dir / "journal.jsonl"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "skillsyncd.lock"
+
+    def require_repo(self) -> str:
+        if not self.repo:
+            raise ConfigError(
+                "no repository configured: pass --repo URL or set SKILLSYNC_REPO "
+                "(e.g. SKILLSYNC_REPO=https://github.com/OWNER/skills.git)"
+            )
+        return self.repo
+
+
+# --- loading -----------------------------------------------------------------
+
+_SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password"}
+
+# Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
+_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+    "token": ("GITHUB_TOKEN",),
+    "webhook_secret": ("GITHUB_WEBHOOK_SECRET",),
+    "neo4j_uri": ("NEO4J_URI",),
+    "neo4j_user": ("NEO4J_USER", "NEO4J_USERNAME"),
+    "neo4j_password": ("NEO4J_PASSWORD",),
+    "neo4j_database": ("NEO4J_DATABASE",),
+    "max_skill_md_bytes": ("MAX_SKILL_SIZE_BYTES",),
+}
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {raw!r}")
+
+
+def _parse_severity(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in raw.split(","))):
+        rule, sep, level = item.partition("=")
+        if not sep:
+            raise ValueError(f"expected RULE=LEVEL pairs, got {item!r}")
+        out[rule.strip()] = level.strip()
+    return out
+
+
+def _converter(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if f.name == "required_fields":
+        return lambda v: tuple(
+            x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip()
+        )
+    if f.name == "severity":
+        return lambda v: _parse_severity(v) if isinstance(v, str) else dict(v)
+    if f.name in {"state_dir", "publish_dir"}:
+        return lambda v: Path(v).expanduser() if v not in (None, "") else None
+    if isinstance(default, bool):
+        return lambda v: v if isinstance(v, bool) else _parse_bool(str(v))
+    if isinstance(default, int):
+        return int
+    if isinstance(default, float) or f.name == "readiness_staleness":
+        return float
+    return lambda v: None if v is None else str(v)
+
+
+def _secret_from(env: Mapping[str, str], names: tuple[str, ...]) -> Secret | None:
+    for name in names:
+        if env.get(f"{name}_FILE"):
+            return Secret(file=Path(env[f"{name}_FILE"]))
+        if env.get(name):
+            return Secret(value=env[name])
+    return None
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        names = (f"SKILLSYNC_{f.name.upper()}", *_ENV_ALIASES.get(f.name, ()))
+        if f.name in _SECRET_FIELDS:
+            secret = _secret_from(env, names)
+            if secret is not None:
+                raw[f.name] = secret
+            continue
+        for name in names:
+            if env.get(name) not in (None, ""):
+                raw[f.name] = env[name]
+                break
+    if "interval" not in raw and env.get("POLLING_INTERVAL_MIN"):
+        try:
+            raw["interval"] = float(env["POLLING_INTERVAL_MIN"]) * 60
+        except ValueError as exc:
+            raise ConfigError(
+                f"POLLING_INTERVAL_MIN={env['POLLING_INTERVAL_MIN']!r} is not a number"
+            ) from exc
+    return raw
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - known - {f"{s}_file" for s in _SECRET_FIELDS})
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+    raw: dict[str, Any] = {}
+    for key, value in data.items():
+        if key.endswith("_file") and key[: -len("_file")] in _SECRET_FIELDS:
+            raw[key[: -len("_file")]] = Secret(file=Path(value))
+        elif key in _SECRET_FIELDS:
+            raw[key] = Secret(value=str(value))
+        else:
+            raw[key] = value
+    return raw
+
+
+def load_config(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Config:
+    """Merge defaults < TOML < environment < flags into a checked Config."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    path = config_file or env.get("SKILLSYNC_CONFIG")
+    merged: dict[str, Any] = {}
+    if path:
+        merged.update(_from_toml(Path(path)))
+    merged.update(_from_env(env))
+    merged.update(flags)
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    values: dict[str, Any] = {}
+    for name, raw in merged.items():
+        f = fields.get(name)
+        if f is None:
+            raise ConfigError(f"unknown setting {name!r}")
+        if name in _SECRET_FIELDS:
+            values[name] = raw if isinstance(raw, Secret) else Secret(value=str(raw))
+            continue
+        try:
+            values[name] = _converter(f)(raw)
+        except (TypeError, ValueError) as exc:
+            env_name = f"SKILLSYNC_{name.upper()}"
+            raise ConfigError(f"bad value for {name} ({env_name}): {exc}") from exc
+    if values.get("state_dir") is None:
+        values.pop("state_dir", None)
+    return check(Config(**values))
+
+
+def check(cfg: Config) -> Config:
+    """Refuse settings that cannot work, with the fix in the message."""
+    if cfg.on_invalid not in {"skip", "reject"}:
+        raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r}")
+    if cfg.publish_mode not in {"link", "mirror"}:
+        raise ConfigError(f"publish_mode must be 'link' or 'mirror', not {cfg.publish_mode!r}")
+    if cfg.publish_mode == "mirror" and cfg.publish_dir is None:
+        raise ConfigError("publish_mode=mirror needs SKILLSYNC_PUBLISH_DIR (a real directory)")
+    if cfg.keep_releases < 2:
+        raise ConfigError("keep_releases must be at least 2 (the current and one to roll back to)")
+    if cfg.interval <= 0 or cfg.network_timeout <= 0 or cfg.lock_timeout < 0:
+        raise ConfigError("interval and network_timeout must be positive, lock_timeout >= 0")
+    for label, path in (("state_dir", cfg.state_dir), ("publish_dir", cfg.publish_dir)):
+        if path is None:
+            continue
+        bad = WATCHER_IGNORED_NAMES.intersection(Path(path).parts)
+        if bad:
+            raise ConfigError(
+                f"{label} {path} contains {sorted(bad)[0]!r}, a name the gateway's watcher "
+                "ignores: changes there would never hot-reload; choose another path"
+            )
+    sp = PurePosixPath(cfg.skills_path.strip("/")) if cfg.skills_path.strip("/") else None
+    if sp is not None and (sp.is_absolute() or ".." in sp.parts):
+        raise ConfigError(f"skills_path must be a relative path inside the repository: {sp}")
+    return dataclasses.replace(cfg, skills_path=str(sp) if sp else "")

@@ -1,0 +1,108 @@
+"""Values that flow between the steps of a sync. All frozen, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+# git tree entry modes we care about
+MODE_FILE = 0o100644
+MODE_EXEC = 0o100755
+MODE_SYMLINK = 0o120000
+MODE_TREE = 0o040000
+MODE_GITLINK = 0o160000
+REGULAR_MODES = frozenset({MODE_FILE, MODE_EXEC})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One blob-like entry of a skill folder, path relative to the folder (posix)."""
+
+    path: str
+    mode: int
+    sha: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Skill:
+    """A skill as it exists in one commit: `<skills_path>/<name>/` with a SKILL.md."""
+
+    name: str
+    tree_sha: str
+    entries: tuple[Entry, ...]
+
+    @property
+    def content_sha(self) -> str:
+        """The skill's content hash: the git tree id of its folder."""
+        return self.tree_sha
+
+
+class Severity(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One validation result, precise enough for an author to fix it."""
+
+    rule: str
+    severity: Severity
+    path: str
+    message: str
+    line: int | None = None
+
+    def location(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.severity} [{self.rule}] {self.message}"
+
+
+class Change(enum.StrEnum):
+    ADDED = "added"
+    CHANGED = "changed"
+    REMOVED = "removed"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sync has to do, skill by skill (see skillsyncd.plan)."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    @property
+    def to_build(self) -> tuple[str, ...]:
+        """Skills whose bytes must be read from git (added or changed)."""
+        return tuple(sorted(self.added + self.changed))
+
+    def change_of(self, name: str) -> Change:
+        for kind, names in (
+            (Change.ADDED, self.added),
+            (Change.CHANGED, self.changed),
+            (Change.REMOVED, self.removed),
+        ):
+            if name in names:
+                return kind
+        return Change.UNCHANGED
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True)
+class SkillRecord:
+    """A skill as recorded in a release manifest."""
+
+    name: str
+    version: str | None
+    content_sha: str
+    commit: str
+    status: str = "ok"  # ok | held_back (last good version kept)
+    findings: tuple[Finding, ...] = field(default=())
