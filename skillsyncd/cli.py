@@ -1,0 +1,266 @@
+"""The ``skillsyncd`` command line.
+
+Logs are JSON lines on stdout; human summaries and errors go to stderr, so a
+pipe into a log collector stays machine-readable. Exit codes: see errors.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from skillsyncd import __version__
+from skillsyncd.config import Config, load_config
+from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED, EXIT_USAGE, ConfigError, SkillsyncError
+from skillsyncd.log import configure
+from skillsyncd.release import Releases
+from skillsyncd.state import load_state
+
+COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration (flags > SKILLSYNC_* env > TOML file)")
+    g.add_argument("--config", help="TOML config file (SKILLSYNC_CONFIG)")
+    g.add_argument("--repo", help="git remote URL or local path (SKILLSYNC_REPO)")
+    g.add_argument("--ref", help="branch, tag or full commit SHA (SKILLSYNC_REF, default main)")
+    g.add_argument("--state-dir", help="state directory (SKILLSYNC_STATE_DIR, default /data/skillsync)")
+    g.add_argument("--skills-path", help="folder in the repo holding skill folders (SKILLSYNC_SKILLS_PATH)")
+    g.add_argument("--interval", type=float, help="poll interval in seconds (SKILLSYNC_INTERVAL)")
+    g.add_argument("--http-bind", help="host:port of the status endpoint (SKILLSYNC_HTTP_BIND)")
+    g.add_argument("--on-invalid", choices=("skip", "reject"), help="validation policy")
+    g.add_argument("--strict", action="store_true", default=None, help="warnings become errors")
+    g.add_argument("--log-level", help="debug, info, warning, error")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skillsyncd",
+        description="Keep an AI gateway's skills in step with a git repository.",
+        epilog="Exit codes: 0 deployed or nothing to do, 1 sync failed, 2 usage or config "
+        "error, 3 lock busy, 4 validation rejected.",
+    )
+    parser.add_argument("--version", action="version", version=f"skillsyncd {__version__}")
+    parser.add_argument("--once", action="store_true", help="sync once and exit")
+    parser.add_argument("--force", action="store_true",
+                        help="with --once: deploy even a commit marked bad or rejected")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon (the default)")
+    _common(p)
+    p = sub.add_parser("status", help="what is deployed, and how the last sync went")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("releases", help="list releases on disk")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("rollback", help="flip back to an earlier release")
+    _common(p)
+    p.add_argument("--to", metavar="RELEASE", help="release id (default: the previous one)")
+    p = sub.add_parser("validate", help="validate a skills working tree (for the repo's CI)")
+    _common(p)
+    p.add_argument("path", help="working tree of the skills repository")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p = sub.add_parser("audit", help="deployment history from the journal")
+    _common(p)
+    p.add_argument("action", nargs="?", choices=("push",), help="push: ship the backlog to Neo4j now")
+    p.add_argument("--since", help="ISO date or time, e.g. 2026-11-01")
+    p.add_argument("--skill", help="only events touching this skill")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("fleet", help="which replica runs which commit (from Neo4j)")
+    _common(p)
+    return parser
+
+
+_FLAG_FIELDS = ("repo", "ref", "state_dir", "skills_path", "interval", "http_bind",
+                "on_invalid", "strict", "log_level")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    flags = {name: getattr(args, name, None) for name in _FLAG_FIELDS}
+    return load_config(flags=flags, config_file=getattr(args, "config", None))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        cfg = _config(args)
+        configure(cfg.log_level)
+        command = args.command or "run"
+        if args.once:
+            if args.command not in (None, "run"):
+                raise ConfigError("--once runs a single sync; it takes no other command")
+            return cmd_once(cfg, force=args.force)
+        handler = {
+            "run": cmd_run,
+            "status": cmd_status,
+            "releases": cmd_releases,
+            "rollback": cmd_rollback,
+            "validate": cmd_validate,
+            "audit": cmd_audit,
+            "fleet": cmd_fleet,
+        }[command]
+        return int(handler(cfg, args))
+    except SkillsyncError as exc:
+        print(f"skillsyncd: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return EXIT_SYNC_FAILED
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+def make_syncer(cfg: Config) -> Any:
+    """The Syncer with the journal, publisher and read-back check wired in."""
+    from skillsyncd.wiring import build_syncer
+
+    return build_syncer(cfg)
+
+
+def cmd_once(cfg: Config, force: bool = False) -> int:
+    syncer = make_syncer(cfg)
+    outcome = syncer.sync(trigger="manual", force=force)
+    line = f"{outcome.status}: commit {(outcome.commit or '-')[:12]} release {outcome.release or '-'}"
+    if outcome.status == "deployed":
+        p = outcome.plan
+        line += (f" (+{len(p.added)} ~{len(p.changed)} -{len(p.removed)}"
+                 f" ={len(p.unchanged)} skills)")
+    print(line, file=sys.stderr)
+    for name, reasons in outcome.held_back.items():
+        print(f"  held back {name}:", file=sys.stderr)
+        for r in reasons:
+            print(f"    {r}", file=sys.stderr)
+    if outcome.reason:
+        print(f"  reason: {outcome.reason}", file=sys.stderr)
+    if outcome.status == "rolled_back":
+        return EXIT_SYNC_FAILED
+    return EXIT_OK
+
+
+def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.daemon import run_daemon
+
+    cfg.require_repo()
+    return run_daemon(cfg)
+
+
+def status_dict(cfg: Config) -> dict[str, Any]:
+    releases = Releases(cfg.state_dir)
+    state = load_state(cfg.state_file)
+    current = releases.current()
+    manifest = releases.manifest(current) if current else None
+    skills = [s for s in (manifest or {}).get("skills", []) if s.get("live")]
+    held = (manifest or {}).get("validation", {}).get("held_back", [])
+    behind = None
+    if state.upstream_commit and state.commit:
+        behind = state.upstream_commit != state.commit
+    return {
+        "state_dir": str(cfg.state_dir),
+        "current_release": current,
+        "deployed_commit": manifest["commit"] if manifest else None,
+        "source": (manifest or {}).get("source") or state.source,
+        "ref": cfg.ref,
+        "skills_live": len(skills),
+        "skills_held_back": held,
+        "upstream_commit": state.upstream_commit,
+        "behind_upstream": behind,
+        "behind_reason": state.bad_commits.get(state.upstream_commit or "")
+        or ("rejected by validation" if state.rejected_commit == state.upstream_commit
+            and state.rejected_commit else None),
+        "bad_commits": state.bad_commits,
+        "last_attempt": state.last_attempt,
+        "last_success": state.last_success,
+        "last_error": state.last_error,
+        "failure_streak": state.failure_streak,
+        "releases": len(releases.complete()),
+    }
+
+
+def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
+    info = status_dict(cfg)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    if info["current_release"] is None:
+        print(f"nothing deployed yet in {info['state_dir']}")
+    else:
+        print(f"release   {info['current_release']}")
+        print(f"commit    {info['deployed_commit']}")
+        print(f"source    {info['source']} ({info['ref']})")
+        print(f"skills    {info['skills_live']} live"
+              + (f", held back: {', '.join(info['skills_held_back'])}"
+                 if info["skills_held_back"] else ""))
+    if info["behind_upstream"]:
+        print(f"upstream  {info['upstream_commit']} (not deployed: "
+              f"{info['behind_reason'] or 'not synced yet'})")
+    print(f"last sync {info['last_success'] or 'never'} succeeded; failure streak "
+          f"{info['failure_streak']}")
+    if info["last_error"]:
+        print(f"error     {info['last_error']}")
+    return EXIT_OK
+
+
+def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:
+    releases = Releases(cfg.state_dir)
+    current = releases.current()
+    rows = []
+    for rid in releases.complete():
+        m = releases.manifest(rid)
+        rows.append({"release": rid, "commit": m.get("commit"), "created": m.get("created"),
+                     "skills": sum(1 for s in m.get("skills", []) if s.get("live")),
+                     "current": rid == current})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no releases")
+    for row in rows if not args.json else []:
+        mark = "*" if row["current"] else " "
+        print(f"{mark} {row['release']}  {row['skills']:>4} skills  {row['created']}")
+    return EXIT_OK
+
+
+def cmd_rollback(cfg: Config, args: argparse.Namespace) -> int:
+    outcome = make_syncer(cfg).rollback(to=args.to)
+    print(f"rolled back to {outcome.release} (commit {(outcome.commit or '')[:12]}); "
+          f"commit {(outcome.previous_commit or '-')[:12]} will not be redeployed automatically",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from skillsyncd.validation import exit_code, render, validate_tree
+
+    path = Path(args.path)
+    if not path.is_dir():
+        raise ConfigError(f"{path} is not a directory")
+    report = validate_tree(path, cfg)
+    print(render(report, args.format))
+    return int(exit_code(report))
+
+
+def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.audit import cmd_audit as audit, cmd_audit_push
+
+    if args.action == "push":
+        return int(cmd_audit_push(cfg))
+    return int(audit(cfg, args))
+
+
+def cmd_fleet(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.audit import cmd_fleet as fleet
+
+    return int(fleet(cfg))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
+
+__all__ = ["COMMANDS", "EXIT_USAGE", "main"]

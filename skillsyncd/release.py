@@ -1,0 +1,298 @@
+"""Releases on disk: stage an immutable tree, write its manifest last, flip ``current``.
+
+Layout (README "On-disk contract"):
+    releases/<id>/<skill>/...   the skill folders, read-only
+    releases/<id>.json          the manifest; a release without one is incomplete
+    current -> releases/<id>    relative symlink, replaced only by rename(2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import stat
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from dulwich.objects import Blob, Tree
+
+from skillsyncd.errors import ReleaseError
+from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink, write_durable
+from skillsyncd.model import MODE_EXEC, MODE_FILE, Skill
+
+log = structlog.get_logger(__name__)
+
+MANIFEST_FORMAT = 1
+RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
+
+
+def new_release_id(commit: str, now: float | None = None) -> str:
+    stamp = datetime.fromtimestamp(now if now is not None else time.time(), UTC)
+    return f"{stamp:%Y%m%dT%H%M%SZ}-{commit[:12]}"
+
+
+def commit_of(release_id: str) -> str:
+    """The (abbreviated) commit a release id names."""
+    return release_id.rsplit("-", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Releases:
+    """Paths of one state dir's releases."""
+
+    state_dir: Path
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir / "releases"
+
+    @property
+    def current_link(self) -> Path:
+        return self.state_dir / "current"
+
+    def dir(self, release_id: str) -> Path:
+        return self.root / release_id
+
+    def manifest_path(self, release_id: str) -> Path:
+        return self.root / f"{release_id}.json"
+
+    # --- reading ----------------------------------------------------------------
+
+    def complete(self) -> list[str]:
+        """Ids of complete releases (folder and manifest), oldest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if RELEASE_ID_RE.match(p.name) and p.is_dir() and self.manifest_path(p.name).is_file()
+        )
+
+    def current(self) -> str | None:
+        """The release ``current`` points at, if it is a complete release."""
+        try:
+            target = os.readlink(self.current_link)
+        except OSError:
+            return None
+        name = Path(target).name
+        if (
+            Path(target).parent.name == "releases"
+            and RELEASE_ID_RE.match(name)
+            and self.dir(name).is_dir()
+            and self.manifest_path(name).is_file()
+        ):
+            return name
+        return None
+
+    def manifest(self, release_id: str) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.manifest_path(release_id).read_bytes())
+            return data
+        except (OSError, ValueError) as exc:
+            raise ReleaseError(f"release {release_id} has no readable manifest: {exc}") from exc
+
+    # --- writing ----------------------------------------------------------------
+
+    def flip(self, release_id: str) -> None:
+        """Point ``current`` at a complete release, atomically."""
+        if not self.manifest_path(release_id).is_file() or not self.dir(release_id).is_dir():
+            raise ReleaseError(f"refusing to flip to incomplete release {release_id}")
+        replace_symlink(self.current_link, f"releases/{release_id}")
+
+    def recover(self) -> list[str]:
+        """Remove what a crash can leave: incomplete releases and temp files/links."""
+        removed: list[str] = []
+        for tmp in self.state_dir.glob(".current.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp.name)
+        if not self.root.is_dir():
+            return removed
+        for path in self.root.iterdir():
+            name = path.name
+            if name.startswith("."):  # temp manifests from atomic_write
+                _force_remove(path)
+                removed.append(name)
+            elif path.is_dir() and not self.manifest_path(name).is_file():
+                _force_remove(path)
+                removed.append(name)
+            elif name.endswith(".json") and not self.dir(name[:-5]).is_dir():
+                path.unlink()
+                removed.append(name)
+        if removed:
+            fsync_dir(self.root)
+        return removed
+
+    def delete(self, release_id: str) -> None:
+        """Delete a release: manifest first, so a crash leaves only an incomplete leftover."""
+        with contextlib.suppress(FileNotFoundError):
+            self.manifest_path(release_id).unlink()
+        fsync_dir(self.root)
+        _force_remove(self.dir(release_id))
+
+
+def _force_remove(path: Path) -> None:
+    """rmtree that first restores write permission on the read-only release folders."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return
+
+    def onerror(func: Callable[..., Any], p: str, _exc: Any) -> None:
+        parent = os.path.dirname(p)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, stat.S_IRWXU)
+            os.chmod(p, stat.S_IRWXU)
+        with contextlib.suppress(FileNotFoundError):
+            func(p)
+
+    for dirpath, dirnames, _ in os.walk(path):
+        with contextlib.suppress(OSError):
+            os.chmod(dirpath, stat.S_IRWXU)
+        for d in dirnames:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(dirpath, d), stat.S_IRWXU)
+    shutil.rmtree(path, onexc=onerror)
+
+
+# --- staging ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageStats:
+    files_written: int
+    files_linked: int
+    bytes_written: int
+
+
+def file_mode(git_mode: int) -> int:
+    return 0o555 if git_mode == MODE_EXEC else 0o444
+
+
+def stage_release(
+    releases: Releases,
+    release_id: str,
+    build: Iterable[Skill],
+    reuse: Mapping[str, str],
+    read_blob: Callable[[str], bytes],
+    manifest: Mapping[str, Any],
+) -> StageStats:
+    """Build ``releases/<id>/`` and write its manifest last.
+
+    ``build`` are skills materialised from git blobs; ``reuse`` maps skill name ->
+    previous release id whose copy is hard-linked (unchanged or held-back skills).
+    """
+    releases.root.mkdir(parents=True, exist_ok=True)
+    target = releases.dir(release_id)
+    if target.exists():
+        raise ReleaseError(f"release {release_id} already exists")
+    target.mkdir()
+    written = linked = nbytes = 0
+    dirs: list[Path] = []
+    for skill in build:
+        for entry in skill.entries:
+            dest = target / skill.name / entry.path
+            _mkdirs(dest.parent, target, dirs)
+            data = read_blob(entry.sha)
+            write_durable(dest, data, file_mode(entry.mode))
+            written += 1
+            nbytes += len(data)
+    for name, source_release in reuse.items():
+        src_root = releases.dir(source_release) / name
+        for src in _files(src_root):
+            dest = target / name / src.relative_to(src_root)
+            _mkdirs(dest.parent, target, dirs)
+            _link_or_copy(src, dest)
+            linked += 1
+    # Directories become read-only and durable, deepest first, then the release root.
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        fsync_dir(d)
+        os.chmod(d, 0o555)
+    fsync_dir(target)
+    os.chmod(target, 0o555)
+    atomic_write(releases.manifest_path(release_id), _manifest_bytes(manifest), mode=0o444)
+    return StageStats(files_written=written, files_linked=linked, bytes_written=nbytes)
+
+
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    body = {"format": MANIFEST_FORMAT, **manifest}
+    return (json.dumps(body, indent=2, sort_keys=False) + "\n").encode()
+
+
+def _mkdirs(path: Path, root: Path, created: list[Path]) -> None:
+    if path.is_dir():
+        return
+    missing = []
+    p = path
+    while p != root and not p.is_dir():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        created.append(d)
+
+
+def _files(root: Path) -> list[Path]:
+    out = []
+    for dirpath, _dirs, files in os.walk(root):
+        out.extend(Path(dirpath) / f for f in files)
+    return out
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        shutil.copy2(src, dest)
+        with open(dest, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+# --- verification -------------------------------------------------------------------
+
+
+def tree_sha_of(folder: Path) -> str:
+    """The git tree id of a folder on disk, so a release can be checked against git."""
+    tree = Tree()
+    for child in sorted(folder.iterdir()):
+        if child.is_symlink():
+            raise ReleaseError(f"unexpected symlink in release: {child}")
+        if child.is_dir():
+            tree.add(child.name.encode("utf-8", "surrogateescape"), 0o040000, tree_sha_of(child).encode())
+        else:
+            blob = Blob.from_string(child.read_bytes())
+            mode = MODE_EXEC if os.stat(child).st_mode & 0o111 else MODE_FILE
+            tree.add(child.name.encode("utf-8", "surrogateescape"), mode, blob.id)
+    return tree.id.decode()
+
+
+def verify_release(releases: Releases, release_id: str) -> list[str]:
+    """Differences between a release's files and its manifest; empty when intact."""
+    problems: list[str] = []
+    try:
+        manifest = releases.manifest(release_id)
+    except ReleaseError as exc:
+        return [str(exc)]
+    root = releases.dir(release_id)
+    expected = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
+    present = {p.name for p in root.iterdir()} if root.is_dir() else set()
+    for extra in sorted(present - set(expected)):
+        problems.append(f"{extra}: in the release but not in its manifest")
+    for name, sha in sorted(expected.items()):
+        if name not in present:
+            problems.append(f"{name}: in the manifest but missing from the release")
+            continue
+        actual = tree_sha_of(root / name)
+        if actual != sha:
+            problems.append(f"{name}: content {actual[:12]} does not match manifest {sha[:12]}")
+    return problems

@@ -1,0 +1,149 @@
+"""Read a commit's tree into Skill values, without reading any blob content.
+
+A skill is ``<skills_path>/<name>/`` holding a ``SKILL.md`` blob. Folders
+without one, gitlinks and hidden folders are not skills. Blob sizes come from
+object headers in the store, so a huge blob can be refused before it is read.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import Tree
+
+from skillsyncd.model import MODE_TREE, Entry, Skill
+
+SKILL_FILE = "SKILL.md"
+
+
+class SnapshotError(Exception):
+    """The commit does not hold the configured skills path."""
+
+
+def _subtree(store: BaseObjectStore, tree_sha: bytes, path: str) -> Tree | None:
+    tree = store[tree_sha]
+    assert isinstance(tree, Tree)
+    for part in filter(None, path.split("/")):
+        try:
+            mode, sha = tree[part.encode()]
+        except KeyError:
+            return None
+        if mode != MODE_TREE:
+            return None
+        sub = store[sha]
+        if not isinstance(sub, Tree):
+            return None
+        tree = sub
+    return tree
+
+
+def find_skills(store: BaseObjectStore, tree_sha: str, skills_path: str = "") -> dict[str, Skill]:
+    """All skills of a commit's tree, keyed by folder name."""
+    root = _subtree(store, tree_sha.encode(), skills_path)
+    if root is None:
+        raise SnapshotError(f"skills_path {skills_path!r} is not a folder in this commit")
+    skills: dict[str, Skill] = {}
+    for item in root.iteritems():
+        if item.mode != MODE_TREE:
+            continue  # files, symlinks and gitlinks at the skills level are not skills
+        raw_name = item.path
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if name.startswith("."):
+            continue
+        sub = store[item.sha]
+        if not isinstance(sub, Tree):
+            continue
+        names = {e.path for e in sub.iteritems()}
+        if SKILL_FILE.encode() not in names:
+            continue
+        skills[name] = Skill(
+            name=name,
+            tree_sha=item.sha.decode(),
+            entries=tuple(_walk(store, sub, "")),
+        )
+    return skills
+
+
+def _walk(store: BaseObjectStore, tree: Tree, prefix: str) -> list[Entry]:
+    out: list[Entry] = []
+    for item in tree.iteritems():
+        path = prefix + item.path.decode("utf-8", errors="surrogateescape")
+        if item.mode == MODE_TREE:
+            sub = store[item.sha]
+            if isinstance(sub, Tree):
+                out.extend(_walk(store, sub, path + "/"))
+            continue
+        size = object_size(store, item.sha.decode()) if item.mode & 0o170000 == 0o100000 else None
+        out.append(Entry(path=path, mode=item.mode, sha=item.sha.decode(), size=size))
+    return out
+
+
+def object_size(store: BaseObjectStore, sha: str) -> int | None:
+    """Uncompressed size of a blob from its header only; None if it cannot be told cheaply."""
+    raw = sha.encode()
+    for pack in getattr(store, "packs", ()):
+        try:
+            offset = pack.index.object_offset(raw)
+        except KeyError:
+            continue
+        try:
+            return _packed_size(pack.data._buffer(), offset)
+        except Exception:  # private format details: fall back to "unknown"
+            return None
+    path = getattr(store, "path", None)
+    if path:
+        loose = Path(path) / sha[:2] / sha[2:]
+        if loose.exists():
+            return _loose_size(loose)
+    return None
+
+
+def _varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _packed_size(buf: bytes | memoryview, offset: int) -> int:
+    byte = buf[offset]
+    type_num = (byte >> 4) & 7
+    size = byte & 0x0F
+    shift, pos = 4, offset + 1
+    while byte & 0x80:
+        byte = buf[pos]
+        pos += 1
+        size |= (byte & 0x7F) << shift
+        shift += 7
+    if type_num in (1, 2, 3, 4):  # a whole object: the header holds its size
+        return size
+    if type_num == 6:  # OFS_DELTA: skip the base offset
+        while buf[pos] & 0x80:
+            pos += 1
+        pos += 1
+    elif type_num == 7:  # REF_DELTA: skip the base id
+        pos += 20
+    # The delta's own header (source size, target size) is its first bytes.
+    head = zlib.decompressobj().decompress(bytes(buf[pos : pos + 64]), 32)
+    _, p = _varint(head, 0)
+    target, _ = _varint(head, p)
+    return target
+
+
+def _loose_size(path: Path) -> int | None:
+    with path.open("rb") as fh:
+        head = zlib.decompressobj().decompress(fh.read(64), 64)
+    header, sep, _ = head.partition(b"\0")
+    if not sep:
+        return None
+    _, _, size = header.partition(b" ")
+    return int(size)

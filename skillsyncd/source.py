@@ -1,0 +1,290 @@
+"""The git remote: probe one ref, fetch one commit shallowly into the mirror.
+
+dulwich is fully blocking (design.md §4): callers run these methods in a worker
+thread, and every network call here is bounded twice, by a per-socket timeout
+and by an overall deadline checked as bytes arrive, so a slow or silent server
+cannot pin the thread for ever.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+import urllib3
+from dulwich.client import (
+    GitClient,
+    HTTPUnauthorized,
+    default_urllib3_manager,
+    get_transport_and_path,
+)
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.objects import Commit, Tag
+from dulwich.repo import Repo
+
+from skillsyncd.config import Config
+from skillsyncd.errors import RefNotFound, SourceError
+from skillsyncd.log import register_secret
+
+log = structlog.get_logger(__name__)
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+FETCHED_REF = b"refs/skillsyncd/fetched"
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part (safe to log and to record)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    commit: str
+    tree: str
+    fetched: bool  # False when the commit was already in the mirror
+    history_rewritten: bool | None  # None: unknown (no previous commit, or not decidable)
+    duration: float
+
+
+class _Deadline:
+    """Raises once a network operation has run past its overall budget."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+
+    def __call__(self, _nbytes: int = 0, _direction: str = "") -> None:
+        if time.monotonic() > self.expires:
+            raise TimeoutError(f"network operation exceeded {self.seconds:.0f}s overall")
+
+
+class Source:
+    """One configured remote and ref, and the local shallow mirror."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.url = cfg.require_repo()
+        self.safe_url = redact_url(self.url)
+        self.mirror_dir = cfg.mirror_dir
+
+    # --- connection -----------------------------------------------------------
+
+    def _client(self, deadline: _Deadline) -> tuple[GitClient, str]:
+        cfg = self.cfg
+        url = self.url
+        token = cfg.token.get() if cfg.token else None
+        register_secret(token)
+        parts = urlsplit(url)
+        if parts.password:
+            register_secret(parts.password)
+        kwargs: dict[str, Any] = {"report_activity": deadline}
+        if parts.scheme in {"http", "https"}:
+            timeout = urllib3.Timeout(connect=cfg.network_timeout, read=cfg.network_timeout)
+            retries = urllib3.Retry(total=1, connect=1, read=0, redirect=3, status=0)
+            kwargs["pool_manager"] = default_urllib3_manager(
+                None,
+                base_url=url,
+                timeout=timeout,  # type: ignore[arg-type]
+                pool_manager_cls=functools.partial(urllib3.PoolManager, retries=retries),
+                proxy_manager_cls=functools.partial(urllib3.ProxyManager, retries=retries),
+            )
+            if token:
+                kwargs["username"] = cfg.username
+                kwargs["password"] = token
+        elif parts.scheme == "git":
+            # dulwich's git:// client has no timeout of its own; its sockets take the
+            # process default (asyncio, urllib3 and neo4j all set their own).
+            socket.setdefaulttimeout(cfg.network_timeout)
+        elif cfg.ssh_command:
+            kwargs["ssh_command"] = cfg.ssh_command
+        try:
+            return get_transport_and_path(url, **kwargs)
+        except ValueError as exc:
+            raise SourceError(f"unsupported repository URL {self.safe_url}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _network(self, what: str) -> Iterator[_Deadline]:
+        """Map every transport failure to a SourceError with an actionable message."""
+        deadline = _Deadline(self.cfg.network_timeout * 4)
+        try:
+            yield deadline
+        except HTTPUnauthorized as exc:
+            raise SourceError(
+                f"{what} {self.safe_url}: authentication refused (401); "
+                "check GITHUB_TOKEN/SKILLSYNC_TOKEN and that it can read the repository"
+            ) from exc
+        except (TimeoutError, socket.timeout) as exc:
+            raise SourceError(f"{what} {self.safe_url}: timed out ({exc})") from exc
+        except (GitProtocolError, HangupException, NotGitRepository) as exc:
+            raise SourceError(f"{what} {self.safe_url}: {_one_line(exc)}") from exc
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise SourceError(f"{what} {self.safe_url}: {_one_line(exc)}") from exc
+
+    # --- probe ----------------------------------------------------------------
+
+    def candidate_refs(self) -> list[bytes]:
+        ref = self.cfg.ref
+        if ref.startswith("refs/"):
+            return [ref.encode()]
+        return [f"refs/heads/{ref}".encode(), f"refs/tags/{ref}".encode()]
+
+    def probe(self) -> str:
+        """The commit the configured ref points at now (one ls-remote round trip)."""
+        if _SHA_RE.match(self.cfg.ref):
+            return self.cfg.ref
+        with self._network("ls-remote") as deadline:
+            client, path = self._client(deadline)
+            result = client.get_refs(path, ref_prefix=self.candidate_refs())
+            refs: Mapping[bytes, bytes | None] = result.refs
+        return _pick_ref(refs, self.candidate_refs(), self.cfg.ref, self.safe_url)
+
+    # --- fetch ----------------------------------------------------------------
+
+    def open_mirror(self) -> Repo:
+        """Open the mirror, re-creating it when missing or unreadable."""
+        if self.mirror_dir.exists():
+            try:
+                repo = Repo(str(self.mirror_dir))
+                repo.object_store  # noqa: B018 - touch it so a broken store fails here
+                return repo
+            except (NotGitRepository, OSError, ValueError, KeyError) as exc:
+                log.warning("mirror_unreadable", path=str(self.mirror_dir), error=str(exc))
+                shutil.rmtree(self.mirror_dir, ignore_errors=True)
+        self.mirror_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Repo.init_bare(str(self.mirror_dir), mkdir=True)
+
+    def reset_mirror(self) -> None:
+        shutil.rmtree(self.mirror_dir, ignore_errors=True)
+
+    def fetch(self, commit: str, previous: str | None = None) -> FetchResult:
+        """Make ``commit`` and its tree present in the mirror; single ref, shallow."""
+        start = time.monotonic()
+        repo = self.open_mirror()
+        sha = commit.encode()
+        fetched = False
+        try:
+            if not _has_commit(repo, sha):
+                self._fetch_into(repo, sha, depth=1)
+                fetched = True
+            target = repo[sha]
+            if isinstance(target, Tag):
+                sha = target.object[1]
+                target = repo[sha]
+            if not isinstance(target, Commit):
+                raise SourceError(f"{commit} is not a commit")
+            repo.refs[FETCHED_REF] = sha
+            rewritten = self._history_rewritten(repo, target, previous) if fetched else None
+            self._bound_packs(repo)
+            return FetchResult(
+                commit=sha.decode(),
+                tree=target.tree.decode(),
+                fetched=fetched,
+                history_rewritten=rewritten,
+                duration=time.monotonic() - start,
+            )
+        finally:
+            repo.close()
+
+    def _fetch_into(self, repo: Repo, sha: bytes, *, depth: int | None = None,
+                    since: str | None = None) -> None:
+        def wants(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
+            return [sha]
+
+        with self._network("fetch") as deadline:
+            client, path = self._client(deadline)
+            client.fetch(
+                path,
+                repo,
+                determine_wants=wants,  # type: ignore[arg-type]
+                depth=depth,
+                ref_prefix=self.candidate_refs() if not _SHA_RE.match(self.cfg.ref) else None,
+                shallow_since=since,
+            )
+        if not _has_commit(repo, sha):
+            raise SourceError(
+                f"fetch {self.safe_url}: the server did not send commit {sha.decode()[:12]}"
+            )
+
+    def _history_rewritten(self, repo: Repo, new: Commit, previous: str | None) -> bool | None:
+        """True when ``previous`` is no ancestor of ``new`` (a force-push), None if unknown."""
+        if not previous or previous == new.id.decode():
+            return None
+        prev = previous.encode()
+        if prev in new.parents:
+            return False
+        if not _has_commit(repo, prev):
+            return None
+        old = repo[prev]
+        assert isinstance(old, Commit)
+        # Deepen to everything since the previous commit was made, then walk.
+        try:
+            self._fetch_into(repo, new.id, since=str(old.commit_time - 1))
+        except SourceError as exc:
+            log.info("history_check_skipped", reason=str(exc))
+            return None
+        seen = 0
+        for entry in repo.get_walker(include=[new.id]):
+            seen += 1
+            if entry.commit.id == prev:
+                return False
+            if seen > 10_000:
+                return None
+        return True
+
+    def _bound_packs(self, repo: Repo) -> None:
+        """Every fetch adds a pack; merge them once there are too many (design.md §4)."""
+        pack_dir = Path(repo.object_store.path) / "pack"
+        packs = list(pack_dir.glob("*.pack")) if pack_dir.exists() else []
+        if len(packs) > self.cfg.max_packs:
+            log.info("mirror_repack", packs=len(packs))
+            repo.object_store.repack()
+
+    # --- reading --------------------------------------------------------------
+
+    def blob_reader(self, repo: Repo) -> Callable[[str], bytes]:
+        def read(sha: str) -> bytes:
+            obj = repo.object_store[sha.encode()]
+            return obj.as_raw_string()
+
+        return read
+
+
+def _has_commit(repo: Repo, sha: bytes) -> bool:
+    try:
+        return sha in repo.object_store and repo.object_store[sha].type_name in (b"commit", b"tag")
+    except (KeyError, ValueError):
+        return False
+
+
+def _pick_ref(
+    refs: Mapping[bytes, bytes | None], candidates: list[bytes], ref: str, url: str
+) -> str:
+    for name in candidates:
+        peeled = refs.get(name + b"^{}")
+        value = peeled or refs.get(name)
+        if value:
+            return value.decode()
+    raise RefNotFound(
+        f"ref {ref!r} not found on {url}; check SKILLSYNC_REF (branch, tag or full commit SHA)"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

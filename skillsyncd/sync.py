@@ -1,0 +1,573 @@
+"""One sync, start to finish: lock, probe, fetch, plan, validate, stage, flip, publish, verify, record.
+
+This is the imperative shell around the pure parts (plan, validation). It is
+blocking; the daemon runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import filelock
+import structlog
+from dulwich.repo import Repo
+
+from skillsyncd import validation
+from skillsyncd.config import Config
+from skillsyncd.errors import LockBusy, ReleaseError, SourceError, ValidationRejected
+from skillsyncd.fsutil import atomic_write
+from skillsyncd.model import Finding, Plan, Severity, Skill
+from skillsyncd.plan import choose_deletions, make_plan
+from skillsyncd.release import Releases, new_release_id, stage_release, verify_release
+from skillsyncd.snapshot import SnapshotError, find_skills
+from skillsyncd.source import FetchResult, Source, redact_url
+from skillsyncd.state import State, load_state, save_state
+
+log = structlog.get_logger(__name__)
+
+TRIGGERS = ("poll", "webhook", "signal", "manual", "startup")
+
+
+class Recorder(Protocol):
+    """Where audit events go (the journal); called with an event kind and fields."""
+
+    def __call__(self, kind: str, **fields: Any) -> Any: ...
+
+
+# A post-flip check returns problems (empty list: healthy).
+Check = Callable[[Config, str], Sequence[str]]
+Publisher = Callable[[Config, str], Any]
+
+
+def _no_record(kind: str, **fields: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    status: str  # deployed | no_change | rejected | rolled_back | skipped_bad | failed
+    sync_id: str
+    commit: str | None = None
+    previous_commit: str | None = None
+    release: str | None = None
+    previous_release: str | None = None
+    plan: Plan = field(default_factory=Plan)
+    held_back: dict[str, list[str]] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    history_rewritten: bool | None = None
+    reason: str | None = None
+    duration: float = 0.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- lock ------------------------------------------------------------------------
+
+
+class DeployLock:
+    """filelock around a whole sync; records the holder's pid beside the lock."""
+
+    def __init__(self, cfg: Config, timeout: float | None = None) -> None:
+        self.cfg = cfg
+        self.timeout = cfg.lock_timeout if timeout is None else timeout
+        self.owner_file = cfg.lock_file.with_name(cfg.lock_file.name + ".owner")
+        self._lock = filelock.FileLock(str(cfg.lock_file), timeout=self.timeout)
+
+    def __enter__(self) -> DeployLock:
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except filelock.Timeout as exc:
+            raise LockBusy(
+                f"another skillsyncd (pid {self.holder() or 'unknown'}) holds "
+                f"{self.cfg.lock_file} after waiting {self.timeout:.0f}s; "
+                "retry later or raise SKILLSYNC_LOCK_TIMEOUT"
+            ) from exc
+        self.owner_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def holder(self) -> str | None:
+        try:
+            return self.owner_file.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+
+# --- the sync ----------------------------------------------------------------------
+
+
+class Syncer:
+    """Runs syncs and rollbacks for one configuration."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        record: Recorder | None = None,
+        publish: Publisher | None = None,
+        checks: Sequence[Check] = (),
+    ) -> None:
+        self.cfg = cfg
+        self.releases = Releases(cfg.state_dir)
+        self.record: Recorder = record or _no_record
+        self.publish = publish
+        self.checks = list(checks)
+
+    # -- public entry points --
+
+    def sync(self, trigger: str = "manual", force: bool = False) -> SyncOutcome:
+        sync_id = uuid.uuid4().hex[:12]
+        structlog.contextvars.bind_contextvars(sync_id=sync_id)
+        start = time.monotonic()
+        try:
+            with DeployLock(self.cfg):
+                return self._sync_locked(sync_id, trigger, force, start)
+        finally:
+            structlog.contextvars.unbind_contextvars("sync_id", "commit", "release")
+
+    def rollback(self, to: str | None = None, trigger: str = "manual") -> SyncOutcome:
+        """Flip back to ``to`` (default: the release before the current one)."""
+        sync_id = uuid.uuid4().hex[:12]
+        with DeployLock(self.cfg):
+            self.releases.recover()
+            state = load_state(self.cfg.state_file)
+            current = self.releases.current()
+            complete = self.releases.complete()
+            target = to or _previous(complete, current)
+            if target is None:
+                raise ReleaseError("no earlier release to roll back to (see `skillsyncd releases`)")
+            if target not in complete:
+                raise ReleaseError(f"release {target} does not exist or is incomplete")
+            manifest = self.releases.manifest(target)
+            left = state.commit
+            self.releases.flip(target)
+            self._publish(target)
+            bad = dict(state.bad_commits)
+            if left and left != manifest["commit"]:
+                bad[left] = f"manual rollback to {target}"
+            save_state(
+                self.cfg.state_file,
+                dataclasses.replace(
+                    state,
+                    commit=manifest["commit"],
+                    release=target,
+                    last_good_release=target,
+                    bad_commits=bad,
+                ),
+            )
+            self.record(
+                "manual_rollback",
+                sync_id=sync_id,
+                trigger=trigger,
+                commit=manifest["commit"],
+                previous_commit=left,
+                release=target,
+                previous_release=current,
+                reason="manual rollback",
+            )
+            log.info("rollback_done", release=target, previous_release=current)
+            return SyncOutcome(
+                status="rolled_back",
+                sync_id=sync_id,
+                commit=manifest["commit"],
+                previous_commit=left,
+                release=target,
+                previous_release=current,
+                reason="manual rollback",
+            )
+
+    # -- steps --
+
+    def _sync_locked(self, sync_id: str, trigger: str, force: bool, start: float) -> SyncOutcome:
+        cfg = self.cfg
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        leftovers = self.releases.recover()
+        if leftovers:
+            log.warning("recovered_leftovers", removed=leftovers)
+        state = load_state(cfg.state_file)
+        current = self.releases.current()
+        state = self._reconcile(state, current)
+        source = Source(cfg)
+        log.info("sync_started", trigger=trigger, ref=cfg.ref, source=source.safe_url)
+        self.record("sync_started", sync_id=sync_id, trigger=trigger, commit=state.commit)
+        state = dataclasses.replace(state, last_attempt=now_iso())
+        try:
+            outcome = self._run(sync_id, trigger, force, state, current, source)
+        except Exception as exc:
+            reason = str(exc)
+            kind = "fetch_failed" if isinstance(exc, SourceError) else "sync_failed"
+            if isinstance(exc, ValidationRejected):
+                kind = "validation_rejected"
+            level = log.warning if isinstance(exc, ValidationRejected) else log.error
+            level(kind, error=reason, exc_type=type(exc).__name__)
+            if not isinstance(exc, ValidationRejected):
+                fresh = load_state(cfg.state_file)
+                save_state(
+                    cfg.state_file,
+                    dataclasses.replace(
+                        fresh,
+                        failure_streak=fresh.failure_streak + 1,
+                        last_attempt=state.last_attempt,
+                        last_error=reason,
+                    ),
+                )
+                self.record(kind, sync_id=sync_id, trigger=trigger, commit=state.commit,
+                            error=reason)
+            self.record("sync_finished", sync_id=sync_id, trigger=trigger, status="failed",
+                        duration=round(time.monotonic() - start, 3))
+            raise
+        duration = round(time.monotonic() - start, 3)
+        outcome = dataclasses.replace(outcome, duration=duration)
+        log.info("sync_finished", status=outcome.status, commit=outcome.commit,
+                 release=outcome.release, duration=duration)
+        self.record("sync_finished", sync_id=sync_id, trigger=trigger, status=outcome.status,
+                    commit=outcome.commit, release=outcome.release, duration=duration)
+        return outcome
+
+    def _reconcile(self, state: State, current: str | None) -> State:
+        """Trust the disk over state.json: `current` is the commit point."""
+        if current is None:
+            complete = self.releases.complete()
+            want = state.release if state.release in complete else None
+            if want is None and complete:
+                want = complete[-1]
+            if want is not None:
+                log.warning("current_repaired", release=want)
+                self.releases.flip(want)
+                current = want
+        if current is None:
+            return dataclasses.replace(state, commit=None, release=None)
+        if state.release != current:
+            manifest = self.releases.manifest(current)
+            return dataclasses.replace(state, commit=manifest["commit"], release=current)
+        return state
+
+    def _run(
+        self,
+        sync_id: str,
+        trigger: str,
+        force: bool,
+        state: State,
+        current: str | None,
+        source: Source,
+    ) -> SyncOutcome:
+        cfg = self.cfg
+        head = source.probe()
+        structlog.contextvars.bind_contextvars(commit=head[:12])
+        state = dataclasses.replace(state, upstream_commit=head)
+        base = dict(sync_id=sync_id, commit=head, previous_commit=state.commit,
+                    previous_release=current)
+
+        if not force and head == state.commit and current is not None:
+            self._save_success(state)
+            log.info("no_change", release=current)
+            self.record("no_change", trigger=trigger, release=current, **base)
+            return SyncOutcome(status="no_change", release=current, **base)
+        if not force and head in state.bad_commits:
+            reason = state.bad_commits[head]
+            self._save_success(state)
+            log.warning("skipped_bad_commit", reason=reason)
+            return SyncOutcome(status="skipped_bad", release=current, reason=reason, **base)
+        if not force and head == state.rejected_commit:
+            self._save_success(state)
+            log.info("skipped_rejected_commit")
+            return SyncOutcome(status="rejected", release=current,
+                               reason="commit was rejected by validation", **base)
+
+        if state.source and state.source != source.safe_url:
+            log.warning("source_changed", old=state.source, new=source.safe_url)
+            source.reset_mirror()
+        fetched = source.fetch(head, previous=state.commit)
+        log.info("fetched", tree=fetched.tree, fetched_objects=fetched.fetched,
+                 duration=round(fetched.duration, 3), history_rewritten=fetched.history_rewritten)
+        if fetched.history_rewritten:
+            log.warning("history_rewritten", previous_commit=state.commit)
+        return self._deploy(trigger, state, current, source, fetched, base)
+
+    def _deploy(
+        self,
+        trigger: str,
+        state: State,
+        current: str | None,
+        source: Source,
+        fetched: FetchResult,
+        base: dict[str, Any],
+    ) -> SyncOutcome:
+        cfg = self.cfg
+        repo = Repo(str(cfg.mirror_dir))
+        try:
+            read_blob = source.blob_reader(repo)
+            try:
+                skills = find_skills(repo.object_store, fetched.tree, cfg.skills_path)
+            except SnapshotError as exc:
+                raise SourceError(f"{exc}; check SKILLSYNC_SKILLS_PATH") from exc
+            old_manifest = self.releases.manifest(current) if current else {"skills": []}
+            deployed = {s["name"]: s["content_sha"] for s in old_manifest["skills"] if s.get("live")}
+            old_records = {s["name"]: s for s in old_manifest["skills"] if s.get("live")}
+            plan = make_plan(deployed, {n: s.tree_sha for n, s in skills.items()})
+            log.info("planned", added=len(plan.added), changed=len(plan.changed),
+                     removed=len(plan.removed), unchanged=len(plan.unchanged))
+
+            findings: dict[str, tuple[Finding, ...]] = {}
+            metadata: dict[str, dict[str, Any]] = {}
+            for name in plan.to_build:
+                found, meta = self._validate(skills[name], read_blob)
+                findings[name] = found
+                metadata[name] = meta
+            release_findings = validation.check_release(
+                list(skills.values()), cfg,
+                names={n: (metadata[n].get("name") if n in metadata else
+                           old_records.get(n, {}).get("declared_name")) for n in skills},
+            )
+            blocked = {n: f for n, f in findings.items() if validation.has_errors(f)}
+            release_errors = [f for f in release_findings if f.severity is Severity.ERROR]
+            all_findings = tuple(f for fs in findings.values() for f in fs) + release_findings
+            for f in all_findings:
+                (log.warning if f.severity is Severity.ERROR else log.info)(
+                    "validation_finding", rule=f.rule, severity=str(f.severity),
+                    path=f.location(), message=f.message)
+
+            if (blocked or release_errors) and cfg.on_invalid == "reject":
+                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit))
+                self.record("validation_failed", trigger=trigger, policy="reject",
+                            findings=[_finding_json(f) for f in all_findings
+                                      if f.severity is Severity.ERROR], **base)
+                raise ValidationRejected(
+                    f"commit {fetched.commit[:12]} rejected: "
+                    + "; ".join(str(f) for f in all_findings if f.severity is Severity.ERROR)[:2000]
+                )
+            if release_errors:
+                # Release-wide problems (e.g. over the total size cap) cannot be skipped per skill.
+                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit))
+                self.record("validation_failed", trigger=trigger, policy="reject",
+                            findings=[_finding_json(f) for f in release_errors], **base)
+                raise ValidationRejected("; ".join(str(f) for f in release_errors))
+
+            build: list[Skill] = []
+            reuse: dict[str, str] = {}
+            records: list[dict[str, Any]] = []
+            held: dict[str, list[str]] = {}
+            for name in sorted(skills):
+                skill = skills[name]
+                if name in blocked:
+                    held[name] = [str(f) for f in blocked[name] if f.severity is Severity.ERROR]
+                    if name in old_records:
+                        reuse[name] = current  # type: ignore[assignment]
+                        records.append({**old_records[name], "status": "held_back",
+                                        "rejected_sha": skill.tree_sha,
+                                        "findings": [_finding_json(f) for f in blocked[name]]})
+                    else:
+                        records.append({"name": name, "live": False, "status": "held_back",
+                                        "rejected_sha": skill.tree_sha, "version": None,
+                                        "findings": [_finding_json(f) for f in blocked[name]]})
+                    continue
+                if name in plan.unchanged:
+                    reuse[name] = current  # type: ignore[assignment]
+                    records.append({**old_records[name], "status": "ok", "change": "unchanged"})
+                    continue
+                build.append(skill)
+                meta = metadata.get(name, {})
+                records.append({
+                    "name": name,
+                    "live": True,
+                    "status": "ok",
+                    "change": str(plan.change_of(name)),
+                    "content_sha": skill.tree_sha,
+                    "commit": fetched.commit,
+                    "version": meta.get("version"),
+                    "declared_name": meta.get("name"),
+                    "description": meta.get("description"),
+                    "files": len(skill.entries),
+                    "bytes": sum(e.size or 0 for e in skill.entries),
+                    "warnings": [_finding_json(f) for f in findings.get(name, ())],
+                })
+            for name in plan.removed:
+                log.info("skill_removed", skill=name)
+
+            release_id = self._free_release_id(fetched.commit)
+            structlog.contextvars.bind_contextvars(release=release_id)
+            manifest = {
+                "release": release_id,
+                "commit": fetched.commit,
+                "tree": fetched.tree,
+                "ref": cfg.ref,
+                "source": source.safe_url,
+                "skills_path": cfg.skills_path,
+                "created": now_iso(),
+                "previous_release": current,
+                "history_rewritten": fetched.history_rewritten,
+                "validation": {
+                    "policy": cfg.on_invalid,
+                    "held_back": sorted(held),
+                    "errors": sum(1 for f in all_findings if f.severity is Severity.ERROR),
+                    "warnings": sum(1 for f in all_findings if f.severity is Severity.WARNING),
+                },
+                "skills": records,
+            }
+            stats = stage_release(self.releases, release_id, build, reuse, read_blob, manifest)
+            log.info("staged", files_written=stats.files_written, files_linked=stats.files_linked,
+                     bytes_written=stats.bytes_written)
+        finally:
+            repo.close()
+
+        self.releases.flip(release_id)
+        log.info("flipped", release=release_id, previous_release=current)
+        self._publish(release_id)
+        problems = self._check(release_id, built=[s.name for s in build])
+        skill_events = [
+            {"name": r["name"], "version": r.get("version"), "content_sha": r.get("content_sha"),
+             "change": r.get("change", "held_back") if r.get("status") == "ok" else "held_back"}
+            for r in records
+        ] + [{"name": n, "version": old_records[n].get("version"),
+              "content_sha": old_records[n].get("content_sha"), "change": "removed"}
+             for n in plan.removed]
+        if problems and current is not None:
+            return self._auto_rollback(trigger, state, current, release_id, fetched, problems,
+                                       base, skill_events)
+        live = [r for r in records if r.get("live")]
+        new_state = dataclasses.replace(
+            state,
+            commit=fetched.commit,
+            release=release_id,
+            last_good_release=release_id,
+            source=source.safe_url,
+            ref=cfg.ref,
+            rejected_commit=None,
+            failure_streak=0,
+            last_success=now_iso(),
+            last_error=None,
+        )
+        save_state(cfg.state_file, new_state)
+        self.record("deployed", trigger=trigger, **{**base, "commit": fetched.commit},
+                    release=release_id, skills=skill_events, skills_count=len(live),
+                    held_back=held, history_rewritten=fetched.history_rewritten,
+                    findings=[_finding_json(f) for f in all_findings])
+        for name, reasons in held.items():
+            log.warning("skill_held_back", skill=name, reasons=reasons)
+        self._prune(new_state)
+        return SyncOutcome(
+            status="deployed",
+            release=release_id,
+            plan=plan,
+            held_back=held,
+            findings=all_findings,
+            history_rewritten=fetched.history_rewritten,
+            **{**base, "commit": fetched.commit},
+        )
+
+    def _validate(self, skill: Skill, read_blob: Callable[[str], bytes]
+                  ) -> tuple[tuple[Finding, ...], dict[str, Any]]:
+        prefix = f"{self.cfg.skills_path}/{skill.name}" if self.cfg.skills_path else skill.name
+        entry_findings = validation.check_entries(skill, self.cfg, prefix=prefix)
+        if validation.has_errors(entry_findings):
+            # Unsafe paths or oversize blobs: not one byte of this skill is read.
+            return entry_findings, {}
+        found = validation.validate_skill(skill, read_blob, self.cfg, prefix=prefix)
+        return found, validation.skill_metadata(skill, read_blob)
+
+    def _free_release_id(self, commit: str) -> str:
+        now = time.time()
+        release_id = new_release_id(commit, now)
+        while self.releases.dir(release_id).exists() or self.releases.manifest_path(
+            release_id
+        ).exists():
+            now += 1
+            release_id = new_release_id(commit, now)
+        return release_id
+
+    def _publish(self, release_id: str) -> None:
+        if self.publish is not None:
+            result = self.publish(self.cfg, release_id)
+            log.info("published", release=release_id, result=_jsonable(result))
+
+    def _check(self, release_id: str, built: Sequence[str]) -> list[str]:
+        problems: list[str] = []
+        for check in self.checks:
+            try:
+                problems.extend(check(self.cfg, release_id))
+            except Exception as exc:  # a broken check is a failed check
+                problems.append(f"{getattr(check, '__name__', 'check')}: {exc}")
+        if problems:
+            log.error("health_check_failed", problems=problems[:20])
+        return problems
+
+    def _auto_rollback(
+        self,
+        trigger: str,
+        state: State,
+        current: str,
+        bad_release: str,
+        fetched: FetchResult,
+        problems: Sequence[str],
+        base: dict[str, Any],
+        skill_events: list[dict[str, Any]],
+    ) -> SyncOutcome:
+        reason = "; ".join(problems)[:2000]
+        self.releases.flip(current)
+        self._publish(current)
+        bad = {**state.bad_commits, fetched.commit: f"health check failed: {reason}"}
+        save_state(
+            self.cfg.state_file,
+            dataclasses.replace(state, bad_commits=bad, failure_streak=state.failure_streak + 1,
+                                last_error=reason),
+        )
+        self.record("rolled_back", trigger=trigger, **{**base, "commit": fetched.commit},
+                    release=current, rolled_back_release=bad_release, reason=reason,
+                    skills=skill_events)
+        log.error("rolled_back", release=current, rolled_back_release=bad_release, reason=reason)
+        return SyncOutcome(status="rolled_back", release=current, reason=reason,
+                           **{**base, "commit": fetched.commit})
+
+    def _save_success(self, state: State) -> None:
+        save_state(
+            self.cfg.state_file,
+            dataclasses.replace(state, failure_streak=0, last_success=now_iso(), last_error=None),
+        )
+
+    def _prune(self, state: State) -> None:
+        complete = self.releases.complete()
+        doomed = choose_deletions(
+            complete, self.cfg.keep_releases, protect=(state.release, state.last_good_release)
+        )
+        for release_id in doomed:
+            self.releases.delete(release_id)
+            log.info("release_pruned", release=release_id)
+
+
+def readback_check(cfg: Config, release_id: str) -> list[str]:
+    """Post-flip check: every skill's files on disk hash to the manifest's content sha."""
+    return verify_release(Releases(cfg.state_dir), release_id)
+
+
+def _previous(complete: Sequence[str], current: str | None) -> str | None:
+    if current is None or current not in complete:
+        return complete[-1] if complete else None
+    idx = complete.index(current)
+    return complete[idx - 1] if idx > 0 else None
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {"rule": f.rule, "severity": str(f.severity), "path": f.path, "line": f.line,
+            "message": f.message}
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json.loads(json.dumps(dataclasses.asdict(value), default=str))
+    return value
+
+
+__all__ = ["TRIGGERS", "DeployLock", "SyncOutcome", "Syncer", "atomic_write", "readback_check",
+           "redact_url"]

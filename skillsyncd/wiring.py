@@ -1,0 +1,29 @@
+"""Assemble a Syncer from a Config: the journal, the publisher and the post-flip checks.
+
+Kept apart from sync.py so the sync logic can be tested with fakes, and from
+cli.py so the daemon and the CLI build exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skillsyncd.audit import Journal
+from skillsyncd.config import Config
+from skillsyncd.publish import publish
+from skillsyncd.release import Releases
+from skillsyncd.sync import Check, Syncer, readback_check
+
+
+def _publisher(cfg: Config, release_id: str) -> Any:
+    return publish(cfg, Releases(cfg.state_dir).dir(release_id))
+
+
+def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = ()) -> Syncer:
+    journal = Journal(cfg.journal_file)
+    return Syncer(
+        cfg,
+        record=journal.append,
+        publish=_publisher,
+        checks=(readback_check, *extra_checks),
+    )
