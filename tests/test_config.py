@@ -1,0 +1,112 @@
+"""Configuration layering, the seed's names, and secrets that never print."""
+
+from pathlib import Path
+
+import pytest
+
+from skillsyncd.config import Secret, load_config
+from skillsyncd.errors import ConfigError
+
+
+def test_precedence_flags_over_env_over_toml(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('repo = "from-toml"\nref = "toml-ref"\ninterval = 5\n')
+    env = {"SKILLSYNC_REF": "env-ref", "SKILLSYNC_CONFIG": str(toml)}
+    cfg = load_config(flags={"ref": "flag-ref"}, env=env)
+    assert cfg.repo == "from-toml"
+    assert cfg.ref == "flag-ref"
+    assert cfg.interval == 5.0
+    cfg = load_config(env=env)
+    assert cfg.ref == "env-ref"
+
+
+def test_seed_names_accepted(tmp_path: Path) -> None:
+    env = {
+        "GITHUB_TOKEN": "ghs_example",
+        "GITHUB_WEBHOOK_SECRET": "whsec",
+        "NEO4J_URI": "bolt://127.0.0.1:7687",
+        "NEO4J_USER": "alice",
+        "NEO4J_PASSWORD": "pw",
+        "POLLING_INTERVAL_MIN": "2",
+        "MAX_SKILL_SIZE_BYTES": "5000",
+    }
+    cfg = load_config(env=env)
+    assert cfg.token.get() == "ghs_example"
+    assert cfg.webhook_secret.get() == "whsec"
+    assert cfg.neo4j_uri == "bolt://127.0.0.1:7687" and cfg.neo4j_user == "alice"
+    assert cfg.neo4j_password.get() == "pw"
+    assert cfg.interval == 120.0
+    assert cfg.max_skill_md_bytes == 5000
+
+
+def test_skillsync_token_beats_github_token() -> None:
+    cfg = load_config(env={"SKILLSYNC_TOKEN": "a", "GITHUB_TOKEN": "b"})
+    assert cfg.token.get() == "a"
+
+
+def test_secret_file_is_reread_for_rotation(tmp_path: Path) -> None:
+    f = tmp_path / "token"
+    f.write_text("first\n")
+    cfg = load_config(env={"GITHUB_TOKEN_FILE": str(f)})
+    assert cfg.token.get() == "first"
+    f.write_text("second\n")
+    assert cfg.token.get() == "second"
+
+
+def test_secrets_never_in_repr() -> None:
+    cfg = load_config(env={"GITHUB_TOKEN": "ghp_supersecretvalue", "NEO4J_PASSWORD": "hunter2"})
+    text = repr(cfg) + str(cfg.token)
+    assert "ghp_supersecretvalue" not in text and "hunter2" not in text
+    assert "redacted" in text
+
+
+def test_missing_secret_file_is_config_error(tmp_path: Path) -> None:
+    cfg = load_config(env={"GITHUB_TOKEN_FILE": str(tmp_path / "nope")})
+    with pytest.raises(ConfigError, match="cannot read secret file"):
+        cfg.token.get()
+
+
+def test_missing_repo_is_a_one_line_config_error() -> None:
+    cfg = load_config(env={})
+    with pytest.raises(ConfigError, match="SKILLSYNC_REPO"):
+        cfg.require_repo()
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"SKILLSYNC_INTERVAL": "soon"}, "interval"),
+        ({"SKILLSYNC_ON_INVALID": "ignore"}, "on_invalid"),
+        ({"SKILLSYNC_PUBLISH_MODE": "mirror"}, "PUBLISH_DIR"),
+        ({"SKILLSYNC_STATE_DIR": "/home/x/.cache/skills"}, "watcher ignores"),
+        ({"SKILLSYNC_SKILLS_PATH": "../outside"}, "relative path"),
+        ({"SKILLSYNC_KEEP_RELEASES": "1"}, "keep_releases"),
+        ({"POLLING_INTERVAL_MIN": "often"}, "POLLING_INTERVAL_MIN"),
+    ],
+)
+def test_bad_values_are_config_errors(env: dict[str, str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(env=env)
+
+
+def test_toml_unknown_key_and_bad_syntax(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("repo = 'x'\nrepoo = 'y'\n")
+    with pytest.raises(ConfigError, match="repoo"):
+        load_config(env={}, config_file=bad)
+    bad.write_text("repo = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(env={}, config_file=bad)
+
+
+def test_toml_secret_file_key(tmp_path: Path) -> None:
+    (tmp_path / "t").write_text("tok")
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'token_file = "{tmp_path / "t"}"\nrequired_fields = ["name", "version"]\n')
+    cfg = load_config(env={}, config_file=conf)
+    assert cfg.token == Secret(file=tmp_path / "t")
+    assert cfg.required_fields == ("name", "version")
+
+
+def test_skills_path_normalised() -> None:
+    assert load_config(env={"SKILLSYNC_SKILLS_PATH": "/skills/"}).skills_path == "skills"

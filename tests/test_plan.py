@@ -1,0 +1,46 @@
+"""The pure planning functions: no I/O, just values in and out."""
+
+from skillsyncd.model import Change
+from skillsyncd.plan import choose_deletions, make_plan
+
+
+def test_plan_classifies_by_content_sha() -> None:
+    deployed = {"a": "1", "b": "2", "c": "3"}
+    incoming = {"a": "1", "b": "22", "d": "4"}
+    plan = make_plan(deployed, incoming)
+    assert plan.added == ("d",)
+    assert plan.changed == ("b",)
+    assert plan.removed == ("c",)
+    assert plan.unchanged == ("a",)
+    assert plan.to_build == ("b", "d")
+    assert plan.change_of("c") is Change.REMOVED
+    assert plan.change_of("a") is Change.UNCHANGED
+    assert not plan.is_empty
+
+
+def test_plan_first_sync_everything_added() -> None:
+    plan = make_plan({}, {"x": "1", "y": "2"})
+    assert plan.added == ("x", "y") and not plan.changed and not plan.removed
+
+
+def test_plan_same_tree_is_empty() -> None:
+    plan = make_plan({"x": "1"}, {"x": "1"})
+    assert plan.is_empty and plan.unchanged == ("x",)
+
+
+def test_retention_keeps_newest_and_protected() -> None:
+    releases = [f"2026010{i}T000000Z-aaaaaaaaaaaa" for i in range(1, 9)]
+    old_good = releases[0]
+    doomed = choose_deletions(releases, keep=3, protect=[releases[-1], old_good])
+    assert doomed == releases[1:5]
+
+
+def test_retention_never_deletes_current_even_if_old() -> None:
+    releases = ["20260101T000000Z-a", "20260102T000000Z-b", "20260103T000000Z-c"]
+    assert choose_deletions(releases, keep=1, protect=["20260101T000000Z-a", None]) == [
+        "20260102T000000Z-b"
+    ]
+
+
+def test_retention_with_fewer_releases_than_keep_deletes_nothing() -> None:
+    assert choose_deletions(["r1", "r2"], keep=5) == []
