@@ -146,21 +146,13 @@ def _force_remove(path: Path) -> None:
         path.unlink()
         return
 
-    def onerror(func: Callable[..., Any], p: str, _exc: Any) -> None:
-        parent = os.path.dirname(p)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, stat.S_IRWXU)
-            os.chmod(p, stat.S_IRWXU)
-        with contextlib.suppress(FileNotFoundError):
-            func(p)
-
     for dirpath, dirnames, _ in os.walk(path):
         with contextlib.suppress(OSError):
             os.chmod(dirpath, stat.S_IRWXU)
         for d in dirnames:
             with contextlib.suppress(OSError):
                 os.chmod(os.path.join(dirpath, d), stat.S_IRWXU)
-    shutil.rmtree(path, onexc=onerror)
+    shutil.rmtree(path)
 
 
 # --- staging ---------------------------------------------------------------------
