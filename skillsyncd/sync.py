@@ -118,12 +118,16 @@ class Syncer:
         record: Recorder | None = None,
         publish: Publisher | None = None,
         checks: Sequence[Check] = (),
+        journalled: Callable[[str], bool] | None = None,
     ) -> None:
         self.cfg = cfg
         self.releases = Releases(cfg.state_dir)
         self.record: Recorder = record or _no_record
         self.publish = publish
         self.checks = list(checks)
+        self._published_once = False
+        # Whether a `deployed` event for a release id is already in the journal.
+        self.journalled: Callable[[str], bool] = journalled or (lambda _release: False)
 
     # -- public entry points --
 
@@ -197,8 +201,7 @@ class Syncer:
         if leftovers:
             log.warning("recovered_leftovers", removed=leftovers)
         state = load_state(cfg.state_file)
-        current = self.releases.current()
-        state = self._reconcile(state, current)
+        state, current = self._reconcile(sync_id, trigger, state)
         source = Source(cfg)
         log.info("sync_started", trigger=trigger, ref=cfg.ref, source=source.safe_url)
         self.record("sync_started", sync_id=sync_id, trigger=trigger, commit=state.commit)
@@ -236,8 +239,13 @@ class Syncer:
                     commit=outcome.commit, release=outcome.release, duration=duration)
         return outcome
 
-    def _reconcile(self, state: State, current: str | None) -> State:
-        """Trust the disk over state.json: `current` is the commit point."""
+    def _reconcile(self, sync_id: str, trigger: str, state: State) -> tuple[State, str | None]:
+        """Trust the disk over state.json: `current` is the commit point.
+
+        A crash between the flip and the state write leaves the disk ahead of
+        state.json; the deployment happened, so its event is recorded now.
+        """
+        current = self.releases.current()
         if current is None:
             complete = self.releases.complete()
             want = state.release if state.release in complete else None
@@ -246,13 +254,32 @@ class Syncer:
             if want is not None:
                 log.warning("current_repaired", release=want)
                 self.releases.flip(want)
+                self._publish(want)
                 current = want
         if current is None:
-            return dataclasses.replace(state, commit=None, release=None)
+            return dataclasses.replace(state, commit=None, release=None), None
         if state.release != current:
             manifest = self.releases.manifest(current)
-            return dataclasses.replace(state, commit=manifest["commit"], release=current)
-        return state
+            log.warning("state_recovered", release=current, state_release=state.release)
+            live = [s for s in manifest.get("skills", []) if s.get("live")]
+            if not self.journalled(current):
+                self.record(
+                    "deployed", sync_id=sync_id, trigger=trigger, recovered=True,
+                    commit=manifest["commit"], previous_commit=state.commit, release=current,
+                    previous_release=state.release, skills_count=len(live),
+                    skills=[{"name": s["name"], "version": s.get("version"),
+                             "content_sha": s.get("content_sha"), "change": s.get("change")}
+                            for s in live],
+                )
+            state = dataclasses.replace(
+                state, commit=manifest["commit"], release=current, last_good_release=current
+            )
+            save_state(self.cfg.state_file, state)
+            self._publish(current)
+        elif not self._published_once:
+            # A restart may follow a crash mid-publish: publishing is idempotent.
+            self._publish(current)
+        return state, current
 
     def _run(
         self,
@@ -449,11 +476,13 @@ class Syncer:
             last_success=now_iso(),
             last_error=None,
         )
-        save_state(cfg.state_file, new_state)
+        # Journal first, then state: a crash in between is repaired by _reconcile,
+        # which sees the event already journalled and does not write it twice.
         self.record("deployed", trigger=trigger, **{**base, "commit": fetched.commit},
                     release=release_id, skills=skill_events, skills_count=len(live),
                     held_back=held, history_rewritten=fetched.history_rewritten,
                     findings=[_finding_json(f) for f in all_findings])
+        save_state(cfg.state_file, new_state)
         for name, reasons in held.items():
             log.warning("skill_held_back", skill=name, reasons=reasons)
         self._prune(new_state)
@@ -488,6 +517,7 @@ class Syncer:
         return release_id
 
     def _publish(self, release_id: str) -> None:
+        self._published_once = True
         if self.publish is not None:
             result = self.publish(self.cfg, release_id)
             log.info("published", release=release_id, result=_jsonable(result))

@@ -1,0 +1,53 @@
+"""Run `skillsyncd --once` and SIGKILL the process at a named point of the sync.
+
+Used by the crash-consistency tests: the patch is applied from outside the
+package (no test hooks in production code), then the real CLI runs.
+
+    python tests/crashpoint.py POINT [skillsyncd args...]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import skillsyncd.release as release
+import skillsyncd.sync as sync
+from skillsyncd.cli import main
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def before(owner: Any, name: str, after_calls: int = 0) -> None:
+    """Die on entry to owner.name, once it has been called `after_calls` times."""
+    real: Callable[..., Any] = getattr(owner, name)
+    seen = {"n": 0}
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if seen["n"] >= after_calls:
+            die()
+        seen["n"] += 1
+        return real(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+POINTS: dict[str, Callable[[], None]] = {
+    "before-stage": lambda: before(sync, "stage_release"),
+    "mid-stage": lambda: before(release, "write_durable", after_calls=1),
+    "mid-link": lambda: before(release, "_link_or_copy", after_calls=0),
+    "manifest-write": lambda: before(release, "atomic_write"),
+    "before-flip": lambda: before(release.Releases, "flip"),
+    "after-flip": lambda: before(sync.Syncer, "_publish"),
+    "before-state": lambda: before(sync, "save_state"),
+    "before-prune": lambda: before(sync.Syncer, "_prune"),
+}
+
+if __name__ == "__main__":
+    POINTS[sys.argv[1]]()
+    sys.exit(main(sys.argv[2:]))

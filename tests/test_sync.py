@@ -1,0 +1,344 @@
+"""The core sync path end to end, against real repositories and real dulwich fetches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skillsyncd.cli import main
+from skillsyncd.config import Config, load_config
+from skillsyncd.errors import LockBusy, ReleaseError
+from skillsyncd.release import Releases, verify_release
+from skillsyncd.sync import DeployLock, Syncer
+from skillsyncd.wiring import build_syncer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cfg_for(url: str, state: Path, **extra: Any) -> Config:
+    return load_config(flags={"repo": url, "state_dir": str(state), **extra}, env={})
+
+
+def live_skills(cfg: Config) -> dict[str, str]:
+    rel = Releases(cfg.state_dir)
+    current = rel.current()
+    assert current is not None
+    root = rel.dir(current)
+    return {p.name: (p / "SKILL.md").read_text() for p in sorted(root.iterdir())}
+
+
+def assert_consistent(cfg: Config) -> str:
+    """`current` resolves to a complete release whose files match its manifest."""
+    rel = Releases(cfg.state_dir)
+    current = rel.current()
+    assert current is not None, "current does not point at a complete release"
+    assert os.readlink(cfg.current_link) == f"releases/{current}"
+    assert verify_release(rel, current) == []
+    return current
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def test_first_sync_then_no_change(repo: Any, state: Path) -> None:
+    repo.add_skill("alpha", description="First skill.")
+    repo.add_skill("beta", description="Second skill.", extra_files={"scripts/run.sh": "echo hi\n"})
+    head = repo.commit("two skills")
+    cfg = cfg_for(str(repo.path), state)
+    syncer = build_syncer(cfg)
+    out = syncer.sync()
+    assert out.status == "deployed" and out.commit == head
+    assert out.plan.added == ("alpha", "beta")
+    current = assert_consistent(cfg)
+    assert current.endswith(head[:12])
+    assert set(live_skills(cfg)) == {"alpha", "beta"}
+    manifest = Releases(state).manifest(current)
+    assert manifest["commit"] == head and manifest["source"] == str(repo.path)
+    assert {s["name"] for s in manifest["skills"]} == {"alpha", "beta"}
+
+    again = syncer.sync()
+    assert again.status == "no_change" and again.release == current
+    assert Releases(state).complete() == [current]
+
+
+def test_incremental_sync_rewrites_only_changed_skills(repo: Any, state: Path) -> None:
+    for name in ("a", "b", "c"):
+        repo.add_skill(name, description=f"Skill {name}.", extra_files={"ref.md": f"{name}\n"})
+    repo.commit("three")
+    cfg = cfg_for(str(repo.path), state)
+    syncer = build_syncer(cfg)
+    first = syncer.sync().release
+    repo.add_skill("b", description="Skill b, improved.", extra_files={"ref.md": "b\n"})
+    repo.remove("c")
+    repo.add_skill("d", description="New.")
+    repo.commit("change b, drop c, add d")
+    out = syncer.sync()
+    assert out.plan.changed == ("b",) and out.plan.removed == ("c",)
+    assert out.plan.added == ("d",) and out.plan.unchanged == ("a",)
+    second = assert_consistent(cfg)
+    rel = Releases(state)
+    old, new = rel.dir(first or ""), rel.dir(second)
+    # unchanged skill: same inode (hard link), not rewritten
+    assert os.stat(old / "a/SKILL.md").st_ino == os.stat(new / "a/SKILL.md").st_ino
+    assert os.stat(old / "a/ref.md").st_ino == os.stat(new / "a/ref.md").st_ino
+    # changed skill: a new file; unchanged supporting file of a changed skill is rewritten
+    assert os.stat(old / "b/SKILL.md").st_ino != os.stat(new / "b/SKILL.md").st_ino
+    assert "improved" in (new / "b/SKILL.md").read_text()
+    assert not (new / "c").exists() and (old / "c").exists()
+    assert sorted(p.name for p in new.iterdir()) == ["a", "b", "d"]
+
+
+def test_release_root_holds_only_skill_folders(repo: Any, state: Path) -> None:
+    """Root SKILL.md, loose files, gitlinks, folders without SKILL.md: none are published."""
+    repo.write("SKILL.md", "---\nname: root\n---\n")
+    repo.write("bundle.zip", b"PK\x03\x04")
+    repo.write("notes/readme.md", "not a skill")
+    repo.add_skill("real", description="A real skill.")
+    repo.add_gitlink("vendored", "1" * 40)
+    repo.commit("messy root")
+    cfg = cfg_for(str(repo.path), state)
+    build_syncer(cfg).sync()
+    assert set(live_skills(cfg)) == {"real"}
+
+
+def test_skills_path_selects_a_subtree(repo: Any, state: Path) -> None:
+    repo.add_skill("top", description="Top-level copy.")
+    repo.write("skills/inner/SKILL.md", "---\nname: inner\ndescription: Inner.\n---\n")
+    repo.commit("two trees")
+    cfg = cfg_for(str(repo.path), state, skills_path="skills")
+    build_syncer(cfg).sync()
+    assert set(live_skills(cfg)) == {"inner"}
+
+
+def test_missing_skills_path_fails_clearly(repo: Any, state: Path) -> None:
+    repo.add_skill("top", description="x")
+    repo.commit("c")
+    cfg = cfg_for(str(repo.path), state, skills_path="nope")
+    code = main(["--once", "--repo", str(repo.path), "--state-dir", str(state),
+                 "--skills-path", "nope"])
+    assert code == 1
+    assert Releases(cfg.state_dir).current() is None
+
+
+def test_force_push_deploys_new_head_and_records_rewrite(repo: Any, state: Path) -> None:
+    repo.add_skill("a", description="v1")
+    base = repo.commit("v1")
+    repo.add_skill("a", description="v2")
+    repo.commit("v2")
+    cfg = cfg_for(str(repo.path), state)
+    syncer = build_syncer(cfg)
+    syncer.sync()
+    repo.force_reset(base)
+    repo.add_skill("a", description="v2-rewritten")
+    rewritten = repo.commit("rewrite")
+    out = syncer.sync()
+    assert out.status == "deployed" and out.commit == rewritten
+    assert out.history_rewritten is True
+    assert "v2-rewritten" in live_skills(cfg)["a"]
+    manifest = Releases(state).manifest(assert_consistent(cfg))
+    assert manifest["history_rewritten"] is True
+    events = [json.loads(line) for line in cfg.journal_file.read_text().splitlines()]
+    deployed = [e for e in events if e["kind"] == "deployed"]
+    assert deployed[-1]["history_rewritten"] is True
+
+
+def test_fast_forward_is_not_a_rewrite(repo: Any, state: Path) -> None:
+    repo.add_skill("a", description="v1")
+    repo.commit("v1")
+    cfg = cfg_for(str(repo.path), state)
+    syncer = build_syncer(cfg)
+    syncer.sync()
+    for i in range(3):
+        repo.add_skill("a", description=f"v{i + 2}")
+        repo.commit(f"v{i + 2}")
+    out = syncer.sync()
+    assert out.history_rewritten is False
+
+
+def test_ref_can_be_a_tag_or_a_sha(repo: Any, state: Path, tmp_path: Path) -> None:
+    repo.add_skill("a", description="tagged")
+    tagged = repo.commit("v1")
+    repo.tag("v1.0")
+    repo.add_skill("a", description="later")
+    repo.commit("v2")
+    cfg = cfg_for(str(repo.path), state, ref="v1.0")
+    out = build_syncer(cfg).sync()
+    assert out.commit == tagged and "tagged" in live_skills(cfg)["a"]
+    cfg2 = cfg_for(str(repo.path), tmp_path / "s2", ref=tagged)
+    out2 = build_syncer(cfg2).sync()
+    assert out2.commit == tagged
+
+
+def test_unknown_ref_is_a_clear_failure(repo: Any, state: Path, capsys: Any) -> None:
+    repo.add_skill("a", description="x")
+    repo.commit("c")
+    code = main(["--once", "--repo", str(repo.path), "--state-dir", str(state), "--ref", "nope"])
+    assert code == 1
+    assert "ref 'nope' not found" in capsys.readouterr().err
+
+
+def test_missing_repo_is_config_error_exit_2(state: Path, capsys: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SKILLSYNC_REPO", raising=False)
+    code = main(["--once", "--state-dir", str(state)])
+    err = capsys.readouterr().err
+    assert code == 2 and "SKILLSYNC_REPO" in err and "Traceback" not in err
+
+
+def test_rollback_to_previous_and_marks_commit_bad(repo: Any, state: Path) -> None:
+    repo.add_skill("a", description="one")
+    repo.commit("one")
+    cfg = cfg_for(str(repo.path), state)
+    syncer = build_syncer(cfg)
+    first = syncer.sync().release
+    repo.add_skill("a", description="two")
+    second_commit = repo.commit("two")
+    syncer.sync()
+    out = syncer.rollback()
+    assert out.release == first and assert_consistent(cfg) == first
+    assert "one" in live_skills(cfg)["a"]
+    # the daemon must not redeploy the commit we just left
+    again = syncer.sync()
+    assert again.status == "skipped_bad" and Releases(state).current() == first
+    state_json = json.loads(cfg.state_file.read_text())
+    assert second_commit in state_json["bad_commits"]
+    # --force redeploys it by hand
+    forced = syncer.sync(force=True)
+    assert forced.status == "deployed" and forced.commit == second_commit
+
+
+def test_rollback_to_named_release_and_unknown_release(repo: Any, state: Path) -> None:
+    cfg = cfg_for(str(repo.path), state)
+    syncer = build_syncer(cfg)
+    releases = []
+    for i in range(3):
+        repo.add_skill("a", description=f"v{i}")
+        repo.commit(f"v{i}")
+        releases.append(syncer.sync().release)
+    syncer.rollback(to=releases[0])
+    assert Releases(state).current() == releases[0]
+    with pytest.raises(ReleaseError):
+        syncer.rollback(to="20000101T000000Z-000000000000")
+
+
+def test_retention_keeps_n_and_never_the_current(repo: Any, state: Path) -> None:
+    cfg = cfg_for(str(repo.path), state)
+    cfg = load_config(flags={"repo": str(repo.path), "state_dir": str(state)},
+                      env={"SKILLSYNC_KEEP_RELEASES": "3"})
+    syncer = build_syncer(cfg)
+    made = []
+    for i in range(6):
+        repo.add_skill("a", description=f"v{i}")
+        repo.commit(f"v{i}")
+        made.append(syncer.sync().release)
+    kept = Releases(state).complete()
+    assert kept == made[-3:]
+    # roll back to the oldest kept, then deploy more: the live one survives retention
+    syncer.rollback(to=made[-3])
+    for i in range(6, 9):
+        repo.add_skill("a", description=f"v{i}")
+        repo.commit(f"v{i}")
+        syncer.sync()
+    assert len(Releases(state).complete()) == 3
+    assert_consistent(cfg)
+
+
+def test_lock_busy_exits_3_naming_the_holder(repo: Any, state: Path, capsys: Any) -> None:
+    repo.add_skill("a", description="x")
+    repo.commit("c")
+    cfg = load_config(flags={"repo": str(repo.path), "state_dir": str(state)},
+                      env={"SKILLSYNC_LOCK_TIMEOUT": "0.3"})
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from filelock import FileLock; "
+         "from pathlib import Path; p = Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True); "
+         "l = FileLock(str(p)); l.acquire(); "
+         "Path(str(p) + '.owner').write_text('4242\\n'); print('held', flush=True); time.sleep(30)",
+         str(cfg.lock_file)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockBusy, match="pid 4242"):
+            Syncer(cfg).sync()
+        code = main(["--once", "--repo", str(repo.path), "--state-dir", str(state)])
+        assert code == 3
+    finally:
+        holder.kill()
+        holder.wait()
+    assert Syncer(cfg).sync().status == "deployed"
+
+
+def test_second_syncer_waits_for_the_first(repo: Any, state: Path) -> None:
+    repo.add_skill("a", description="x")
+    repo.commit("c")
+    cfg = cfg_for(str(repo.path), state)
+    results: list[str] = []
+    with DeployLock(cfg):
+        t = threading.Thread(target=lambda: results.append(build_syncer(cfg).sync().status))
+        t.start()
+        time.sleep(0.3)
+        assert results == []  # still waiting on the lock
+    t.join(10)
+    assert results == ["deployed"]
+
+
+def test_demo_script_runs(tmp_path: Path) -> None:
+    """`make demo` end to end (the script it runs), against a throwaway copy of the repo root."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "demo.py")], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "held back half-done" in proc.stderr
+    assert "release-notes" in proc.stdout or "release-notes" in proc.stderr
+
+
+# --- crash consistency ---------------------------------------------------------------
+
+CRASH_POINTS = ["before-stage", "mid-stage", "mid-link", "manifest-write", "before-flip",
+                "after-flip", "before-state", "before-prune"]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_kill_9_at_each_step_leaves_current_complete_and_converges(
+    repo: Any, state: Path, point: str
+) -> None:
+    repo.add_skill("a", description="one", extra_files={"x.txt": "1"})
+    repo.add_skill("b", description="one")
+    repo.commit("one")
+    cfg = cfg_for(str(repo.path), state)
+    first = build_syncer(cfg).sync().release
+    repo.add_skill("b", description="two", extra_files={"y.txt": "2"})
+    repo.add_skill("c", description="new")
+    head = repo.commit("two")
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "crashpoint.py"), point,
+         "--once", "--repo", str(repo.path), "--state-dir", str(state)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == -9, f"{point}: not killed ({proc.returncode}) {proc.stderr}"
+    current = assert_consistent(cfg)
+    assert current in (first, Releases(state).complete()[-1])
+    # the journal has no torn line
+    for line in cfg.journal_file.read_text().splitlines():
+        json.loads(line)
+
+    out = build_syncer(cfg).sync()
+    assert out.status in ("deployed", "no_change")
+    final = assert_consistent(cfg)
+    assert final.endswith(head[:12])
+    assert set(live_skills(cfg)) == {"a", "b", "c"}
+    leftovers = [p.name for p in Releases(state).root.iterdir()
+                 if not (Releases(state).manifest_path(p.name.removesuffix(".json")).exists())]
+    assert leftovers == []
