@@ -247,7 +247,8 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
-    from skillsyncd.audit import cmd_audit as audit, cmd_audit_push
+    from skillsyncd.audit import cmd_audit as audit
+    from skillsyncd.audit import cmd_audit_push
 
     if args.action == "push":
         return int(cmd_audit_push(cfg))

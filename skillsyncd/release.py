@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from dulwich.objects import Blob, Tree
+from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd.errors import ReleaseError
 from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink, write_durable
@@ -119,10 +119,8 @@ class Releases:
             return removed
         for path in self.root.iterdir():
             name = path.name
-            if name.startswith("."):  # temp manifests from atomic_write
-                _force_remove(path)
-                removed.append(name)
-            elif path.is_dir() and not self.manifest_path(name).is_file():
+            temp = name.startswith(".")  # a temp manifest from atomic_write
+            if temp or (path.is_dir() and not self.manifest_path(name).is_file()):
                 _force_remove(path)
                 removed.append(name)
             elif name.endswith(".json") and not self.dir(name[:-5]).is_dir():
@@ -233,7 +231,7 @@ def _mkdirs(path: Path, root: Path, created: list[Path]) -> None:
 
 
 def _files(root: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for dirpath, _dirs, files in os.walk(root):
         out.extend(Path(dirpath) / f for f in files)
     return out
@@ -260,7 +258,8 @@ def tree_sha_of(folder: Path) -> str:
         if child.is_symlink():
             raise ReleaseError(f"unexpected symlink in release: {child}")
         if child.is_dir():
-            tree.add(child.name.encode("utf-8", "surrogateescape"), 0o040000, tree_sha_of(child).encode())
+            tree.add(child.name.encode("utf-8", "surrogateescape"), 0o040000,
+                     ObjectID(tree_sha_of(child).encode()))
         else:
             blob = Blob.from_string(child.read_bytes())
             mode = MODE_EXEC if os.stat(child).st_mode & 0o111 else MODE_FILE

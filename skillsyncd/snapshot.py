@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 from dulwich.object_store import BaseObjectStore
-from dulwich.objects import Tree
+from dulwich.objects import ObjectID, Tree
 
 from skillsyncd.model import MODE_TREE, Entry, Skill
 
@@ -23,7 +23,7 @@ class SnapshotError(Exception):
 
 
 def _subtree(store: BaseObjectStore, tree_sha: bytes, path: str) -> Tree | None:
-    tree = store[tree_sha]
+    tree = store[ObjectID(tree_sha)]
     assert isinstance(tree, Tree)
     for part in filter(None, path.split("/")):
         try:

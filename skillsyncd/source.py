@@ -29,7 +29,8 @@ from dulwich.client import (
     get_transport_and_path,
 )
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-from dulwich.objects import Commit, Tag
+from dulwich.objects import Commit, ObjectID, Tag
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from skillsyncd.config import Config
@@ -39,7 +40,7 @@ from skillsyncd.log import register_secret
 log = structlog.get_logger(__name__)
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-FETCHED_REF = b"refs/skillsyncd/fetched"
+FETCHED_REF = Ref(b"refs/skillsyncd/fetched")
 
 
 def redact_url(url: str) -> str:
@@ -101,8 +102,8 @@ class Source:
                 None,
                 base_url=url,
                 timeout=timeout,  # type: ignore[arg-type]
-                pool_manager_cls=functools.partial(urllib3.PoolManager, retries=retries),
-                proxy_manager_cls=functools.partial(urllib3.ProxyManager, retries=retries),
+                pool_manager_cls=functools.partial(urllib3.PoolManager, retries=retries),  # type: ignore[arg-type]
+                proxy_manager_cls=functools.partial(urllib3.ProxyManager, retries=retries),  # type: ignore[arg-type]
             )
             if token:
                 kwargs["username"] = cfg.username
@@ -129,7 +130,7 @@ class Source:
                 f"{what} {self.safe_url}: authentication refused (401); "
                 "check GITHUB_TOKEN/SKILLSYNC_TOKEN and that it can read the repository"
             ) from exc
-        except (TimeoutError, socket.timeout) as exc:
+        except TimeoutError as exc:
             raise SourceError(f"{what} {self.safe_url}: timed out ({exc})") from exc
         except (GitProtocolError, HangupException, NotGitRepository) as exc:
             raise SourceError(f"{what} {self.safe_url}: {_one_line(exc)}") from exc
@@ -150,8 +151,8 @@ class Source:
             return self.cfg.ref
         with self._network("ls-remote") as deadline:
             client, path = self._client(deadline)
-            result = client.get_refs(path, ref_prefix=self.candidate_refs())
-            refs: Mapping[bytes, bytes | None] = result.refs
+            result = client.get_refs(path.encode(), ref_prefix=self.candidate_refs())
+            refs: dict[bytes, bytes | None] = {bytes(k): v for k, v in result.refs.items()}
         return _pick_ref(refs, self.candidate_refs(), self.cfg.ref, self.safe_url)
 
     # --- fetch ----------------------------------------------------------------
@@ -188,7 +189,7 @@ class Source:
                 target = repo[sha]
             if not isinstance(target, Commit):
                 raise SourceError(f"{commit} is not a commit")
-            repo.refs[FETCHED_REF] = sha
+            repo.refs[FETCHED_REF] = ObjectID(sha)
             rewritten = self._history_rewritten(repo, target, previous) if fetched else None
             self._bound_packs(repo)
             return FetchResult(
@@ -238,12 +239,10 @@ class Source:
         except SourceError as exc:
             log.info("history_check_skipped", reason=str(exc))
             return None
-        seen = 0
-        for entry in repo.get_walker(include=[new.id]):
-            seen += 1
+        for seen, entry in enumerate(repo.get_walker(include=[new.id])):
             if entry.commit.id == prev:
                 return False
-            if seen > 10_000:
+            if seen >= 10_000:
                 return None
         return True
 
@@ -259,7 +258,7 @@ class Source:
 
     def blob_reader(self, repo: Repo) -> Callable[[str], bytes]:
         def read(sha: str) -> bytes:
-            obj = repo.object_store[sha.encode()]
+            obj = repo.object_store[ObjectID(sha.encode())]
             return obj.as_raw_string()
 
         return read
@@ -267,7 +266,11 @@ class Source:
 
 def _has_commit(repo: Repo, sha: bytes) -> bool:
     try:
-        return sha in repo.object_store and repo.object_store[sha].type_name in (b"commit", b"tag")
+        oid = ObjectID(sha)
+        return oid in repo.object_store and repo.object_store[oid].type_name in (
+            b"commit",
+            b"tag",
+        )
     except (KeyError, ValueError):
         return False
 

@@ -290,7 +290,6 @@ class Syncer:
         current: str | None,
         source: Source,
     ) -> SyncOutcome:
-        cfg = self.cfg
         head = source.probe()
         structlog.contextvars.bind_contextvars(commit=head[:12])
         state = dataclasses.replace(state, upstream_commit=head)
