@@ -8,6 +8,7 @@ object headers in the store, so a huge blob can be refused before it is read.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from dulwich.object_store import BaseObjectStore
@@ -133,15 +134,27 @@ def _packed_size(buf: bytes | memoryview, offset: int) -> int:
     elif type_num == 7:  # REF_DELTA: skip the base id
         pos += 20
     # The delta's own header (source size, target size) is its first bytes.
-    head = zlib.decompressobj().decompress(bytes(buf[pos : pos + 64]), 32)
+    chunks = (bytes(buf[i : i + 1024]) for i in range(pos, min(len(buf), pos + 65536), 1024))
+    head = _inflate_prefix(chunks, want=20)
     _, p = _varint(head, 0)
     target, _ = _varint(head, p)
     return target
 
 
+def _inflate_prefix(chunks: Iterable[bytes], want: int) -> bytes:
+    """The first ``want`` bytes of a zlib stream, inflating only as much as needed."""
+    inflater = zlib.decompressobj()
+    out = b""
+    for chunk in chunks:
+        out += inflater.decompress(chunk, want - len(out))
+        if len(out) >= want or inflater.eof:
+            break
+    return out
+
+
 def _loose_size(path: Path) -> int | None:
     with path.open("rb") as fh:
-        head = zlib.decompressobj().decompress(fh.read(64), 64)
+        head = _inflate_prefix(iter(lambda: fh.read(1024), b""), want=64)
     header, sep, _ = head.partition(b"\0")
     if not sep:
         return None
