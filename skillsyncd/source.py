@@ -112,8 +112,13 @@ class Source:
             # dulwich's git:// client has no timeout of its own; its sockets take the
             # process default (asyncio, urllib3 and neo4j all set their own).
             socket.setdefaulttimeout(cfg.network_timeout)
-        elif cfg.ssh_command:
-            kwargs["ssh_command"] = cfg.ssh_command
+        elif _is_ssh(url):
+            # System ssh, never prompting, with its own connect and keep-alive bounds.
+            t = max(1, int(cfg.network_timeout))
+            kwargs["ssh_command"] = cfg.ssh_command or (
+                f"ssh -o BatchMode=yes -o ConnectTimeout={t} "
+                f"-o ServerAliveInterval={max(1, t // 3)} -o ServerAliveCountMax=3"
+            )
         try:
             return get_transport_and_path(url, **kwargs)
         except ValueError as exc:
@@ -262,6 +267,14 @@ class Source:
             return obj.as_raw_string()
 
         return read
+
+
+def _is_ssh(url: str) -> bool:
+    scheme = urlsplit(url).scheme
+    if scheme in {"ssh", "git+ssh", "ssh+git"}:
+        return True
+    # scp-like syntax: user@host:path (but not a local path or a Windows drive)
+    return not scheme and ":" in url and not url.startswith(("/", ".")) and "@" in url.split(":")[0]
 
 
 def _has_commit(repo: Repo, sha: bytes) -> bool:
