@@ -1,0 +1,120 @@
+"""The HTTP side: /healthz, /readyz, /status, /metrics and POST /webhook/github (aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from skillsyncd.errors import ConfigError
+from skillsyncd.sync import now_iso
+
+from . import status, webhook
+from .loop import Daemon
+
+log = structlog.get_logger(__name__)
+
+WEBHOOK_PATH = "/webhook/github"
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port``; port 0 picks a free one (logged at start)."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"http_bind must be HOST:PORT, e.g. 127.0.0.1:18790 (got {bind!r})")
+    return host.strip("[]"), int(port)
+
+
+class Endpoints:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.deliveries = webhook.DeliveryLog()
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        disk = await asyncio.to_thread(status.disk_view, self.daemon.cfg)
+        live = disk["current_release"] is not None
+        fresh = self.daemon.fresh()
+        body = {"ready": live and fresh, "release": disk["current_release"],
+                "last_success": disk["last_success"], "staleness_seconds": self.daemon.staleness}
+        if not live:
+            body["reason"] = "no release is live yet"
+        elif not fresh:
+            body["reason"] = f"no successful sync in the last {self.daemon.staleness:g}s"
+        return web.json_response(body, status=200 if live and fresh else 503)
+
+    async def status(self, request: web.Request) -> web.Response:
+        disk = await asyncio.to_thread(status.disk_view, self.daemon.cfg)
+        return web.json_response(status.document(self.daemon, disk))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        disk = await asyncio.to_thread(status.disk_view, self.daemon.cfg)
+        m = self.daemon.metrics
+        m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
+        m.failure_streak.set(self.daemon.scheduler.failure_streak)
+        return web.Response(body=m.exposition(), headers={"Content-Type": m.content_type})
+
+    async def github(self, request: web.Request) -> web.Response:
+        verdict = await self._judge(request)
+        self.daemon.metrics.webhooks.labels(result=verdict.result).inc()
+        delivery = request.headers.get(webhook.DELIVERY_HEADER)
+        if verdict.status < 300:
+            self.daemon.observed.webhook_last_received = now_iso()
+        if verdict.trigger:
+            self.daemon.trigger("webhook")
+        (log.info if verdict.status < 400 else log.warning)(
+            "webhook", result=verdict.result, reason=verdict.reason, http_status=verdict.status,
+            delivery=delivery, github_event=request.headers.get(webhook.EVENT_HEADER))
+        return web.json_response({"result": verdict.result, "reason": verdict.reason},
+                                 status=verdict.status)
+
+    async def _judge(self, request: web.Request) -> webhook.Verdict:
+        cfg = self.daemon.cfg
+        if not cfg.webhook_secret:
+            return webhook.DISABLED
+        if (request.content_length or 0) > cfg.webhook_max_bytes:
+            return webhook.TOO_LARGE
+        try:
+            body = await request.read()  # bounded by the app's client_max_size
+        except web.HTTPRequestEntityTooLarge:
+            return webhook.TOO_LARGE
+        try:
+            secret = cfg.webhook_secret.get()  # re-read: a *_FILE secret may rotate
+        except ConfigError as exc:
+            log.error("webhook_secret_unreadable", error=str(exc))
+            return webhook.Verdict(503, "secret_unreadable", "webhook secret unreadable")
+        if not secret:
+            return webhook.DISABLED
+        if self.daemon.stopping:
+            return webhook.Verdict(503, "stopping", "daemon is stopping")
+        return webhook.judge(secret, body, request.headers, cfg.ref, self.deliveries)
+
+
+def make_app(daemon: Daemon) -> web.Application:
+    app = web.Application(client_max_size=daemon.cfg.webhook_max_bytes)
+    ep = Endpoints(daemon)
+    app.router.add_get("/healthz", ep.healthz)
+    app.router.add_get("/readyz", ep.readyz)
+    app.router.add_get("/status", ep.status)
+    app.router.add_get("/metrics", ep.metrics)
+    app.router.add_post(WEBHOOK_PATH, ep.github)
+    return app
+
+
+async def start(app: web.Application, bind: str) -> tuple[web.AppRunner, Any]:
+    """Listen on ``bind``; returns the runner (for cleanup) and the bound address."""
+    host, port = parse_bind(bind)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {bind}: {exc.strerror}; set SKILLSYNC_HTTP_BIND") from exc
+    addresses = runner.addresses
+    return runner, addresses[0] if addresses else (host, port)

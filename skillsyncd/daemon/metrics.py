@@ -1,0 +1,54 @@
+"""Prometheus metrics of one daemon, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Results that went past the ls-remote probe and fetched objects.
+_FETCHED = frozenset({"deployed", "rolled_back", "validation_rejected"})
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    content_type: str = CONTENT_TYPE
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.syncs = Counter("skillsync_syncs", "Syncs finished, by result", ["result"], registry=r)
+        self.triggers = Counter("skillsync_triggers", "Syncs started, by trigger", ["trigger"],
+                                registry=r)
+        self.fetches = Counter("skillsync_fetches", "Syncs that fetched a new commit", registry=r)
+        self.duration = Histogram(
+            "skillsync_sync_duration_seconds", "Wall time of one sync", registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+        )
+        self.last_success = Gauge("skillsync_last_success_timestamp_seconds",
+                                  "Unix time of the last sync that reached the remote", registry=r)
+        self.skills_live = Gauge("skillsync_skills_live", "Skills in the live release", registry=r)
+        self.deployed = Info("skillsync_deployed", "The live commit and release", registry=r)
+        self.failure_streak = Gauge("skillsync_failure_streak", "Failed syncs in a row", registry=r)
+        self.webhooks = Counter("skillsync_webhooks", "Webhook requests, by answer", ["result"],
+                                registry=r)
+        self.hooks = Counter("skillsync_hooks", "Post-publish hook runs, by hook and result",
+                             ["hook", "result"], registry=r)
+        self.up = Gauge("skillsync_up", "1 while the daemon runs", registry=r)
+        self.up.set(1)
+
+    def sync_finished(self, result: str, duration: float) -> None:
+        self.syncs.labels(result=result).inc()
+        self.duration.observe(duration)
+        if result in _FETCHED:
+            self.fetches.inc()
+
+    def live(self, commit: str | None, release: str | None, skills: int) -> None:
+        self.deployed.info({"commit": commit or "", "release": release or ""})
+        self.skills_live.set(skills)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,65 @@
+"""The /status document: what is on disk (as ``skillsyncd status`` sees it) plus the loop's view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skillsyncd import __version__
+from skillsyncd.cli import status_dict
+from skillsyncd.config import Config
+from skillsyncd.release import Releases
+
+from .loop import Daemon
+
+# The documented top-level fields, in order (docs/daemon.md, "GET /status").
+FIELDS = (
+    "poller_status", "last_check", "next_check", "last_sync", "last_deployed_sha",
+    "current_release", "skill_count", "skills_held_back", "webhook_enabled",
+    "webhook_last_received", "last_deployment", "upstream_commit", "behind_upstream",
+    "behind_reason", "bad_commits", "failure_streak", "last_success", "last_error", "ready",
+    "interval_seconds", "replica", "version",
+)
+
+
+def disk_view(cfg: Config) -> dict[str, Any]:
+    """Blocking: read state.json and the live manifest (run it in a thread)."""
+    disk = status_dict(cfg)
+    created = None
+    if disk["current_release"]:
+        created = Releases(cfg.state_dir).manifest(disk["current_release"]).get("created")
+    disk["current_created"] = created
+    return disk
+
+
+def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
+    obs = daemon.observed
+    last_deployment = obs.last_deployment
+    if last_deployment is None and disk["current_release"]:
+        # Nothing deployed by this process yet: describe what is live from its manifest.
+        last_deployment = {"status": "deployed", "commit": disk["deployed_commit"],
+                           "release": disk["current_release"], "at": disk["current_created"]}
+    doc = {
+        "poller_status": obs.poller_status,
+        "last_check": obs.last_check or disk["last_attempt"],
+        "next_check": obs.next_check,
+        "last_sync": obs.last_sync,
+        "last_deployed_sha": disk["deployed_commit"],
+        "current_release": disk["current_release"],
+        "skill_count": disk["skills_live"],
+        "skills_held_back": disk["skills_held_back"],
+        "webhook_enabled": bool(daemon.cfg.webhook_secret),
+        "webhook_last_received": obs.webhook_last_received,
+        "last_deployment": last_deployment,
+        "upstream_commit": disk["upstream_commit"],
+        "behind_upstream": disk["behind_upstream"],
+        "behind_reason": disk["behind_reason"],
+        "bad_commits": disk["bad_commits"],
+        "failure_streak": daemon.scheduler.failure_streak,
+        "last_success": disk["last_success"],
+        "last_error": disk["last_error"],
+        "ready": disk["current_release"] is not None and daemon.fresh(),
+        "interval_seconds": daemon.cfg.interval,
+        "replica": daemon.cfg.replica_id,
+        "version": __version__,
+    }
+    return doc
