@@ -73,7 +73,7 @@ def test_event_triggers_are_rate_limited_but_never_dropped() -> None:
     s = Scheduler(T, now=0)
     s.decide(0)
     _finish(s, "deployed", 0)
-    for i in range(2):  # the burst
+    for _ in range(2):  # the burst
         s.request("webhook")
         assert s.decide(0).trigger == "webhook"
         _finish(s, "no_change", 0)

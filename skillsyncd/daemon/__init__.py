@@ -41,7 +41,7 @@ def _syncer(cfg: Config) -> Syncer:
     return syncer
 
 
-async def serve(cfg: Config, grace: float = STOP_GRACE) -> bool:
+async def serve(cfg: Config, grace: float) -> bool:
     """Run until SIGTERM/SIGINT. Returns True when a sync had to be abandoned."""
     loop = asyncio.get_running_loop()
     metrics = Metrics()
@@ -81,7 +81,7 @@ async def serve(cfg: Config, grace: float = STOP_GRACE) -> bool:
 
 def run_daemon(cfg: Config) -> int:
     """The ``run`` command. Returns the exit code (0 after a clean stop)."""
-    abandoned = asyncio.run(serve(cfg))
+    abandoned = asyncio.run(serve(cfg, STOP_GRACE))
     if abandoned:
         # The sync thread may sit in a blocking read; leave without joining it.
         sys.stdout.flush()

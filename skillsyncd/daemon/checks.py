@@ -18,6 +18,7 @@ import structlog
 import urllib3
 
 from skillsyncd.config import Config
+from skillsyncd.errors import ReleaseError
 from skillsyncd.log import redact_text
 from skillsyncd.release import Releases
 
@@ -32,7 +33,7 @@ def release_env(cfg: Config, release_id: str) -> dict[str, str]:
     releases = Releases(cfg.state_dir)
     try:
         commit = str(releases.manifest(release_id).get("commit") or "")
-    except (OSError, ValueError):
+    except ReleaseError:
         commit = ""
     return {
         **os.environ,

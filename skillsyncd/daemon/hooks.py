@@ -135,6 +135,7 @@ class HookRunner:
             return f"timed out after {self.timeout:g}s"
         except asyncio.CancelledError:
             proc.kill()
+            await proc.wait()  # reap it before the loop closes
             raise
         if proc.returncode == 0:
             return None
