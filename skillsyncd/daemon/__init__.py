@@ -13,11 +13,12 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import dataclass
 
 import structlog
 
 from skillsyncd.config import Config
-from skillsyncd.errors import EXIT_OK
+from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
 from skillsyncd.sync import Syncer
 
 from . import http
@@ -41,8 +42,16 @@ def _syncer(cfg: Config) -> Syncer:
     return syncer
 
 
-async def serve(cfg: Config, grace: float) -> bool:
-    """Run until SIGTERM/SIGINT. Returns True when a sync had to be abandoned."""
+@dataclass(frozen=True)
+class Stopped:
+    """How the daemon ended: a sync left running, or the loop itself failed."""
+
+    abandoned: bool = False
+    crashed: bool = False
+
+
+async def serve(cfg: Config, grace: float) -> Stopped:
+    """Run until SIGTERM/SIGINT (or until the loop dies of a bug)."""
     loop = asyncio.get_running_loop()
     metrics = Metrics()
     hooks = HookRunner(cfg.hook_command, cfg.hook_url,
@@ -59,7 +68,8 @@ async def serve(cfg: Config, grace: float) -> bool:
     worker = asyncio.create_task(daemon.run(), name="skillsync-loop")
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({worker, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    if worker.done() and worker.exception() is not None:
+    crashed = worker.done() and worker.exception() is not None
+    if crashed:
         log.error("loop_crashed", error=repr(worker.exception()))
     syncing = daemon.observed.poller_status == "syncing"
     daemon.stop()
@@ -75,19 +85,20 @@ async def serve(cfg: Config, grace: float) -> bool:
         worker.cancel()
     stopper.cancel()
     await hooks.close()
-    log.info("stopped", abandoned=abandoned)
-    return abandoned
+    log.info("stopped", abandoned=abandoned, crashed=crashed)
+    return Stopped(abandoned=abandoned, crashed=crashed)
 
 
 def run_daemon(cfg: Config) -> int:
-    """The ``run`` command. Returns the exit code (0 after a clean stop)."""
-    abandoned = asyncio.run(serve(cfg, STOP_GRACE))
-    if abandoned:
+    """The ``run`` command: 0 after a clean stop, 1 if the loop died (supervisord restarts it)."""
+    stopped = asyncio.run(serve(cfg, STOP_GRACE))
+    code = EXIT_SYNC_FAILED if stopped.crashed else EXIT_OK
+    if stopped.abandoned:
         # The sync thread may sit in a blocking read; leave without joining it.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(EXIT_OK)
-    return EXIT_OK
+        os._exit(code)
+    return code
 
 
-__all__ = ["STOP_GRACE", "run_daemon", "serve"]
+__all__ = ["STOP_GRACE", "Stopped", "run_daemon", "serve"]
