@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Syncs that asked the remote and got an answer, even an unwelcome one: they end a
-# failure streak. Everything else ("failed", "rolled_back") backs off.
-OK_RESULTS = frozenset({"deployed", "no_change", "skipped_bad", "rejected"})
+# Syncs that asked the remote and got an answer, even an unwelcome one (a commit
+# refused by validation is remembered and not fetched again): they end a failure
+# streak. Everything else ("failed", "rolled_back") backs off.
+OK_RESULTS = frozenset({"deployed", "no_change", "skipped_bad", "rejected", "validation_rejected"})
 # Triggers that answer an outside event; these are rate limited, polls are not.
 EVENT_TRIGGERS = frozenset({"webhook", "signal"})
 
