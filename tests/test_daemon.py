@@ -241,7 +241,8 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
     assert samples[("skillsync_skills_live", ())] == 2
     assert samples[("skillsync_failure_streak", ())] == 0
     assert samples[("skillsync_last_success_timestamp_seconds", ())] > time.time() - 60
-    live = [s for s in families["skillsync_deployed"].samples if s.value == 1]
+    live = [s for f in families.values() for s in f.samples
+            if s.name == "skillsync_deployed_info" and s.value == 1]
     assert live and live[0].labels["commit"] == second
     assert "skillsync_sync_duration_seconds" in families
     assert d.stop() == 0
@@ -392,6 +393,7 @@ def test_sigterm_during_a_hung_fetch_exits_with_current_intact(
     sent = time.monotonic()
     assert d.stop() == 0
     assert time.monotonic() - sent < 5
+    assert any(e.get("event") == "sync_abandoned" for e in d.events)
     assert Releases(state).current() == live
 
 
