@@ -37,11 +37,11 @@ SECRET = "webhook-secret-for-tests"
 STALL = """
 import sys, time
 from pathlib import Path
-import skillsyncd.daemon as daemon
+import skillsyncd.daemon.service as service
 import skillsyncd.release as release
 from skillsyncd.cli import main
 seconds, marker = float(sys.argv[1]), Path(sys.argv[2])
-daemon.STOP_GRACE = 1.0
+service.STOP_GRACE = 1.0
 real = release.write_durable
 calls = {"n": 0}
 def slow(*a, **k):

@@ -1,0 +1,104 @@
+"""Start and stop the daemon: HTTP side, signals, the loop, and the bounded shutdown.
+
+Shutdown on SIGTERM/SIGINT: stop taking triggers, close the HTTP side, wait up
+to STOP_GRACE seconds for a sync in flight, exit 0. A sync still running then
+is abandoned: the process exits with the worker thread mid-step, which is safe
+because `current` only ever moves by one rename to a complete release, and the
+next start removes an incomplete release and repairs state.json from disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+import structlog
+
+from skillsyncd.config import Config
+from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
+from skillsyncd.sync import Syncer
+
+from . import http
+from .checks import post_deploy_checks
+from .hooks import HookRunner
+from .loop import Daemon
+from .metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+# Below supervisord's default stopwaitsecs (10 s), so we exit before it sends SIGKILL.
+STOP_GRACE = 8.0
+
+
+def _syncer(cfg: Config) -> Syncer:
+    from skillsyncd.wiring import build_syncer
+
+    syncer = build_syncer(cfg)
+    # The checks compare by value, so this adds only those build_syncer left out.
+    syncer.checks.extend(c for c in post_deploy_checks(cfg) if c not in syncer.checks)
+    return syncer
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """How the daemon ended: a sync left running, or the loop itself failed."""
+
+    abandoned: bool = False
+    crashed: bool = False
+
+
+async def serve(cfg: Config, grace: float) -> Stopped:
+    """Run until SIGTERM/SIGINT (or until the loop dies of a bug)."""
+    loop = asyncio.get_running_loop()
+    metrics = Metrics()
+    hooks = HookRunner(cfg.hook_command, cfg.hook_url,
+                       report=lambda hook, result: metrics.hooks.labels(hook=hook, result=result).inc())
+    daemon = Daemon(cfg, _syncer(cfg), metrics, hooks)
+    stop = asyncio.Event()
+    runner, address = await http.start(http.make_app(daemon), cfg.http_bind)
+    loop.add_signal_handler(signal.SIGHUP, daemon.trigger, "signal")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("daemon_started", http=f"{address[0]}:{address[1]}", interval=cfg.interval,
+             webhook=bool(cfg.webhook_secret), pid=os.getpid(),
+             checks=[type(c).__name__ for c in daemon.syncer.checks])
+    worker = asyncio.create_task(daemon.run(), name="skillsync-loop")
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({worker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    crashed = worker.done() and worker.exception() is not None
+    if crashed:
+        log.error("loop_crashed", error=repr(worker.exception()))
+    syncing = daemon.observed.poller_status == "syncing"
+    daemon.stop()
+    log.info("stopping", sync_in_flight=syncing, grace=grace)
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    await runner.cleanup()
+    done, _ = await asyncio.wait({worker}, timeout=grace)
+    abandoned = not done
+    if abandoned:
+        log.warning("sync_abandoned", grace=grace,
+                    note="current is untouched or on a complete release; the next start cleans up")
+        worker.cancel()
+    stopper.cancel()
+    await hooks.close()
+    log.info("stopped", abandoned=abandoned, crashed=crashed)
+    return Stopped(abandoned=abandoned, crashed=crashed)
+
+
+def run(cfg: Config) -> int:
+    """The ``run`` command: 0 after a clean stop, 1 if the loop died (supervisord restarts it)."""
+    stopped = asyncio.run(serve(cfg, STOP_GRACE))
+    code = EXIT_SYNC_FAILED if stopped.crashed else EXIT_OK
+    if stopped.abandoned:
+        # The sync thread may sit in a blocking read; leave without joining it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+__all__ = ["STOP_GRACE", "Stopped", "run", "serve"]
