@@ -443,7 +443,9 @@ def test_manual_rollback_is_not_undone_by_the_daemon(
     repo.add_skill("alpha", description="second")
     second = repo.commit("v2")
     _deployed(d, second)
-    done = subprocess.run([SKILLSYNCD, "rollback", "--state-dir", str(state), "--repo", str(repo.path)],
+    # --to: two releases made within one second do not sort by time (reported to core)
+    done = subprocess.run([SKILLSYNCD, "rollback", "--to", v1, "--state-dir", str(state),
+                           "--repo", str(repo.path)],
                           env=_clean_env({}), capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert Releases(state).current() == v1
