@@ -101,6 +101,8 @@ class Config:
     health_retries: int = 3
     hook_command: str | None = None
     hook_url: str | None = None
+    # Below supervisord's default stopwaitsecs (10 s): exit before it sends SIGKILL.
+    stop_grace: float = 8.0
     # audit
     replica_id: str = field(default_factory=socket.gethostname)
     neo4j_uri: str | None = None

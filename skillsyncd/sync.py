@@ -261,6 +261,21 @@ class Syncer:
         if state.release != current:
             manifest = self.releases.manifest(current)
             log.warning("state_recovered", release=current, state_release=state.release)
+            # The crash may have cut the post-flip checks short: check again before
+            # accepting the release, and go back to the last recorded one if they fail.
+            problems = self._check(current, built=())
+            if problems and state.release in self.releases.complete():
+                reason = "; ".join(problems)[:2000]
+                self.releases.flip(state.release)
+                self._publish(state.release)
+                bad = {**state.bad_commits, manifest["commit"]: f"health check failed: {reason}"}
+                save_state(self.cfg.state_file, dataclasses.replace(state, bad_commits=bad))
+                self.record("rolled_back", sync_id=sync_id, trigger=trigger, recovered=True,
+                            commit=manifest["commit"], previous_commit=state.commit,
+                            release=state.release, rolled_back_release=current, reason=reason)
+                log.error("rolled_back", release=state.release, rolled_back_release=current,
+                          reason=reason)
+                return dataclasses.replace(state, bad_commits=bad), state.release
             live = [s for s in manifest.get("skills", []) if s.get("live")]
             if not self.journalled(current):
                 self.record(
@@ -293,8 +308,8 @@ class Syncer:
         head = source.probe()
         structlog.contextvars.bind_contextvars(commit=head[:12])
         state = dataclasses.replace(state, upstream_commit=head)
-        base = dict(sync_id=sync_id, commit=head, previous_commit=state.commit,
-                    previous_release=current)
+        base: dict[str, Any] = dict(sync_id=sync_id, commit=head, previous_commit=state.commit,
+                                    previous_release=current)
 
         if not force and head == state.commit and current is not None:
             self._save_success(state)
@@ -506,11 +521,15 @@ class Syncer:
         return found, validation.skill_metadata(skill, read_blob)
 
     def _free_release_id(self, commit: str) -> str:
+        """A new id that sorts after every release on disk (ids sort by time).
+
+        Two syncs within one second would otherwise be ordered by commit hash.
+        """
         now = time.time()
+        newest = max((p.name for p in self.releases.root.iterdir()), default="") \
+            if self.releases.root.is_dir() else ""
         release_id = new_release_id(commit, now)
-        while self.releases.dir(release_id).exists() or self.releases.manifest_path(
-            release_id
-        ).exists():
+        while release_id[:16] <= newest[:16]:
             now += 1
             release_id = new_release_id(commit, now)
         return release_id

@@ -10,6 +10,7 @@ from typing import Any
 
 from skillsyncd.audit import Journal
 from skillsyncd.config import Config
+from skillsyncd.daemon.checks import post_deploy_checks
 from skillsyncd.publish import publish
 from skillsyncd.release import Releases
 from skillsyncd.sync import Check, Syncer, readback_check
@@ -25,5 +26,5 @@ def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = ()) -> Syncer:
         cfg,
         record=journal.append,
         publish=_publisher,
-        checks=(readback_check, *extra_checks),
+        checks=(readback_check, *post_deploy_checks(cfg), *extra_checks),
     )

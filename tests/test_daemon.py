@@ -37,11 +37,9 @@ SECRET = "webhook-secret-for-tests"
 STALL = """
 import sys, time
 from pathlib import Path
-import skillsyncd.daemon.service as service
 import skillsyncd.release as release
 from skillsyncd.cli import main
 seconds, marker = float(sys.argv[1]), Path(sys.argv[2])
-service.STOP_GRACE = 1.0
 real = release.write_durable
 calls = {"n": 0}
 def slow(*a, **k):
@@ -149,7 +147,8 @@ def start_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
                 "--http-bind", "127.0.0.1:0"]
         argv = ([sys.executable, "-c", STALL, str(stall[0]), str(stall[1]), *args]
                 if stall else [SKILLSYNCD, *args])
-        d = Daemon(argv, _clean_env({"SKILLSYNC_INTERVAL": "60", **(env or {})}))
+        grace = {"SKILLSYNC_STOP_GRACE": "1"} if stall else {}
+        d = Daemon(argv, _clean_env({"SKILLSYNC_INTERVAL": "60", **grace, **(env or {})}))
         started.append(d)
         return d
 
@@ -341,7 +340,7 @@ def test_sigterm_mid_staging_abandons_cleanly(
         time.sleep(0.02)
     sent = time.monotonic()
     assert d.stop() == 0
-    assert time.monotonic() - sent < 5  # STOP_GRACE is 1 s in the stalled process
+    assert time.monotonic() - sent < 5  # SKILLSYNC_STOP_GRACE is 1 s in the stalled process
     assert any(e.get("event") == "sync_abandoned" for e in d.events)
     releases = Releases(state)
     assert releases.current() == live and releases.complete() == [live]

@@ -1,7 +1,7 @@
 """Start and stop the daemon: HTTP side, signals, the loop, and the bounded shutdown.
 
 Shutdown on SIGTERM/SIGINT: stop taking triggers, close the HTTP side, wait up
-to STOP_GRACE seconds for a sync in flight, exit 0. A sync still running then
+to stop_grace seconds (SKILLSYNC_STOP_GRACE) for a sync in flight, exit 0. A sync still running then
 is abandoned: the process exits with the worker thread mid-step, which is safe
 because `current` only ever moves by one rename to a complete release, and the
 next start removes an incomplete release and repairs state.json from disk.
@@ -22,24 +22,16 @@ from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
 from skillsyncd.sync import Syncer
 
 from . import http
-from .checks import post_deploy_checks
 from .hooks import HookRunner
 from .loop import Daemon
 from .metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-# Below supervisord's default stopwaitsecs (10 s), so we exit before it sends SIGKILL.
-STOP_GRACE = 8.0
-
-
 def _syncer(cfg: Config) -> Syncer:
     from skillsyncd.wiring import build_syncer
 
-    syncer = build_syncer(cfg)
-    # The checks compare by value, so this adds only those build_syncer left out.
-    syncer.checks.extend(c for c in post_deploy_checks(cfg) if c not in syncer.checks)
-    return syncer
+    return build_syncer(cfg)
 
 
 @dataclass(frozen=True)
@@ -91,7 +83,7 @@ async def serve(cfg: Config, grace: float) -> Stopped:
 
 def run(cfg: Config) -> int:
     """The ``run`` command: 0 after a clean stop, 1 if the loop died (supervisord restarts it)."""
-    stopped = asyncio.run(serve(cfg, STOP_GRACE))
+    stopped = asyncio.run(serve(cfg, cfg.stop_grace))
     code = EXIT_SYNC_FAILED if stopped.crashed else EXIT_OK
     if stopped.abandoned:
         # The sync thread may sit in a blocking read; leave without joining it.
@@ -101,4 +93,4 @@ def run(cfg: Config) -> int:
     return code
 
 
-__all__ = ["STOP_GRACE", "Stopped", "run", "serve"]
+__all__ = ["Stopped", "run", "serve"]
