@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import zlib
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -70,7 +71,10 @@ class RepoBuilder:
         self.name = name or self._path.name
         self._path.mkdir(parents=True, exist_ok=True)
         self._clock = int(time.time()) - 1
-        self._env = git_env()
+        self._env = git_env(
+            GIT_AUTHOR_NAME="Skill Author", GIT_AUTHOR_EMAIL="author@example.invalid",
+            GIT_COMMITTER_NAME="Skill Committer", GIT_COMMITTER_EMAIL="committer@example.invalid",
+        )
         self._git("-c", "init.defaultBranch=main", "init", "-q")
         # Like GitHub: a client may fetch any commit reachable from a ref by its SHA.
         self._git("config", "uploadpack.allowReachableSHA1InWant", "true")
@@ -304,30 +308,39 @@ class ResetServer(_AcceptingServer):
 # --------------------------------------------------------------------------- smart HTTP
 
 
-class Request(NamedTuple):
-    """One logged HTTP exchange; ``nbytes`` counts response body bytes."""
-
+class _Exchange(NamedTuple):
     method: str
-    path: str
+    path: str  # with the query string
     status: int
-    nbytes: int
+    nbytes: int  # response body bytes
+
+
+class Request(_Exchange):
+    """One logged HTTP exchange: a plain ``(method, path, status, nbytes)`` tuple that also
+    carries the request ``headers`` for tests that check what the client sent."""
+
+    headers: Message  # case-insensitive: ``r.headers["git-protocol"]``
+
+    @classmethod
+    def make(cls, method: str, path: str, status: int, nbytes: int, headers: Message) -> Request:
+        req = cls(method, path, status, nbytes)
+        req.headers = headers
+        return req
 
 
 class HttpGitServer:
     """``git http-backend`` behind a threaded HTTP/1.1 server, with switches for failure tests.
 
     ``requests`` logs every exchange (appended before the body is sent, so it is complete as
-    soon as a client has its answer); ``request_headers`` holds the matching request headers.
+    soon as a client has its answer); clear it freely between phases of a test.
     """
 
     def __init__(self, root: GitRoot) -> None:
         self.git_root = root
         self.requests: list[Request] = []
-        self.request_headers: list[dict[str, str]] = []
         self._auth: tuple[str, str] | None = None
         self._forced: int | None = None
         self._slow: tuple[float, int] | None = None
-        self._lock = threading.Lock()
         handler = type("Handler", (_GitHandler,), {"git_server": self})
         self._httpd = ThreadingHTTPServer((HOST, 0), handler)
         self._httpd.daemon_threads = True
@@ -361,17 +374,10 @@ class HttpGitServer:
         self._auth = None
         self._forced = None
         self._slow = None
-        with self._lock:
-            self.requests.clear()
-            self.request_headers.clear()
+        self.requests.clear()
 
     def bytes_sent(self) -> int:
         return sum(r.nbytes for r in self.requests)
-
-    def _log(self, req: Request, headers: dict[str, str]) -> None:
-        with self._lock:
-            self.requests.append(req)
-            self.request_headers.append(headers)
 
     def close(self) -> None:
         self._httpd.shutdown()
@@ -430,7 +436,7 @@ class _GitHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         server = self.git_server
-        headers = {k: v for k, v in self.headers.items()}
+        headers = self.headers
         body = self._read_body()
         if server._forced is not None:
             self._reply(server._forced, [("Content-Type", "text/plain")],
@@ -481,8 +487,8 @@ class _GitHandler(BaseHTTPRequestHandler):
         return status, out_headers, out
 
     def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes,
-               req_headers: dict[str, str]) -> None:
-        self.git_server._log(Request(self.command, self.path, status, len(body)), req_headers)
+               req_headers: Message) -> None:
+        self.git_server.requests.append(Request.make(self.command, self.path, status, len(body), req_headers))
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
