@@ -67,6 +67,16 @@ def redact_processor(
     return event_dict
 
 
+class _CurrentStdout:
+    """Writes to whatever sys.stdout is now (tests and embedders swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def configure(level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog for JSON lines; safe to call more than once."""
     numeric = logging.getLevelName(level.upper())
@@ -83,6 +93,6 @@ def configure(level: str = "info", stream: TextIO | None = None) -> None:
     structlog.configure(
         processors=list(processors),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStdout()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -179,14 +179,31 @@ class Source:
         shutil.rmtree(self.mirror_dir, ignore_errors=True)
 
     def fetch(self, commit: str, previous: str | None = None) -> FetchResult:
-        """Make ``commit`` and its tree present in the mirror; single ref, shallow."""
+        """Make ``commit`` and its tree present in the mirror; single ref, shallow.
+
+        With a previous commit in the mirror the fetch reaches back to that
+        commit's time (``deepen-since``) instead of depth 1, so one round trip
+        also tells whether history was rewritten.
+        """
         start = time.monotonic()
         repo = self.open_mirror()
         sha = commit.encode()
         fetched = False
+        since: str | None = None
         try:
             if not _has_commit(repo, sha):
-                self._fetch_into(repo, sha, depth=1)
+                old = repo[previous.encode()] if previous and _has_commit(repo, previous.encode()) \
+                    else None
+                if isinstance(old, Commit):
+                    since = str(old.commit_time - 1)
+                try:
+                    self._fetch_into(repo, sha, depth=None if since else 1, since=since)
+                except SourceError:
+                    if since is None:
+                        raise
+                    # e.g. clock skew: nothing newer than the previous commit's time
+                    since = None
+                    self._fetch_into(repo, sha, depth=1)
                 fetched = True
             target = repo[sha]
             if isinstance(target, Tag):
@@ -195,7 +212,8 @@ class Source:
             if not isinstance(target, Commit):
                 raise SourceError(f"{commit} is not a commit")
             repo.refs[FETCHED_REF] = ObjectID(sha)
-            rewritten = self._history_rewritten(repo, target, previous) if fetched else None
+            rewritten = _history_rewritten(repo, target, previous, deepened=since is not None) \
+                if fetched else None
             self._bound_packs(repo)
             return FetchResult(
                 commit=sha.decode(),
@@ -227,30 +245,6 @@ class Source:
                 f"fetch {self.safe_url}: the server did not send commit {sha.decode()[:12]}"
             )
 
-    def _history_rewritten(self, repo: Repo, new: Commit, previous: str | None) -> bool | None:
-        """True when ``previous`` is no ancestor of ``new`` (a force-push), None if unknown."""
-        if not previous or previous == new.id.decode():
-            return None
-        prev = previous.encode()
-        if prev in new.parents:
-            return False
-        if not _has_commit(repo, prev):
-            return None
-        old = repo[prev]
-        assert isinstance(old, Commit)
-        # Deepen to everything since the previous commit was made, then walk.
-        try:
-            self._fetch_into(repo, new.id, since=str(old.commit_time - 1))
-        except SourceError as exc:
-            log.info("history_check_skipped", reason=str(exc))
-            return None
-        for seen, entry in enumerate(repo.get_walker(include=[new.id])):
-            if entry.commit.id == prev:
-                return False
-            if seen >= 10_000:
-                return None
-        return True
-
     def _bound_packs(self, repo: Repo) -> None:
         """Every fetch adds a pack; merge them once there are too many (design.md §4)."""
         pack_dir = Path(repo.object_store.path) / "pack"
@@ -267,6 +261,38 @@ class Source:
             return obj.as_raw_string()
 
         return read
+
+
+def _history_rewritten(repo: Repo, new: Commit, previous: str | None, deepened: bool) -> bool | None:
+    """Whether ``previous`` is no ancestor of ``new`` (a force-push); None when unknown.
+
+    After a deepen-since fetch every commit newer than ``previous`` is in the
+    mirror, so a walk that reaches the shallow edge without meeting it means
+    the old commit is not in the new history.
+    """
+    if not previous or previous == new.id.decode():
+        return None
+    prev = previous.encode()
+    if prev in new.parents:
+        return False
+    if not deepened:
+        return None
+    seen: set[bytes] = set()
+    todo = [new.id]
+    while todo and len(seen) < 10_000:
+        oid = todo.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        if oid == prev:
+            return False
+        try:
+            commit = repo[oid]
+        except KeyError:
+            continue  # the shallow edge
+        if isinstance(commit, Commit):
+            todo.extend(commit.parents)
+    return True if not todo else None
 
 
 def _is_ssh(url: str) -> bool:

@@ -253,7 +253,9 @@ def test_retention_keeps_n_and_never_the_current(repo: Any, state: Path) -> None
     assert_consistent(cfg)
 
 
-def test_lock_busy_exits_3_naming_the_holder(repo: Any, state: Path, capsys: Any) -> None:
+def test_lock_busy_exits_3_naming_the_holder(repo: Any, state: Path, capsys: Any,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKILLSYNC_LOCK_TIMEOUT", "0.3")
     repo.add_skill("a", description="x")
     repo.commit("c")
     cfg = load_config(flags={"repo": str(repo.path), "state_dir": str(state)},
@@ -273,6 +275,7 @@ def test_lock_busy_exits_3_naming_the_holder(repo: Any, state: Path, capsys: Any
             Syncer(cfg).sync()
         code = main(["--once", "--repo", str(repo.path), "--state-dir", str(state)])
         assert code == 3
+        assert "pid 4242" in capsys.readouterr().err
     finally:
         holder.kill()
         holder.wait()
@@ -300,7 +303,8 @@ def test_demo_script_runs(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "held back half-done" in proc.stderr
-    assert "release-notes" in proc.stdout or "release-notes" in proc.stderr
+    assert "(+1 ~1 -0 =3 skills)" in proc.stderr  # the second sync: incremental
+    assert "4 live, held back: half-done" in proc.stdout
 
 
 # --- crash consistency ---------------------------------------------------------------
