@@ -1,0 +1,317 @@
+"""Split SKILL.md into frontmatter and body, and parse the YAML safely.
+
+The parser is the one place that touches untrusted YAML, so it is defensive:
+a SafeLoader subclass (no Python tags), duplicate keys refused, aliases,
+nodes, nesting and alias *expansion* bounded so an alias bomb fails in
+milliseconds, and every failure surfaces as :class:`FrontmatterError` (the
+only exception :func:`parse` raises). It also records which plain scalars
+YAML 1.1 silently turned into numbers, bools or dates: the gateway reads
+YAML 1.2, where ``name: yes`` is a string, and ``version: 1.10`` must not
+become ``1.1`` in a manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+MAX_ALIASES = 1_000
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+MAX_EXPANDED = 100_000  # nodes after expanding every alias
+
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+_IMPLICIT = {
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:int": "an integer",
+    "tag:yaml.org,2002:float": "a float",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+
+
+class FrontmatterError(Exception):
+    """SKILL.md cannot be read as frontmatter + body; carries the rule id and file line."""
+
+    def __init__(self, rule: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+        self.line = line
+
+
+@dataclass(frozen=True)
+class Coercion:
+    """A plain scalar YAML read as another type; ``text`` is what the author wrote."""
+
+    key: tuple[str, ...]
+    text: str
+    kind: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Frontmatter:
+    data: Mapping[Any, Any]
+    lines: Mapping[str, int] = field(default_factory=dict)  # "name", "metadata.version" -> line
+    coercions: tuple[Coercion, ...] = ()
+    body_line: int = 1
+
+    def coercion(self, *key: str) -> Coercion | None:
+        return next((c for c in self.coercions if c.key == key), None)
+
+    def text(self, *key: str) -> Any:
+        """The value at ``key`` as the author wrote it: a coerced scalar comes back as its text."""
+        c = self.coercion(*key)
+        if c is not None:
+            return c.text
+        value: Any = self.data
+        for part in key:
+            if not isinstance(value, Mapping) or part not in value:
+                return None
+            value = value[part]
+        return value
+
+    def line(self, *key: str) -> int | None:
+        return self.lines.get(".".join(key))
+
+
+def decode(data: bytes) -> str:
+    """SKILL.md bytes to text: UTF-8, a BOM and CRLF tolerated, NUL refused."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise FrontmatterError(
+            "skill-md.nul", "SKILL.md contains a NUL byte: it is binary, not markdown",
+            data.count(b"\n", 0, nul) + 1,
+        )
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FrontmatterError(
+            "skill-md.encoding",
+            f"SKILL.md is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "re-save it as UTF-8",
+            data.count(b"\n", 0, exc.start) + 1,
+        ) from None
+    return text.replace("\r\n", "\n")
+
+
+def split(text: str) -> tuple[str, int]:
+    """The YAML between the opening and closing '---' lines, and the body's first line."""
+    lines = text.split("\n")
+    if lines[0].rstrip(" \t\r") != "---":
+        raise FrontmatterError(
+            "frontmatter.missing",
+            "SKILL.md must start with a '---' line opening the YAML frontmatter "
+            "(name, description); the gateway skips a skill without it",
+            1,
+        )
+    for i in range(1, len(lines)):
+        if lines[i].rstrip(" \t\r") == "---":
+            return "\n".join(lines[1:i]), i + 2
+    raise FrontmatterError(
+        "frontmatter.unclosed", "the frontmatter opened on line 1 is never closed by a '---' line", 1
+    )
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that counts what it composes, so hostile YAML stops early."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.nodes = 0
+        self.depth = 0
+
+    def _mark(self) -> Any:
+        return self.peek_event().start_mark  # type: ignore[no-untyped-call]
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _limit(f"more than {MAX_ALIASES} aliases", self._mark())
+        else:
+            self.nodes += 1
+            if self.nodes > MAX_NODES:
+                raise _limit(f"more than {MAX_NODES} YAML nodes", self._mark())
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _limit(f"nesting deeper than {MAX_DEPTH} levels", self._mark())
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_FIRST_LINE = 2  # YAML line 0 is file line 2 (line 1 is the opening '---')
+
+
+def _limit(what: str, mark: Any = None) -> FrontmatterError:
+    line = mark.line + _FIRST_LINE if mark is not None else None
+    return FrontmatterError(
+        "yaml.limits", f"frontmatter has {what}; refusing it (an alias bomb or generated YAML?)", line
+    )
+
+
+def _children(node: Node) -> Iterator[Node]:
+    if isinstance(node, SequenceNode):
+        yield from node.value
+    elif isinstance(node, MappingNode):
+        for k, v in node.value:
+            yield k
+            yield v
+
+
+def _check_expansion(root: Node) -> None:
+    """Size of the document with every alias expanded, computed without expanding it."""
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            open_.discard(nid)
+            size[nid] = min(MAX_EXPANDED + 1, 1 + sum(size[id(c)] for c in _children(node)))
+            continue
+        if nid in size:
+            continue
+        open_.add(nid)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_:
+                raise _limit("a recursive alias (a node containing itself)", child.start_mark)
+            if id(child) not in size:
+                stack.append((child, False))
+    if size[id(root)] > MAX_EXPANDED:
+        raise _limit(f"more than {MAX_EXPANDED} nodes once aliases are expanded")
+
+
+def _check_duplicates(loader: _Loader, root: Node) -> None:
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        stack.extend(_children(node))
+        if not isinstance(node, MappingNode):
+            continue
+        keys: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == _MERGE:
+                continue
+            key = loader.construct_object(key_node)
+            try:
+                first = keys.get(key)
+            except TypeError:
+                continue
+            if first is None:
+                keys[key] = key_node.start_mark.line
+            else:
+                raise FrontmatterError(
+                    "yaml.duplicate-key",
+                    f"key {key_node.value!r} appears twice (first on line {first + _FIRST_LINE}); "
+                    "YAML keeps only the last one, so one of them is silently lost",
+                    key_node.start_mark.line + _FIRST_LINE,
+                )
+
+
+def _plain_coercion(path: tuple[str, ...], node: Node) -> Coercion | None:
+    if isinstance(node, ScalarNode) and node.style is None and node.tag in _IMPLICIT:
+        return Coercion(path, node.value, _IMPLICIT[node.tag], node.start_mark.line + _FIRST_LINE)
+    return None
+
+
+def _survey(root: MappingNode) -> tuple[dict[str, int], list[Coercion]]:
+    """Lines of top-level keys and of keys one level below, and coerced plain scalars there."""
+    lines: dict[str, int] = {}
+    coercions: list[Coercion] = []
+    for key_node, value_node in root.value:
+        if not isinstance(key_node, ScalarNode) or key_node.tag != _STR:
+            continue
+        key = key_node.value
+        lines.setdefault(key, key_node.start_mark.line + _FIRST_LINE)
+        c = _plain_coercion((key,), value_node)
+        if c:
+            coercions.append(c)
+        if isinstance(value_node, MappingNode):
+            for sub_key, sub_value in value_node.value:
+                if not isinstance(sub_key, ScalarNode) or sub_key.tag != _STR:
+                    continue
+                lines.setdefault(f"{key}.{sub_key.value}", sub_key.start_mark.line + _FIRST_LINE)
+                c = _plain_coercion((key, sub_key.value), sub_value)
+                if c:
+                    coercions.append(c)
+    return lines, coercions
+
+
+def _hint(problem: str) -> str:
+    if "mapping values are not allowed" in problem:
+        return "; a value containing ': ' must be quoted, e.g. description: \"Use it: when ...\""
+    if "'\\t'" in problem:
+        return "; YAML indentation must use spaces, not tabs"
+    if "could not determine a constructor" in problem:
+        return "; custom YAML tags (!...) are not allowed"
+    return ""
+
+
+def parse_yaml(source: str) -> Frontmatter:
+    """Parse frontmatter YAML (no '---' lines); file lines assume it starts on line 2."""
+    loader = _Loader(source)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise FrontmatterError("yaml.not-mapping", "the frontmatter is empty", 1)
+        _check_expansion(root)
+        _check_duplicates(loader, root)
+        if not isinstance(root, MappingNode):
+            raise FrontmatterError(
+                "yaml.not-mapping",
+                "the frontmatter must be a mapping of 'key: value' lines, not "
+                + ("a list" if isinstance(root, SequenceNode) else "a single value"),
+                root.start_mark.line + _FIRST_LINE,
+            )
+        lines, coercions = _survey(root)
+        data = loader.construct_document(root)
+    except FrontmatterError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = str(exc.problem or exc.context or "invalid YAML")
+        raise FrontmatterError(
+            "yaml.syntax", f"invalid YAML: {problem}{_hint(problem)}",
+            mark.line + _FIRST_LINE if mark is not None else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise FrontmatterError("yaml.syntax", f"invalid YAML: {exc}") from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        # e.g. a date that matches the timestamp pattern but does not exist (2024-02-30)
+        raise FrontmatterError("yaml.syntax", f"invalid YAML value: {exc}") from None
+    except RecursionError:
+        raise _limit("structure too deep to construct") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):  # pragma: no cover - root is a MappingNode
+        raise FrontmatterError("yaml.not-mapping", "the frontmatter must be a mapping", 2)
+    return Frontmatter(data=data, lines=lines, coercions=tuple(coercions))
+
+
+def parse(data: bytes) -> Frontmatter:
+    """SKILL.md bytes to a Frontmatter; raises only FrontmatterError."""
+    try:
+        source, body_line = split(decode(data))
+        fm = parse_yaml(source)
+    except FrontmatterError:
+        raise
+    except RecursionError:
+        raise _limit("structure too deep to parse") from None
+    return Frontmatter(fm.data, fm.lines, fm.coercions, body_line)

@@ -1,0 +1,161 @@
+"""Rules over a skill's entries alone: paths, modes, sizes and counts.
+
+These run before any blob is read (dulwich accepts hostile trees, design.md
+§4), so a skill with ``../`` paths or a 2 GB blob is refused from tree data
+only. Sizes come from ``Entry.size``; an unknown size (None) is checked after
+reading by the caller.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterator
+
+from skillsyncd.config import Config
+from skillsyncd.model import MODE_GITLINK, MODE_SYMLINK, REGULAR_MODES, Entry, Finding, Skill
+from skillsyncd.validation.rules import Policy
+
+SKILL_FILE = "SKILL.md"
+
+# Code points HFS+ ignores when comparing names: '.g\u200cit' is '.git' there (CVE-2014-9390).
+_IGNORABLE = dict.fromkeys(
+    [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
+)
+
+
+def join(prefix: str, path: str) -> str:
+    return f"{prefix.rstrip('/')}/{path}" if prefix else path
+
+
+def show(path: str) -> str:
+    """A path safe to print on one line: control characters and bad bytes escaped."""
+    out = []
+    for ch in path:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F or 0xDC80 <= ord(ch) <= 0xDCFF:
+            code = ord(ch) - 0xDC00 if ord(ch) >= 0xDC80 else ord(ch)
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def is_dot_git(component: str) -> bool:
+    """'.git' as Windows, macOS or git itself would resolve it ('.GIT', '.git ', 'git~1')."""
+    name = component.translate(_IGNORABLE).split(":", 1)[0].rstrip(" .").casefold()
+    return name in {".git", "git~1"}
+
+
+def _fold(path: str) -> str:
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def _path_problems(path: str) -> Iterator[tuple[str, str]]:
+    if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in path):
+        yield "path.encoding", "is not valid UTF-8"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        yield "path.control-char", "contains a control character (newline, tab, escape, ...)"
+    if "\\" in path:
+        yield "path.backslash", "contains a backslash, a separator on Windows"
+    if path.startswith("/"):
+        yield "path.absolute", "is absolute"
+    parts = path.split("/")
+    inner = parts[1:] if path.startswith("/") else parts
+    if any(p in ("", ".") for p in inner):
+        yield "path.empty-component", "has an empty or '.' component"
+    if ".." in parts:
+        yield "path.dotdot", "has a '..' component that would escape the skill folder"
+    if any(is_dot_git(p) for p in parts):
+        yield "path.dot-git", "has a '.git' component (in some spelling), which git clients refuse"
+
+
+def is_pycache(path: str) -> bool:
+    parts = path.split("/")
+    return "__pycache__" in parts[:-1] or parts[-1].endswith((".pyc", ".pyo"))
+
+
+def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -> list[Finding]:
+    out: list[Finding | None] = []
+    add = out.append
+    files = 0
+    total = 0
+    folded_files: dict[str, str] = {}
+    folded_dirs: dict[str, str] = {}
+    pycache = 0
+    has_skill_md = False
+    for e in sorted(skill.entries, key=lambda e: e.path):
+        where = join(prefix, show(e.path))
+        for rule, why in _path_problems(e.path):
+            add(policy.finding(rule, where, f"path {show(e.path)!r} {why}"))
+        if e.mode == MODE_SYMLINK:
+            add(policy.finding("path.symlink", where,
+                               "symlinks are not deployed: copy the file into the skill instead"))
+            continue
+        if e.mode == MODE_GITLINK:
+            add(policy.finding("path.gitlink", where,
+                               "a git submodule (gitlink) has no content in this repository; "
+                               "vendor the files instead"))
+            continue
+        if e.mode not in REGULAR_MODES:
+            add(policy.finding("path.mode", where,
+                               f"entry mode {e.mode:o} is not a regular file (100644 or 100755)"))
+            continue
+        files += 1
+        total += e.size or 0
+        if e.path == SKILL_FILE:
+            has_skill_md = True
+        if is_pycache(e.path):
+            pycache += 1
+        add(_size_finding(e, cfg, policy, where))
+        fold = _fold(e.path)
+        other = folded_files.get(fold) or folded_dirs.get(fold)
+        if other is not None and other != e.path:
+            add(policy.finding("path.case-collision", where,
+                               f"{show(e.path)!r} and {show(other)!r} differ only by case or accents: "
+                               "one overwrites the other on macOS and Windows checkouts"))
+        folded_files.setdefault(fold, e.path)
+        parts = e.path.split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            fd = _fold(d)
+            if fd in folded_files and folded_files[fd] != d:
+                add(policy.finding("path.case-collision", where,
+                                   f"folder {show(d)!r} and file {show(folded_files[fd])!r} "
+                                   "differ only by case"))
+            folded_dirs.setdefault(fd, d)
+    skill_md = join(prefix, SKILL_FILE)
+    if not has_skill_md:
+        lower = next((e.path for e in skill.entries if e.path.lower() == "skill.md"), None)
+        hint = f" (found {lower!r}: rename it to SKILL.md)" if lower else ""
+        add(policy.finding("skill-md.missing", skill_md,
+                           f"no SKILL.md regular file in the skill folder{hint}"))
+    if pycache:
+        add(policy.finding("path.pycache", join(prefix, "__pycache__"),
+                           f"{pycache} compiled Python file(s) (__pycache__/, *.pyc) are committed; "
+                           "they are left out of releases: delete them and add them to .gitignore"))
+    if files > cfg.max_skill_files:
+        add(policy.finding("size.files", join(prefix, ""),
+                           f"{files} files, more than max_skill_files={cfg.max_skill_files}"))
+    if total > cfg.max_skill_bytes:
+        add(policy.finding("size.skill", join(prefix, ""),
+                           f"{total:,} bytes in total, more than max_skill_bytes={cfg.max_skill_bytes:,}"))
+    return [f for f in out if f is not None]
+
+
+def size_cap(e: Entry, cfg: Config) -> int:
+    return min(cfg.max_skill_md_bytes, cfg.max_file_bytes) if e.path == SKILL_FILE else cfg.max_file_bytes
+
+
+def size_finding(e: Entry, size: int, cfg: Config, policy: Policy, where: str) -> Finding | None:
+    """The size rule for one regular file whose size is known."""
+    if e.path == SKILL_FILE and size > cfg.max_skill_md_bytes:
+        return policy.finding("size.skill-md", where,
+                              f"SKILL.md is {size:,} bytes, more than max_skill_md_bytes="
+                              f"{cfg.max_skill_md_bytes:,}; move detail into references/ files")
+    if size > cfg.max_file_bytes:
+        return policy.finding("size.file", where,
+                              f"{size:,} bytes, more than max_file_bytes={cfg.max_file_bytes:,}")
+    return None
+
+
+def _size_finding(e: Entry, cfg: Config, policy: Policy, where: str) -> Finding | None:
+    return None if e.size is None else size_finding(e, e.size, cfg, policy, where)

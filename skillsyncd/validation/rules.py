@@ -1,0 +1,151 @@
+"""The rule catalogue and the policy that turns a rule hit into a Finding.
+
+Every rule has a stable id (used in config overrides, logs and CI output) and a
+default severity. Defaults are chosen so that what public skill repositories
+routinely do (no top-level version, odd names, CRLF, BOMs) warns instead of
+blocking a deploy (design.md §7); only what is unsafe or unloadable is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from skillsyncd.errors import ConfigError
+from skillsyncd.model import Finding, Severity
+
+E = Severity.ERROR
+W = Severity.WARNING
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    default: Severity
+    summary: str
+
+
+_CATALOGUE: tuple[Rule, ...] = (
+    # SKILL.md itself
+    Rule("skill-md.missing", E, "the skill folder has no SKILL.md regular file"),
+    Rule("skill-md.encoding", E, "SKILL.md is not valid UTF-8"),
+    Rule("skill-md.nul", E, "SKILL.md contains NUL bytes"),
+    Rule("frontmatter.missing", E, "SKILL.md does not open with a '---' line"),
+    Rule("frontmatter.unclosed", E, "the frontmatter has no closing '---' line"),
+    # YAML
+    Rule("yaml.syntax", E, "the frontmatter is not valid YAML"),
+    Rule("yaml.not-mapping", E, "the frontmatter is not a key: value mapping"),
+    Rule("yaml.duplicate-key", E, "a key appears twice in one mapping"),
+    Rule("yaml.limits", E, "too many aliases, nodes or nesting levels (alias bomb)"),
+    Rule("yaml.implicit-type", W, "an unquoted value YAML reads as a number, bool, date or null"),
+    # fields
+    Rule("field.required", E, "a field listed in required_fields is missing or empty"),
+    Rule("field.version-missing", W, "no version (top-level or metadata.version)"),
+    Rule("field.version-conflict", W, "version and metadata.version disagree"),
+    Rule("field.type", E, "a field holds a list or mapping where a string is expected"),
+    Rule("field.name-format", W, "name is not 1-64 lowercase letters, digits and single hyphens"),
+    Rule("field.name-folder", W, "name differs from the skill's folder name"),
+    Rule("field.description-length", W, "description is longer than 1024 characters"),
+    # sizes (from entry sizes, never by reading blobs)
+    Rule("size.skill-md", E, "SKILL.md is larger than max_skill_md_bytes"),
+    Rule("size.file", E, "a file is larger than max_file_bytes"),
+    Rule("size.skill", E, "the skill is larger than max_skill_bytes"),
+    Rule("size.files", E, "the skill has more than max_skill_files files"),
+    Rule("size.release", E, "the release is larger than max_release_bytes"),
+    # paths and modes
+    Rule("path.dotdot", E, "a path component is '..'"),
+    Rule("path.absolute", E, "a path is absolute"),
+    Rule("path.dot-git", E, "a path component is '.git' (in any spelling)"),
+    Rule("path.backslash", E, "a path contains a backslash"),
+    Rule("path.control-char", E, "a path contains a control character"),
+    Rule("path.empty-component", E, "a path has an empty or '.' component"),
+    Rule("path.encoding", E, "a path is not valid UTF-8"),
+    Rule("path.symlink", E, "a symlink entry"),
+    Rule("path.gitlink", E, "a gitlink (submodule) entry"),
+    Rule("path.mode", E, "an entry mode other than 100644 or 100755"),
+    Rule("path.case-collision", E, "two paths differ only by case or Unicode normalisation"),
+    Rule("path.pycache", W, "__pycache__ or .pyc files (not published)"),
+    # secrets
+    Rule("secret.anthropic-api-key", E, "Anthropic API key (sk-ant-api03-)"),
+    Rule("secret.anthropic-admin-key", E, "Anthropic admin key (sk-ant-admin01-)"),
+    Rule("secret.openai-api-key", E, "OpenAI API key (sk-proj-, sk-svcacct-, legacy sk-)"),
+    Rule("secret.github-pat", E, "GitHub personal access token (ghp_, github_pat_)"),
+    Rule("secret.github-token", E, "GitHub OAuth/app/refresh token (gho_, ghu_, ghs_, ghr_)"),
+    Rule("secret.aws-secret-key", E, "AWS access key id with a secret access key nearby"),
+    Rule("secret.aws-access-key-id", W, "AWS access key id alone"),
+    Rule("secret.slack-token", E, "Slack token (xoxb-, xoxp-, ...)"),
+    Rule("secret.slack-webhook", E, "Slack incoming webhook URL"),
+    Rule("secret.stripe-live-key", E, "Stripe live secret or restricted key"),
+    Rule("secret.google-api-key", E, "Google API key (AIza)"),
+    Rule("secret.private-key", E, "PEM private key block"),
+    Rule("secret.jwt", W, "JSON Web Token"),
+    Rule("secret.generic", W, "high-entropy value assigned to a key/token/secret/password"),
+    # cross-skill and working-tree layout
+    Rule("release.duplicate-name", W, "two skill folders declare the same name"),
+    Rule("layout.no-skills", W, "no <skills_path>/<name>/SKILL.md folder was found"),
+    Rule("layout.root-skill-md", W, "a SKILL.md at the skills root is not deployed"),
+    Rule("layout.not-a-skill", W, "a folder looks like a skill but has no SKILL.md"),
+    Rule("layout.skills-subfolder", W, "skills exist under skills/ but skills_path points elsewhere"),
+)
+
+RULES: Mapping[str, Rule] = {r.id: r for r in _CATALOGUE}
+
+LEVELS = ("error", "warning", "off")
+
+
+def _override_for(rule_id: str, overrides: Mapping[str, str]) -> str | None:
+    """Exact id first, then the group wildcard ('secret.*'), then '*'."""
+    group = rule_id.split(".", 1)[0] + ".*"
+    for key in (rule_id, group, "*"):
+        if key in overrides:
+            return overrides[key].strip().lower()
+    return None
+
+
+def check_overrides(overrides: Mapping[str, str]) -> None:
+    """Refuse unknown rule ids and levels up front: a typo must not silently keep a rule on."""
+    groups = {r.split(".", 1)[0] + ".*" for r in RULES} | {"*"}
+    for key, level in overrides.items():
+        if key not in RULES and key not in groups:
+            raise ConfigError(
+                f"unknown validation rule {key!r} in severity overrides; "
+                f"known groups: {', '.join(sorted(groups))} (see docs/validation.md)"
+            )
+        if str(level).strip().lower() not in LEVELS:
+            raise ConfigError(f"severity for {key!r} must be error, warning or off, not {level!r}")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Resolves a rule's severity: explicit override > strict > default."""
+
+    overrides: Mapping[str, str]
+    strict: bool = False
+
+    @classmethod
+    def from_config(cls, severity: Mapping[str, str], strict: bool) -> Policy:
+        check_overrides(severity)
+        return cls(dict(severity), strict)
+
+    def severity(self, rule_id: str) -> Severity | None:
+        """The severity to report at, or None when the rule is switched off."""
+        rule = RULES[rule_id]
+        level = _override_for(rule_id, self.overrides)
+        if level == "off":
+            return None
+        if level is not None:
+            return Severity(level)
+        if self.strict:
+            return Severity.ERROR
+        return rule.default
+
+    def finding(self, rule_id: str, path: str, message: str, line: int | None = None) -> Finding | None:
+        sev = self.severity(rule_id)
+        if sev is None:
+            return None
+        return Finding(rule=rule_id, severity=sev, path=path, message=message, line=line)
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    """True when any finding is an error."""
+    return any(f.severity is Severity.ERROR for f in findings)
