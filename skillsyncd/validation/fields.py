@@ -50,7 +50,7 @@ def check_fields(
 
     # implicit typing, only where a string is expected
     for c in fm.coercions:
-        if c.key in {(k,) for k in STRING_FIELDS} or (len(c.key) == 2 and c.key[0] == "metadata"):
+        if c.key in {(k,) for k in STRING_FIELDS} or c.key == ("metadata", "version"):
             dotted = ".".join(c.key)
             out.append(policy.finding(
                 "yaml.implicit-type", path,
