@@ -266,8 +266,9 @@ def _hint(problem: str) -> str:
 
 def parse_yaml(source: str) -> Frontmatter:
     """Parse frontmatter YAML (no '---' lines); file lines assume it starts on line 2."""
-    loader = _Loader(source)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(source)  # the reader already rejects control characters here
         root = loader.get_single_node()
         if root is None:
             raise FrontmatterError("yaml.not-mapping", "the frontmatter is empty", 1)
@@ -291,6 +292,12 @@ def parse_yaml(source: str) -> Frontmatter:
             "yaml.syntax", f"invalid YAML: {problem}{_hint(problem)}",
             mark.line + _FIRST_LINE if mark is not None else None,
         ) from None
+    except yaml.reader.ReaderError as exc:
+        raise FrontmatterError(
+            "yaml.syntax",
+            f"invalid YAML: control character #x{exc.character:04x} is not allowed; remove it",
+            source.count("\n", 0, exc.position) + _FIRST_LINE,
+        ) from None
     except yaml.YAMLError as exc:
         raise FrontmatterError("yaml.syntax", f"invalid YAML: {exc}") from None
     except (ValueError, TypeError, OverflowError) as exc:
@@ -299,7 +306,8 @@ def parse_yaml(source: str) -> Frontmatter:
     except RecursionError:
         raise _limit("structure too deep to construct") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):  # pragma: no cover - root is a MappingNode
         raise FrontmatterError("yaml.not-mapping", "the frontmatter must be a mapping", 2)
     return Frontmatter(data=data, lines=lines, coercions=tuple(coercions))
