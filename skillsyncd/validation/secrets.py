@@ -150,6 +150,10 @@ _GENERIC = re.compile(
 )
 
 
+# Values that look like keys but are meant to be public or are test-mode only.
+_NOT_SECRET_PREFIXES = ("sk_test_", "rk_test_", "pk_test_", "pk_live_", "sha256-", "sha384-", "sha512-")
+
+
 class _Lines:
     def __init__(self, text: str) -> None:
         self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
@@ -223,6 +227,7 @@ def scan_text(text: str) -> list[Hit]:
     for m in _GENERIC.finditer(text):
         value = m.group(1)
         if (looks_made_up(value) or not _mixed(value) or entropy(value) < 3.5
+                or value.startswith(_NOT_SECRET_PREFIXES)
                 or re.fullmatch(r"[A-Z0-9_]+", value) or re.fullmatch(r"[a-z0-9_.\-]+", value)):
             continue
         add("secret.generic", "high-entropy credential", value, m.start(1), m.end(1))

@@ -1,0 +1,218 @@
+"""Secret rules against made-up keys of each format, and look-alikes that must not match.
+
+Keys are assembled here from pieces at run time, so this repository never
+holds a literal that looks like a live credential (push protection would
+block it, and rightly).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+
+import pytest
+
+from skillsyncd.config import Config
+from skillsyncd.model import Finding, Severity
+from skillsyncd.validation import fingerprint, parse_allowlist, validate_skill
+from skillsyncd.validation.memory import skill_from_files
+from skillsyncd.validation.secrets import SCAN_MAX_BYTES, scan_text
+
+RNG = random.Random(20261124)
+ALNUM = string.ascii_letters + string.digits
+UPPER = string.ascii_uppercase + string.digits
+
+
+def rand(n: int, alphabet: str = ALNUM) -> str:
+    return "".join(RNG.choice(alphabet) for _ in range(n))
+
+
+def b64url(obj: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def pem() -> str:
+    body = base64.b64encode(bytes(RNG.randrange(256) for _ in range(300))).decode()
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    kind = "RSA " + "PRIVATE"
+    return f"-----BEGIN {kind} KEY-----\n{lines}\n-----END {kind} KEY-----"
+
+
+KEYS: dict[str, str] = {
+    "secret.anthropic-api-key": "sk-" + "ant-" + "api03-" + rand(93, ALNUM + "_-") + "AA",
+    "secret.anthropic-admin-key": "sk-" + "ant-" + "admin01-" + rand(93, ALNUM + "_-") + "AA",
+    "secret.openai-api-key": "sk-" + "proj-" + rand(74, ALNUM + "_-") + "T3Blbk" + "FJ" + rand(74),
+    "secret.github-pat": "gh" + "p_" + rand(36),
+    "secret.github-token": "gh" + "s_" + rand(36),
+    "secret.slack-token": "xo" + "xb-" + rand(12, string.digits) + "-" + rand(13, string.digits)
+    + "-" + rand(24),
+    "secret.slack-webhook": "https://hooks.slack.com/services/" + "T" + rand(8, UPPER) + "/B"
+    + rand(10, UPPER) + "/" + rand(24),
+    "secret.stripe-live-key": "sk" + "_live_" + rand(24),
+    "secret.google-api-key": "AI" + "za" + rand(35, ALNUM + "_-"),
+    "secret.private-key": pem(),
+    "secret.jwt": b64url({"alg": "HS256", "typ": "JWT"}) + "." + b64url({"sub": "42", "iat": 1700000000})
+    + "." + rand(43, ALNUM + "_-"),
+}
+EXTRA_FORMATS = {
+    "openai legacy with marker": ("secret.openai-api-key", "sk-" + rand(20) + "T3Blbk" + "FJ" + rand(20)),
+    "openai plain legacy": ("secret.openai-api-key", "sk-" + rand(48)),
+    "github fine-grained": ("secret.github-pat", "github_" + "pat_" + rand(22) + "_" + rand(59)),
+    "github oauth": ("secret.github-token", "gh" + "o_" + rand(36)),
+    "github user-to-server": ("secret.github-token", "gh" + "u_" + rand(36)),
+    "github refresh": ("secret.github-token", "gh" + "r_" + rand(36)),
+    "stripe restricted": ("secret.stripe-live-key", "rk" + "_live_" + rand(24)),
+    "slack user token": ("secret.slack-token", "xo" + "xp-" + rand(12, string.digits) + "-" + rand(30)),
+    "openai service account": ("secret.openai-api-key", "sk-" + "svcacct-" + rand(60, ALNUM + "_-")),
+}
+WARNINGS = {"secret.jwt", "secret.aws-access-key-id", "secret.generic"}
+
+
+def scan(files: dict[str, str | bytes], allow: frozenset[str] = frozenset()) -> list[Finding]:
+    skill, store = skill_from_files("demo", {"SKILL.md": "---\nname: demo\ndescription: d\n"
+                                             "metadata: {version: '1'}\n---\n", **files})
+    return list(validate_skill(skill, store, Config(), prefix="skills/demo",
+                               allowed_fingerprints=allow))
+
+
+@pytest.mark.parametrize("rule", sorted(KEYS))
+def test_each_format_is_found_with_line_and_fingerprint(rule: str) -> None:
+    key = KEYS[rule]
+    text = f"# Setup\n\nexport TOKEN='{key}'\n"
+    found = scan({"scripts/setup.sh": text})
+    assert [f.rule for f in found] == [rule]
+    f = found[0]
+    assert f.path == "skills/demo/scripts/setup.sh" and f.line == 3
+    assert f.severity is (Severity.WARNING if rule in WARNINGS else Severity.ERROR)
+    secret_part = key.splitlines()[1] if rule == "secret.private-key" else key
+    assert secret_part not in str(f) and secret_part[8:40] not in str(f)
+    assert "…" in f.message
+
+
+@pytest.mark.parametrize("label", sorted(EXTRA_FORMATS))
+def test_more_formats(label: str) -> None:
+    rule, key = EXTRA_FORMATS[label]
+    hits = scan_text(f"value: {key}\n")
+    assert [h.rule for h in hits] == [rule]
+
+
+def test_aws_key_id_alone_is_a_warning_and_with_a_secret_an_error() -> None:
+    key_id = "AK" + "IA" + rand(16, UPPER)
+    secret = rand(40, ALNUM + "/+")
+    alone = scan_text(f"aws_access_key_id = {key_id}\n")
+    assert [h.rule for h in alone] == ["secret.aws-access-key-id"]
+    paired = scan_text(f"[default]\naws_access_key_id = {key_id}\nregion = eu-west-1\n"
+                       f"aws_secret_access_key = {secret}\n")
+    assert [h.rule for h in paired] == ["secret.aws-secret-key"]
+    assert paired[0].secret == secret and paired[0].line == 4
+    far = scan_text(f"id = {key_id}\n" + "\n" * 20 + f"later = {secret}\n")
+    assert "secret.aws-secret-key" not in {h.rule for h in far}
+    sts = scan_text(f"AWS_ACCESS_KEY_ID={'AS' + 'IA' + rand(16, UPPER)}\n")
+    assert [h.rule for h in sts] == ["secret.aws-access-key-id"]
+
+
+def test_aws_id_next_to_a_git_sha_is_not_a_pair() -> None:
+    text = f"key {'AK' + 'IA' + rand(16, UPPER)}\ncommit {rand(40, '0123456789abcdef')}\n"
+    assert [h.rule for h in scan_text(text)] == ["secret.aws-access-key-id"]
+
+
+def test_generic_high_entropy_assignment_is_a_warning() -> None:
+    value = rand(32)
+    found = scan({"config.yaml": f"service:\n  api_key: \"{value}\"\n"})
+    assert [(f.rule, f.severity, f.line) for f in found] == [("secret.generic", Severity.WARNING, 2)]
+
+
+def test_private_key_inside_a_json_string() -> None:
+    key = pem().replace("\n", "\\n")
+    assert [h.rule for h in scan_text(f'{{"private_key": "{key}"}}')] == ["secret.private-key"]
+
+
+def test_line_numbers_with_crlf() -> None:
+    hits = scan_text("a\r\nb\r\ntoken " + KEYS["secret.github-pat"] + "\r\n")
+    assert hits[0].line == 3
+
+
+LOOK_ALIKES = [
+    "curl -H 'x-api-key: YOUR_API_KEY' https://api.anthropic.com/v1/messages",
+    "Authorization: Bearer sk-...",
+    "Anthropic keys look like sk-ant-xxxxx",
+    "curl -H \"Authorization: token <token>\"",
+    "export OPENAI_API_KEY=$OPENAI_API_KEY",
+    "api_key = os.environ['ANTHROPIC_API_KEY']",
+    "ghp_" + "x" * 36,
+    "sk-" + "ant-api03-" + "x" * 93,
+    "sk-" + "ant-api03-" + "X" * 40 + "..." + "X" * 40,
+    "sk-proj-" + "." * 3,
+    "sk-proj-" + "*" * 50,
+    "github_pat_" + "X" * 82,
+    "aws_access_key_id = AKIAIOSFODNN7EXAMPLE",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+    "SLACK_BOT_TOKEN=xoxb-your-bot-token",
+    "stripe.api_key = 'sk_test_" + "4eC39HqLyjWDarjtT1zdp7dc'",
+    "sk_live_" + "YOUR_SECRET_KEY_HERE_1234",
+    "AIza" + "SyYOUR_GOOGLE_API_KEY_GOES_HERE_xxxx",
+    "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----",
+    "-----BEGIN RSA PRIVATE KEY-----\n<your key here>\n-----END RSA PRIVATE KEY-----",
+    "eyJub3QiOiAiYSBqd3QifQ.eyJzdWIiOiAiMSJ9.c2lnbmF0dXJlc2lnbmF0dXJl",  # header has no alg
+    "This task-based risk-assessment framework asks-questions-about many things",
+    "password: correct-horse-battery-staple",
+    "token: ANTHROPIC_API_KEY_FROM_THE_ENVIRONMENT",
+    "secret_name: projects/my-project/secrets/api-key/versions/latest",
+    "commit 3f9a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c",
+    "integrity sha512-" + "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL",
+]
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alikes_do_not_match(text: str) -> None:
+    assert scan_text(text + "\n") == []
+
+
+def test_allowlist_accepts_by_fingerprint() -> None:
+    key = KEYS["secret.github-pat"]
+    files: dict[str, str | bytes] = {"notes.md": f"test token {key}\n"}
+    assert scan(files)
+    fp = fingerprint(key)
+    assert scan(files, frozenset({fp})) == []
+    assert scan(files, frozenset({fp[-12:]})) == []  # the digest alone
+    allow = parse_allowlist(f"# test fixtures\n{fp.replace('…', '...')}  # fake token in notes\n\n")
+    assert scan(files, allow) == []
+    assert scan(files, frozenset({fingerprint("something else")}))
+
+
+def test_parse_allowlist_ignores_junk() -> None:
+    assert parse_allowlist(b"# only a comment\nnot a fingerprint\n\xff\xfe\n") == frozenset()
+
+
+def test_fingerprint_shape() -> None:
+    fp = fingerprint("ghp_" + "a1" * 18)
+    assert fp.startswith("ghp_…") and len(fp) == 4 + 1 + 12
+
+
+def test_binary_and_huge_files_are_skipped() -> None:
+    key = KEYS["secret.github-pat"]
+    assert scan({"assets/blob.bin": b"\x00\x01" + key.encode()}) == []
+    big = ("x\n" * (SCAN_MAX_BYTES // 2 + 1) + key).encode()
+    assert scan({"data/big.txt": big}) == []
+
+
+def test_non_utf8_text_is_still_scanned() -> None:
+    key = KEYS["secret.stripe-live-key"]
+    found = scan({"legacy.txt": b"caf\xe9\n" + key.encode() + b"\n"})
+    assert [(f.rule, f.line) for f in found] == [("secret.stripe-live-key", 2)]
+
+
+def test_secret_in_skill_md_itself() -> None:
+    skill, store = skill_from_files("demo", {
+        "SKILL.md": "---\nname: demo\ndescription: d\n---\nUse " + KEYS["secret.google-api-key"] + "\n"})
+    found = validate_skill(skill, store, Config())
+    assert "secret.google-api-key" in {f.rule for f in found}
+
+
+def test_secret_rules_can_be_turned_down() -> None:
+    skill, store = skill_from_files("demo", {"SKILL.md": "---\nname: demo\ndescription: d\n"
+                                             "version: '1'\n---\n", "a.txt": KEYS["secret.github-pat"]})
+    assert validate_skill(skill, store, Config(severity={"secret.*": "off"})) == ()
