@@ -11,14 +11,17 @@ import base64
 import json
 import random
 import string
+import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
 from skillsyncd.validation import fingerprint, parse_allowlist, validate_skill
 from skillsyncd.validation.memory import skill_from_files
-from skillsyncd.validation.secrets import SCAN_MAX_BYTES, scan_text
+from skillsyncd.validation.secrets import MAX_HITS_PER_FILE, SCAN_MAX_BYTES, scan_text
 
 RNG = random.Random(20261124)
 ALNUM = string.ascii_letters + string.digits
@@ -216,3 +219,24 @@ def test_secret_rules_can_be_turned_down() -> None:
     skill, store = skill_from_files("demo", {"SKILL.md": "---\nname: demo\ndescription: d\n"
                                              "version: '1'\n---\n", "a.txt": KEYS["secret.github-pat"]})
     assert validate_skill(skill, store, Config(severity={"secret.*": "off"})) == ()
+
+
+@pytest.mark.parametrize(
+    "unit", ["token", "api_key: ", "eyJ", "sk-", "AKIA" + "Q1W2E3R4T5Y6U7I8 ", "secret" + "A" * 50]
+)
+def test_adversarial_megabyte_scans_quickly(unit: str) -> None:
+    text = unit * (SCAN_MAX_BYTES // len(unit))
+    start = time.monotonic()
+    hits = scan_text(text)
+    assert time.monotonic() - start < 3
+    assert len(hits) <= MAX_HITS_PER_FILE
+
+
+PIECES = st.sampled_from([*ALNUM[:20], *"-_./+=:\"' \n", "sk-", "ghp_", "AKIA", "eyJ", "token=", "xoxb-"])
+
+
+@settings(deadline=2000, max_examples=200)
+@given(st.lists(PIECES, max_size=200).map("".join))
+def test_scan_never_raises(text: str) -> None:
+    for hit in scan_text(text):
+        assert hit.line >= 1 and hit.secret

@@ -26,6 +26,8 @@ ALLOWLIST_FILE = ".skillsync-allow"
 SCAN_MAX_BYTES = 1024 * 1024
 BINARY_SNIFF_BYTES = 8192
 AWS_PAIR_LINES = 5
+AWS_PAIR_CHARS = 1000
+MAX_HITS_PER_FILE = 50  # a file of generated keys says enough after fifty
 
 _B = r"(?<![A-Za-z0-9_\-])"  # left boundary: not inside a longer token
 _E = r"(?![A-Za-z0-9_\-])"  # right boundary
@@ -146,7 +148,8 @@ _PEM_BODY = re.compile(r"[A-Za-z0-9+/=]{40,}")
 _JWT = re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{8,})\.(eyJ[A-Za-z0-9_\-]{8,})\.([A-Za-z0-9_\-]{16,})" + _E)
 _GENERIC = re.compile(
     r"(?i)(?:api[_-]?key|secret|token|passw(?:or)?d|access[_-]?key|auth[_-]?key|credential)"
-    r"[A-Za-z0-9_\-]*[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-/+=.]{20,200})(?![A-Za-z0-9_\-/+=.])"
+    r"[A-Za-z0-9_\-]{0,40}[\"']?[ \t]{0,8}[:=][ \t]{0,8}[\"']?([A-Za-z0-9_\-/+=.]{20,200})"
+    r"(?![A-Za-z0-9_\-/+=.])"
 )
 
 
@@ -183,7 +186,7 @@ def scan_text(text: str) -> list[Hit]:
         return True
 
     def add(rule: str, label: str, secret: str, start: int, end: int) -> None:
-        if claim(start, end):
+        if len(hits) < MAX_HITS_PER_FILE and claim(start, end):
             hits.append(Hit(rule, lines.of(start), secret, label))
 
     for p in _PATTERNS:
@@ -204,9 +207,10 @@ def scan_text(text: str) -> list[Hit]:
         if looks_made_up(key_id):
             continue
         line = lines.of(m.start())
-        lo = lines.starts[max(0, line - 1 - AWS_PAIR_LINES)]
+        lo = max(lines.starts[max(0, line - 1 - AWS_PAIR_LINES)], m.start() - AWS_PAIR_CHARS)
         hi_line = min(len(lines.starts), line + AWS_PAIR_LINES)
-        hi = lines.starts[hi_line] if hi_line < len(lines.starts) else len(text)
+        hi = min(lines.starts[hi_line] if hi_line < len(lines.starts) else len(text),
+                 m.end() + AWS_PAIR_CHARS)
         pair = next(
             (s for s in _AWS_SECRET.finditer(text, lo, hi)
              if re.search(r"[a-z]", s.group()) and re.search(r"[A-Z]", s.group())
