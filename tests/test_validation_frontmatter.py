@@ -194,3 +194,14 @@ def test_arbitrary_bytes_after_an_opening_line(data: bytes) -> None:
 @given(YAMLISH)
 def test_yaml_shaped_noise_only_raises_frontmatter_error(text: str) -> None:
     _parse_only_fails_cleanly(("---\n" + text + "\n---\n").encode("utf-8", "surrogatepass"))
+
+
+def test_oversized_frontmatter_is_refused_before_parsing() -> None:
+    start = time.monotonic()
+    e = err(b"---\n" + b"".join(b"k%d: v\n" % i for i in range(20000)) + b"---\nbody\n")
+    assert e.rule == "yaml.limits" and time.monotonic() - start < 0.5
+
+
+def test_long_body_is_not_parsed_as_yaml() -> None:
+    fm = parse(b"---\nname: a\n---\n" + b"text: [\n" * 50000)
+    assert fm.data == {"name": "a"}

@@ -23,6 +23,7 @@ MAX_ALIASES = 1_000
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 MAX_EXPANDED = 100_000  # nodes after expanding every alias
+MAX_CHARS = 65_536  # real frontmatter is a few hundred bytes; the body holds the rest
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -266,6 +267,8 @@ def _hint(problem: str) -> str:
 
 def parse_yaml(source: str) -> Frontmatter:
     """Parse frontmatter YAML (no '---' lines); file lines assume it starts on line 2."""
+    if len(source) > MAX_CHARS:
+        raise _limit(f"{len(source):,} characters of YAML (more than {MAX_CHARS:,})")
     loader: _Loader | None = None
     try:
         loader = _Loader(source)  # the reader already rejects control characters here
