@@ -311,6 +311,8 @@ def test_skill_total_and_file_count() -> None:
     assert rules(list(check_entries(big, cfg))) == {"size.skill"}
     many = Skill("pdf", "t", tuple(_sized(n, 1) for n in ("SKILL.md", "a", "b", "c")))
     assert rules(list(check_entries(many, cfg))) == {"size.files"}
+    assert [f.path for f in check_entries(many, cfg)] == ["pdf"]
+    assert [f.path for f in check_entries(many, cfg, prefix="skills/pdf")] == ["skills/pdf"]
 
 
 def test_over_budget_skill_reads_only_skill_md() -> None:

@@ -224,3 +224,41 @@ def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["validate", str(tmp_path), "--format", "github"]) == EXIT_REJECTED
     out = capsys.readouterr().out
     assert "::error file=pdf/SKILL.md" in out and "field.required" in out
+
+
+def test_corpus_through_a_real_git_commit(tmp_path: Path) -> None:
+    """The same verdict from git tree entries (sizes from object headers) as from disk."""
+    import shutil
+    import subprocess
+
+    from dulwich.objects import ObjectID
+    from dulwich.repo import Repo
+
+    from skillsyncd.snapshot import find_skills
+    from skillsyncd.validation import check_entries, has_errors, validate_skill
+
+    work = tmp_path / "repo"
+    shutil.copytree(CORPUS, work / "skills")
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+           "-c", "core.autocrlf=false"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "corpus"], check=True)
+    repo = Repo(str(work))
+    try:
+        tree = repo[repo.head()].tree.decode()  # type: ignore[attr-defined]
+        skills = find_skills(repo.object_store, tree, "skills")
+
+        def read_blob(sha: str) -> bytes:
+            return bytes(repo.object_store[ObjectID(sha.encode())].as_raw_string())
+
+        assert len(skills) == 8
+        cfg = Config(skills_path="skills")
+        for name, s in skills.items():
+            assert not has_errors(check_entries(s, cfg, prefix=f"skills/{name}"))
+            found = validate_skill(s, read_blob, cfg, prefix=f"skills/{name}")
+            assert not has_errors(found), [str(f) for f in found]
+        modes = {e.path: e.mode for e in skills["pdf-forms"].entries}
+        assert modes["scripts/fill_form.py"] == 0o100755
+    finally:
+        repo.close()

@@ -132,11 +132,12 @@ def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -
         add(policy.finding("path.pycache", join(prefix, "__pycache__"),
                            f"{pycache} compiled Python file(s) (__pycache__/, *.pyc) are committed; "
                            "they are left out of releases: delete them and add them to .gitignore"))
+    folder = prefix.rstrip("/") or skill.name
     if files > cfg.max_skill_files:
-        add(policy.finding("size.files", join(prefix, ""),
+        add(policy.finding("size.files", folder,
                            f"{files} files, more than max_skill_files={cfg.max_skill_files}"))
     if total > cfg.max_skill_bytes:
-        add(policy.finding("size.skill", join(prefix, ""),
+        add(policy.finding("size.skill", folder,
                            f"{total:,} bytes in total, more than max_skill_bytes={cfg.max_skill_bytes:,}"))
     return [f for f in out if f is not None]
 
