@@ -71,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="ISO date or time, e.g. 2026-11-01")
     p.add_argument("--skill", help="only events touching this skill")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="include no-change polls and sync start/end")
     p = sub.add_parser("fleet", help="which replica runs which commit (from Neo4j)")
     _common(p)
+    p.add_argument("--json", action="store_true")
     return parser
 
 
@@ -258,7 +260,7 @@ def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_fleet(cfg: Config, args: argparse.Namespace) -> int:
     from skillsyncd.audit import cmd_fleet as fleet
 
-    return int(fleet(cfg))
+    return int(fleet(cfg, as_json=args.json))
 
 
 if __name__ == "__main__":  # pragma: no cover

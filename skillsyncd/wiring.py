@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from skillsyncd.audit import Journal
+from skillsyncd.audit import open_journal
 from skillsyncd.config import Config
 from skillsyncd.daemon.checks import post_deploy_checks
-from skillsyncd.publish import publish
+from skillsyncd.publish import publish, verify_published
 from skillsyncd.release import Releases
 from skillsyncd.sync import Check, Syncer, readback_check
 
@@ -21,10 +21,11 @@ def _publisher(cfg: Config, release_id: str) -> Any:
 
 
 def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = ()) -> Syncer:
-    journal = Journal(cfg.journal_file)
+    journal = open_journal(cfg)
     return Syncer(
         cfg,
         record=journal.append,
         publish=_publisher,
-        checks=(readback_check, *post_deploy_checks(cfg), *extra_checks),
+        checks=(readback_check, verify_published, *post_deploy_checks(cfg), *extra_checks),
+        journalled=journal.journalled,
     )

@@ -1,0 +1,57 @@
+"""Reading the audit trail back: filter events (pure) and render them for people."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+# Events that say something happened to what is live; the rest is the sync's heartbeat.
+NOTABLE = frozenset(
+    {"deployed", "rolled_back", "manual_rollback", "validation_failed", "fetch_failed", "sync_failed"}
+)
+
+
+def select(
+    events: Iterable[dict[str, Any]],
+    since: str | None = None,
+    skill: str | None = None,
+    everything: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Events at or after ``since`` (an ISO date or time prefix), touching ``skill`` if given."""
+    for event in events:
+        if not everything and event.get("kind") not in NOTABLE:
+            continue
+        if since and str(event.get("timestamp", "")) < since:
+            continue
+        if skill and not any(s.get("name") == skill for s in event.get("skills") or []):
+            continue
+        yield event
+
+
+def render_line(event: dict[str, Any]) -> str:
+    """One line per event: when, what, where from, and the gist."""
+    commit = str(event.get("commit") or "-")[:12]
+    parts = [
+        str(event.get("timestamp", "?")),
+        f"{event.get('kind', '?'):<17}",
+        f"{event.get('trigger') or '-':<8}",
+        commit,
+        str(event.get("release") or "-"),
+    ]
+    skills = event.get("skills") or []
+    if skills:
+        changed = [f"{s.get('change', '?')[0]}:{s.get('name')}" for s in skills
+                   if s.get("change") not in (None, "unchanged")]
+        if changed:
+            parts.append(" ".join(changed[:8]) + (f" (+{len(changed) - 8})" if len(changed) > 8 else ""))
+    if event.get("reason"):
+        parts.append(f"reason: {event['reason']}")
+    if event.get("error"):
+        parts.append(f"error: {event['error']}")
+    return "  ".join(parts)
+
+
+def render(events: Iterable[dict[str, Any]], as_json: bool) -> Iterator[str]:
+    for event in events:
+        yield json.dumps(event, ensure_ascii=False) if as_json else render_line(event)
