@@ -20,6 +20,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q -m "not e2e"
 
+# The real OpenClaw gateway and other slow peers; installs are cached in ~/.cache/skillsyncd-e2e.
+e2e: $(STAMP)
+	$(BIN)/pytest -q -m e2e
+
+# Crash-consistency harness: SIGKILL at random and chosen instants (TRIALS=500 by default).
+TRIALS ?= 500
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/run.py --trials $(TRIALS)
+
+# Benchmarks against git's own CLI; prints a table and writes bench/results.json.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --out bench/results.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check skillsyncd tests
 	$(BIN)/mypy skillsyncd
