@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from typing import Any, Protocol
 
 import filelock
 import structlog
+from dulwich.object_store import tree_lookup_path
+from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
 from skillsyncd import validation
@@ -27,7 +30,7 @@ from skillsyncd.fsutil import atomic_write
 from skillsyncd.model import Finding, Plan, Severity, Skill
 from skillsyncd.plan import choose_deletions, make_plan
 from skillsyncd.release import Releases, new_release_id, stage_release, verify_release
-from skillsyncd.snapshot import SnapshotError, find_skills
+from skillsyncd.snapshot import SnapshotError, find_skills, object_size
 from skillsyncd.source import FetchResult, Source, redact_url
 from skillsyncd.state import State, load_state, save_state
 
@@ -363,8 +366,9 @@ class Syncer:
 
             findings: dict[str, tuple[Finding, ...]] = {}
             metadata: dict[str, dict[str, Any]] = {}
+            allowed = read_allowlist(repo.object_store, fetched.tree, cfg.skills_path)
             for name in plan.to_build:
-                found, meta = self._validate(skills[name], read_blob)
+                found, meta = self._validate(skills[name], read_blob, allowed)
                 findings[name] = found
                 metadata[name] = meta
             release_findings = validation.check_release(
@@ -510,14 +514,16 @@ class Syncer:
             **{**base, "commit": fetched.commit},
         )
 
-    def _validate(self, skill: Skill, read_blob: Callable[[str], bytes]
+    def _validate(self, skill: Skill, read_blob: Callable[[str], bytes],
+                  allowed: frozenset[str] = frozenset()
                   ) -> tuple[tuple[Finding, ...], dict[str, Any]]:
         prefix = f"{self.cfg.skills_path}/{skill.name}" if self.cfg.skills_path else skill.name
         entry_findings = validation.check_entries(skill, self.cfg, prefix=prefix)
         if validation.has_errors(entry_findings):
             # Unsafe paths or oversize blobs: not one byte of this skill is read.
             return entry_findings, {}
-        found = validation.validate_skill(skill, read_blob, self.cfg, prefix=prefix)
+        found = validation.validate_skill(skill, read_blob, self.cfg, prefix=prefix,
+                                          allowed_fingerprints=allowed)
         return found, validation.skill_metadata(skill, read_blob)
 
     def _free_release_id(self, commit: str) -> str:
@@ -592,6 +598,26 @@ class Syncer:
         for release_id in doomed:
             self.releases.delete(release_id)
             log.info("release_pruned", release=release_id)
+
+
+ALLOWLIST_MAX_BYTES = 64 * 1024
+
+
+def read_allowlist(store: Any, tree_sha: str, skills_path: str) -> frozenset[str]:
+    """Secret fingerprints allowed by ``.skillsync-allow`` at the repository or skills root."""
+    allowed: set[str] = set()
+    for folder in {"", skills_path}:
+        path = f"{folder}/{validation.ALLOWLIST_FILE}" if folder else validation.ALLOWLIST_FILE
+        try:
+            mode, sha = tree_lookup_path(store.__getitem__, ObjectID(tree_sha.encode()), path.encode())
+        except KeyError:
+            continue
+        size = object_size(store, sha.decode())
+        if not stat.S_ISREG(mode) or size is None or size > ALLOWLIST_MAX_BYTES:
+            log.warning("allowlist_ignored", path=path, reason="not a regular file under 64 KB")
+            continue
+        allowed |= validation.parse_allowlist(store[sha].as_raw_string())
+    return frozenset(allowed)
 
 
 def readback_check(cfg: Config, release_id: str) -> list[str]:
