@@ -142,7 +142,25 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         print(f"  reason: {outcome.reason}", file=sys.stderr)
     if outcome.status == "rolled_back":
         return EXIT_SYNC_FAILED
+    if outcome.status == "deployed":
+        _run_hooks(cfg, outcome, "deployed")
     return EXIT_OK
+
+
+def _run_hooks(cfg: Config, outcome: Any, event: str) -> None:
+    """The same post-publish hooks the daemon runs, waited for (a one-shot has no loop)."""
+    if not (cfg.hook_command or cfg.hook_url) or not outcome.release:
+        return
+    from skillsyncd.daemon.hooks import Deployment, deliver_now
+
+    ok = deliver_now(cfg.hook_command, cfg.hook_url, Deployment(
+        commit=outcome.commit or "", release=outcome.release,
+        previous_commit=outcome.previous_commit, previous_release=outcome.previous_release,
+        trigger="manual", state_dir=str(cfg.state_dir), event=event,
+    ))
+    if not ok:
+        print("  warning: a post-publish hook failed (see the log); the release stays live",
+              file=sys.stderr)
 
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
@@ -232,6 +250,7 @@ def cmd_rollback(cfg: Config, args: argparse.Namespace) -> int:
     print(f"rolled back to {outcome.release} (commit {(outcome.commit or '')[:12]}); "
           f"commit {(outcome.previous_commit or '-')[:12]} will not be redeployed automatically",
           file=sys.stderr)
+    _run_hooks(cfg, outcome, "rolled_back")
     return EXIT_OK
 
 

@@ -369,3 +369,27 @@ def test_allowlist_in_the_repository_lets_a_known_false_positive_through(
     out = syncer.sync()
     assert out.status == "deployed" and not out.held_back
     assert set(live_skills(cfg)) == {"curl-demo", "plain"}
+
+
+def test_once_and_manual_rollback_run_the_post_publish_hook(
+    repo: Any, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = tmp_path / "hook.log"
+    script = tmp_path / "hook.sh"
+    script.write_text(f'#!/bin/sh\necho "$SKILLSYNC_EVENT $SKILLSYNC_RELEASE" >> {record}\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("SKILLSYNC_HOOK_COMMAND", str(script))
+    args = ["--repo", str(repo.path), "--state-dir", str(state)]
+    repo.add_skill("alpha", description="One.")
+    repo.commit("one")
+    assert main(["--once", *args]) == 0
+    first = Releases(state).current()
+    repo.add_skill("beta", description="Two.")
+    repo.commit("two")
+    assert main(["--once", *args]) == 0
+    second = Releases(state).current()
+    assert main(["--once", *args]) == 0  # no change: no hook
+    assert main(["rollback", "--state-dir", str(state), "--repo", str(repo.path)]) == 0
+    assert record.read_text().splitlines() == [
+        f"deployed {first}", f"deployed {second}", f"rolled_back {first}",
+    ]

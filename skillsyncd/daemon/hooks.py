@@ -39,10 +39,11 @@ class Deployment:
     previous_release: str | None
     trigger: str
     state_dir: str
+    event: str = "deployed"  # or "rolled_back" after a manual rollback
 
     def env(self) -> dict[str, str]:
         return {
-            "SKILLSYNC_EVENT": "deployed",
+            "SKILLSYNC_EVENT": self.event,
             "SKILLSYNC_COMMIT": self.commit,
             "SKILLSYNC_RELEASE": self.release,
             "SKILLSYNC_PREVIOUS_COMMIT": self.previous_commit or "",
@@ -52,10 +53,30 @@ class Deployment:
         }
 
     def payload(self) -> bytes:
-        return json.dumps({"event": "deployed", **asdict(self)}).encode()
+        return json.dumps(asdict(self)).encode()
 
 
 Report = Callable[[str, str], None]  # (hook, result) -> None, for metrics
+
+
+def deliver_now(command: str | None, url: str | None, deployment: Deployment) -> bool:
+    """Run the hooks for one deployment and wait for them (``--once`` and ``rollback``).
+
+    Returns False if a hook still failed after its retries; the deployment itself
+    stands either way.
+    """
+    results: list[str] = []
+
+    async def deliver() -> None:
+        runner = HookRunner(command, url, report=lambda _hook, result: results.append(result))
+        if not runner.enabled:
+            return
+        runner.submit(deployment)
+        if runner._worker is not None:
+            await runner._worker
+
+    asyncio.run(deliver())
+    return "failed" not in results
 
 
 class HookRunner:
