@@ -62,6 +62,7 @@ def main() -> None:
     skillsyncd("--once")
     skillsyncd("status")
     skillsyncd("releases")
+    skillsyncd("audit")
     print(f"\n$ readlink {STATE / 'current'}\n{os.readlink(STATE / 'current')}")
 
 
