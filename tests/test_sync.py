@@ -393,3 +393,42 @@ def test_once_and_manual_rollback_run_the_post_publish_hook(
     assert record.read_text().splitlines() == [
         f"deployed {first}", f"deployed {second}", f"rolled_back {first}",
     ]
+
+
+def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) -> None:
+    """design.md §7: root SKILL.md, a parallel skills/ tree, gitlinks without .gitmodules,
+    committed __pycache__, zip files, MB-sized assets, broken YAML, names with spaces."""
+    import random
+
+    noise = random.Random(7).randbytes(4 * 1024 * 1024)  # an incompressible 4 MB asset
+    repo.write("SKILL.md", "# Kurultai\nThe whole council.\n")
+    repo.write("kurultai-skills.zip", b"PK\x03\x04" + noise[:4096])
+    for i in range(3):
+        repo.add_gitlink(f"vendor-{i}", f"{i + 1}" * 40)
+    for root in ("", "skills/"):
+        repo.write(f"{root}researcher/SKILL.md",
+                   "---\nname: researcher\ndescription: Finds sources.\n---\nBody\n")
+        repo.write(f"{root}researcher/__pycache__/helper.cpython-312.pyc", b"\x00\x01")
+        repo.write(f"{root}researcher/assets/briefing.mp3", noise)
+        repo.write(f"{root}writer/SKILL.md",
+                   "---\nname: Content Writer\ndescription: Writes drafts.\nversion: '1.0'\n---\n")
+        repo.write(f"{root}planner/SKILL.md",
+                   "---\nname: planner\ndescription: Plans: step by step\n---\n")
+    repo.write("legacy/skill.yaml", "name: legacy\n")
+    repo.write("legacy/prompts/main.md", "# prompt\n")
+    repo.write("group/deep/SKILL.md", "---\nname: deep\ndescription: Two levels down.\n---\n")
+    repo.commit("the user's layout")
+
+    for skills_path in ("", "skills"):
+        cfg = cfg_for(str(repo.path), state / (skills_path or "root"), skills_path=skills_path)
+        out = build_syncer(cfg).sync()
+        assert out.status == "deployed"
+        assert set(live_skills(cfg)) == {"researcher", "writer"}
+        assert set(out.held_back) == {"planner"}  # its YAML does not parse: the author is told
+        assert any("yaml" in r for r in out.held_back["planner"])
+        current = assert_consistent(cfg)
+        published = Releases(cfg.state_dir).dir(current)
+        assert (published / "researcher" / "assets" / "briefing.mp3").stat().st_size == len(noise)
+        assert not (published / "SKILL.md").exists()
+        # Published as committed (the rule only warns); the gateway ignores such paths.
+        assert (published / "researcher" / "__pycache__" / "helper.cpython-312.pyc").exists()

@@ -131,7 +131,8 @@ def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -
     if pycache:
         add(policy.finding("path.pycache", join(prefix, "__pycache__"),
                            f"{pycache} compiled Python file(s) (__pycache__/, *.pyc) are committed; "
-                           "they are left out of releases: delete them and add them to .gitignore"))
+                           "they are published as committed, but useless to the gateway: delete them and "
+                           "add them to .gitignore"))
     folder = prefix.rstrip("/") or skill.name
     if files > cfg.max_skill_files:
         add(policy.finding("size.files", folder,

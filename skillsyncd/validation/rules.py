@@ -64,7 +64,7 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("path.gitlink", E, "a gitlink (submodule) entry"),
     Rule("path.mode", E, "an entry mode other than 100644 or 100755"),
     Rule("path.case-collision", E, "two paths differ only by case or Unicode normalisation"),
-    Rule("path.pycache", W, "__pycache__ or .pyc files (not published)"),
+    Rule("path.pycache", W, "__pycache__ or .pyc files committed"),
     # secrets
     Rule("secret.anthropic-api-key", E, "Anthropic API key (sk-ant-api03-)"),
     Rule("secret.anthropic-admin-key", E, "Anthropic admin key (sk-ant-admin01-)"),
