@@ -264,8 +264,11 @@ class Syncer:
         if state.release != current:
             manifest = self.releases.manifest(current)
             log.warning("state_recovered", release=current, state_release=state.release)
-            # The crash may have cut the post-flip checks short: check again before
-            # accepting the release, and go back to the last recorded one if they fail.
+            # The crash may have cut publishing and the post-flip checks short: finish
+            # publishing (idempotent), then check before accepting the release, and go
+            # back to the last recorded one if the checks fail. Checking first would
+            # judge a half-published view and mark a good commit bad.
+            self._publish(current)
             problems = self._check(current, built=())
             if problems and state.release in self.releases.complete():
                 reason = "; ".join(problems)[:2000]
@@ -293,7 +296,6 @@ class Syncer:
                 state, commit=manifest["commit"], release=current, last_good_release=current
             )
             save_state(self.cfg.state_file, state)
-            self._publish(current)
         elif not self._published_once:
             # A restart may follow a crash mid-publish: publishing is idempotent.
             self._publish(current)
