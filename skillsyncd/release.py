@@ -33,6 +33,11 @@ log = structlog.get_logger(__name__)
 
 MANIFEST_FORMAT = 1
 RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
+# fsutil.atomic_write's temp names for the files written under the deploy lock:
+# "." + target name + "." + mkstemp's 8 chars + ".tmp". Others (the Neo4j cursor)
+# are written outside the lock, so their temp files are not ours to remove.
+_ATOMIC_TMP = re.compile(r"^\.(state|published)\.json\.[a-z0-9_]{8}\.tmp$")
+_CURRENT_TMP = re.compile(r"^\.current\.tmp-\d+$")
 
 
 def new_release_id(commit: str, now: float | None = None) -> str:
@@ -111,10 +116,14 @@ class Releases:
     def recover(self) -> list[str]:
         """Remove what a crash can leave: incomplete releases and temp files/links."""
         removed: list[str] = []
-        for tmp in self.state_dir.glob(".current.tmp-*"):
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-                removed.append(tmp.name)
+        # A flip's temp link, and atomic_write's temp files (state.json, published.json)
+        # orphaned by a kill between mkstemp and rename: without this they pile up.
+        if self.state_dir.is_dir():
+            for tmp in self.state_dir.iterdir():
+                if _CURRENT_TMP.match(tmp.name) or (_ATOMIC_TMP.match(tmp.name) and tmp.is_file()):
+                    with contextlib.suppress(FileNotFoundError):
+                        tmp.unlink()
+                        removed.append(tmp.name)
         if not self.root.is_dir():
             return removed
         for path in self.root.iterdir():

@@ -329,9 +329,21 @@ def one_trial(i: int, runner: Runner, origin: Origin, rng: random.Random, report
     check_after_restart(runner.cfg, origin, head)
 
 
+def default_schedule(trials: int) -> list[tuple[str, str | None]]:
+    """Modes in rotation, named points in rotation, so a short run still visits every point."""
+    out: list[tuple[str, str | None]] = []
+    for i in range(trials):
+        mode = MODES[i % len(MODES)]
+        out.append((mode, POINT_NAMES[(i // len(MODES)) % len(POINT_NAMES)] if mode == "point"
+                    else None))
+    return out
+
+
 def run_trials(trials: int, seed: int, work: Path, transport: str = "http",
-               modes: tuple[str, ...] = MODES, log: Callable[[str], None] = print) -> Report:
-    """Run ``trials`` kill-and-restart cycles against one evolving repository and state dir."""
+               schedule: list[tuple[str, str | None]] | None = None,
+               log: Callable[[str], None] = print) -> Report:
+    """Run kill-and-restart cycles against one evolving repository and state dir."""
+    schedule = schedule or default_schedule(trials)
     rng = random.Random(seed)
     report = Report(seed=seed, transport=transport)
     started = time.monotonic()
@@ -343,13 +355,7 @@ def run_trials(trials: int, seed: int, work: Path, transport: str = "http",
         url = server.url_for(repo) if server else str(repo.path)
         runner = Runner(work, url)
         origin = Origin(repo, rng)
-        points = list(POINT_NAMES)
-        for i in range(trials):
-            # Named points in rotation, so a short run still visits every one of them.
-            mode = modes[i % len(modes)]
-            point = None
-            if mode == "point":
-                point = points[(i // len(modes)) % len(points)]
+        for i, (mode, point) in enumerate(schedule):
             try:
                 one_trial(i, runner, origin, rng, report, mode, point)
             except (TrialFailure, subprocess.TimeoutExpired, OSError, ValueError, KeyError) as exc:
@@ -362,7 +368,7 @@ def run_trials(trials: int, seed: int, work: Path, transport: str = "http",
                 runner.once("none")
             report.trials += 1
             if (i + 1) % 25 == 0:
-                log(f"{i + 1}/{trials} trials, {len(report.failures)} failures, "
+                log(f"{i + 1}/{len(schedule)} trials, {len(report.failures)} failures, "
                     f"{time.monotonic() - started:.0f}s")
     finally:
         if server is not None:
