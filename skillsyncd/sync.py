@@ -6,6 +6,7 @@ blocking; the daemon runs it in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import filelock
@@ -200,7 +202,7 @@ class Syncer:
     def _sync_locked(self, sync_id: str, trigger: str, force: bool, start: float) -> SyncOutcome:
         cfg = self.cfg
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        leftovers = self.releases.recover()
+        leftovers = self.releases.recover() + clear_mirror_leftovers(cfg.mirror_dir)
         if leftovers:
             log.warning("recovered_leftovers", removed=leftovers)
         state = load_state(cfg.state_file)
@@ -620,6 +622,36 @@ def read_allowlist(store: Any, tree_sha: str, skills_path: str) -> frozenset[str
             continue
         allowed |= validation.parse_allowlist(store[sha].as_raw_string())
     return frozenset(allowed)
+
+
+def clear_mirror_leftovers(mirror: Path) -> list[str]:
+    """Remove what a killed fetch leaves in the mirror: git lock files and half-written packs.
+
+    Called under the deploy lock, so no other fetch can own them. A stale
+    ``refs/.../X.lock`` would otherwise fail every later fetch (dulwich FileLocked).
+    """
+    removed: list[str] = []
+    if not mirror.is_dir():
+        return removed
+    doomed: list[Path] = [p for p in mirror.glob("*.lock") if p.is_file()]
+    refs = mirror / "refs"
+    if refs.is_dir():
+        doomed += [p for p in refs.rglob("*.lock") if p.is_file()]
+    objects = mirror / "objects"
+    if objects.is_dir():
+        doomed += [p for p in objects.glob("tmp_pack_*") if p.is_file()]
+    packs = objects / "pack"
+    if packs.is_dir():
+        for p in packs.iterdir():
+            if not p.is_file():
+                continue
+            if p.suffix == ".lock" or (p.suffix == ".pack" and not p.with_suffix(".idx").exists()):
+                doomed.append(p)
+    for p in doomed:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(str(p.relative_to(mirror.parent)))
+    return removed
 
 
 def readback_check(cfg: Config, release_id: str) -> list[str]:

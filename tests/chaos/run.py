@@ -201,6 +201,9 @@ def check_after_restart(cfg: Config, origin: Origin, head: str) -> None:
                  or (p.suffix == ".json" and not rel.dir(p.stem).is_dir())
                  or not RELEASE_ID_RE.match(p.name.removesuffix(".json"))]
     leftovers += [p.name for p in cfg.state_dir.iterdir() if p.name.startswith(".")]
+    leftovers += [str(p.relative_to(cfg.mirror_dir)) for p in cfg.mirror_dir.rglob("*")
+                  if p.name.endswith(".lock") or p.name.startswith("tmp_pack_")
+                  or (p.suffix == ".pack" and not p.with_suffix(".idx").exists())]
     assert cfg.publish_dir is not None
     leftovers += [p.name for p in cfg.publish_dir.iterdir() if p.name == TMP_DIR]
     if leftovers:
