@@ -298,6 +298,14 @@ def check(cfg: Config) -> Config:
         raise ConfigError("keep_releases must be at least 2 (the current and one to roll back to)")
     if cfg.interval <= 0 or cfg.network_timeout <= 0 or cfg.lock_timeout < 0:
         raise ConfigError("interval and network_timeout must be positive, lock_timeout >= 0")
+    if cfg.publish_dir is not None:
+        pub, st = Path(os.path.abspath(cfg.publish_dir)), Path(os.path.abspath(cfg.state_dir))
+        for inner in (st / "releases", st / "current", st / "mirror.git"):
+            if pub in (st, inner) or inner in pub.parents:
+                raise ConfigError(
+                    f"publish_dir {cfg.publish_dir} would overwrite skillsyncd's own state in "
+                    f"{cfg.state_dir}: choose a folder outside releases/, current and mirror.git"
+                )
     for label, path in (("state_dir", cfg.state_dir), ("publish_dir", cfg.publish_dir)):
         if path is None:
             continue

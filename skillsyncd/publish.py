@@ -3,7 +3,7 @@
 The flip stays the atomic commit point; publishing follows it and is idempotent,
 so re-running it from ``current`` after a crash or a rollback converges.
 
-Two modes (design.md §3):
+Two modes (design.md §3, docs/publish.md):
 
 ``link``
     The consumer watches ``<state>/current`` itself (OpenClaw ≥ 2026.9 with
@@ -26,13 +26,14 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from skillsyncd.config import Config
+from skillsyncd.config import WATCHER_IGNORED_NAMES, Config
 from skillsyncd.errors import ConfigError, SkillsyncError
 from skillsyncd.fsutil import atomic_write, fsync_dir
 from skillsyncd.release import Releases, tree_sha_of
@@ -41,7 +42,8 @@ log = structlog.get_logger("skillsyncd.publish")
 
 OWNERSHIP_FILE = "published.json"
 MARKER_PREFIX = ".skillsyncd-reload-"
-TMP_DIR = ".skillsyncd-tmp"
+TMP_DIR = ".skillsyncd-tmp"  # inside publish_dir, only when the state dir is on another device
+STATE_TMP_DIR = "publish-tmp"  # inside the state dir: no watcher event at all for staging
 SKILL_FILE = "SKILL.md"
 PENDING = "pending"
 
@@ -59,37 +61,66 @@ class PublishResult:
     changed: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     foreign: tuple[str, ...] = ()  # names held by someone else in a shared directory
+    ignored: tuple[str, ...] = ()  # names the gateway's watcher ignores: never published
     marker: str | None = None
 
 
 @dataclass(frozen=True)
 class MirrorPlan:
-    """What a mirror publish will do; a pure function of the two views' summaries."""
+    """What a mirror publish will do; a pure function of the two views' summaries.
+
+    ``remove`` runs first, then ``add`` and ``change`` (each skill's SKILL.md last).
+    ``foreign`` and ``ignored`` are reported and left alone; ``keep`` needs nothing.
+    """
 
     add: tuple[str, ...] = ()
     change: tuple[str, ...] = ()
     remove: tuple[str, ...] = ()
     foreign: tuple[str, ...] = ()
-    keep: tuple[str, ...] = field(default=())
+    ignored: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+
+    @property
+    def touches(self) -> bool:
+        return bool(self.add or self.change or self.remove)
+
+
+def is_watcher_ignored(name: str) -> bool:
+    """A folder the gateway's watcher never reports on (design.md §3): publishing it is a trap."""
+    return name in WATCHER_IGNORED_NAMES
 
 
 def plan_mirror(
-    wanted: dict[str, str], owned: dict[str, str], present: set[str]
+    wanted: Mapping[str, str], owned: Mapping[str, str], present: Set[str],
+    damaged: Set[str] = frozenset(),
 ) -> MirrorPlan:
-    """Decide per skill: ``wanted`` and ``owned`` map names to content shas (or PENDING)."""
+    """Decide per skill what to do.
+
+    ``wanted``: the release's live skills, name -> content sha. ``owned``: what
+    ``published.json`` says skillsyncd put there, name -> sha (or PENDING while a
+    copy was under way). ``present``: names that exist in the directory now.
+    A name present but not owned belongs to someone else and is never touched;
+    an owned name whose sha differs, is PENDING, vanished or is ``damaged`` (its
+    files no longer match the release) is rewritten.
+    """
     add: list[str] = []
     change: list[str] = []
     keep: list[str] = []
     foreign: list[str] = []
+    ignored: list[str] = []
     for name, sha in sorted(wanted.items()):
-        if name in owned:
-            (keep if owned[name] == sha and name in present else change).append(name)
+        if is_watcher_ignored(name):
+            ignored.append(name)
+        elif name in owned:
+            intact = owned[name] == sha and name in present and name not in damaged
+            (keep if intact else change).append(name)
         elif name in present:
             foreign.append(name)
         else:
             add.append(name)
-    remove = sorted(n for n in owned if n not in wanted)
-    return MirrorPlan(tuple(add), tuple(change), tuple(remove), tuple(foreign), tuple(keep))
+    remove = sorted(n for n in owned if n not in wanted or is_watcher_ignored(n))
+    return MirrorPlan(tuple(add), tuple(change), tuple(remove), tuple(foreign),
+                      tuple(ignored), tuple(keep))
 
 
 def publish(cfg: Config, release_dir: Path) -> PublishResult:
@@ -101,9 +132,8 @@ def publish(cfg: Config, release_dir: Path) -> PublishResult:
         raise ConfigError(f"unknown publish mode {cfg.publish_mode!r}: use 'link' or 'mirror'")
     if cfg.publish_dir is None:
         raise ConfigError("publish mode 'mirror' needs a directory: set SKILLSYNC_PUBLISH_DIR")
-    return Mirror(cfg.publish_dir, cfg.state_dir / OWNERSHIP_FILE, cfg.publish_marker).sync(
-        release_dir, Releases(cfg.state_dir).manifest(release)
-    )
+    mirror = Mirror(cfg.publish_dir, cfg.state_dir / OWNERSHIP_FILE, cfg.publish_marker)
+    return mirror.sync(release_dir, Releases(cfg.state_dir).manifest(release))
 
 
 def verify_published(cfg: Config, release_id: str) -> list[str]:
@@ -114,23 +144,22 @@ def verify_published(cfg: Config, release_id: str) -> list[str]:
             return [f"current does not point at {release_id}"]
         return []
     manifest = Releases(cfg.state_dir).manifest(release_id)
-    owned = _load_owned(cfg.state_dir / OWNERSHIP_FILE, cfg.publish_dir)
+    owned = load_owned(cfg.state_dir / OWNERSHIP_FILE, cfg.publish_dir)
     problems = []
-    for skill in manifest.get("skills", []):
-        if not skill.get("live"):
-            continue
-        name, sha = skill["name"], skill["content_sha"]
+    live = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
+    for name, sha in sorted(live.items()):
+        if is_watcher_ignored(name):
+            continue  # deliberately not published; warned about at publish time
         folder = cfg.publish_dir / name
-        if name not in owned:
-            if folder.exists():
+        if owned.get(name) in (None, PENDING):
+            if name not in owned and folder.exists():
                 continue  # someone else's skill of the same name: reported at publish time
             problems.append(f"{name}: not published in {cfg.publish_dir}")
         elif not folder.is_dir():
             problems.append(f"{name}: missing from {cfg.publish_dir}")
         elif (actual := tree_sha_of(folder)) != sha:
             problems.append(f"{name}: published content {actual[:12]} is not {sha[:12]}")
-    live = {s["name"] for s in manifest.get("skills", []) if s.get("live")}
-    for name in sorted(set(owned) - live):
+    for name in sorted(set(owned) - set(live)):
         problems.append(f"{name}: still published but not in {release_id}")
     return problems
 
@@ -139,60 +168,88 @@ def verify_published(cfg: Config, release_id: str) -> list[str]:
 
 
 class Mirror:
-    """A real directory kept equal to a release, skill by skill, crash-safe."""
+    """A real directory kept equal to a release, skill by skill, crash-safe.
+
+    Crash safety comes from two facts: every file lands by rename(2) of a complete
+    staged copy, and ``published.json`` claims a name (PENDING) before its first
+    byte lands and forgets it only after its folder is gone. A re-run therefore
+    sees every half-done skill as owned-but-different and redoes it.
+    """
 
     def __init__(self, root: Path, ownership: Path, marker: bool = True) -> None:
         self.root = root
         self.ownership = ownership
         self.marker = marker
 
-    def sync(self, release_dir: Path, manifest: dict[str, Any]) -> PublishResult:
+    def sync(self, release_dir: Path, manifest: Mapping[str, Any]) -> PublishResult:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / TMP_DIR
-        shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a crash
-        tmp.mkdir()
         wanted = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
-        owned = _load_owned(self.ownership, self.root)
-        present = {p.name for p in self.root.iterdir() if p.is_dir() and p.name != TMP_DIR
-                   and not p.name.startswith(MARKER_PREFIX)}
-        plan = plan_mirror(wanted, owned, present)
+        owned = load_owned(self.ownership, self.root)
+        present = {p.name for p in self.root.iterdir()
+                   if p.name not in (TMP_DIR,) and not p.name.startswith(MARKER_PREFIX)}
+        damaged = {n for n in present if n in wanted and owned.get(n) == wanted[n]
+                   and not _intact(release_dir / n, self.root / n)}
+        plan = plan_mirror(wanted, owned, present, damaged)
         for name in plan.foreign:
             log.warning("publish_skipped_foreign", skill=name, dir=str(self.root),
                         hint="a skill of this name exists and was not published by skillsyncd")
-        try:
-            for name in plan.remove:
-                self._remove_skill(name, owned)
-            for name in (*plan.add, *plan.change):
-                owned[name] = PENDING  # claim the name before the first byte lands
-                self._save(owned)
-                self._copy_skill(release_dir / name, self.root / name, tmp)
-                owned[name] = wanted[name]
-                self._save(owned)
-        except OSError as exc:
-            raise PublishError(f"cannot publish into {self.root}: {exc}") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        for name in plan.ignored:
+            log.warning("publish_skipped_ignored_name", skill=name,
+                        hint=f"the gateway's watcher ignores folders named {name!r}: "
+                             "rename the skill folder in the repository")
         marker = None
-        if self.marker and (plan.add or plan.change or plan.remove):
-            marker = self._touch_marker(release_dir.name)
+        if plan.touches:
+            tmp = self._tmp_dir()
+            try:
+                # One claim for every name about to be written or removed, before the first
+                # change: a half-removed or half-copied folder is redone by the next run.
+                claimed = {**owned, **{n: PENDING for n in (*plan.remove, *plan.add, *plan.change)}}
+                if claimed != owned:
+                    self._save(claimed)
+                for name in plan.remove:
+                    self._remove_skill(name)
+                for name in (*plan.add, *plan.change):
+                    self._copy_skill(release_dir / name, self.root / name, tmp)
+                fsync_dir(self.root)
+                final = {n: wanted[n] for n in claimed if n in wanted and not is_watcher_ignored(n)}
+                self._save(final)
+            except OSError as exc:
+                raise PublishError(f"cannot publish into {self.root}: {exc}") from exc
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if self.marker:
+                marker = self._touch_marker(release_dir.name)
         return PublishResult(
             mode="mirror", path=str(self.root), release=release_dir.name,
             added=plan.add, changed=plan.change, removed=plan.remove, foreign=plan.foreign,
-            marker=marker,
+            ignored=plan.ignored, marker=marker,
         )
 
-    def _save(self, owned: dict[str, str]) -> None:
-        doc = {"dir": str(self.root.resolve()), "skills": owned}
-        atomic_write(self.ownership, json.dumps(doc, indent=1, sort_keys=True).encode() + b"\n")
+    def _tmp_dir(self) -> Path:
+        """Where files are staged before their rename: off the watched tree when possible."""
+        state_tmp = self.ownership.parent / STATE_TMP_DIR
+        root_tmp = self.root / TMP_DIR
+        shutil.rmtree(root_tmp, ignore_errors=True)  # leftovers of a crash
+        shutil.rmtree(state_tmp, ignore_errors=True)
+        same_device = os.stat(self.ownership.parent).st_dev == os.stat(self.root).st_dev
+        tmp = state_tmp if same_device else root_tmp
+        tmp.mkdir()
+        return tmp
+
+    def _save(self, owned: Mapping[str, str]) -> None:
+        doc = {"dir": str(self.root.resolve()), "skills": dict(sorted(owned.items()))}
+        atomic_write(self.ownership, json.dumps(doc, indent=1).encode() + b"\n")
 
     def _copy_skill(self, src: Path, dest: Path, tmp: Path) -> None:
         """Supporting files first, stale files out, then SKILL.md: readers never see a mix."""
+        if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+            dest.unlink()
         dest.mkdir(exist_ok=True)
         wanted: set[Path] = set()
         for dirpath, dirnames, filenames in os.walk(src):
             dirnames.sort()
             rel = Path(dirpath).relative_to(src)
-            (dest / rel).mkdir(exist_ok=True)
+            _ensure_dir(dest / rel)
             for filename in sorted(filenames):
                 wanted.add(rel / filename)
                 if rel == Path(".") and filename == SKILL_FILE:
@@ -201,41 +258,74 @@ class Mirror:
         for dirpath, dirnames, filenames in os.walk(dest, topdown=False):
             rel = Path(dirpath).relative_to(dest)
             for filename in filenames:
-                if rel / filename not in wanted and not (rel == Path(".") and filename == SKILL_FILE):
+                if rel / filename not in wanted:
                     os.unlink(Path(dirpath) / filename)
             for dirname in dirnames:
-                with contextlib.suppress(OSError):  # only empty, unwanted folders go
-                    if not (src / rel / dirname).is_dir():
-                        os.rmdir(Path(dirpath) / dirname)
-        if (src / SKILL_FILE).exists():
+                path = Path(dirpath) / dirname
+                if path.is_symlink():
+                    os.unlink(path)
+                elif not (src / rel / dirname).is_dir():
+                    shutil.rmtree(path)
+        if (src / SKILL_FILE).is_file():
             _place(src / SKILL_FILE, dest / SKILL_FILE, tmp)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(dest / SKILL_FILE)
         fsync_dir(dest)
 
-    def _remove_skill(self, name: str, owned: dict[str, str]) -> None:
+    def _remove_skill(self, name: str) -> None:
         folder = self.root / name
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.unlink(folder / SKILL_FILE)  # the gateway drops the skill before its files go
-        shutil.rmtree(folder, ignore_errors=True)
-        del owned[name]
-        self._save(owned)
+        if folder.is_symlink() or folder.is_file():
+            folder.unlink()
+        elif folder.exists():
+            shutil.rmtree(folder)
 
     def _touch_marker(self, release: str) -> str:
         """A fresh folder at the root: chokidar-based watchers rescan right away."""
-        for old in self.root.glob(f"{MARKER_PREFIX}*"):
-            shutil.rmtree(old, ignore_errors=True)
         marker = self.root / f"{MARKER_PREFIX}{release}-{uuid.uuid4().hex[:6]}"
         marker.mkdir()
+        for old in self.root.glob(f"{MARKER_PREFIX}*"):
+            if old != marker:
+                shutil.rmtree(old, ignore_errors=True)
         return marker.name
+
+
+def _intact(src: Path, dest: Path) -> bool:
+    """``dest`` holds exactly ``src``'s files: cheap when they share inodes (the usual case)."""
+    if dest.is_symlink() or not dest.is_dir():
+        return False
+    for (sdir, sdirs, sfiles), (ddir, ddirs, dfiles) in zip(os.walk(src), os.walk(dest), strict=False):
+        if Path(sdir).relative_to(src) != Path(ddir).relative_to(dest):
+            return False
+        sdirs.sort()
+        ddirs.sort()
+        if sdirs != ddirs or sorted(sfiles) != sorted(dfiles):
+            return False
+        if any((Path(ddir) / d).is_symlink() for d in ddirs):
+            return False
+        for name in sfiles:
+            a, b = Path(sdir) / name, Path(ddir) / name
+            if b.is_symlink() or not b.is_file():
+                return False
+            sa, sb = os.stat(a), os.stat(b)
+            if os.path.samestat(sa, sb):
+                continue
+            if sa.st_size != sb.st_size or not _same_exec(a, b) or not filecmp.cmp(a, b, shallow=False):
+                return False
+    return True
+
+
+def _ensure_dir(path: Path) -> None:
+    """A real directory at ``path``, replacing a file or symlink of that name."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    path.mkdir(exist_ok=True)
 
 
 def _place(src: Path, dest: Path, tmp: Path) -> None:
     """Put ``src``'s bytes at ``dest`` by rename, unless they are already there."""
     if dest.is_file() and not dest.is_symlink():
         same_inode = os.path.samestat(os.stat(src), os.stat(dest))
-        if same_inode or (filecmp.cmp(src, dest, shallow=False) and _same_exec(src, dest)):
+        if same_inode or (_same_exec(src, dest) and filecmp.cmp(src, dest, shallow=False)):
             return
     staged = tmp / uuid.uuid4().hex
     try:
@@ -253,7 +343,7 @@ def _same_exec(a: Path, b: Path) -> bool:
     return bool(os.stat(a).st_mode & 0o111) == bool(os.stat(b).st_mode & 0o111)
 
 
-def _load_owned(path: Path, root: Path) -> dict[str, str]:
+def load_owned(path: Path, root: Path) -> dict[str, str]:
     """Names skillsyncd published into ``root`` (empty if it published elsewhere before)."""
     try:
         doc = json.loads(path.read_bytes())
@@ -261,8 +351,8 @@ def _load_owned(path: Path, root: Path) -> dict[str, str]:
         return {}
     except ValueError as exc:
         raise PublishError(f"{path} is corrupt ({exc}); remove it and the skills it lists") from exc
-    if doc.get("dir") != str(root.resolve()):
-        if doc.get("skills"):
+    if not isinstance(doc, dict) or doc.get("dir") != str(root.resolve()):
+        if isinstance(doc, dict) and doc.get("skills"):
             log.warning("publish_dir_changed", old=doc.get("dir"), new=str(root.resolve()),
                         hint="skills published to the old directory are left in place")
         return {}
