@@ -56,6 +56,7 @@ def cmd_audit_push(cfg: Config) -> int:
         shipped = sink.ship()
     except SinkError as exc:
         print(f"audit push failed: {exc}; {sink.lag()} event(s) wait in the journal")
+        log.error("audit_push_failed", error=str(exc), lag=sink.lag_seen())
         return 1
     finally:
         sink.close()
@@ -76,14 +77,14 @@ def fleet_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def cmd_fleet(cfg: Config, as_json: bool = False) -> int:
+    """Which replica runs which commit, and who is behind (from Neo4j: every replica ships there)."""
     if not cfg.neo4j_uri:
         raise ConfigError("fleet reads Neo4j: set NEO4J_URI, NEO4J_USER and NEO4J_PASSWORD")
     sink = Neo4jSink(cfg, open_journal(cfg))
     try:
-        with sink._session() as session:
-            records = [dict(r) for r in session.run(FLEET_QUERY)]
-    except Exception as exc:
-        print(f"fleet: cannot query {cfg.neo4j_uri}: {type(exc).__name__}: {exc}")
+        records = sink.query(FLEET_QUERY)
+    except SinkError as exc:
+        print(f"fleet: {exc}")
         return 1
     finally:
         sink.close()
@@ -91,10 +92,12 @@ def cmd_fleet(cfg: Config, as_json: bool = False) -> int:
     if as_json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
+    if not rows:
+        print("no replicas recorded yet")
+        return 0
+    print(f"{'REPLICA':<24} {'COMMIT':<12} {'RELEASE':<32} {'LAST SEEN':<25} STATE")
     for row in rows:
         flag = "BEHIND" if row["behind"] else "ok"
         print(f"{row['replica']:<24} {str(row.get('commit') or '-')[:12]:<12} "
               f"{row.get('release') or '-':<32} {row.get('last_seen') or '-':<25} {flag}")
-    if not rows:
-        print("no replicas recorded yet")
     return 0

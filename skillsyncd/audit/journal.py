@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import structlog
 
@@ -36,6 +36,10 @@ ROTATE_BYTES = 16 * 1024 * 1024
 KEEP_SEGMENTS = 20
 _TAIL_CHUNK = 64 * 1024
 _SEGMENT = re.compile(r"^journal-(\d{12})\.jsonl$")
+# Every event carries these keys (null when they do not apply), so readers need no guessing.
+COMMON_FIELDS = ("trigger", "sync_id", "commit", "previous_commit", "release", "previous_release",
+                 "skills")
+_OWN_FIELDS = frozenset({"id", "seq", "kind", "timestamp", "replica"})
 
 
 class JournalError(SkillsyncError):
@@ -78,13 +82,14 @@ class Journal:
 
     def append(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Write one event durably and return it; raise JournalError if that is impossible."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o640)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = _open_locked(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         except OSError as exc:
-            raise JournalError(f"cannot open audit journal {self.path}: {exc.strerror}") from exc
+            raise JournalError(f"cannot open audit journal {self.path}: {exc.strerror}; "
+                               "check that the state dir is writable") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             last = _repair_tail(fd)
             if last is None:
                 last = self._last_rotated_seq()
@@ -94,19 +99,26 @@ class Journal:
                 "kind": kind,
                 "timestamp": now_iso(),
                 "replica": self.replica,
+                **dict.fromkeys(COMMON_FIELDS),
             }
-            event.update({k: v for k, v in fields.items() if k not in event})
+            event.update({k: v for k, v in fields.items() if k not in _OWN_FIELDS})
             line = (json.dumps(event, ensure_ascii=False, default=str, separators=(",", ":"))
                     + "\n").encode("utf-8")
             _write_all(fd, line)
             os.fsync(fd)
+            if created:
+                fsync_dir(self.path.parent)
             size = os.fstat(fd).st_size
         except OSError as exc:
-            raise JournalError(f"cannot write audit journal {self.path}: {exc.strerror}") from exc
+            raise JournalError(f"cannot write audit journal {self.path}: {exc.strerror}; "
+                               "the sync is not reported as successful") from exc
         finally:
             os.close(fd)  # also drops the flock
         if size >= self.rotate_bytes:
-            self._rotate()
+            try:
+                self._rotate()
+            except OSError as exc:  # the event is durable; rotation retries on the next append
+                log.warning("journal_rotate_failed", error=exc.strerror)
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 listener(event)
@@ -114,9 +126,11 @@ class Journal:
 
     def _rotate(self) -> None:
         """Rename the active file to a segment named by its first seq; prune shipped segments."""
-        fd = os.open(self.path, os.O_RDWR)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = _open_locked(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return
+        try:
             if os.fstat(fd).st_size < self.rotate_bytes:
                 return  # another process rotated it first
             first = next(_events_in(self.path), None)
@@ -153,14 +167,41 @@ class Journal:
         return sorted(found, key=_segment_first_seq)
 
     def read(self, after: int = 0) -> Iterator[dict[str, Any]]:
-        """Every complete event with ``seq > after``, oldest first, across segments."""
-        files = [*self.segments(), self.path]
-        for i, path in enumerate(files):
-            if i + 1 < len(files) - 1 and _segment_first_seq(files[i + 1]) - 1 <= after:
-                continue  # the whole segment is at or before the cursor
-            for event in _events_in(path):
-                if int(event.get("seq", 0)) > after:
-                    yield event
+        """Every complete event with ``seq > after``, oldest first, across segments.
+
+        All files are opened before any is read, and the listing is retried if a
+        rotation moved a file meanwhile: a reader never skips a just-rotated segment.
+        """
+        files = self._open_snapshot()
+        try:
+            for i, (path, fh) in enumerate(files):
+                if i + 1 < len(files) - 1 and _segment_first_seq(files[i + 1][0]) - 1 <= after:
+                    continue  # the whole segment is at or before the cursor
+                for event in _events_from(fh, path):
+                    if int(event.get("seq", 0)) > after:
+                        yield event
+        finally:
+            for _path, fh in files:
+                fh.close()
+
+    def _open_snapshot(self) -> list[tuple[Path, BinaryIO]]:
+        """Open the segments and the active file as one consistent set (segments first)."""
+        while True:
+            before = self.segments()
+            handles: list[tuple[Path, BinaryIO]] = []
+            try:
+                for path in before:
+                    handles.append((path, path.open("rb")))
+                with contextlib.suppress(FileNotFoundError):
+                    handles.append((self.path, self.path.open("rb")))
+            except FileNotFoundError:  # pruned under us: list again
+                for _path, fh in handles:
+                    fh.close()
+                continue
+            if self.segments() == before:
+                return handles
+            for _path, fh in handles:  # rotated under us: list again
+                fh.close()
 
     def last_seq(self) -> int:
         """The seq of the newest durable event (0 for an empty journal)."""
@@ -240,16 +281,44 @@ def _events_in(path: Path) -> Iterator[dict[str, Any]]:
     except FileNotFoundError:
         return
     with fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                return  # torn tail: never acknowledged
+        yield from _events_from(fh, path)
+
+
+def _events_from(fh: BinaryIO, path: Path) -> Iterator[dict[str, Any]]:
+    for raw in fh:
+        if not raw.endswith(b"\n"):
+            return  # torn tail: never acknowledged
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            log.warning("journal_bad_line", file=path.name)
+            continue
+        if isinstance(event, dict) and "seq" in event:
+            yield event
+
+
+def _open_locked(path: Path, flags: int) -> int:
+    """Open ``path`` and take its exclusive flock, making sure it was not rotated meanwhile.
+
+    Another process may rename the file to a segment between our open and our
+    lock; appending to that inode would put an event in a closed segment and
+    could reuse a seq, so reopen until the locked inode is the one at ``path``.
+    """
+    while True:
+        fd = os.open(path, flags, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
             try:
-                event = json.loads(raw)
-            except ValueError:
-                log.warning("journal_bad_line", file=path.name)
-                continue
-            if isinstance(event, dict) and "seq" in event:
-                yield event
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+            return fd
+        os.close(fd)
 
 
 def _last_event(path: Path) -> dict[str, Any] | None:

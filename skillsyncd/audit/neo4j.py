@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text
+from skillsyncd.source import redact_url
 
 log = structlog.get_logger("skillsyncd.audit")
 
 CURSOR_FILE = "audit-cursor.json"
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
+IDLE_WAIT = 30.0  # re-check the journal even without a wake-up (e.g. `audit push` elsewhere)
 DEPLOYMENT_KINDS = frozenset({"deployed", "rolled_back", "manual_rollback", "validation_failed"})
 _STATUS = {
     "deployed": "deployed",
@@ -89,57 +92,69 @@ MERGE (d)-[rel:DEPLOYED]->(v)
 SET rel.change = skill.change
 """
 
+# The deployment that was live on this replica before, found by its release id
+# (release ids are unique per replica, not across a fleet).
 _REPLACED = """
 MATCH (d:SkillDeployment {id: $id})
-MATCH (old:SkillDeployment {release: $replaced_release, status: 'deployed'})
+MATCH (old:SkillDeployment {release: $replaced_release, replica: $replica, status: 'deployed'})
 MERGE (d)-[:REPLACED]->(old)
 """
 
 _RESTORED = """
 MATCH (d:SkillDeployment {id: $id})
-MATCH (back:SkillDeployment {release: $release, status: 'deployed'})
+MATCH (back:SkillDeployment {release: $release, replica: $replica, status: 'deployed'})
 MERGE (d)-[:RESTORED]->(back)
 """
 
-_RUNS_DROP = """
-MATCH (r:Replica {id: $replica})-[old:RUNS]->()
-DELETE old
-"""
-
-_RUNS_DEPLOYED = """
+# An automatic rollback undoes a release that went live and failed its checks;
+# the journal has no `deployed` event for it, so it gets a node of its own.
+_ATTEMPT = """
 MATCH (d:SkillDeployment {id: $id})
-MERGE (r:Replica {id: $replica})
-MERGE (r)-[:RUNS]->(d)
+MERGE (a:SkillDeployment {id: $attempt})
+SET a.timestamp = $timestamp, a.seq = $seq, a.status = 'failed_check', a.commit_sha = $commit,
+    a.release = $rolled_back_release, a.previous_release = $release, a.trigger = $trigger,
+    a.replica = $replica, a.reason = $reason
+MERGE (d)-[:REPLACED]->(a)
 """
 
-_RUNS_RESTORED = """
-MATCH (back:SkillDeployment {release: $release, status: 'deployed'})
+# Point the replica's one RUNS edge at the deployment now live. Nothing changes
+# when that deployment is not in the graph (its event predates the journal).
+_RUNS = """
+MATCH (target:SkillDeployment {release: $release, replica: $replica, status: 'deployed'})
 MERGE (r:Replica {id: $replica})
-MERGE (r)-[:RUNS]->(back)
+WITH r, target
+OPTIONAL MATCH (r)-[old:RUNS]->(other:SkillDeployment)
+WHERE other.id <> target.id
+DELETE old
+WITH DISTINCT r, target
+MERGE (r)-[:RUNS]->(target)
 """
+
+# Events whose `commit` is the head of the ref at that moment.
+_HEAD_KINDS = frozenset({"no_change", "deployed", "rolled_back", "validation_failed"})
 
 
 def statements(event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The Cypher that records ``event``; every statement is idempotent (MERGE/SET)."""
     kind = str(event.get("kind"))
     params: dict[str, Any] = {
-        "id": event["id"],
+        "id": str(event["id"]),
         "seq": int(event["seq"]),
         "kind": kind,
         "timestamp": event.get("timestamp"),
-        "replica": event.get("replica"),
+        "replica": str(event.get("replica") or "unknown"),
         "commit": event.get("commit"),
     }
     out: list[tuple[str, dict[str, Any]]] = [(_REPLICA_SEEN, params)]
-    if kind in {"no_change", "deployed"} and event.get("commit"):
+    if kind in _HEAD_KINDS and event.get("commit"):
         out.append((_REPLICA_UPSTREAM, params))
     if kind not in DEPLOYMENT_KINDS:
         return out
     skills = [
         {"name": str(s.get("name")), "version": _scalar(s.get("version")),
-         "content_sha": str(s.get("content_sha") or ""), "change": str(s.get("change") or "")}
+         "content_sha": str(s.get("content_sha")), "change": str(s.get("change") or "")}
         for s in event.get("skills") or []
-        if s.get("change") not in {"removed", "held_back"} and s.get("content_sha")
+        if s.get("name") and s.get("change") not in {"removed", "held_back"} and s.get("content_sha")
     ]
     deployment = {
         **params,
@@ -156,20 +171,32 @@ def statements(event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     out.append((_DEPLOYMENT, deployment))
     if event.get("commit"):
         out.append((_COMMIT, params))
+    link = {"id": params["id"], "replica": params["replica"], "release": event.get("release")}
     if kind == "deployed":
         if skills:
-            out.append((_VERSIONS, {"id": event["id"], "skills": skills}))
-        out.append((_RUNS_DROP, params))
-        out.append((_RUNS_DEPLOYED, params))
-    elif kind in {"rolled_back", "manual_rollback"}:
-        replaced = event.get("rolled_back_release") or event.get("previous_release")
-        if replaced:
-            out.append((_REPLACED, {"id": event["id"], "replaced_release": replaced}))
+            out.append((_VERSIONS, {"id": params["id"], "skills": skills}))
+        if event.get("previous_release"):
+            out.append((_REPLACED, {**link, "replaced_release": event["previous_release"]}))
         if event.get("release"):
-            restored = {"id": event["id"], "release": event["release"], "replica": event.get("replica")}
-            out.append((_RESTORED, restored))
-            out.append((_RUNS_DROP, params))
-            out.append((_RUNS_RESTORED, restored))
+            out.append((_RUNS, link))
+    elif kind == "rolled_back":
+        if event.get("rolled_back_release"):
+            attempt = {**deployment, "attempt": f"{params['id']}/attempt",
+                       "rolled_back_release": event["rolled_back_release"]}
+            out.append((_ATTEMPT, attempt))
+            if event.get("commit"):
+                out.append((_COMMIT, {"id": attempt["attempt"], "commit": event["commit"]}))
+            if skills:
+                out.append((_VERSIONS, {"id": attempt["attempt"], "skills": skills}))
+        if event.get("release"):
+            out.append((_RESTORED, link))
+            out.append((_RUNS, link))
+    elif kind == "manual_rollback":
+        if event.get("previous_release"):
+            out.append((_REPLACED, {**link, "replaced_release": event["previous_release"]}))
+        if event.get("release"):
+            out.append((_RESTORED, link))
+            out.append((_RUNS, link))
     return out
 
 
@@ -205,7 +232,12 @@ class Cursor:
 
 
 class Neo4jSink:
-    """Ship journal events to Neo4j, in order, at least once, recorded exactly once."""
+    """Ship journal events to Neo4j, in order, at least once, recorded exactly once.
+
+    The thread keeps its own view of the lag (journal seq minus cursor) in
+    memory, so ``status()`` never touches the disk or the network: the daemon's
+    event loop may call it.
+    """
 
     def __init__(
         self,
@@ -224,9 +256,13 @@ class Neo4jSink:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one ship at a time (thread and `audit push` in-process)
         self.last_error: str | None = None
+        self.last_error_at: float | None = None
         self.last_shipped_at: float | None = None
         self.shipped_total = 0
+        self.journal_seq = 0  # newest seq known to be in the journal
+        self.cursor_seq = 0  # newest seq known to be in Neo4j
         # Called between the Neo4j commit and the cursor write (tests crash here).
         self.after_write: Callable[[dict[str, Any]], None] = lambda _event: None
 
@@ -235,14 +271,34 @@ class Neo4jSink:
     def _make_driver(self) -> Any:
         import neo4j
 
-        password = self.cfg.neo4j_password.get() or ""
-        return neo4j.GraphDatabase.driver(
+        try:
+            password = self.cfg.neo4j_password.get() or ""
+        except ConfigError as exc:
+            raise SinkError(str(exc)) from exc
+        timeout = self.cfg.network_timeout
+        driver = neo4j.GraphDatabase.driver(
             str(self.cfg.neo4j_uri),
             auth=(self.cfg.neo4j_user, password),
-            connection_timeout=self.cfg.network_timeout,
-            max_transaction_retry_time=self.cfg.network_timeout,
-            connection_acquisition_timeout=self.cfg.network_timeout,
+            connection_timeout=timeout,
+            connection_acquisition_timeout=timeout,
+            # Long enough for the driver to ride out one dropped connection itself.
+            max_transaction_retry_time=3 * timeout,
+            user_agent="skillsyncd",
         )
+        try:
+            driver.verify_connectivity()
+        except neo4j.exceptions.ServiceUnavailable:
+            driver.close()
+            raise
+        except neo4j.exceptions.Neo4jError as exc:
+            # Refused at HELLO/LOGON: real Neo4j says AuthError, other servers a generic error.
+            driver.close()
+            raise SinkError(
+                f"Neo4j at {_safe_uri(self.cfg.neo4j_uri)} refused the login of user "
+                f"{self.cfg.neo4j_user!r} ({_describe(exc)}); check NEO4J_USER and "
+                "NEO4J_PASSWORD (or NEO4J_PASSWORD_FILE)"
+            ) from exc
+        return driver
 
     def _session(self) -> Any:
         if self._driver is None:
@@ -250,18 +306,35 @@ class Neo4jSink:
         kwargs = {"database": self.cfg.neo4j_database} if self.cfg.neo4j_database else {}
         return self._driver.session(**kwargs)
 
+    def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """Run a read query (for ``fleet``); raise SinkError when Neo4j cannot answer."""
+        try:
+            with self._session() as session:
+                return [dict(r) for r in session.run(cypher, params)]
+        except SinkError:
+            raise
+        except Exception as exc:
+            raise SinkError(f"cannot query {_safe_uri(self.cfg.neo4j_uri)}: {_describe(exc)}") from exc
+
     def _ensure_schema(self) -> None:
-        """Constraints and indexes, best effort: some servers (and FalkorDB) refuse them."""
+        """Constraints and indexes, best effort: some servers (and FalkorDB) refuse them.
+
+        Losing the connection is an outage (try again later); a refusal is final.
+        """
         if self._schema_done:
             return
-        self._schema_done = True
+        import neo4j
+
         for stmt in SCHEMA:
             try:
                 with self._session() as session:
                     session.run(stmt).consume()
-            except Exception as exc:
+            except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired):
+                raise
+            except neo4j.exceptions.Neo4jError as exc:
                 log.info("audit_schema_skipped", reason=_describe(exc))
-                return
+                break
+        self._schema_done = True
 
     def close(self) -> None:
         if self._driver is not None:
@@ -273,36 +346,53 @@ class Neo4jSink:
     # -- shipping --
 
     def lag(self) -> int:
-        """Events in the journal not yet in Neo4j."""
-        return max(0, self.journal.last_seq() - self.cursor.get())
+        """Events in the journal not yet in Neo4j (reads both files)."""
+        self.journal_seq = self.journal.last_seq()
+        self.cursor_seq = self.cursor.get()
+        return max(0, self.journal_seq - self.cursor_seq)
 
     def ship(self, limit: int | None = None) -> int:
         """Ship pending events in order; return how many. Raise SinkError on failure."""
+        with self._lock:
+            return self._ship(limit)
+
+    def _ship(self, limit: int | None) -> int:
         shipped = 0
         try:
+            self.lag()
             self._ensure_schema()
-            after = self.cursor.get()
-            for event in self.journal.read(after=after):
+            expected = self.cursor_seq + 1
+            for event in self.journal.read(after=self.cursor_seq):
                 if limit is not None and shipped >= limit:
                     break
+                seq = int(event["seq"])
+                if seq != expected:
+                    log.warning("audit_gap", expected=expected, found=seq,
+                                note="events before this one are no longer in the journal")
                 with self._session() as session:
                     session.execute_write(_write_event, statements(event))
                 self.after_write(event)
-                self.cursor.set(int(event["seq"]))
+                self.cursor.set(seq)
+                self.cursor_seq = expected = seq
+                expected += 1
+                self.journal_seq = max(self.journal_seq, seq)
                 shipped += 1
                 self.shipped_total += 1
-        except SkillsyncError:
+        except SinkError as exc:
+            self._failed(str(exc))
             raise
         except Exception as exc:
-            self.last_error = _describe(exc)
-            self._drop_driver()
-            raise SinkError(f"cannot ship audit events to {self.cfg.neo4j_uri}: {self.last_error}") from exc
+            message = f"cannot ship audit events to {_safe_uri(self.cfg.neo4j_uri)}: {_describe(exc)}"
+            self._failed(message)
+            raise SinkError(message) from exc
         if shipped:
             self.last_shipped_at = time.time()
         self.last_error = None
         return shipped
 
-    def _drop_driver(self) -> None:
+    def _failed(self, message: str) -> None:
+        self.last_error = message
+        self.last_error_at = time.time()
         try:
             self.close()
         except Exception:
@@ -310,65 +400,87 @@ class Neo4jSink:
 
     # -- background thread --
 
-    def notify(self, _event: dict[str, Any] | None = None) -> None:
+    def notify(self, event: dict[str, Any] | None = None) -> None:
         """Wake the shipper (the journal calls this after each append)."""
+        if event is not None:
+            self.journal_seq = max(self.journal_seq, int(event.get("seq") or 0))
         self._wake.set()
 
     def start(self) -> None:
         if self._thread is not None:
             return
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="skillsyncd-audit-sink", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the thread; False if it is still stuck in a network call after ``timeout``."""
         self._stop.set()
         self._wake.set()
+        stopped = True
         if self._thread is not None:
             self._thread.join(timeout)
+            stopped = not self._thread.is_alive()
             self._thread = None
-        self.close()
+        if stopped:
+            self.close()
+        return stopped
 
     def _run(self) -> None:
         delay = BACKOFF_START
         while not self._stop.is_set():
+            self._wake.clear()
             try:
                 self.ship()
-                delay = BACKOFF_START
-                self._wake.wait(30.0)
             except SinkError as exc:
-                log.warning("audit_ship_failed", error=str(exc), retry_in=delay, lag=self._safe_lag())
+                log.warning("audit_ship_failed", error=str(exc), retry_in=delay, lag=self.lag_seen())
                 self._stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
-            except Exception as exc:
-                self.last_error = _describe(exc)
+                continue
+            except Exception as exc:  # a bug here must not end the thread
+                self._failed(_describe(exc))
                 log.error("audit_sink_crashed", error=self.last_error)
                 self._stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
-            self._wake.clear()
+                continue
+            delay = BACKOFF_START
+            self._wake.wait(IDLE_WAIT)
 
-    def _safe_lag(self) -> int | None:
-        try:
-            return self.lag()
-        except Exception:
-            return None
+    def lag_seen(self) -> int:
+        """The lag as this process last saw it (no I/O)."""
+        return max(0, self.journal_seq - self.cursor_seq)
 
     def status(self) -> dict[str, Any]:
+        """For /status: no I/O, safe on the event loop."""
         return {
-            "configured": True,
-            "uri": self.cfg.neo4j_uri,
-            "lag": self._safe_lag(),
-            "cursor": self.cursor.get(),
+            "neo4j": True,
+            "uri": _safe_uri(self.cfg.neo4j_uri),
+            "replica": self.cfg.replica_id,
+            "lag": self.lag_seen(),
+            "journal_seq": self.journal_seq,
+            "shipped_seq": self.cursor_seq,
             "last_error": self.last_error,
-            "last_shipped_at": self.last_shipped_at,
+            "last_error_at": _iso(self.last_error_at),
+            "last_shipped_at": _iso(self.last_shipped_at),
         }
 
 
 def _write_event(tx: Any, stmts: list[tuple[str, dict[str, Any]]]) -> None:
     for query, params in stmts:
-        tx.run(query, **params).consume()
+        tx.run(query, params).consume()
 
 
 def _describe(exc: BaseException) -> str:
     name = type(exc).__name__
     text = redact_text(str(exc)).strip().splitlines()
     return f"{name}: {text[0][:300]}" if text else name
+
+
+def _safe_uri(uri: str | None) -> str:
+    return redact_url(uri or "")
+
+
+def _iso(unix: float | None) -> str | None:
+    if unix is None:
+        return None
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
