@@ -267,7 +267,7 @@ class Mirror:
                 elif not (src / rel / dirname).is_dir():
                     shutil.rmtree(path)
         if (src / SKILL_FILE).is_file():
-            _place(src / SKILL_FILE, dest / SKILL_FILE, tmp)
+            _place(src / SKILL_FILE, dest / SKILL_FILE, tmp, share=False)
         fsync_dir(dest)
 
     def _remove_skill(self, name: str) -> None:
@@ -307,7 +307,10 @@ def _intact(src: Path, dest: Path) -> bool:
             if b.is_symlink() or not b.is_file():
                 return False
             sa, sb = os.stat(a), os.stat(b)
-            if os.path.samestat(sa, sb):
+            top_skill_md = name == SKILL_FILE and Path(sdir) == src
+            if top_skill_md and sb.st_nlink != 1:
+                return False  # a hard-linked SKILL.md is refused by OpenClaw: redo it
+            if not top_skill_md and os.path.samestat(sa, sb):
                 continue
             if sa.st_size != sb.st_size or not _same_exec(a, b) or not filecmp.cmp(a, b, shallow=False):
                 return False
@@ -321,14 +324,23 @@ def _ensure_dir(path: Path) -> None:
     path.mkdir(exist_ok=True)
 
 
-def _place(src: Path, dest: Path, tmp: Path) -> None:
-    """Put ``src``'s bytes at ``dest`` by rename, unless they are already there."""
+def _place(src: Path, dest: Path, tmp: Path, share: bool = True) -> None:
+    """Put ``src``'s bytes at ``dest`` by rename, unless they are already there.
+
+    ``share``: hard-link the release's read-only file instead of copying it.
+    SKILL.md is never shared: OpenClaw refuses a SKILL.md whose link count is
+    above 1 ("path must not be hardlinked") for every root but its bundled one.
+    """
     if dest.is_file() and not dest.is_symlink():
-        same_inode = os.path.samestat(os.stat(src), os.stat(dest))
-        if same_inode or (_same_exec(src, dest) and filecmp.cmp(src, dest, shallow=False)):
+        sa, sd = os.stat(src), os.stat(dest)
+        if share and os.path.samestat(sa, sd):
+            return
+        if _single(sd, share) and _same_exec(src, dest) and filecmp.cmp(src, dest, shallow=False):
             return
     staged = tmp / uuid.uuid4().hex
     try:
+        if not share:
+            raise OSError(errno.EPERM, "copy wanted")
         os.link(src, staged)  # release files are read-only: sharing the inode is safe
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
@@ -337,6 +349,11 @@ def _place(src: Path, dest: Path, tmp: Path) -> None:
     if dest.is_dir() and not dest.is_symlink():
         shutil.rmtree(dest)
     os.replace(staged, dest)
+
+
+def _single(st: os.stat_result, share: bool) -> bool:
+    """A file that must not be shared has exactly one link."""
+    return share or st.st_nlink == 1
 
 
 def _same_exec(a: Path, b: Path) -> bool:

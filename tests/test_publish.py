@@ -313,8 +313,25 @@ def test_staging_happens_outside_the_published_tree(env: dict[str, Path]) -> Non
     r1, m1 = make_release(env["base"], "r1", V1)
     mirror_of(env).sync(r1, m1)
     assert not (env["pub"] / TMP_DIR).exists() and not (env["state"] / STATE_TMP_DIR).exists()
-    # published files share the release's read-only inodes (no copy on the same device)
-    assert (env["pub"] / "alpha/SKILL.md").stat().st_ino == (r1 / "alpha/SKILL.md").stat().st_ino
+    # supporting files share the release's read-only inodes (no copy on the same device)...
+    assert (env["pub"] / "alpha/ref/notes_md").stat().st_ino == (r1 / "alpha/ref/notes_md").stat().st_ino
+
+
+def test_skill_md_is_never_a_hard_link(env: dict[str, Path]) -> None:
+    """OpenClaw refuses a SKILL.md with more than one link ("path must not be hardlinked")."""
+    r1, m1 = make_release(env["base"], "r1", V1)
+    r2, m2 = make_release(env["base"], "r2", V2)
+    for rel, man in ((r1, m1), (r2, m2), (r2, m2)):
+        mirror_of(env).sync(rel, man)
+        for skill_md in env["pub"].glob("*/SKILL.md"):
+            assert skill_md.stat().st_nlink == 1, skill_md
+    # a mirror left by an older skillsyncd that hard-linked SKILL.md is repaired
+    os.unlink(env["pub"] / "alpha/SKILL.md")
+    os.link(r2 / "alpha/SKILL.md", env["pub"] / "alpha/SKILL.md")
+    out = mirror_of(env).sync(r2, m2)
+    assert out.changed == ("alpha",)
+    assert (env["pub"] / "alpha/SKILL.md").stat().st_nlink == 1
+    assert snapshot(env["pub"]) == expected_view(V2)
 
 
 def test_type_changes_inside_a_skill(env: dict[str, Path]) -> None:
