@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import stat
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,13 +23,20 @@ from typing import Any, Protocol
 
 import filelock
 import structlog
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException, ObjectMissing
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
 from skillsyncd import validation
 from skillsyncd.config import Config
-from skillsyncd.errors import LockBusy, ReleaseError, SourceError, ValidationRejected
+from skillsyncd.errors import (
+    LockBusy,
+    ReleaseError,
+    SkillsyncError,
+    SourceError,
+    ValidationRejected,
+)
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.model import Finding, Plan, Severity, Skill
 from skillsyncd.plan import choose_deletions, make_plan
@@ -37,6 +46,10 @@ from skillsyncd.source import FetchResult, Source, redact_url
 from skillsyncd.state import State, load_state, save_state
 
 log = structlog.get_logger(__name__)
+
+# What dulwich raises when pack bytes are damaged in transit (see tests/test_faults.py).
+_CORRUPT_PACK = (zlib.error, ChecksumMismatch, ApplyDeltaError, ObjectFormatException,
+                 ObjectMissing)
 
 TRIGGERS = ("poll", "webhook", "signal", "manual", "startup")
 
@@ -89,8 +102,8 @@ class DeployLock:
         self._lock = filelock.FileLock(str(cfg.lock_file), timeout=self.timeout)
 
     def __enter__(self) -> DeployLock:
-        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
         try:
+            self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
             self._lock.acquire()
         except filelock.Timeout as exc:
             raise LockBusy(
@@ -98,7 +111,13 @@ class DeployLock:
                 f"{self.cfg.lock_file} after waiting {self.timeout:.0f}s; "
                 "retry later or raise SKILLSYNC_LOCK_TIMEOUT"
             ) from exc
-        self.owner_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        except OSError as exc:
+            raise ReleaseError(_state_dir_hint(self.cfg, exc)) from exc
+        try:
+            self.owner_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        except OSError as exc:
+            self._lock.release()
+            raise ReleaseError(_state_dir_hint(self.cfg, exc)) from exc
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -214,28 +233,38 @@ class Syncer:
         try:
             outcome = self._run(sync_id, trigger, force, state, current, source)
         except Exception as exc:
-            reason = str(exc)
+            # A full or read-only disk is an operational fault, not a bug: say so plainly
+            # (exit 1, no traceback). Before the flip the live release is untouched.
+            error: Exception = ReleaseError(_state_dir_hint(cfg, exc)) \
+                if isinstance(exc, OSError) else exc
+            reason = str(error)
             kind = "fetch_failed" if isinstance(exc, SourceError) else "sync_failed"
             if isinstance(exc, ValidationRejected):
                 kind = "validation_rejected"
             level = log.warning if isinstance(exc, ValidationRejected) else log.error
             level(kind, error=reason, exc_type=type(exc).__name__)
-            if not isinstance(exc, ValidationRejected):
-                fresh = load_state(cfg.state_file)
-                save_state(
-                    cfg.state_file,
-                    dataclasses.replace(
-                        fresh,
-                        failure_streak=fresh.failure_streak + 1,
-                        last_attempt=state.last_attempt,
-                        last_error=reason,
-                    ),
-                )
-                self.record(kind, sync_id=sync_id, trigger=trigger, commit=state.commit,
-                            error=reason)
-            self.record("sync_finished", sync_id=sync_id, trigger=trigger, status="failed",
-                        duration=round(time.monotonic() - start, 3))
-            raise
+            try:
+                if not isinstance(exc, ValidationRejected):
+                    fresh = load_state(cfg.state_file)
+                    save_state(
+                        cfg.state_file,
+                        dataclasses.replace(
+                            fresh,
+                            failure_streak=fresh.failure_streak + 1,
+                            last_attempt=state.last_attempt,
+                            last_error=reason,
+                        ),
+                    )
+                    self.record(kind, sync_id=sync_id, trigger=trigger, commit=state.commit,
+                                error=reason)
+                self.record("sync_finished", sync_id=sync_id, trigger=trigger, status="failed",
+                            duration=round(time.monotonic() - start, 3))
+            except (OSError, SkillsyncError) as book:
+                # The same full or read-only disk: the original error is the one to report.
+                log.error("failure_not_recorded", error=str(book))
+            if error is exc:
+                raise
+            raise error from exc
         duration = round(time.monotonic() - start, 3)
         outcome = dataclasses.replace(outcome, duration=duration)
         log.info("sync_finished", status=outcome.status, commit=outcome.commit,
@@ -337,7 +366,20 @@ class Syncer:
         if state.source and state.source != source.safe_url:
             log.warning("source_changed", old=state.source, new=source.safe_url)
             source.reset_mirror()
-        fetched = source.fetch(head, previous=state.commit)
+        try:
+            fetched = source.fetch(head, previous=state.commit)
+        except _CORRUPT_PACK as exc:
+            # Damaged pack data: mangled in transit, or the mirror's own packs are damaged
+            # on disk. Source maps transport errors only; this fails in dulwich's decoder.
+            # The mirror is a cache: drop it and fetch afresh once, so local damage heals
+            # within this sync and transit damage fails as a plain fetch error.
+            log.warning("mirror_reset", reason=f"{type(exc).__name__}: {exc}")
+            source.reset_mirror()
+            try:
+                fetched = source.fetch(head, previous=None)
+            except _CORRUPT_PACK as again:
+                raise SourceError(f"fetch {source.safe_url}: received a corrupt pack "
+                                  f"({type(again).__name__}: {again}); will retry") from again
         log.info("fetched", tree=fetched.tree, fetched_objects=fetched.fetched,
                  duration=round(fetched.duration, 3), history_rewritten=fetched.history_rewritten)
         if fetched.history_rewritten:
@@ -622,6 +664,17 @@ def read_allowlist(store: Any, tree_sha: str, skills_path: str) -> frozenset[str
             continue
         allowed |= validation.parse_allowlist(store[sha].as_raw_string())
     return frozenset(allowed)
+
+
+def _state_dir_hint(cfg: Config, exc: Exception) -> str:
+    """An OSError met while syncing (full disk, read-only mount), with what to do about it."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        hint = "free space on that filesystem"
+    elif isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = f"make {cfg.state_dir} writable by uid {os.getuid()}"
+    else:
+        hint = f"check {cfg.state_dir}"
+    return f"disk error: {exc}; {hint}, and the next sync retries"
 
 
 def clear_mirror_leftovers(mirror: Path) -> list[str]:

@@ -354,6 +354,8 @@ def run_trials(trials: int, seed: int, work: Path, transport: str = "http",
     repo = RepoBuilder(work / "origin", name="skills")
     root.register(repo)
     server = HttpGitServer(root) if transport == "http" else None
+    if server is not None:  # killed clients reset connections: expected, not worth a traceback
+        server._httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
     try:
         url = server.url_for(repo) if server else str(repo.path)
         runner = Runner(work, url)
