@@ -13,6 +13,7 @@ process or sink that talked to the server has closed its driver.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
 import socket
@@ -128,10 +129,8 @@ class BoltServer:
     def _drop_driver(self) -> None:
         if self._driver is not None:
             driver, self._driver = self._driver, None
-            try:
+            with contextlib.suppress(Exception):
                 driver.close()
-            except Exception:
-                pass
 
     def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         """Run Cypher as a test observer, on one long-lived driver (no GOODBYEs mid-test)."""

@@ -244,6 +244,7 @@ class Neo4jSink:
         cfg: Config,
         journal: Journal,
         driver_factory: Callable[[], Any] | None = None,
+        backoff: tuple[float, float] = (BACKOFF_START, BACKOFF_MAX),
     ) -> None:
         if not cfg.neo4j_uri:
             raise ConfigError("no Neo4j configured: set NEO4J_URI (e.g. neo4j+s://xxxx.databases.neo4j.io)")
@@ -251,6 +252,7 @@ class Neo4jSink:
         self.journal = journal
         self.cursor = Cursor(cfg.state_dir / CURSOR_FILE)
         self._driver_factory = driver_factory or self._make_driver
+        self.backoff_start, self.backoff_max = backoff
         self._driver: Any = None
         self._schema_done = False
         self._wake = threading.Event()
@@ -427,7 +429,7 @@ class Neo4jSink:
         return stopped
 
     def _run(self) -> None:
-        delay = BACKOFF_START
+        delay = self.backoff_start
         while not self._stop.is_set():
             self._wake.clear()
             try:
@@ -435,15 +437,15 @@ class Neo4jSink:
             except SinkError as exc:
                 log.warning("audit_ship_failed", error=str(exc), retry_in=delay, lag=self.lag_seen())
                 self._stop.wait(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                delay = min(delay * 2, self.backoff_max)
                 continue
             except Exception as exc:  # a bug here must not end the thread
                 self._failed(_describe(exc))
                 log.error("audit_sink_crashed", error=self.last_error)
                 self._stop.wait(delay)
-                delay = min(delay * 2, BACKOFF_MAX)
+                delay = min(delay * 2, self.backoff_max)
                 continue
-            delay = BACKOFF_START
+            delay = self.backoff_start
             self._wake.wait(IDLE_WAIT)
 
     def lag_seen(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -11,6 +12,14 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Results that went past the ls-remote probe and fetched objects.
 _FETCHED = frozenset({"deployed", "rolled_back", "validation_rejected"})
+
+
+class AuditView(Protocol):
+    """What the daemon shows of the audit replica (the Neo4j sink); reads memory only."""
+
+    def lag_seen(self) -> int: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -39,6 +48,17 @@ class Metrics:
                              ["hook", "result"], registry=r)
         self.up = Gauge("skillsync_up", "1 while the daemon runs", registry=r)
         self.up.set(1)
+        self.audit: AuditView | None = None
+
+    def watch_audit(self, audit: AuditView) -> None:
+        """Export the audit replica's lag; only a daemon that ships to Neo4j has the gauge."""
+        self.audit = audit
+        gauge = Gauge("skillsync_audit_lag_events", "Journal events not yet shipped to Neo4j",
+                      registry=self.registry)
+        gauge.set_function(lambda: float(audit.lag_seen()))
+
+    def audit_status(self) -> dict[str, Any]:
+        return self.audit.status() if self.audit is not None else {"neo4j": False}
 
     def sync_finished(self, result: str, duration: float) -> None:
         self.syncs.labels(result=result).inc()

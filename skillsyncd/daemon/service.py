@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from skillsyncd.audit import Neo4jSink, open_journal
 from skillsyncd.config import Config
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
 from skillsyncd.sync import Syncer
@@ -28,10 +29,20 @@ from .metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-def _syncer(cfg: Config) -> Syncer:
+AUDIT_STOP_WAIT = 2.0  # seconds the shutdown waits for the audit sink's thread
+
+def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
+    """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append)."""
     from skillsyncd.wiring import build_syncer
 
-    return build_syncer(cfg)
+    journal = open_journal(cfg)
+    syncer = build_syncer(cfg, journal=journal)
+    if not cfg.neo4j_uri:
+        return syncer, None
+    sink = Neo4jSink(cfg, journal)
+    journal.subscribe(sink.notify)
+    metrics.watch_audit(sink)
+    return syncer, sink
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,8 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     metrics = Metrics()
     hooks = HookRunner(cfg.hook_command, cfg.hook_url,
                        report=lambda hook, result: metrics.hooks.labels(hook=hook, result=result).inc())
-    daemon = Daemon(cfg, _syncer(cfg), metrics, hooks)
+    syncer, sink = _syncer(cfg, metrics)
+    daemon = Daemon(cfg, syncer, metrics, hooks)
     stop = asyncio.Event()
     runner, address = await http.start(http.make_app(daemon), cfg.http_bind)
     loop.add_signal_handler(signal.SIGHUP, daemon.trigger, "signal")
@@ -57,6 +69,9 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     log.info("daemon_started", http=f"{address[0]}:{address[1]}", interval=cfg.interval,
              webhook=bool(cfg.webhook_secret), pid=os.getpid(),
              checks=[type(c).__name__ for c in daemon.syncer.checks])
+    if sink is not None:
+        sink.start()  # its own thread: a slow or absent Neo4j never holds up a sync
+        log.info("audit_sink_started", uri=sink.status()["uri"], replica=cfg.replica_id)
     worker = asyncio.create_task(daemon.run(), name="skillsync-loop")
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({worker, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -77,6 +92,10 @@ async def serve(cfg: Config, grace: float) -> Stopped:
         worker.cancel()
     stopper.cancel()
     await hooks.close()
+    if sink is not None:
+        # Bounded: a sink stuck in a network call is a daemon thread and dies with the process.
+        clean = await asyncio.to_thread(sink.stop, AUDIT_STOP_WAIT)
+        log.info("audit_sink_stopped", lag=sink.lag_seen(), clean=clean)
     log.info("stopped", abandoned=abandoned, crashed=crashed)
     return Stopped(abandoned=abandoned, crashed=crashed)
 

@@ -17,7 +17,7 @@ FIELDS = (
     "current_release", "skill_count", "skills_held_back", "webhook_enabled",
     "webhook_last_received", "last_deployment", "upstream_commit", "behind_upstream",
     "behind_reason", "bad_commits", "failure_streak", "last_success", "last_error", "ready",
-    "interval_seconds", "replica", "version",
+    "interval_seconds", "replica", "version", "audit",
 )
 
 
@@ -61,5 +61,6 @@ def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
         "interval_seconds": daemon.cfg.interval,
         "replica": daemon.cfg.replica_id,
         "version": __version__,
+        "audit": daemon.metrics.audit_status(),
     }
     return doc
