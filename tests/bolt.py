@@ -73,7 +73,7 @@ class BoltServer:
     def env(self, **extra: str) -> dict[str, str]:
         """The environment a skillsyncd process needs to ship here."""
         return {"NEO4J_URI": self.uri, "NEO4J_USER": USER, "NEO4J_PASSWORD": self.password,
-                "SKILLSYNC_NETWORK_TIMEOUT": "3", **extra}
+                "SKILLSYNC_NETWORK_TIMEOUT": "1", **extra}
 
     def start(self) -> None:
         assert self.proc is None, "already running"
@@ -101,15 +101,26 @@ class BoltServer:
         except OSError:
             return False
 
-    def heal(self) -> None:
-        """Absorb the one stuck accept that follows a clean client close (see module doc)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.bolt_port), timeout=1) as s:
-                s.settimeout(0.3)
-                s.sendall(_HANDSHAKE)
-                s.recv(4)
-        except OSError:
-            pass
+    def heal(self, within: float = 1.0) -> bool:
+        """Absorb the one stuck accept that follows a clean client close (see module doc).
+
+        The server may not have processed the close yet, so keep offering a
+        throwaway handshake until one gets stuck (True) or ``within`` passes (False).
+        """
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.bolt_port), timeout=1) as s:
+                    s.settimeout(0.3)
+                    s.sendall(_HANDSHAKE)
+                    if len(s.recv(4)) < 4:
+                        return False  # server going away
+            except TimeoutError:
+                return True
+            except OSError:
+                return False
+            time.sleep(0.05)
+        return False
 
     def stop(self) -> None:
         """SIGTERM: redis writes its RDB (the graph) and exits."""

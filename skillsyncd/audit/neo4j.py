@@ -283,8 +283,8 @@ class Neo4jSink:
             auth=(self.cfg.neo4j_user, password),
             connection_timeout=timeout,
             connection_acquisition_timeout=timeout,
-            # Long enough for the driver to ride out one dropped connection itself.
-            max_transaction_retry_time=3 * timeout,
+            # The sink retries with its own backoff; the driver's retries only delay that.
+            max_transaction_retry_time=timeout,
             user_agent="skillsyncd",
         )
         try:
