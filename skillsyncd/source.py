@@ -13,6 +13,8 @@ import functools
 import re
 import shutil
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -64,15 +66,68 @@ class FetchResult:
 
 
 class _Deadline:
-    """Raises once a network operation has run past its overall budget."""
+    """The overall budget of one network operation, enforced two ways.
+
+    dulwich reports activity as bytes arrive, and each report checks the clock.
+    That alone cannot stop a server that trickles one pkt-line a byte at a time
+    (each read succeeds inside the socket timeout), so a watchdog also shuts down
+    every socket this thread connected during the operation once the budget is
+    spent; the blocked read then fails at once.
+    """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.expires = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
 
     def __call__(self, _nbytes: int = 0, _direction: str = "") -> None:
-        if time.monotonic() > self.expires:
+        if self.expired or time.monotonic() > self.expires:
             raise TimeoutError(f"network operation exceeded {self.seconds:.0f}s overall")
+
+    def __enter__(self) -> _Deadline:
+        _active.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _active.deadline = None
+        with self._lock:
+            self._sockets.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def _expire(self) -> None:
+        self.expired = True
+        with self._lock:
+            doomed = list(self._sockets)
+        for sock in doomed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Active(threading.local):
+    deadline: _Deadline | None = None
+
+
+_active = _Active()
+
+
+def _on_audit(event: str, args: tuple[Any, ...]) -> None:
+    """Hand every socket a network operation connects to that operation's deadline."""
+    if event == "socket.connect":
+        deadline = _active.deadline
+        if deadline is not None and isinstance(args[0], socket.socket):
+            deadline.watch(args[0])
+
+
+sys.addaudithook(_on_audit)
 
 
 class Source:
@@ -127,9 +182,16 @@ class Source:
     @contextlib.contextmanager
     def _network(self, what: str) -> Iterator[_Deadline]:
         """Map every transport failure to a SourceError with an actionable message."""
-        deadline = _Deadline(self.cfg.network_timeout * 4)
         try:
-            yield deadline
+            with _Deadline(self.cfg.network_timeout * 4) as deadline:
+                try:
+                    yield deadline
+                except Exception:
+                    if deadline.expired:  # the watchdog cut the connection
+                        raise TimeoutError(
+                            f"network operation exceeded {deadline.seconds:.0f}s overall"
+                        ) from None
+                    raise
         except HTTPUnauthorized as exc:
             raise SourceError(
                 f"{what} {self.safe_url}: authentication refused (401); "

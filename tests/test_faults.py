@@ -284,10 +284,6 @@ def test_remote_fault_keeps_release_reports_and_recovers(
     assert intact(state) != live
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "source.py: the overall network deadline (_Deadline, 4 x network_timeout) is checked only "
-    "when dulwich reports activity, i.e. after a whole pkt-line is read; a server that sends a "
-    "byte faster than the read timeout holds one pkt-line (up to 64 KB) and the sync for hours"))
 def test_trickling_remote_is_abandoned_in_bounded_time(
     proxy: FaultProxy, repo: RepoBuilder, tmp_path: Path, capfd: pytest.CaptureFixture[str],
     clean_env: None,

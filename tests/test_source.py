@@ -200,3 +200,39 @@ def test_remote_url_change_deploys_new_head(repo: Any, tmp_path: Path) -> None:
     out = build_syncer(cfg).sync()
     assert out.status == "no_change"  # same head, different URL: nothing to do
     assert "v1" in (Releases(state).dir(out.release or "") / "a" / "SKILL.md").read_text()
+
+
+def test_git_daemon_trickling_one_pkt_line_is_cut_at_the_overall_deadline(tmp_path: Path) -> None:
+    """Each byte arrives inside the socket timeout, so only the watchdog can end this."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            try:
+                conn.sendall(b"fff0")  # a pkt-line of 65,516 bytes, sent one byte at a time
+                while not stop.is_set():
+                    conn.sendall(b"a")
+                    time.sleep(0.1)
+            except OSError:
+                return  # the client gave up: what we want
+
+    threading.Thread(target=trickle, daemon=True).start()
+    cfg = load_config(flags={"repo": f"git://127.0.0.1:{port}/r.git",
+                             "state_dir": str(tmp_path / "s")},
+                      env={"SKILLSYNC_NETWORK_TIMEOUT": "0.5"})
+    started = time.monotonic()
+    try:
+        with pytest.raises(SourceError, match="timed out"):
+            Source(cfg).probe()
+    finally:
+        stop.set()
+        listener.close()
+    # Generous: the budget is 4 x 0.5 s; without the watchdog this takes ~2 hours.
+    assert time.monotonic() - started < 30
