@@ -20,7 +20,6 @@ Two modes (design.md §3, docs/publish.md):
 from __future__ import annotations
 
 import contextlib
-import errno
 import filecmp
 import json
 import os
@@ -168,7 +167,7 @@ def verify_published(cfg: Config, release_id: str) -> list[str]:
 
 
 class Mirror:
-    """A real directory kept equal to a release, skill by skill, crash-safe.
+    """A real directory kept equal to a release, skill by skill, crash-safe, in private copies.
 
     Crash safety comes from two facts: every file lands by rename(2) of a complete
     staged copy, and ``published.json`` claims a name (PENDING) before its first
@@ -267,7 +266,7 @@ class Mirror:
                 elif not (src / rel / dirname).is_dir():
                     shutil.rmtree(path)
         if (src / SKILL_FILE).is_file():
-            _place(src / SKILL_FILE, dest / SKILL_FILE, tmp, share=False)
+            _place(src / SKILL_FILE, dest / SKILL_FILE, tmp)
         fsync_dir(dest)
 
     def _remove_skill(self, name: str) -> None:
@@ -290,7 +289,7 @@ class Mirror:
 
 
 def _intact(src: Path, dest: Path) -> bool:
-    """``dest`` holds exactly ``src``'s files: cheap when they share inodes (the usual case)."""
+    """``dest`` holds exactly ``src``'s files, each a private copy (cheap: stat, not read)."""
     if dest.is_symlink() or not dest.is_dir():
         return False
     for (sdir, sdirs, sfiles), (ddir, ddirs, dfiles) in zip(os.walk(src), os.walk(dest), strict=False):
@@ -303,16 +302,8 @@ def _intact(src: Path, dest: Path) -> bool:
         if any((Path(ddir) / d).is_symlink() for d in ddirs):
             return False
         for name in sfiles:
-            a, b = Path(sdir) / name, Path(ddir) / name
-            if b.is_symlink() or not b.is_file():
-                return False
-            sa, sb = os.stat(a), os.stat(b)
-            top_skill_md = name == SKILL_FILE and Path(sdir) == src
-            if top_skill_md and sb.st_nlink != 1:
-                return False  # a hard-linked SKILL.md is refused by OpenClaw: redo it
-            if not top_skill_md and os.path.samestat(sa, sb):
-                continue
-            if sa.st_size != sb.st_size or not _same_exec(a, b) or not filecmp.cmp(a, b, shallow=False):
+            b = Path(ddir) / name
+            if b.is_symlink() or not b.is_file() or not _same_file(Path(sdir) / name, b):
                 return False
     return True
 
@@ -324,40 +315,28 @@ def _ensure_dir(path: Path) -> None:
     path.mkdir(exist_ok=True)
 
 
-def _place(src: Path, dest: Path, tmp: Path, share: bool = True) -> None:
-    """Put ``src``'s bytes at ``dest`` by rename, unless they are already there.
+def _place(src: Path, dest: Path, tmp: Path) -> None:
+    """Put a private copy of ``src`` at ``dest`` by rename, unless it is already there.
 
-    ``share``: hard-link the release's read-only file instead of copying it.
-    SKILL.md is never shared: OpenClaw refuses a SKILL.md whose link count is
-    above 1 ("path must not be hardlinked") for every root but its bundled one.
+    Never a hard link into the release: OpenClaw refuses a SKILL.md whose link
+    count is above 1 ("path must not be hardlinked"), and its media access is as
+    strict; a private copy also keeps a consumer's write away from the release.
     """
-    if dest.is_file() and not dest.is_symlink():
-        sa, sd = os.stat(src), os.stat(dest)
-        if share and os.path.samestat(sa, sd):
-            return
-        if _single(sd, share) and _same_exec(src, dest) and filecmp.cmp(src, dest, shallow=False):
-            return
+    if dest.is_file() and not dest.is_symlink() and _same_file(src, dest):
+        return
     staged = tmp / uuid.uuid4().hex
-    try:
-        if not share:
-            raise OSError(errno.EPERM, "copy wanted")
-        os.link(src, staged)  # release files are read-only: sharing the inode is safe
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        shutil.copy2(src, staged)
+    shutil.copy2(src, staged)  # bytes, mode and mtime: the mtime lets the next run skip it
     if dest.is_dir() and not dest.is_symlink():
         shutil.rmtree(dest)
     os.replace(staged, dest)
 
 
-def _single(st: os.stat_result, share: bool) -> bool:
-    """A file that must not be shared has exactly one link."""
-    return share or st.st_nlink == 1
-
-
-def _same_exec(a: Path, b: Path) -> bool:
-    return bool(os.stat(a).st_mode & 0o111) == bool(os.stat(b).st_mode & 0o111)
+def _same_file(src: Path, dest: Path) -> bool:
+    """``dest`` is a private (single-link) copy of ``src`` with the same bytes and exec bit."""
+    sa, sd = os.stat(src), os.stat(dest)
+    if sd.st_nlink != 1 or sa.st_size != sd.st_size or bool(sa.st_mode & 0o111) != bool(sd.st_mode & 0o111):
+        return False
+    return sa.st_mtime_ns == sd.st_mtime_ns or filecmp.cmp(src, dest, shallow=False)
 
 
 def load_owned(path: Path, root: Path) -> dict[str, str]:
