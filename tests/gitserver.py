@@ -559,9 +559,18 @@ class GitDaemonServer:
                 os.killpg(proc.pid, sig)
             try:
                 proc.wait(timeout=5)
-                return
+                break
             except subprocess.TimeoutExpired:
                 continue
+        # Children outlive the daemon for a moment (and may be reaped late): make sure
+        # the whole group is gone before close() returns.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
     def close(self) -> None:
         self._stop(self.proc)
