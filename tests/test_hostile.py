@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Union
 
@@ -32,8 +34,9 @@ import pytest
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 from gitserver import GitRoot, HttpGitServer, RepoBuilder, run_git
-from test_daemon import SKILLSYNCD, _clean_env
+from test_daemon import SKILLSYNCD, Daemon, _clean_env
 
+from skillsyncd.daemon.webhook import sign
 from skillsyncd.release import Releases, verify_release
 
 # A tree spec: name -> file bytes | (mode, bytes) | nested spec | ("gitlink", sha)
@@ -338,3 +341,84 @@ def test_a_1_gib_blob_is_refused_by_size_without_being_staged(huge_blob_sync: di
     "fetch filter (blob:limit=max_file_bytes) or a streaming indexer would bound it"))
 def test_a_1_gib_blob_does_not_cost_a_gib_of_memory(huge_blob_sync: dict[str, Any]) -> None:
     assert huge_blob_sync["rss_kb"] < RSS_BOUND_KB, f"peak RSS {huge_blob_sync['rss_kb']} KB"
+
+
+# --- hostile webhook traffic -------------------------------------------------------------------
+# test_daemon.py covers bad and missing signatures, replays and oversized bodies one by one;
+# these add a flood of valid pushes and connections that never finish their body.
+
+HOOK_SECRET = "flood-test-secret"
+
+
+def _push(d: Daemon, delivery: str) -> int:
+    body = json.dumps({"ref": "refs/heads/main"}).encode()
+    return d.post("/webhook/github", body, {
+        "X-GitHub-Event": "push", "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": sign(HOOK_SECRET, body), "Content-Type": "application/json"})[0]
+
+
+@pytest.fixture
+def hook_daemon(repo: RepoBuilder, tmp_path: Path) -> Iterator[Daemon]:
+    repo.add_skill("alpha", description="first")
+    head = repo.commit("v1")
+    d = Daemon([SKILLSYNCD, "run", "--repo", str(repo.path), "--state-dir", str(tmp_path / "s"),
+                "--http-bind", "127.0.0.1:0"],
+               _clean_env({"SKILLSYNC_INTERVAL": "600", "GITHUB_WEBHOOK_SECRET": HOOK_SECRET}))
+    try:
+        d.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("commit") == head)
+        yield d
+    finally:
+        d.kill()
+
+
+def test_a_flood_of_valid_pushes_runs_a_bounded_number_of_syncs(
+    hook_daemon: Daemon, repo: RepoBuilder
+) -> None:
+    d = hook_daemon
+    repo.add_skill("alpha", description="second")
+    head = repo.commit("v2")
+    mark = len(d.events)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda i: _push(d, f"flood-{i}"), range(120)))
+    window = time.monotonic() - started
+    assert codes == [202] * 120  # every push is accepted...
+    d.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("commit") == head,
+                 start=mark, timeout=15)
+    time.sleep(1.0)
+    syncs = [e for e in d.events[mark:] if e.get("event") == "sync_started"]
+    # ...but work is bounded: a burst of 3 event-triggered syncs, one more per 5 s earned,
+    # and at most one pending follow-up (daemon/schedule.py)
+    bound = 3 + int((window + 1.0) / 5.0) + 1
+    assert 1 <= len(syncs) <= bound, (len(syncs), window)
+    assert d.get("/healthz")[0] == 200 and d.proc.poll() is None
+
+
+def test_slow_bodies_do_not_block_health_or_real_pushes(
+    hook_daemon: Daemon, repo: RepoBuilder
+) -> None:
+    d = hook_daemon
+    host, port = d.base.removeprefix("http://").rsplit(":", 1)
+    slow: list[socket.socket] = []
+    try:
+        for i in range(40):  # slowloris: headers, a few bytes, then nothing
+            s = socket.create_connection((host, int(port)), timeout=5)
+            s.sendall(b"POST /webhook/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"X-GitHub-Event: push\r\nX-GitHub-Delivery: slow-%d\r\n"
+                      b"Content-Length: 100000\r\n\r\n{\"ref\"" % i)
+            slow.append(s)
+        for _ in range(3):
+            assert d.get("/healthz")[0] == 200
+            time.sleep(0.2)
+        repo.add_skill("alpha", description="pushed during the attack")
+        head = repo.commit("v2")
+        mark = len(d.events)
+        assert _push(d, "real-one") == 202
+        d.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("commit") == head,
+                     start=mark, timeout=10)
+        assert d.status()["last_deployed_sha"] == head
+    finally:
+        for s in slow:
+            s.close()
+    assert d.proc.poll() is None
+    assert d.stop() == 0
