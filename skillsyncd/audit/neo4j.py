@@ -9,7 +9,9 @@ and never raises into a sync: while Neo4j is away, events wait in the journal.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from skillsyncd.source import redact_url
 log = structlog.get_logger("skillsyncd.audit")
 
 CURSOR_FILE = "audit-cursor.json"
+SHIP_LOCK_FILE = "audit-ship.lock"
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 IDLE_WAIT = 30.0  # re-check the journal even without a wake-up (e.g. `audit push` elsewhere)
@@ -228,6 +231,28 @@ class Cursor:
         atomic_write(self.path, json.dumps({"seq": seq}).encode() + b"\n")
 
 
+class _ShipLock:
+    """An exclusive flock on a file beside the cursor, held for one shipping round."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> _ShipLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o640)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise SinkError(f"cannot lock {self.path}: {exc.strerror}") from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # drops the flock
+            self.fd = None
+
+
 # --- the sink ----------------------------------------------------------------------
 
 
@@ -354,8 +379,12 @@ class Neo4jSink:
         return max(0, self.journal_seq - self.cursor_seq)
 
     def ship(self, limit: int | None = None) -> int:
-        """Ship pending events in order; return how many. Raise SinkError on failure."""
-        with self._lock:
+        """Ship pending events in order; return how many. Raise SinkError on failure.
+
+        One shipper at a time per state dir (the daemon's thread, ``audit push``):
+        the cursor only moves forward and the graph sees events in ``seq`` order.
+        """
+        with self._lock, _ShipLock(self.cfg.state_dir / SHIP_LOCK_FILE):
             return self._ship(limit)
 
     def _ship(self, limit: int | None) -> int:
