@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -344,3 +345,26 @@ def test_audit_push_and_fleet_show_who_is_behind(
     assert down.returncode == 1 and "wait in the journal" in down.stdout
     assert cmd_fleet(a) == 1
     assert "fleet: cannot query" in capsys.readouterr().out
+
+
+def test_two_shippers_take_turns(bolt: BoltServer, tmp_path: Path) -> None:  # noqa: F811
+    """The daemon's thread and `audit push` on one state dir: each event is sent once, in order."""
+    cfg = load_config(flags={"state_dir": str(tmp_path / "s")}, env=bolt.env())
+    journal = open_journal(cfg)
+    for n in range(30):
+        journal.append("no_change", trigger="poll", commit=f"{n:040d}")
+    sent: list[int] = []
+    sinks = [Neo4jSink(cfg, open_journal(cfg)) for _ in range(2)]
+    for sink in sinks:
+        sink.after_write = lambda event: sent.append(int(event["seq"]))
+    threads = [threading.Thread(target=sink.ship) for sink in sinks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sent == list(range(1, 31))
+    assert Cursor(cfg.state_dir / "audit-cursor.json").get() == 30
+    assert one(bolt, "MATCH (r:Replica) RETURN r.last_seq AS s")["s"] == 30
+    for sink in sinks:
+        sink.close()
+    bolt.heal()
