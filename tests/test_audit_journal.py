@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from skillsyncd.audit import Journal, JournalError
-from skillsyncd.audit.history import rollback_skills, select
+from skillsyncd.audit.history import render_line, rollback_skills, select
 from skillsyncd.audit.journal import COMMON_FIELDS
 from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor
 from skillsyncd.cli import main
@@ -145,6 +145,8 @@ def test_rejection_and_fetch_failure_are_recorded(repo: Any, tmp_path: Path) -> 
     assert rejected["commit"] == bad and rejected["trigger"] == "poll"
     assert rejected["findings"] and all(f["severity"] == "error" for f in rejected["findings"])
     assert any("broken" in f["path"] for f in rejected["findings"])
+    line = render_line(rejected)
+    assert "validation_failed" in line and bad[:12] in line and "finding(s), first: broken/" in line
 
     gone = cfg_for(str(tmp_path / "no-such-repo"), cfg.state_dir)
     with pytest.raises(SourceError):
@@ -329,4 +331,4 @@ def test_audit_cli_history(repo: Any, tmp_path: Path, capsys: pytest.CaptureFixt
     assert [e["commit"] for e in only] == [second]
 
     assert main([*base, "--since", "2999-01-01"]) == 0
-    assert "no matching events" in capsys.readouterr().out
+    assert "no matching events" in capsys.readouterr().err

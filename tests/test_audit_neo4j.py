@@ -267,7 +267,7 @@ def test_crash_between_write_and_cursor_leaves_no_duplicates(
                             text=True, timeout=60)
     bolt.heal()
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
-    assert f"shipped {journal.last_seq() - target + 1} event(s); 0 left" in pushed.stdout
+    assert f"shipped {journal.last_seq() - target + 1} event(s); 0 left" in pushed.stderr
     ids = deployment_ids(journal)
     rows = bolt.query("MATCH (d:SkillDeployment) RETURN d.id AS id, count(*) AS n")
     assert sorted(r["id"] for r in rows) == sorted(ids) and {r["n"] for r in rows} == {1}
@@ -323,10 +323,10 @@ def test_audit_push_and_fleet_show_who_is_behind(
 
     pushed = cli(a, "audit", "push")  # a real process, as an operator would run it
     assert pushed.returncode == 0, pushed.stdout + pushed.stderr
-    assert f"shipped {open_journal(a).last_seq()} event(s); 0 left" in pushed.stdout
+    assert f"shipped {open_journal(a).last_seq()} event(s); 0 left" in pushed.stderr
     assert cmd_audit_push(b) == 0  # the same command in-process, for the second replica
     bolt.heal()
-    assert f"shipped {open_journal(b).last_seq()} event(s); 0 left" in capsys.readouterr().out
+    assert f"shipped {open_journal(b).last_seq()} event(s); 0 left" in capsys.readouterr().err
 
     fleet = cli(a, "fleet", "--json")
     assert fleet.returncode == 0, fleet.stdout + fleet.stderr
@@ -342,9 +342,9 @@ def test_audit_push_and_fleet_show_who_is_behind(
 
     bolt.stop()
     down = cli(a, "audit", "push")
-    assert down.returncode == 1 and "wait in the journal" in down.stdout
+    assert down.returncode == 1 and "wait in the journal" in down.stderr
     assert cmd_fleet(a) == 1
-    assert "fleet: cannot query" in capsys.readouterr().out
+    assert "fleet: cannot query" in capsys.readouterr().err
 
 
 def test_two_shippers_take_turns(bolt: BoltServer, tmp_path: Path) -> None:  # noqa: F811

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 import structlog
@@ -43,7 +44,7 @@ def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
         print(line)
         count += 1
     if count == 0 and not getattr(args, "json", False):
-        print(f"no matching events in {journal.path}")
+        print(f"no matching events in {journal.path}", file=sys.stderr)
     return 0
 
 
@@ -55,12 +56,13 @@ def cmd_audit_push(cfg: Config) -> int:
     try:
         shipped = sink.ship()
     except SinkError as exc:
-        print(f"audit push failed: {exc}; {sink.lag()} event(s) wait in the journal")
+        print(f"audit push failed: {exc}; {sink.lag()} event(s) wait in the journal",
+              file=sys.stderr)
         log.error("audit_push_failed", error=str(exc), lag=sink.lag_seen())
         return 1
     finally:
         sink.close()
-    print(f"shipped {shipped} event(s); {sink.lag()} left")
+    print(f"shipped {shipped} event(s); {sink.lag()} left", file=sys.stderr)
     return 0
 
 
@@ -84,7 +86,7 @@ def cmd_fleet(cfg: Config, as_json: bool = False) -> int:
     try:
         records = sink.query(FLEET_QUERY)
     except SinkError as exc:
-        print(f"fleet: {exc}")
+        print(f"fleet: {exc}", file=sys.stderr)
         return 1
     finally:
         sink.close()

@@ -43,10 +43,14 @@ def render_line(event: dict[str, Any]) -> str:
     ]
     skills = event.get("skills") or []
     if skills:
-        changed = [f"{s.get('change', '?')[0]}:{s.get('name')}" for s in skills
+        changed = [f"{str(s.get('change') or '?')[0]}:{s.get('name')}" for s in skills
                    if s.get("change") not in (None, "unchanged")]
         if changed:
             parts.append(" ".join(changed[:8]) + (f" (+{len(changed) - 8})" if len(changed) > 8 else ""))
+    if event.get("kind") == "validation_failed" and event.get("findings"):
+        first = event["findings"][0]
+        parts.append(f"{len(event['findings'])} finding(s), first: {first.get('path')}: "
+                     f"{first.get('message')}")
     if event.get("reason"):
         parts.append(f"reason: {event['reason']}")
     if event.get("error"):
