@@ -96,7 +96,8 @@ def test_gateway_sees_add_change_remove_and_rollback(
     t0 = time.monotonic()
     assert syncer.sync().status == "deployed"
     try:
-        wait_for(gw, ours, V2, t0)
+        took = wait_for(gw, ours, V2, t0)
+        print(f"openclaw {mode}: v2 visible {took:.2f} s after the sync began")
     except AssertionError:
         if mode == "link" and HARDLINK_REFUSED in gw.log_tail(20_000):
             # Releases hard-link an unchanged skill's files, SKILL.md included, from the
@@ -107,7 +108,8 @@ def test_gateway_sees_add_change_remove_and_rollback(
 
     t0 = time.monotonic()
     assert syncer.rollback(to=first.release).status == "rolled_back"
-    wait_for(gw, ours, V1, t0)
+    took = wait_for(gw, ours, V1, t0)
+    print(f"openclaw {mode}: rollback visible {took:.2f} s after it began")
     assert gw.proc.poll() is None  # the same gateway process all along: no restart
     assert HARDLINK_REFUSED not in gw.log_tail(50_000)
 
