@@ -89,3 +89,11 @@ def test_wrong_password_is_reported_and_deployments_continue(
     assert d.stop() == 0
     assert not any(wrong in line or bolt.password in line for line in d.lines), "a secret was logged"
     assert bolt.query("MATCH (d:SkillDeployment) RETURN count(d) AS n") == [{"n": 0}]
+
+
+def test_without_neo4j_status_says_so_and_there_is_no_lag_gauge() -> None:
+    from skillsyncd.daemon.metrics import Metrics
+
+    metrics = Metrics()
+    assert metrics.audit_status() == {"neo4j": False}
+    assert b"skillsync_audit_lag_events" not in metrics.exposition()
