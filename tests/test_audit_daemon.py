@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bolt import BoltServer, bolt  # noqa: F401  (the fixture)
 from prometheus_client.parser import text_string_to_metric_families
-from test_daemon import Daemon, start_daemon  # noqa: F401  (the fixture)
+from test_daemon import Daemon, _clean_env, start_daemon  # noqa: F401  (the fixture)
+
+from skillsyncd.audit import Journal
+from skillsyncd.audit.neo4j import Cursor
 
 
 def wait_for(pred: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
@@ -97,3 +102,55 @@ def test_without_neo4j_status_says_so_and_there_is_no_lag_gauge() -> None:
     metrics = Metrics()
     assert metrics.audit_status() == {"neo4j": False}
     assert b"skillsync_audit_lag_events" not in metrics.exposition()
+
+
+# The real daemon, SIGKILLed by its own sink right after Neo4j committed the first
+# `deployed` event and before the cursor moved.  argv = skillsyncd args.
+CRASHING_DAEMON = """
+import os, signal, sys
+import skillsyncd.audit.neo4j as sink_module
+from skillsyncd.cli import main
+real_init = sink_module.Neo4jSink.__init__
+def init(self, *args, **kwargs):
+    real_init(self, *args, **kwargs)
+    def crash(event):
+        if event["kind"] == "deployed":
+            os.kill(os.getpid(), signal.SIGKILL)
+    self.after_write = crash
+sink_module.Neo4jSink.__init__ = init
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_daemon_killed_between_graph_write_and_cursor_leaves_no_duplicates(
+    bolt: BoltServer, http_git_server: Any, repo: Any, tmp_path: Path,  # noqa: F811
+    start_daemon: Callable[..., Daemon],  # noqa: F811
+) -> None:
+    repo.add_skill("alpha", description="v1")
+    repo.add_skill("beta", description="v1")
+    first = repo.commit("v1")
+    state = tmp_path / "state"
+    url = http_git_server.url_for(repo)
+    env = _clean_env(bolt.env(SKILLSYNC_REPLICA_ID="sidecar-1"))
+    crashed = Daemon([sys.executable, "-c", CRASHING_DAEMON, "run", "--repo", url,
+                      "--state-dir", str(state), "--http-bind", "127.0.0.1:0"], env)
+    try:
+        assert crashed.proc.wait(30) == -9
+    finally:
+        crashed.kill()
+    journal = Journal(state / "journal.jsonl")
+    (event,) = [e for e in journal.read() if e["kind"] == "deployed"]
+    assert event["commit"] == first
+    assert Cursor(state / "audit-cursor.json").get() == event["seq"] - 1
+    assert bolt.query("MATCH (d:SkillDeployment {id: $id}) RETURN count(d) AS n",
+                      id=event["id"]) == [{"n": 1}]
+
+    d = start_daemon(url, state=state, env=bolt.env(SKILLSYNC_REPLICA_ID="sidecar-1"))
+    wait_for(lambda: d.status()["audit"]["lag"] == 0 and d.status()["audit"]["shipped_seq"] > 0,
+             what="the restarted daemon to ship the rest")
+    rows = bolt.query("MATCH (d:SkillDeployment) RETURN d.id AS id, count(*) AS n")
+    assert rows == [{"id": event["id"], "n": 1}]
+    assert bolt.query("MATCH (:SkillDeployment)-[x:DEPLOYED]->() RETURN count(x) AS n") == [{"n": 2}]
+    assert bolt.query("MATCH (:Replica)-[x:RUNS]->() RETURN count(x) AS n") == [{"n": 1}]
+    assert d.stop() == 0
+    bolt.heal()
