@@ -368,3 +368,29 @@ def test_two_shippers_take_turns(bolt: BoltServer, tmp_path: Path) -> None:  # n
     for sink in sinks:
         sink.close()
     bolt.heal()
+
+
+def test_rotation_while_neo4j_is_down_loses_nothing(bolt: BoltServer, tmp_path: Path) -> None:  # noqa: F811
+    cfg = load_config(flags={"state_dir": str(tmp_path / "s")}, env=bolt.env())
+    cursor = Cursor(cfg.state_dir / "audit-cursor.json")
+    journal = Journal(cfg.journal_file, replica="replica-a", rotate_bytes=2000, keep_segments=2,
+                      shipped=cursor.get)
+    sink = Neo4jSink(cfg, journal)
+    bolt.stop()
+    for n in range(150):
+        journal.append("no_change", trigger="poll", commit=f"{n:040d}")
+    with pytest.raises(SinkError):
+        sink.ship()
+    assert len(journal.segments()) > 10, "every unshipped segment must be kept"
+    bolt.start()
+    sent: list[int] = []
+    sink.after_write = lambda event: sent.append(int(event["seq"]))
+    assert sink.ship() == 150
+    assert sent == list(range(1, 151))
+    assert len(journal.segments()) == 2, "shipped segments beyond keep_segments should go"
+    assert [e["seq"] for e in journal.read()][-1] == 150
+    assert journal.append("no_change", trigger="poll", commit="f" * 40)["seq"] == 151
+    assert sink.ship() == 1
+    assert one(bolt, "MATCH (r:Replica) RETURN r.last_seq AS s")["s"] == 151
+    sink.close()
+    bolt.heal()

@@ -142,9 +142,10 @@ class Journal:
             log.info("journal_rotated", segment=target.name)
         finally:
             os.close(fd)
-        self._prune()
+        self.prune()
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Delete the oldest segments beyond ``keep_segments``, but never an unshipped one."""
         segments = self.segments()
         if len(segments) <= self.keep_segments:
             return
@@ -154,7 +155,10 @@ class Journal:
             last_in_old = _segment_first_seq(newer) - 1
             if shipped is not None and shipped < last_in_old:
                 break  # not yet replicated: keep it (and everything after it)
-            old.unlink()
+            try:
+                old.unlink()
+            except FileNotFoundError:
+                continue  # another process pruned it
             log.info("journal_segment_pruned", segment=old.name)
 
     # -- reading --------------------------------------------------------------

@@ -418,6 +418,10 @@ class Neo4jSink:
             raise SinkError(message) from exc
         if shipped:
             self.last_shipped_at = time.time()
+            try:
+                self.journal.prune()  # segments the replica now holds may go
+            except OSError as exc:
+                log.warning("journal_prune_failed", error=exc.strerror)
         self.last_error = None
         return shipped
 
