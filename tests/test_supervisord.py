@@ -11,6 +11,7 @@ environment and shellcheck the shell the conf embeds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -159,10 +160,8 @@ class Stack:
 
 
 def _kill_quietly(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _alive(pid: int) -> bool:
@@ -269,11 +268,12 @@ def test_stack_syncs_survives_kill_9_and_stops_on_sigterm(
     assert s.stop(timeout=15) == 0
     out = "\n".join(s.out)
     assert "stopped: skillsyncd (exit status 0)" in out
-    assert f"{STANDIN_PREFIX} SIGTERM, exiting" in out
     assert "SIGKILL" not in out[out.index("received SIGTERM"):]
     stopped = [e for e in s.events(mark) if e.get("event") == "stopped"]
     assert stopped and stopped[-1]["abandoned"] is False
-    # The gateway was a child of its entrypoint shell: the group stop reached it too.
+    # The gateway was a child of its entrypoint shell, which died of the SIGTERM at
+    # once: only the group stop reached the gateway itself (its goodbye line may be
+    # lost with the shell's pipe, so the pid is what is checked).
     deadline = time.monotonic() + 5
     while _alive(gateway_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -411,8 +411,9 @@ o = ServerOptions()
 o.realize(["-c", sys.argv[1]])
 groups = {}
 for g in o.process_group_configs:
-    groups[g.name] = {"type": type(g).__name__, "events": sorted(getEventNameByType(e) for e in getattr(g, "pool_events", []) or []),
-                      "programs": {}}
+    events = getattr(g, "pool_events", None) or []
+    groups[g.name] = {"type": type(g).__name__,
+                      "events": sorted(getEventNameByType(e) for e in events), "programs": {}}
     for p in g.process_configs:
         groups[g.name]["programs"][p.name] = {
             "command": p.command, "uid": p.uid, "environment": p.environment or {},
