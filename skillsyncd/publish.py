@@ -34,7 +34,7 @@ import structlog
 
 from skillsyncd.config import WATCHER_IGNORED_NAMES, Config
 from skillsyncd.errors import ConfigError, SkillsyncError
-from skillsyncd.fsutil import atomic_write, fsync_dir
+from skillsyncd.fsutil import atomic_write
 from skillsyncd.release import Releases, tree_sha_of
 
 log = structlog.get_logger("skillsyncd.publish")
@@ -169,10 +169,13 @@ def verify_published(cfg: Config, release_id: str) -> list[str]:
 class Mirror:
     """A real directory kept equal to a release, skill by skill, crash-safe, in private copies.
 
-    Crash safety comes from two facts: every file lands by rename(2) of a complete
-    staged copy, and ``published.json`` claims a name (PENDING) before its first
-    byte lands and forgets it only after its folder is gone. A re-run therefore
-    sees every half-done skill as owned-but-different and redoes it.
+    Crash safety comes from three facts: every file lands by rename(2) of a complete
+    staged copy; ``published.json`` (written durably) claims a name (PENDING)
+    before its first byte lands and forgets it only after its folder is gone; and
+    every run compares each kept skill with the release (stat, not read). A re-run
+    therefore redoes any half-done skill, including one a power cut left behind
+    after its name was recorded as done, so the mirror itself needs no fsync: the
+    release is the durable copy.
     """
 
     def __init__(self, root: Path, ownership: Path, marker: bool = True) -> None:
@@ -209,7 +212,6 @@ class Mirror:
                     self._remove_skill(name)
                 for name in (*plan.add, *plan.change):
                     self._copy_skill(release_dir / name, self.root / name, tmp)
-                fsync_dir(self.root)
                 final = {n: wanted[n] for n in claimed if n in wanted and not is_watcher_ignored(n)}
                 self._save(final)
             except OSError as exc:
@@ -267,7 +269,6 @@ class Mirror:
                     shutil.rmtree(path)
         if (src / SKILL_FILE).is_file():
             _place(src / SKILL_FILE, dest / SKILL_FILE, tmp)
-        fsync_dir(dest)
 
     def _remove_skill(self, name: str) -> None:
         folder = self.root / name
