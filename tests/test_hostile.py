@@ -246,6 +246,7 @@ def test_the_hostile_commit_deploys_only_the_good_skill_in_bounded_memory(
     assert corpus["code"] == 0, corpus["err"]
     assert {p.name for p in corpus["root"].iterdir()} == {"good"}
     assert corpus["rss_kb"] < RSS_BOUND_KB, f"peak RSS {corpus['rss_kb']} KB"
+    print(f"hostile corpus: peak RSS {corpus['rss_kb'] // 1024} MB, sync {corpus['seconds']:.1f} s")
     assert set(corpus["manifest"]["validation"]["held_back"]) == {f"evil-{c}" for c in CASES}
 
 
@@ -293,6 +294,7 @@ def test_a_hundred_thousand_files_are_refused_from_the_tree_alone(
     result = hostile({b"evil-many": {b"SKILL.md": md(), b"many": many}})
     assert_refused(result, "evil-many", "size.files", "evil-many")
     assert result["rss_kb"] < RSS_BOUND_KB, f"peak RSS {result['rss_kb']} KB"
+    print(f"100,000 files: peak RSS {result['rss_kb'] // 1024} MB, sync {result['seconds']:.1f} s")
 
 
 # --- a 1 GiB blob (make e2e: git needs ~20 s to hash and deflate it, the sync ~20 s more) ----
