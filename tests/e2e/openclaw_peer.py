@@ -121,6 +121,7 @@ class Gateway:
         config = {
             "gateway": {"mode": "local", "bind": "loopback", "port": port, "auth": {"mode": "none"}},
             "skills": {"load": load},
+            "models": {"catalogRefresh": {"enabled": False}},  # no outbound catalog fetch
         }
         (self.state / "openclaw.json").write_text(json.dumps(config, indent=1))
         tmp = workdir / "tmp"
