@@ -214,12 +214,14 @@ class Mirror:
                     self._copy_skill(release_dir / name, self.root / name, tmp)
                 final = {n: wanted[n] for n in claimed if n in wanted and not is_watcher_ignored(n)}
                 self._save(final)
+                if self.marker:
+                    marker = self._touch_marker(release_dir.name)
             except OSError as exc:
                 raise PublishError(f"cannot publish into {self.root}: {exc}") from exc
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-            if self.marker:
-                marker = self._touch_marker(release_dir.name)
+        elif (self.root / TMP_DIR).exists():
+            shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)  # a crash's leftovers
         return PublishResult(
             mode="mirror", path=str(self.root), release=release_dir.name,
             added=plan.add, changed=plan.change, removed=plan.remove, foreign=plan.foreign,
