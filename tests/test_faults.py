@@ -330,7 +330,7 @@ def test_dns_failure_names_the_host_and_recovers(
 @pytest.mark.parametrize("damage", ["state-garbage", "state-deleted", "state-wrong-type",
                                     "current-deleted", "current-garbage", "current-outside",
                                     "current-incomplete", "mirror-deleted", "mirror-packs-truncated",
-                                    "mirror-stale-lock"])
+                                    "mirror-stale-lock", "orphaned-temp-files"])
 def test_damaged_state_is_repaired_automatically(
     damage: str, repo: RepoBuilder, tmp_path: Path, capfd: pytest.CaptureFixture[str],
     clean_env: None, monkeypatch: pytest.MonkeyPatch,
@@ -372,6 +372,13 @@ def test_damaged_state_is_repaired_automatically(
         (cfg.mirror_dir / "refs" / "skillsyncd" / "fetched.lock").write_text("0" * 40 + "\n")
         (cfg.mirror_dir / "objects" / "pack" / "tmpab12cd34.pack").write_bytes(b"PACK\x00\x00")
 
+    elif damage == "orphaned-temp-files":
+        # what a kill inside atomic_write leaves (found by tests/chaos); another writer's
+        # temp file (the Neo4j cursor, written outside the deploy lock) is not ours to remove
+        for name in (".state.json.ab12cd34.tmp", ".published.json.zz_9yy8x.tmp",
+                     ".neo4j-cursor.json.q1w2e3r4.tmp"):
+            (state / name).write_text("{}")
+
     # `status` on the damaged state says what is (not) live, without crashing
     doc = status(state, capfd)
     if damage.startswith("current-"):
@@ -396,6 +403,8 @@ def test_damaged_state_is_repaired_automatically(
     assert status(state, capfd)["deployed_commit"] == head
     assert not list((state / "releases").glob("20990101T000000Z-*"))
     assert not list(cfg.mirror_dir.rglob("*.lock"))
+    temps = sorted(p.name for p in state.glob(".*.tmp"))
+    assert temps == ([".neo4j-cursor.json.q1w2e3r4.tmp"] if damage == "orphaned-temp-files" else [])
 
 
 # --- full and read-only disks, for real, in a user+mount namespace -----------------------------
