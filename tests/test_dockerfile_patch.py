@@ -31,6 +31,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TODAY = (FIXTURES / "Dockerfile.moltbot").read_text()
 STANDALONE = (FIXTURES / "Dockerfile.standalone").read_text()
 LAST_LINE = 'ENTRYPOINT ["/app/entrypoint.sh"]'
+# Another ending seen in the monorepo's history: docs/operations.md, "Any other ending".
+MONOREPO = TODAY.replace(LAST_LINE, 'ENTRYPOINT []\nCMD ["sh", "/app/entrypoint.sh"]\n'
+                                    "# Cache-bust arg\nARG CACHE_BUST=2026-02-07-v3")
 
 
 def _tool(name: str) -> str | None:
@@ -84,6 +87,7 @@ REFUSED: dict[str, str] = {
     "a line after the entrypoint": TODAY + "ARG CACHE_BUST=2026-02-07\n",
     "another entrypoint": TODAY.replace(LAST_LINE, 'ENTRYPOINT ["sh", "/app/entrypoint.sh"]'),
     "no newline at the end": TODAY.rstrip("\n"),
+    "the monorepo's cache-bust ending": MONOREPO,
 }
 
 
@@ -146,12 +150,16 @@ def _hadolint(path: Path) -> list[tuple[int, str]]:
     return sorted((f["line"], f["code"]) for f in json.loads(result.stdout))
 
 
-@pytest.mark.parametrize("template", ["today", "standalone"])
+SWAPPED = {"today": (TODAY, LAST_LINE),
+           "standalone": (STANDALONE, 'CMD ["node", "src/server.js"]'),
+           "monorepo": (MONOREPO, "ARG CACHE_BUST=2026-02-07-v3")}
+
+
+@pytest.mark.parametrize("template", list(SWAPPED))
 def test_hadolint_finds_nothing_new_in_the_patched_dockerfile(template: str, tmp_path: Path) -> None:
-    original = TODAY if template == "today" else STANDALONE
-    patch = PATCH.read_text()
-    if template == "standalone":
-        patch = patch.replace(f"\n {LAST_LINE}\n", '\n CMD ["node", "src/server.js"]\n')
+    """With the context line swapped for the file's own last line where it differs."""
+    original, last = SWAPPED[template]
+    patch = PATCH.read_text().replace(f"\n {LAST_LINE}\n", f"\n {last}\n")
     work = _workdir(tmp_path, original)
     (work / "fix.patch").write_text(patch)
     assert _run(["git", "apply", "fix.patch"], work).returncode == 0
