@@ -9,7 +9,9 @@ Layout (README "On-disk contract"):
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import json
 import os
 import re
@@ -26,7 +28,7 @@ import structlog
 from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd.errors import ReleaseError
-from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink, write_durable
+from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Skill
 
 log = structlog.get_logger(__name__)
@@ -188,73 +190,135 @@ def stage_release(
 
     ``build`` are skills materialised from git blobs; ``reuse`` maps skill name ->
     previous release id whose copy is hard-linked (unchanged or held-back skills).
+
+    Durability: files and folders are not fsynced one by one (on ext4 every fsync
+    is a journal commit, ~40 ms per thousand files here, minutes for 10,000 skills);
+    one ``syncfs`` of the release's file system makes all of them durable before the
+    manifest is written, and the manifest is what makes a release complete.
     """
     releases.root.mkdir(parents=True, exist_ok=True)
     target = releases.dir(release_id)
     if target.exists():
         raise ReleaseError(f"release {release_id} already exists")
     target.mkdir()
+    root = str(target)
     written = linked = nbytes = 0
-    dirs: list[Path] = []
+    dirs: list[str] = []
+    made: set[str] = {root}
     for skill in build:
         for entry in skill.entries:
-            dest = target / skill.name / entry.path
-            _mkdirs(dest.parent, target, dirs)
+            dest = os.path.join(root, skill.name, entry.path)
+            _makedirs(os.path.dirname(dest), made, dirs)
             data = read_blob(entry.sha)
-            write_durable(dest, data, file_mode(entry.mode))
+            write_durable(Path(dest), data, file_mode(entry.mode))
             written += 1
             nbytes += len(data)
+    sources = {rid: str(releases.dir(rid)) for rid in set(reuse.values())}
     for name, source_release in reuse.items():
-        src_root = releases.dir(source_release) / name
-        for src in _files(src_root):
-            dest = target / name / src.relative_to(src_root)
-            _mkdirs(dest.parent, target, dirs)
-            _link_or_copy(src, dest)
-            linked += 1
-    # Directories become read-only and durable, deepest first, then the release root.
-    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-        fsync_dir(d)
+        linked += _link_tree(os.path.join(sources[source_release], name),
+                             os.path.join(root, name), dirs)
+    # Directories become read-only, deepest first, then the release root; then one
+    # file-system sync makes every file, link, folder and mode above durable.
+    for d in sorted(dirs, key=lambda p: p.count(os.sep), reverse=True):
         os.chmod(d, 0o555)
-    fsync_dir(target)
     os.chmod(target, 0o555)
+    sync_filesystem(target)
     atomic_write(releases.manifest_path(release_id), _manifest_bytes(manifest), mode=0o444)
     return StageStats(files_written=written, files_linked=linked, bytes_written=nbytes)
 
 
-def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    body = {"format": MANIFEST_FORMAT, **manifest}
-    return (json.dumps(body, indent=2, sort_keys=False) + "\n").encode()
+def write_durable(path: Path, data: bytes, mode: int) -> None:
+    """Create one file of a release being staged (it must not exist yet).
+
+    Durable once ``stage_release`` has run ``sync_filesystem``, which it does
+    before the manifest makes the release complete; nothing sees the file before.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
-def _mkdirs(path: Path, root: Path, created: list[Path]) -> None:
-    if path.is_dir():
+def sync_filesystem(path: Path) -> None:
+    """Flush the whole file system holding ``path`` to disk (Linux ``syncfs``).
+
+    One call replaces an fsync per file and per folder. Where ``syncfs`` is
+    missing (not Linux), ``sync()`` flushes every file system instead.
+    """
+    syncfs = _syncfs()
+    if syncfs is None:
+        os.sync()
         return
-    missing = []
-    p = path
-    while p != root and not p.is_dir():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        d.mkdir()
-        created.append(d)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(path))
+    finally:
+        os.close(fd)
 
 
-def _files(root: Path) -> list[Path]:
-    out: list[Path] = []
-    for dirpath, _dirs, files in os.walk(root):
-        out.extend(Path(dirpath) / f for f in files)
-    return out
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return fn
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
+def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """Indented JSON with one skill per line: readable, and fast for 10,000 skills.
+
+    ``json.dumps(indent=...)`` runs the pure-Python encoder (~1 s for 10,000
+    skills); without ``indent`` the C encoder does each line.
+    """
+    body = {"format": MANIFEST_FORMAT, **manifest}
+    skills = body.pop("skills", None)
+    head = json.dumps(body, indent=2)
+    if skills is None:
+        return (head + "\n").encode()
+    lines = ",\n".join("    " + json.dumps(s, separators=(", ", ": ")) for s in skills)
+    listing = f'"skills": [\n{lines}\n  ]' if skills else '"skills": []'
+    head = head[:-2] + ",\n  " if body else "{\n  "
+    return (head + listing + "\n}\n").encode()
+
+
+def _makedirs(path: str, made: set[str], created: list[str]) -> None:
+    """Create ``path`` and any missing parents below the release root (in ``made``)."""
+    if path in made:
+        return
+    _makedirs(os.path.dirname(path), made, created)
+    os.mkdir(path)
+    made.add(path)
+    created.append(path)
+
+
+def _link_tree(src_root: str, dest_root: str, created: list[str]) -> int:
+    """Hard-link every file of one skill folder of an earlier release; returns the count."""
+    linked = 0
+    for dirpath, _dirnames, filenames in os.walk(src_root):
+        dest_dir = dest_root + dirpath[len(src_root):]
+        os.mkdir(dest_dir)
+        created.append(dest_dir)
+        for name in filenames:
+            _link_or_copy(os.path.join(dirpath, name), os.path.join(dest_dir, name))
+            linked += 1
+    return linked
+
+
+def _link_or_copy(src: str | Path, dest: str | Path) -> None:
+    """A hard link; a copy where the file system refuses one (durable via sync_filesystem)."""
     try:
         os.link(src, dest)
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
             raise
         shutil.copy2(src, dest)
-        with open(dest, "rb") as fh:
-            os.fsync(fh.fileno())
 
 
 # --- verification -------------------------------------------------------------------

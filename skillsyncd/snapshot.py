@@ -7,6 +7,7 @@ object headers in the store, so a huge blob can be refused before it is read.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,11 +41,37 @@ def _subtree(store: BaseObjectStore, tree_sha: bytes, path: str) -> Tree | None:
     return tree
 
 
+class _FolderCache:
+    """What the last snapshot learnt about each folder tree, keyed by tree id.
+
+    A tree id fixes a folder's entries and every blob's size, so a daemon that
+    syncs again reads only the folders that changed. Only the latest snapshot's
+    folders are kept, which bounds the memory to one snapshot.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._folders: dict[bytes, tuple[Entry, ...] | None] = {}
+
+    def get(self) -> dict[bytes, tuple[Entry, ...] | None]:
+        with self._lock:
+            return self._folders
+
+    def replace(self, folders: dict[bytes, tuple[Entry, ...] | None]) -> None:
+        with self._lock:
+            self._folders = folders
+
+
+_CACHE = _FolderCache()
+
+
 def find_skills(store: BaseObjectStore, tree_sha: str, skills_path: str = "") -> dict[str, Skill]:
     """All skills of a commit's tree, keyed by folder name."""
     root = _subtree(store, tree_sha.encode(), skills_path)
     if root is None:
         raise SnapshotError(f"skills_path {skills_path!r} is not a folder in this commit")
+    known = _CACHE.get()
+    seen: dict[bytes, tuple[Entry, ...] | None] = {}
     skills: dict[str, Skill] = {}
     for item in root.iteritems():
         if item.mode != MODE_TREE:
@@ -56,18 +83,26 @@ def find_skills(store: BaseObjectStore, tree_sha: str, skills_path: str = "") ->
             continue
         if name.startswith("."):
             continue
-        sub = store[item.sha]
-        if not isinstance(sub, Tree):
+        entries = known[item.sha] if item.sha in known else _skill_entries(store, item.sha)
+        if entries is None:
+            seen[item.sha] = None
             continue
-        names = {e.path for e in sub.iteritems()}
-        if SKILL_FILE.encode() not in names:
-            continue
-        skills[name] = Skill(
-            name=name,
-            tree_sha=item.sha.decode(),
-            entries=tuple(_walk(store, sub, "")),
-        )
+        if all(e.size is not None for e in entries if e.mode & 0o170000 == 0o100000):
+            seen[item.sha] = entries  # every size known: safe to reuse by tree id
+        skills[name] = Skill(name=name, tree_sha=item.sha.decode(), entries=entries)
+    _CACHE.replace(seen)
     return skills
+
+
+def _skill_entries(store: BaseObjectStore, sha: bytes) -> tuple[Entry, ...] | None:
+    """The entries of a folder holding a SKILL.md; None for any other folder."""
+    sub = store[ObjectID(sha)]
+    if not isinstance(sub, Tree):
+        return None
+    names = {e.path for e in sub.iteritems()}
+    if SKILL_FILE.encode() not in names:
+        return None
+    return tuple(_walk(store, sub, ""))
 
 
 def _walk(store: BaseObjectStore, tree: Tree, prefix: str) -> list[Entry]:

@@ -42,7 +42,12 @@ from skillsyncd.log import register_secret
 log = structlog.get_logger(__name__)
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
-FETCHED_REF = Ref(b"refs/skillsyncd/fetched")
+_RECENT_BLOBS = 8  # blob_reader keeps at most this many blobs of at most
+_RECENT_BLOB_BYTES = 256 * 1024  # this size each (2 MiB in all)
+
+# Under refs/heads/ because dulwich offers only heads as "have"s when it fetches: a
+# ref elsewhere would make every incremental fetch download the whole tree again.
+FETCHED_REF = Ref(b"refs/heads/skillsyncd-fetched")
 
 
 def redact_url(url: str) -> str:
@@ -318,9 +323,20 @@ class Source:
     # --- reading --------------------------------------------------------------
 
     def blob_reader(self, repo: Repo) -> Callable[[str], bytes]:
+        """Blob bytes by id. Validation reads a SKILL.md twice in a row (rules, then
+        metadata), so the last few small blobs are kept rather than inflated again."""
+        recent: dict[str, bytes] = {}
+
         def read(sha: str) -> bytes:
-            obj = repo.object_store[ObjectID(sha.encode())]
-            return obj.as_raw_string()
+            data = recent.get(sha)
+            if data is not None:
+                return data
+            data = repo.object_store[ObjectID(sha.encode())].as_raw_string()
+            if len(data) <= _RECENT_BLOB_BYTES:
+                if len(recent) >= _RECENT_BLOBS:
+                    del recent[next(iter(recent))]
+                recent[sha] = data
+            return data
 
         return read
 
