@@ -437,7 +437,7 @@ class Bench:
             self.say(f"[{n}] repository: {files} files, generated in {gen:.1f}s; serving {url}")
             result: dict[str, Any] = {"skills": n, "files": files,
                                       "repo_bytes": disk_blocks([repo.git_dir / "objects"])}
-            result["first_sync"] = self.first_sync(url)
+            result["first_sync"] = self.first_sync(url, server)
             daemon_part = self.with_daemon(url, repo, server)
             result.update(daemon_part)
         finally:
@@ -446,16 +446,18 @@ class Bench:
 
     # -- 2. first sync
 
-    def first_sync(self, url: str) -> dict[str, Any]:
-        ours, peaks, cpus, git = [], [], [], []
+    def first_sync(self, url: str, server: HttpGitServer) -> dict[str, Any]:
+        ours, peaks, cpus, git, nbytes = [], [], [], [], []
         for r in range(self.runs):
             state = self.workdir / f"once-{r}"
             log = self.workdir / f"once-{r}.log"
+            server.requests.clear()
             done = run_timed([*SKILLSYNCD, "--once"], skillsyncd_env(url, state), log=log)
             _check(done, "skillsyncd --once", log)
             if current_commit(state) is None:
                 raise RuntimeError("skillsyncd --once exited 0 without a live release")
             ours.append(done.wall)
+            nbytes.append(server.bytes_sent())
             peaks.append(done.maxrss)
             cpus.append(done.cpu)
             git.append(git_first_sync(url, self.workdir / f"git-first-{r}"))
@@ -466,7 +468,8 @@ class Bench:
                  f"git {statistics.median(git):.2f}s")
         return {"skillsyncd_s": summary(ours), "git_s": summary(git),
                 "ratio": round(statistics.median(ours) / statistics.median(git), 3),
-                "once_peak_rss_bytes": summary(peaks, 0), "once_cpu_s": summary(cpus)}
+                "once_peak_rss_bytes": summary(peaks, 0), "once_cpu_s": summary(cpus),
+                "bytes_from_server": summary(nbytes, 0)}
 
     # -- 1, 3, 4, 5 with one long-lived daemon
 
@@ -496,19 +499,23 @@ class Bench:
             rng = random.Random(11)
             revision = 1
             for label, count in (("one_changed", 1), ("one_percent_changed", max(1, self.size // 100))):
-                visible, total, git = [], [], []
+                visible, total, git, fetched, git_bytes = [], [], [], [], []
                 for _ in range(self.change_runs):
                     daemon.wait_for_token()
                     daemon.skip()
                     picks = sorted(rng.sample(range(self.size), count))
                     commit = change_skills(repo, picks, revision)
                     revision += 1
+                    server.requests.clear()
                     t_commit = time.perf_counter()
                     daemon.trigger()
                     visible.append(wait_visible(state, commit) - t_commit)
                     ev = daemon.wait_event("sync_finished", status="deployed")
                     total.append(float(ev["duration"]))
+                    fetched.append(server.bytes_sent())
+                    server.requests.clear()
                     git.append(baseline.sync(commit))
+                    git_bytes.append(server.bytes_sent())
                 shutil.rmtree(self.workdir / "git-sync", ignore_errors=True)
                 baseline = GitSyncBaseline(url, self.workdir / "git-sync")
                 out[label] = {
@@ -517,6 +524,8 @@ class Bench:
                     "sync_total_s": summary(total),
                     "git_s": summary(git),
                     "ratio": round(statistics.median(visible) / statistics.median(git), 3),
+                    "bytes_from_server": summary(fetched, 0),
+                    "git_bytes_from_server": summary(git_bytes, 0),
                 }
                 self.say(f"[{self.size}] {label}: visible {statistics.median(visible):.3f}s "
                          f"(sync {statistics.median(total):.3f}s) git {statistics.median(git):.3f}s")
@@ -675,6 +684,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _kb(n: float) -> str:
+    return f"{n / 1024:.1f} KB" if n < MB else f"{n / MB:.1f} MB"
+
+
 def _fmt_s(s: dict[str, Any]) -> str:
     med, lo, hi = s["median"], s["min"], s["max"]
     if med < 1:
@@ -709,6 +722,9 @@ def table(results: dict[str, Any]) -> str:
         row(f"{label}: whole sync (incl. checks)", lambda r, k=key: _fmt_s(r[k]["sync_total_s"]))
         row(f"{label}: git fetch + worktree add + flip", lambda r, k=key: _fmt_s(r[k]["git_s"]))
         row(f"{label}: ratio", lambda r, k=key: f"{r[k]['ratio']:.3f}x")
+        row(f"{label}: bytes from server, skillsyncd / git",
+            lambda r, k=key: f"{_kb(r[k]['bytes_from_server']['median'])} / "
+                             f"{_kb(r[k]['git_bytes_from_server']['median'])}")
     row("daemon RSS idle", lambda r: f"{r['rss']['idle_bytes'] / MB:.1f} MB")
     row("daemon RSS peak, first sync", lambda r: f"{r['rss']['peak_first_sync_bytes'] / MB:.1f} MB")
     row("--once peak RSS, first sync",

@@ -61,6 +61,9 @@ def test_smallest_run_reports_every_scenario(bench: ModuleType, tmp_path: Path) 
             assert stats["min"] <= stats["median"] <= stats["max"]
             assert stats["min"] > 0
 
+        # only what changed crosses the wire: far less than the first sync's full pack
+        assert 0 < scenario["bytes_from_server"]["max"] < size["first_sync"]["bytes_from_server"]["min"] / 2
+
     first = size["first_sync"]
     assert first["skillsyncd_s"]["median"] > 0 and first["git_s"]["median"] > 0
     assert size["rss"]["idle_bytes"] > 0
