@@ -93,6 +93,8 @@ def configure(level: str = "info", stream: TextIO | None = None) -> None:
     structlog.configure(
         processors=list(processors),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or _CurrentStdout()),  # type: ignore[arg-type]
+        # WriteLogger writes each line and its newline in one call: with an unbuffered
+        # stdout shared with supervisord, print()'s two writes could be split apart.
+        logger_factory=structlog.WriteLoggerFactory(file=stream or _CurrentStdout()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
