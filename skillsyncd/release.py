@@ -185,11 +185,15 @@ def stage_release(
     reuse: Mapping[str, str],
     read_blob: Callable[[str], bytes],
     manifest: Mapping[str, Any],
+    copy_names: frozenset[str] = frozenset(),
 ) -> StageStats:
     """Build ``releases/<id>/`` and write its manifest last.
 
     ``build`` are skills materialised from git blobs; ``reuse`` maps skill name ->
-    previous release id whose copy is hard-linked (unchanged or held-back skills).
+    previous release id whose copy is hard-linked (unchanged or held-back skills),
+    except files at a skill's top level named in ``copy_names``, which are copied:
+    OpenClaw refuses a ``SKILL.md`` with more than one link when it reads releases
+    through the ``current`` link.
 
     Durability: files and folders are not fsynced one by one (on ext4 every fsync
     is a journal commit, ~40 ms per thousand files here, minutes for 10,000 skills);
@@ -216,7 +220,7 @@ def stage_release(
     sources = {rid: str(releases.dir(rid)) for rid in set(reuse.values())}
     for name, source_release in reuse.items():
         linked += _link_tree(os.path.join(sources[source_release], name),
-                             os.path.join(root, name), dirs)
+                             os.path.join(root, name), dirs, copy_names)
     # Directories become read-only, deepest first, then the release root; then one
     # file-system sync makes every file, link, folder and mode above durable.
     for d in sorted(dirs, key=lambda p: p.count(os.sep), reverse=True):
@@ -298,15 +302,23 @@ def _makedirs(path: str, made: set[str], created: list[str]) -> None:
     created.append(path)
 
 
-def _link_tree(src_root: str, dest_root: str, created: list[str]) -> int:
-    """Hard-link every file of one skill folder of an earlier release; returns the count."""
+def _link_tree(src_root: str, dest_root: str, created: list[str],
+               copy_names: frozenset[str] = frozenset()) -> int:
+    """Hard-link every file of one skill folder of an earlier release; returns the count.
+
+    Top-level files named in ``copy_names`` are copied instead (durable via sync_filesystem).
+    """
     linked = 0
     for dirpath, _dirnames, filenames in os.walk(src_root):
         dest_dir = dest_root + dirpath[len(src_root):]
         os.mkdir(dest_dir)
         created.append(dest_dir)
         for name in filenames:
-            _link_or_copy(os.path.join(dirpath, name), os.path.join(dest_dir, name))
+            src, dest = os.path.join(dirpath, name), os.path.join(dest_dir, name)
+            if name in copy_names and dirpath == src_root:
+                shutil.copy2(src, dest)
+            else:
+                _link_or_copy(src, dest)
             linked += 1
     return linked
 

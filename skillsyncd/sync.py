@@ -507,7 +507,11 @@ class Syncer:
                 },
                 "skills": records,
             }
-            stats = stage_release(self.releases, release_id, build, reuse, read_blob, manifest)
+            # A gateway reading through `current` (link mode) must see single-link SKILL.md
+            # files (OpenClaw refuses hard-linked ones); a mirror copies them anyway.
+            copy_names = frozenset({"SKILL.md"}) if cfg.publish_mode == "link" else frozenset()
+            stats = stage_release(self.releases, release_id, build, reuse, read_blob, manifest,
+                                  copy_names=copy_names)
             log.info("staged", files_written=stats.files_written, files_linked=stats.files_linked,
                      bytes_written=stats.bytes_written)
         finally:

@@ -95,6 +95,22 @@ def test_unchanged_skills_are_hard_linked(releases: Releases) -> None:
     assert verify_release(releases, r2) == []
 
 
+def test_copy_names_give_each_release_its_own_skill_md(releases: Releases) -> None:
+    """Link mode: OpenClaw skips a SKILL.md with more than one link; other files stay shared."""
+    blobs: dict[str, bytes] = {}
+    a = make_skill("a", {"SKILL.md": b"a", "ref/SKILL.md": b"nested", "run.sh": b"echo"}, blobs)
+    r1, r2 = "20260101T000000Z-111111111111", "20260101T000001Z-222222222222"
+    stage_release(releases, r1, [a], {}, blobs.__getitem__, manifest_for(r1, [a]))
+    stage_release(releases, r2, [], {"a": r1}, blobs.__getitem__, manifest_for(r2, [a]),
+                  copy_names=frozenset({"SKILL.md"}))
+    new = releases.dir(r2) / "a"
+    assert os.stat(new / "SKILL.md").st_nlink == 1
+    assert (new / "SKILL.md").read_bytes() == b"a"
+    assert os.stat(new / "run.sh").st_nlink == 2  # only the top-level SKILL.md is copied
+    assert os.stat(new / "ref/SKILL.md").st_nlink == 2
+    assert verify_release(releases, r2) == []
+
+
 def test_flip_is_relative_and_refuses_incomplete(releases: Releases) -> None:
     blobs: dict[str, bytes] = {}
     s = make_skill("a", {"SKILL.md": b"a"}, blobs)
