@@ -95,16 +95,10 @@ def test_gateway_sees_add_change_remove_and_rollback(
     repo.commit("v2: change alpha, remove beta, add delta")
     t0 = time.monotonic()
     assert syncer.sync().status == "deployed"
-    try:
-        took = wait_for(gw, ours, V2, t0)
-        print(f"openclaw {mode}: v2 visible {took:.2f} s after the sync began")
-    except AssertionError:
-        if mode == "link" and HARDLINK_REFUSED in gw.log_tail(20_000):
-            # Releases hard-link an unchanged skill's files, SKILL.md included, from the
-            # previous release; OpenClaw refuses any SKILL.md with more than one link.
-            # Fixed by staging a fresh copy of each reused SKILL.md (see docs/publish.md).
-            pytest.xfail("link mode: OpenClaw refuses the hard-linked SKILL.md of an unchanged skill")
-        raise
+    # In link mode this needs each release's own copy of an unchanged skill's SKILL.md:
+    # OpenClaw refuses any SKILL.md with more than one link (HARDLINK_REFUSED).
+    took = wait_for(gw, ours, V2, t0)
+    print(f"openclaw {mode}: v2 visible {took:.2f} s after the sync began")
 
     t0 = time.monotonic()
     assert syncer.rollback(to=first.release).status == "rolled_back"
