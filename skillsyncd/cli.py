@@ -92,8 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = _config(args)
-        configure(cfg.log_level)
         command = args.command or "run"
+        # Commands whose stdout is a document (status --json | jq) log to stderr.
+        reports = command in ("status", "releases", "audit", "fleet", "validate") and not args.once
+        configure(cfg.log_level, stream=sys.stderr if reports else None)
         if args.once:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")

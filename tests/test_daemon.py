@@ -340,7 +340,8 @@ def test_sigterm_mid_staging_abandons_cleanly(
         time.sleep(0.02)
     sent = time.monotonic()
     assert d.stop() == 0
-    assert time.monotonic() - sent < 5  # SKILLSYNC_STOP_GRACE is 1 s in the stalled process
+    # Liveness, not speed: grace is 1 s here, the stalled sync would hold 60 s without it.
+    assert time.monotonic() - sent < 30
     assert any(e.get("event") == "sync_abandoned" for e in d.events)
     releases = Releases(state)
     assert releases.current() == live and releases.complete() == [live]

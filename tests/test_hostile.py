@@ -273,10 +273,6 @@ def test_hostile_top_level_names_never_become_folders(
     assert result["rss_kb"] < RSS_BOUND_KB
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "validation/snapshot: the path rules check each entry's path inside a skill, never the "
-    "skill folder's own name, so a folder named 'new\\nline' or 'esc\\x1b' is staged, "
-    "published and logged as a live skill (found by this test)"))
 def test_skill_folder_names_with_control_characters_are_refused(
     hostile: Callable[..., dict[str, Any]]
 ) -> None:

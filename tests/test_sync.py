@@ -435,3 +435,19 @@ def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) 
         assert not (published / "SKILL.md").exists()
         # Published as committed (the rule only warns); the gateway ignores such paths.
         assert (published / "researcher" / "__pycache__" / "helper.cpython-312.pyc").exists()
+
+
+def test_status_json_stays_parseable_when_state_json_is_corrupt(
+    repo: Any, state: Path, capsys: Any
+) -> None:
+    repo.add_skill("alpha", description="One.")
+    repo.commit("one")
+    args = ["--repo", str(repo.path), "--state-dir", str(state)]
+    assert main(["--once", *args]) == 0
+    (state / "state.json").write_text("{not json")
+    capsys.readouterr()
+    assert main(["status", "--json", *args]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)  # the log line about the damaged file went to stderr
+    assert doc["current_release"] == Releases(state).current()
+    assert "state" in err

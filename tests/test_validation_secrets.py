@@ -228,7 +228,9 @@ def test_adversarial_megabyte_scans_quickly(unit: str) -> None:
     text = unit * (SCAN_MAX_BYTES // len(unit))
     start = time.monotonic()
     hits = scan_text(text)
-    assert time.monotonic() - start < 3
+    # A liveness bound, not a speed target: catastrophic backtracking on 1 MB takes
+    # hours; a linear scan takes well under a second (speed lives in `make bench`).
+    assert time.monotonic() - start < 60
     assert len(hits) <= MAX_HITS_PER_FILE
 
 

@@ -82,6 +82,10 @@ def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -
     folded_dirs: dict[str, str] = {}
     pycache = 0
     has_skill_md = False
+    # The folder's own name becomes a path in the release and the published view.
+    for rule, why in _path_problems(skill.name):
+        add(policy.finding(rule, show(prefix.rstrip("/") or skill.name),
+                           f"skill folder name {show(skill.name)!r} {why}"))
     for e in sorted(skill.entries, key=lambda e: e.path):
         where = join(prefix, show(e.path))
         for rule, why in _path_problems(e.path):
