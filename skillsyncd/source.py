@@ -204,7 +204,12 @@ class Source:
             ) from exc
         except TimeoutError as exc:
             raise SourceError(f"{what} {self.safe_url}: timed out ({exc})") from exc
-        except (GitProtocolError, HangupException, NotGitRepository) as exc:
+        except NotGitRepository as exc:
+            raise SourceError(
+                f"{what} {self.safe_url}: no repository there ({_one_line(exc)}); "
+                "check SKILLSYNC_REPO, and for a private repository that the token can read it"
+            ) from exc
+        except (GitProtocolError, HangupException) as exc:
             raise SourceError(f"{what} {self.safe_url}: {_one_line(exc)}") from exc
         except (OSError, urllib3.exceptions.HTTPError) as exc:
             raise SourceError(f"{what} {self.safe_url}: {_one_line(exc)}") from exc

@@ -134,10 +134,12 @@ def test_http_error_statuses_fail_cleanly(
                       env={})
     http_git_server.force_status(status)
     try:
-        with pytest.raises(SourceError):
+        with pytest.raises(SourceError) as err:
             Source(cfg).probe()
     finally:
         http_git_server.force_status(None)
+    if status == 404:
+        assert "no repository there" in str(err.value) and "SKILLSYNC_REPO" in str(err.value)
 
 
 def test_server_down_fails_fast(closed_port: int, tmp_path: Path) -> None:
