@@ -564,7 +564,7 @@ class Bench:
         packs_after = mirror_packs(state)
         fetches = sum(1 for ev in daemon.history[mark:] if ev.get("event") == "fetched")
         git_ls = ls_remote_baseline(server, url)
-        per_poll_cpu = statistics.median(cpu)
+        per_poll_cpu = sum(cpu) / len(cpu)  # /proc counts in 10 ms ticks: average, not median
         shape = [_shape(r) for r in requests[-1]]
         cpu_hour = idle_rate * 3600 + per_poll_cpu * 3600 / _TIMING.interval
         self.say(f"[{self.size}] no-change poll: {statistics.median(durations) * 1000:.1f} ms, "
@@ -741,7 +741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                         default=list(DEFAULT_SIZES), help="comma-separated skill counts")
     parser.add_argument("--runs", type=int, default=3, help="first-sync runs and no-change polls")
-    parser.add_argument("--change-runs", type=int, default=5, help="runs of each change scenario")
+    parser.add_argument("--change-runs", type=int, default=4, help="runs of each change scenario")
     parser.add_argument("--idle-window", type=float, default=10.0, help="seconds of idle CPU sampling")
     parser.add_argument("--workdir", type=Path, help="keep the work here (default: a temp dir, removed)")
     parser.add_argument("--quiet", action="store_true")
