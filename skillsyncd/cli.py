@@ -90,12 +90,13 @@ def _config(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    reports = False
     try:
         cfg = _config(args)
         command = args.command or "run"
         # Commands whose stdout is a document (status --json | jq) log to stderr.
         reports = command in ("status", "releases", "audit", "fleet", "validate") and not args.once
-        configure(cfg.log_level, stream=sys.stderr if reports else None)
+        configure(cfg.log_level, stderr=reports)
         if args.once:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")
@@ -115,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_SYNC_FAILED
+    finally:
+        if reports:  # in-process callers (tests, embedders) get stdout logging back
+            configure(cfg.log_level)
 
 
 # --- commands ----------------------------------------------------------------------

@@ -68,17 +68,25 @@ def redact_processor(
 
 
 class _CurrentStdout:
-    """Writes to whatever sys.stdout is now (tests and embedders swap it)."""
+    """Writes to whatever sys.stdout (or sys.stderr) is now: tests and embedders swap them."""
+
+    def __init__(self, name: str = "stdout") -> None:
+        self.name = name
 
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        stream: TextIO = getattr(sys, self.name)
+        return stream.write(text)
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        stream: TextIO = getattr(sys, self.name)
+        stream.flush()
 
 
-def configure(level: str = "info", stream: TextIO | None = None) -> None:
-    """Set up structlog for JSON lines; safe to call more than once."""
+def configure(level: str = "info", stream: TextIO | None = None, stderr: bool = False) -> None:
+    """Set up structlog for JSON lines; safe to call more than once.
+
+    Lines go to ``stream`` if given, else to the current stdout (stderr with ``stderr``).
+    """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
@@ -95,6 +103,7 @@ def configure(level: str = "info", stream: TextIO | None = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # WriteLogger writes each line and its newline in one call: with an unbuffered
         # stdout shared with supervisord, print()'s two writes could be split apart.
-        logger_factory=structlog.WriteLoggerFactory(file=stream or _CurrentStdout()),  # type: ignore[arg-type]
+        logger_factory=structlog.WriteLoggerFactory(
+            file=stream or _CurrentStdout("stderr" if stderr else "stdout")),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
