@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -197,3 +198,19 @@ def test_enospc_while_staging_leaves_an_incomplete_release_that_recover_removes(
         releases.flip(r2)
     releases.recover()
     assert releases.complete() == [r1] and not releases.dir(r2).exists()
+
+
+def test_verify_only_hashes_the_named_skills(releases: Releases) -> None:
+    blobs: dict[str, bytes] = {}
+    a = make_skill("a", {"SKILL.md": b"a"}, blobs)
+    b = make_skill("b", {"SKILL.md": b"b"}, blobs)
+    rid = "20260101T000000Z-111111111111"
+    stage_release(releases, rid, [a, b], {}, blobs.__getitem__, manifest_for(rid, [a, b]))
+    target = releases.dir(rid) / "b" / "SKILL.md"
+    os.chmod(target, 0o644)
+    target.write_bytes(b"tampered")
+    assert verify_release(releases, rid, only={"a"}) == []
+    assert [p.split(":")[0] for p in verify_release(releases, rid)] == ["b"]
+    assert [p.split(":")[0] for p in verify_release(releases, rid, only={"b"})] == ["b"]
+    shutil.rmtree(releases.dir(rid) / "a")
+    assert verify_release(releases, rid, only=set()) == ["a: in the manifest but missing from the release"]
