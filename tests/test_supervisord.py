@@ -470,7 +470,7 @@ def test_programs_log_to_the_container_and_stop_in_time(loaded: dict[str, Any]) 
     sk = app["programs"]["skillsyncd"]
     assert sk["stopwaitsecs"] > Config().stop_grace, "skillsyncd must exit by itself first"
     # Environment passes through; the conf adds nothing secret.
-    assert sk["environment"] == {"PYTHONUNBUFFERED": ""}
+    assert sk["environment"] == {"PYTHONUNBUFFERED": "", "MALLOC_ARENA_MAX": "2"}
     assert app["programs"]["gateway"]["environment"] == {}
     watch = loaded["groups"]["gateway-watch"]
     assert watch["type"] == "EventListenerPoolConfig" and watch["events"] == ["PROCESS_STATE_FATAL"]

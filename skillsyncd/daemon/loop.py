@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import random
 import threading
 import time
@@ -43,6 +45,25 @@ class Observed:
     last_deployment: dict[str, Any] | None = None
     webhook_last_received: str | None = None
     last_ok: float | None = None  # unix time of the last sync that reached the remote
+
+
+def _release_freed_memory() -> None:
+    """Hand memory freed by a big sync back to the OS (glibc keeps it otherwise).
+
+    After a first sync of 10,000 skills the idle daemon stayed at ~88 MB without this.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to do
+
+
+def _sync_then_trim(syncer: Syncer, trigger: str) -> SyncOutcome:
+    try:
+        return syncer.sync(trigger=trigger)
+    finally:
+        _release_freed_memory()
 
 
 def run_in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
@@ -156,7 +177,7 @@ class Daemon:
         outcome: SyncOutcome | None = None
         reason: str | None = None
         try:
-            outcome = await run_in_thread(lambda: self.syncer.sync(trigger=trigger),
+            outcome = await run_in_thread(lambda: _sync_then_trim(self.syncer, trigger),
                                           name=f"sync-{trigger}")
             result = outcome.status
             reason = outcome.reason
