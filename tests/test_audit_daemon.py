@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bolt import BoltServer, bolt  # noqa: F401  (the fixture)
+from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from test_daemon import Daemon, _clean_env, start_daemon  # noqa: F401  (the fixture)
 
 from skillsyncd.audit import Journal
 from skillsyncd.audit.neo4j import Cursor
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def audit_lag_metric(d: Daemon) -> float:

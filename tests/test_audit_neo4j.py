@@ -11,13 +11,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bolt import BoltServer, bolt  # noqa: F401  (the fixture)
+from polling import wait_for
 
 from skillsyncd.audit import Journal, Neo4jSink, SinkError, cmd_audit_push, cmd_fleet, open_journal
 from skillsyncd.audit.neo4j import Cursor, statements
@@ -57,15 +57,6 @@ def failing_for(commit: str) -> Callable[[Config, str], list[str]]:
         return ["gateway did not load the skills"] if release_id.endswith(commit[:12]) else []
 
     return check
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def counts(server: BoltServer) -> dict[str, int]:
