@@ -133,7 +133,10 @@ def make_syncer(cfg: Config) -> Any:
 
 def cmd_once(cfg: Config, force: bool = False) -> int:
     syncer = make_syncer(cfg)
-    outcome = syncer.sync(trigger="manual", force=force)
+    try:
+        outcome = syncer.sync(trigger="manual", force=force)
+    finally:
+        _ship_audit(cfg)  # failures are audit events too
     line = f"{outcome.status}: commit {(outcome.commit or '-')[:12]} release {outcome.release or '-'}"
     if outcome.status == "deployed":
         p = outcome.plan
@@ -151,6 +154,41 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
     if outcome.status == "deployed":
         _run_hooks(cfg, outcome, "deployed")
     return EXIT_OK
+
+
+AUDIT_SHIP_WAIT = 10.0  # seconds a one-shot command waits for Neo4j before leaving it to later
+
+
+def _ship_audit(cfg: Config, wait: float = AUDIT_SHIP_WAIT) -> None:
+    """Best effort: ship the journal's backlog to Neo4j, never longer than ``wait``.
+
+    Whatever does not make it stays in the journal; the daemon or ``skillsyncd audit
+    push`` ships it later. A one-shot's exit code never depends on Neo4j.
+    """
+    if not cfg.neo4j_uri:
+        return
+    import threading
+
+    from skillsyncd.audit import Neo4jSink, open_journal
+
+    sink = Neo4jSink(cfg, open_journal(cfg))
+    result: dict[str, Any] = {}
+
+    def ship() -> None:
+        try:
+            result["shipped"] = sink.ship()
+        except Exception as exc:  # reported below, never raised
+            result["error"] = str(exc)
+        finally:
+            sink.close()
+
+    worker = threading.Thread(target=ship, name="skillsyncd-audit-once", daemon=True)
+    worker.start()
+    worker.join(wait)
+    if "shipped" not in result:
+        why = result.get("error") or f"Neo4j did not answer within {wait:g}s"
+        print(f"  audit: not replicated yet ({why}); the events wait in the journal for the "
+              "daemon or 'skillsyncd audit push'", file=sys.stderr)
 
 
 def _run_hooks(cfg: Config, outcome: Any, event: str) -> None:
@@ -256,6 +294,7 @@ def cmd_rollback(cfg: Config, args: argparse.Namespace) -> int:
     print(f"rolled back to {outcome.release} (commit {(outcome.commit or '')[:12]}); "
           f"commit {(outcome.previous_commit or '-')[:12]} will not be redeployed automatically",
           file=sys.stderr)
+    _ship_audit(cfg)
     _run_hooks(cfg, outcome, "rolled_back")
     return EXIT_OK
 

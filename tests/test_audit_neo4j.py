@@ -385,3 +385,33 @@ def test_rotation_while_neo4j_is_down_loses_nothing(bolt: BoltServer, tmp_path: 
     assert one(bolt, "MATCH (r:Replica) RETURN r.last_seq AS s")["s"] == 151
     sink.close()
     bolt.heal()
+
+
+def test_once_ships_its_events_and_never_waits_long_for_a_dead_server(
+    bolt: BoltServer, repo: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from skillsyncd.cli import main
+
+    for key, value in bolt.env(SKILLSYNC_REPLICA_ID="one-shot").items():
+        monkeypatch.setenv(key, value)
+    args = ["--once", "--repo", str(repo.path), "--state-dir", str(tmp_path / "s")]
+    repo.add_skill("alpha", description="v1")
+    first = repo.commit("v1")
+    assert main(args) == 0
+    rows = bolt.query("MATCH (d:SkillDeployment {status: 'deployed'}) RETURN d.commit_sha AS c")
+    assert [r["c"] for r in rows] == [first]  # shipped by the one-shot itself
+
+    bolt.stop()
+    repo.add_skill("beta", description="v2")
+    repo.commit("v2")
+    capsys.readouterr()
+    assert main(args) == 0  # Neo4j down: the deployment stands, exit code unchanged
+    err = capsys.readouterr().err
+    assert "audit: not replicated yet" in err and "audit push" in err
+    bolt.start()
+    bolt.heal()
+    assert main(["audit", "push", "--state-dir", str(tmp_path / "s"),
+                 "--repo", str(repo.path)]) == 0
+    rows = bolt.query("MATCH (d:SkillDeployment {status: 'deployed'}) RETURN count(d) AS n")
+    assert rows[0]["n"] == 2
