@@ -3,6 +3,8 @@
 A skill is ``<skills_path>/<name>/`` holding a ``SKILL.md`` blob. Folders
 without one, gitlinks and hidden folders are not skills. Blob sizes come from
 object headers in the store, so a huge blob can be refused before it is read.
+A blob the store does not hold at all was left out by the fetch filter for its
+size (source.py): it becomes an OmittedBlob entry, which size.file refuses.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID, Tree
 
 from skillsyncd.model import MODE_TREE, Entry, Skill
+from skillsyncd.validation.paths import OmittedBlob
 
 SKILL_FILE = "SKILL.md"
 
@@ -88,7 +91,9 @@ def find_skills(store: BaseObjectStore, tree_sha: str, skills_path: str = "") ->
             seen[item.sha] = None
             continue
         if all(e.size is not None for e in entries if e.mode & 0o170000 == 0o100000):
-            seen[item.sha] = entries  # every size known: safe to reuse by tree id
+            # Every size known: safe to reuse by tree id. Not so with an OmittedBlob (its
+            # size is unknown), which a fetch with a larger limit would bring in.
+            seen[item.sha] = entries
         skills[name] = Skill(name=name, tree_sha=item.sha.decode(), entries=entries)
     _CACHE.replace(seen)
     return skills
@@ -114,8 +119,12 @@ def _walk(store: BaseObjectStore, tree: Tree, prefix: str) -> list[Entry]:
             if isinstance(sub, Tree):
                 out.extend(_walk(store, sub, path + "/"))
             continue
-        size = object_size(store, item.sha.decode()) if item.mode & 0o170000 == 0o100000 else None
-        out.append(Entry(path=path, mode=item.mode, sha=item.sha.decode(), size=size))
+        sha = item.sha.decode()
+        size = object_size(store, sha) if item.mode & 0o170000 == 0o100000 else None
+        if size is None and item.mode & 0o170000 == 0o100000 and item.sha not in store:
+            out.append(OmittedBlob(path=path, mode=item.mode, sha=sha))
+            continue
+        out.append(Entry(path=path, mode=item.mode, sha=sha, size=size))
     return out
 
 

@@ -38,6 +38,8 @@ from dulwich.repo import Repo
 from skillsyncd.config import Config
 from skillsyncd.errors import RefNotFound, SourceError
 from skillsyncd.log import register_secret
+from skillsyncd.model import Severity
+from skillsyncd.validation.rules import Policy
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +50,41 @@ _RECENT_BLOB_BYTES = 256 * 1024  # this size each (2 MiB in all)
 # Under refs/heads/ because dulwich offers only heads as "have"s when it fetches: a
 # ref elsewhere would make every incremental fetch download the whole tree again.
 FETCHED_REF = Ref(b"refs/heads/skillsyncd-fetched")
+
+# The blob:limit the mirror was fetched with, one decimal line. Every blob the mirror
+# lacks is at least this large (see Source.fetch); no file: the mirror lacks none.
+BLOB_LIMIT_FILE = "skillsyncd-blob-limit"
+
+
+def blob_limit(cfg: Config) -> int | None:
+    """The ``blob:limit`` for fetches: only blobs that ``size.file`` refuses anyway.
+
+    git's filter leaves out blobs of at least ``limit`` bytes, so ``max_file_bytes + 1``
+    keeps every file the rules can accept. None (no filter) when ``size.file`` is not
+    an error under the configured policy: a skill that then goes live with an oversized
+    file needs its bytes.
+    """
+    policy = Policy.from_config(cfg.severity, cfg.strict)
+    if policy.severity("size.file") is not Severity.ERROR:
+        return None
+    return cfg.max_file_bytes + 1
+
+
+def mirror_blob_limit(mirror_dir: Path) -> int | None:
+    """The limit recorded for a mirror; None when it holds every blob it has a tree for."""
+    try:
+        return int((mirror_dir / BLOB_LIMIT_FILE).read_text().strip())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return 0  # unreadable: assume the worst, any blob may be missing
+
+
+def limit_grew(recorded: int | None, wanted: int | None) -> bool:
+    """Whether the mirror may lack a blob that a fetch with ``wanted`` would keep."""
+    if recorded is None:
+        return False
+    return wanted is None or wanted > recorded
 
 
 def redact_url(url: str) -> str:
@@ -250,6 +287,27 @@ class Source:
     def reset_mirror(self) -> None:
         shutil.rmtree(self.mirror_dir, ignore_errors=True)
 
+    def _drop_mirror_if_limit_grew(self, wanted: int | None) -> None:
+        """A blob the filter left out stays out of the mirror for good: incremental
+        fetches only send what is new. So when ``max_file_bytes`` grows, or
+        ``size.file`` stops being an error, the mirror is fetched afresh (one shallow
+        fetch; history_rewritten is then unknown for that sync)."""
+        recorded = mirror_blob_limit(self.mirror_dir)
+        if limit_grew(recorded, wanted):
+            log.warning("mirror_reset", reason="the blob size limit grew since the mirror was "
+                        "fetched", previous_limit=recorded, limit=wanted)
+            self.reset_mirror()
+
+    def _record_limit(self, wanted: int | None) -> None:
+        """Written before the fetch, so a fetch killed half-way never leaves a missing
+        blob the record does not explain. Lowering the limit keeps the record true:
+        whatever is missing is larger than the old limit, hence than the new one."""
+        if wanted is not None and mirror_blob_limit(self.mirror_dir) != wanted:
+            path = self.mirror_dir / BLOB_LIMIT_FILE
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(f"{wanted}\n")
+            tmp.replace(path)
+
     def fetch(self, commit: str, previous: str | None = None) -> FetchResult:
         """Make ``commit`` and its tree present in the mirror; single ref, shallow.
 
@@ -258,7 +316,10 @@ class Source:
         also tells whether history was rewritten.
         """
         start = time.monotonic()
+        wanted = blob_limit(self.cfg)
+        self._drop_mirror_if_limit_grew(wanted)
         repo = self.open_mirror()
+        self._record_limit(wanted)
         sha = commit.encode()
         fetched = False
         since: str | None = None
@@ -269,13 +330,14 @@ class Source:
                 if isinstance(old, Commit):
                     since = str(old.commit_time - 1)
                 try:
-                    self._fetch_into(repo, sha, depth=None if since else 1, since=since)
+                    self._fetch_into(repo, sha, depth=None if since else 1, since=since,
+                                     limit=wanted)
                 except SourceError:
                     if since is None:
                         raise
                     # e.g. clock skew: nothing newer than the previous commit's time
                     since = None
-                    self._fetch_into(repo, sha, depth=1)
+                    self._fetch_into(repo, sha, depth=1, limit=wanted)
                 fetched = True
             target = repo[sha]
             if isinstance(target, Tag):
@@ -298,7 +360,13 @@ class Source:
             repo.close()
 
     def _fetch_into(self, repo: Repo, sha: bytes, *, depth: int | None = None,
-                    since: str | None = None) -> None:
+                    since: str | None = None, limit: int | None = None) -> None:
+        """One fetch of ``sha``. With a ``limit``, servers that offer the protocol v2
+        ``filter`` feature (GitHub, git with uploadpack.allowFilter) leave out every
+        blob of at least ``limit`` bytes, so a huge file never reaches dulwich, which
+        inflates each object of the pack whole while indexing it. Other servers send
+        everything, as if no filter had been asked for (dulwich logs a warning)."""
+
         def wants(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
             return [sha]
 
@@ -311,6 +379,7 @@ class Source:
                 depth=depth,
                 ref_prefix=self.candidate_refs() if not _SHA_RE.match(self.cfg.ref) else None,
                 shallow_since=since,
+                filter_spec=f"blob:limit={limit}".encode() if limit is not None else None,
             )
         if not _has_commit(repo, sha):
             raise SourceError(
@@ -336,7 +405,15 @@ class Source:
             data = recent.get(sha)
             if data is not None:
                 return data
-            data = repo.object_store[ObjectID(sha.encode())].as_raw_string()
+            try:
+                data = repo.object_store[ObjectID(sha.encode())].as_raw_string()
+            except KeyError:
+                # Only a blob the fetch filter left out can be missing, and size.file
+                # holds back its skill before any read: reaching here is a caller bug.
+                raise SourceError(
+                    f"blob {sha[:12]} is not in the mirror: the fetch filter left it out "
+                    "as larger than max_file_bytes, so it must not be read"
+                ) from None
             if len(data) <= _RECENT_BLOB_BYTES:
                 if len(recent) >= _RECENT_BLOBS:
                     del recent[next(iter(recent))]

@@ -56,6 +56,13 @@ def run_git(*args: str, cwd: Path | None = None, input: bytes | None = None,
     return proc.stdout.decode()
 
 
+def upload_pack_config(allow: bool = True) -> dict[str, str]:
+    """Server-side git config as environment: like GitHub, upload-pack honours partial
+    clone filters (``blob:limit``) unless ``allow`` is False (an older or stricter server)."""
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "uploadpack.allowFilter",
+            "GIT_CONFIG_VALUE_0": "true" if allow else "false"}
+
+
 # --------------------------------------------------------------------------- repositories
 
 
@@ -331,6 +338,9 @@ class Request(_Exchange):
 class HttpGitServer:
     """``git http-backend`` behind a threaded HTTP/1.1 server, with switches for failure tests.
 
+    Fetch filters are allowed, as on GitHub; set ``allow_filter = False`` to serve like a
+    server that refuses them (``reset`` allows them again).
+
     ``requests`` logs every exchange (appended before the body is sent, so it is complete as
     soon as a client has its answer); clear it freely between phases of a test.
     """
@@ -341,6 +351,7 @@ class HttpGitServer:
         self._auth: tuple[str, str] | None = None
         self._forced: int | None = None
         self._slow: tuple[float, int] | None = None
+        self.allow_filter = True
         handler = type("Handler", (_GitHandler,), {"git_server": self})
         self._httpd = ThreadingHTTPServer((HOST, 0), handler)
         self._httpd.daemon_threads = True
@@ -371,6 +382,7 @@ class HttpGitServer:
 
     def reset(self) -> None:
         """Back to a plain open server with an empty log (between tests)."""
+        self.allow_filter = True
         self._auth = None
         self._forced = None
         self._slow = None
@@ -461,6 +473,7 @@ class _GitHandler(BaseHTTPRequestHandler):
             CONTENT_TYPE=self.headers.get("Content-Type", ""),
             CONTENT_LENGTH=str(len(body)),
             REMOTE_ADDR=self.client_address[0],
+            **upload_pack_config(allow=self.git_server.allow_filter),
         )
         if self.headers.get("Git-Protocol"):
             env["GIT_PROTOCOL"] = env["HTTP_GIT_PROTOCOL"] = self.headers["Git-Protocol"]
@@ -526,7 +539,8 @@ class GitDaemonServer:
                 ["git", "daemon", "--reuseaddr", f"--base-path={root.root}", "--export-all",
                  f"--listen={HOST}", f"--port={port}", "--enable=upload-pack", "--informative-errors",
                  str(root.root)],
-                env=git_env(), stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=self._log_file,
+                env=git_env(**upload_pack_config()), stdin=subprocess.DEVNULL,
+                stdout=self._log_file, stderr=self._log_file,
                 start_new_session=True,
             )
             try:

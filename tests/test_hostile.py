@@ -309,6 +309,7 @@ def huge_blob_sync(_http_git_server_session: HttpGitServer, git_root: GitRoot,
         fh.truncate(1 << 30)
     run_git("add", "evil/huge.bin", cwd=repo.path)
     head = repo.commit("a 1 GiB blob")
+    blob = repo.rev_parse("HEAD:evil/huge.bin")
     huge.unlink()
     state = tmp_path / "around" / "state"
     state.parent.mkdir()
@@ -319,7 +320,13 @@ def huge_blob_sync(_http_git_server_session: HttpGitServer, git_root: GitRoot,
     current = releases.current()
     assert current is not None, err
     manifest = releases.manifest(current)
+    mirror = Repo(str(state / "mirror.git"))
+    try:
+        in_mirror = blob.encode() in mirror.object_store
+    finally:
+        mirror.close()
     return {"code": code, "out": out, "err": err, "rss_kb": rss, "head": head,
+            "blob_in_mirror": in_mirror,
             "manifest": manifest, "root": releases.dir(current),
             "records": {s["name"]: s for s in manifest["skills"]}}
 
@@ -333,12 +340,12 @@ def test_a_1_gib_blob_is_refused_by_size_without_being_staged(huge_blob_sync: di
 
 
 @pytest.mark.e2e
-@pytest.mark.xfail(strict=True, reason=(
-    "source.py/dulwich: ingesting the fetched pack inflates each object whole, so a 1 GiB blob "
-    "costs ~1.1 GB of RSS before validation refuses it from its size (measured 1,120 MB); a "
-    "fetch filter (blob:limit=max_file_bytes) or a streaming indexer would bound it"))
 def test_a_1_gib_blob_does_not_cost_a_gib_of_memory(huge_blob_sync: dict[str, Any]) -> None:
+    """The fetch filter (blob:limit, source.py) keeps the blob on the server: dulwich, which
+    inflates each object of a pack whole, never sees it (1,120 MB peak before the filter)."""
     assert huge_blob_sync["rss_kb"] < RSS_BOUND_KB, f"peak RSS {huge_blob_sync['rss_kb']} KB"
+    assert not huge_blob_sync["blob_in_mirror"], "the 1 GiB blob was downloaded"
+    print(f"1 GiB blob: peak RSS {huge_blob_sync['rss_kb'] // 1024} MB")
 
 
 # --- hostile webhook traffic -------------------------------------------------------------------

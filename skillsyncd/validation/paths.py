@@ -3,13 +3,15 @@
 These run before any blob is read (dulwich accepts hostile trees, design.md
 §4), so a skill with ``../`` paths or a 2 GB blob is refused from tree data
 only. Sizes come from ``Entry.size``; an unknown size (None) is checked after
-reading by the caller.
+reading by the caller, except for an OmittedBlob, which is never read: it is
+refused by ``size.file`` from the fetch filter's promise alone.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from skillsyncd.config import Config
 from skillsyncd.model import MODE_GITLINK, MODE_SYMLINK, REGULAR_MODES, Entry, Finding, Skill
@@ -21,6 +23,17 @@ SKILL_FILE = "SKILL.md"
 _IGNORABLE = dict.fromkeys(
     [*range(0x200C, 0x2010), *range(0x202A, 0x202F), *range(0x206A, 0x2070), 0xFEFF]
 )
+
+
+@dataclass(frozen=True)
+class OmittedBlob(Entry):
+    """A regular file whose blob the mirror does not hold.
+
+    The fetch asks the server to leave out blobs larger than ``max_file_bytes``
+    (``blob:limit``, source.py), and the mirror is fetched afresh whenever that
+    limit grows, so a missing blob is one ``size.file`` refuses. Its size is
+    unknown (None) and it must never be read.
+    """
 
 
 def join(prefix: str, path: str) -> str:
@@ -82,6 +95,7 @@ def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -
     folded_dirs: dict[str, str] = {}
     pycache = 0
     has_skill_md = False
+    omitted = False
     # The folder's own name becomes a path in the release and the published view.
     for rule, why in _path_problems(skill.name):
         add(policy.finding(rule, show(prefix.rstrip("/") or skill.name),
@@ -104,7 +118,9 @@ def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -
                                f"entry mode {e.mode:o} is not a regular file (100644 or 100755)"))
             continue
         files += 1
-        total += e.size or 0
+        # An omitted blob is larger than max_file_bytes: count that much at least.
+        total += cfg.max_file_bytes + 1 if isinstance(e, OmittedBlob) else e.size or 0
+        omitted = omitted or isinstance(e, OmittedBlob)
         if e.path == SKILL_FILE:
             has_skill_md = True
         if is_pycache(e.path):
@@ -142,8 +158,10 @@ def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -
         add(policy.finding("size.files", folder,
                            f"{files} files, more than max_skill_files={cfg.max_skill_files}"))
     if total > cfg.max_skill_bytes:
+        at_least = "at least " if omitted else ""
         add(policy.finding("size.skill", folder,
-                           f"{total:,} bytes in total, more than max_skill_bytes={cfg.max_skill_bytes:,}"))
+                           f"{at_least}{total:,} bytes in total, more than "
+                           f"max_skill_bytes={cfg.max_skill_bytes:,}"))
     return [f for f in out if f is not None]
 
 
@@ -164,4 +182,8 @@ def size_finding(e: Entry, size: int, cfg: Config, policy: Policy, where: str) -
 
 
 def _size_finding(e: Entry, cfg: Config, policy: Policy, where: str) -> Finding | None:
+    if isinstance(e, OmittedBlob):
+        return policy.finding("size.file", where,
+                              f"more than max_file_bytes={cfg.max_file_bytes:,} bytes: the fetch "
+                              "filter left this blob out of the mirror, so it was never downloaded")
     return None if e.size is None else size_finding(e, e.size, cfg, policy, where)
