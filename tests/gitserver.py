@@ -473,8 +473,8 @@ class _GitHandler(BaseHTTPRequestHandler):
             CONTENT_TYPE=self.headers.get("Content-Type", ""),
             CONTENT_LENGTH=str(len(body)),
             REMOTE_ADDR=self.client_address[0],
-            **upload_pack_config(allow=self.git_server.allow_filter),
         )
+        env.update(upload_pack_config(allow=self.git_server.allow_filter))
         if self.headers.get("Git-Protocol"):
             env["GIT_PROTOCOL"] = env["HTTP_GIT_PROTOCOL"] = self.headers["Git-Protocol"]
         if self.git_server._auth is not None:
@@ -539,7 +539,7 @@ class GitDaemonServer:
                 ["git", "daemon", "--reuseaddr", f"--base-path={root.root}", "--export-all",
                  f"--listen={HOST}", f"--port={port}", "--enable=upload-pack", "--informative-errors",
                  str(root.root)],
-                env=git_env(**upload_pack_config()), stdin=subprocess.DEVNULL,
+                env={**git_env(), **upload_pack_config()}, stdin=subprocess.DEVNULL,
                 stdout=self._log_file, stderr=self._log_file,
                 start_new_session=True,
             )

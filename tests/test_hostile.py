@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Union
 
 import pytest
-from dulwich.objects import Blob, Commit, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.repo import Repo
 from gitserver import GitRoot, HttpGitServer, RepoBuilder, run_git
 from test_daemon import SKILLSYNCD, Daemon, _clean_env
@@ -322,7 +322,7 @@ def huge_blob_sync(_http_git_server_session: HttpGitServer, git_root: GitRoot,
     manifest = releases.manifest(current)
     mirror = Repo(str(state / "mirror.git"))
     try:
-        in_mirror = blob.encode() in mirror.object_store
+        in_mirror = ObjectID(blob.encode()) in mirror.object_store
     finally:
         mirror.close()
     return {"code": code, "out": out, "err": err, "rss_kb": rss, "head": head,
