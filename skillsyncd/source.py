@@ -183,7 +183,7 @@ class Source:
 
     # --- connection -----------------------------------------------------------
 
-    def _client(self, deadline: _Deadline) -> tuple[GitClient, str]:
+    def _client(self, deadline: _Deadline, thin_packs: bool = True) -> tuple[GitClient, str]:
         cfg = self.cfg
         url = self.url
         token = cfg.token.get() if cfg.token else None
@@ -191,7 +191,7 @@ class Source:
         parts = urlsplit(url)
         if parts.password:
             register_secret(parts.password)
-        kwargs: dict[str, Any] = {"report_activity": deadline}
+        kwargs: dict[str, Any] = {"report_activity": deadline, "thin_packs": thin_packs}
         if parts.scheme in {"http", "https"}:
             timeout = urllib3.Timeout(connect=cfg.network_timeout, read=cfg.network_timeout)
             retries = urllib3.Retry(total=1, connect=1, read=0, redirect=3, status=0)
@@ -365,13 +365,19 @@ class Source:
         ``filter`` feature (GitHub, git with uploadpack.allowFilter) leave out every
         blob of at least ``limit`` bytes, so a huge file never reaches dulwich, which
         inflates each object of the pack whole while indexing it. Other servers send
-        everything, as if no filter had been asked for (dulwich logs a warning)."""
+        everything, as if no filter had been asked for (dulwich logs a warning).
+
+        A filtered fetch asks for a self-contained pack (no thin pack): a thin pack
+        may send a file that shrank under the limit as a delta against its big old
+        version, which the mirror never received (dulwich: UnresolvedDeltas). The
+        cost is that changed files arrive whole rather than as deltas.
+        """
 
         def wants(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
             return [sha]
 
         with self._network("fetch") as deadline:
-            client, path = self._client(deadline)
+            client, path = self._client(deadline, thin_packs=limit is None)
             client.fetch(
                 path,
                 repo,

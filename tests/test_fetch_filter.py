@@ -236,3 +236,29 @@ def test_lowering_max_file_bytes_keeps_the_mirror(
     assert "5,000 bytes" in _refused_unread(records["evil"], still_live=True)
     assert mirror_blob_limit(state / "mirror.git") == LIMIT + 1
     assert set(first_pack) <= set((state / "mirror.git" / "objects" / "pack").glob("*.pack"))
+
+
+@pytest.mark.parametrize("transport", ["http", "git"])
+def test_a_big_file_shrunk_under_the_limit_arrives_by_an_incremental_fetch(
+    transport: str, http_git_server: HttpGitServer, git_daemon_server: GitDaemonServer,
+    repo: RepoBuilder, tmp_path: Path
+) -> None:
+    """The new, small version could be sent as a delta against the big one the mirror lacks;
+    the fetch must still bring in a blob the mirror can read."""
+    text = b"".join(b"line %05d of a file that is mostly the same\n" % i for i in range(200))
+    repo.add_skill("good", description="A good skill.")
+    repo.add_skill("evil", description="Carries a big file.")
+    repo.write("evil/big.txt", text)  # ~9 KB
+    repo.commit("big")
+    server = http_git_server if transport == "http" else git_daemon_server
+    url = server.url_for(repo)
+    state = tmp_path / "s"
+    _sync(url, state, max_file_bytes=len(text) // 2)
+    assert not _in_mirror(state, repo.rev_parse("HEAD:evil/big.txt"))
+    repo.write("evil/big.txt", text[: len(text) // 3])  # now under the limit
+    repo.commit("shrunk")
+    records = _sync(url, state, max_file_bytes=len(text) // 2)
+    assert records["evil"]["live"] is True, records["evil"]
+    current = Releases(state).current()
+    assert current is not None
+    assert (Releases(state).dir(current) / "evil" / "big.txt").read_bytes() == text[: len(text) // 3]
