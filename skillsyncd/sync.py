@@ -572,9 +572,12 @@ class Syncer:
         if validation.has_errors(entry_findings):
             # Unsafe paths or oversize blobs: not one byte of this skill is read.
             return entry_findings, {}
-        found = validation.validate_skill(skill, read_blob, self.cfg, prefix=prefix,
-                                          allowed_fingerprints=allowed)
-        return found, validation.skill_metadata(skill, read_blob)
+        # One pass: SKILL.md is parsed once for the rules and the metadata, and the
+        # path rules above are not run a second time.
+        checked = validation.check_skill(skill, read_blob, self.cfg, prefix=prefix,
+                                         allowed_fingerprints=allowed,
+                                         entry_findings=entry_findings)
+        return checked.findings, dict(checked.metadata)
 
     def _free_release_id(self, commit: str) -> str:
         """A new id that sorts after every release on disk (ids sort by time).

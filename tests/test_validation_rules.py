@@ -15,6 +15,7 @@ from skillsyncd.validation import (
     RULES,
     check_entries,
     check_release,
+    check_skill,
     has_errors,
     skill_metadata,
     validate_skill,
@@ -373,3 +374,43 @@ def test_skill_metadata_reads_metadata_version_and_never_raises() -> None:
 
     assert skill_metadata(skill, broken)["name"] is None
     assert skill_metadata(Skill("x", "t", ()), broken)["name"] is None
+
+
+# --- one pass: findings and metadata from one read and one parse -------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [GOOD, md(name="pdf", description="d", version="1.10"), md(name="Other Name", description="x"),
+     "---\nname: a\nname: b\n---\n", b"\x00\xff garbage", "---\ndescription: Use it: now\n---\n"],
+)
+def test_check_skill_matches_validate_skill_and_skill_metadata(content: str | bytes) -> None:
+    files = {"SKILL.md": content, "references/a.md": "token: 'ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8'\n"}
+    skill, store = skill_from_files("pdf", files)
+    result = check_skill(skill, store, CFG, prefix="skills/pdf")
+    assert result.findings == validate_skill(skill, store, CFG, prefix="skills/pdf")
+    assert "secret.github-pat" in rules(list(result.findings))
+    assert dict(result.metadata) == skill_metadata(skill, store)
+
+
+def test_check_skill_reads_skill_md_once_and_reuses_entry_findings() -> None:
+    skill, store = skill_from_files("pdf", {"SKILL.md": GOOD, "__pycache__/x.pyc": b"\x00"})
+    entry_findings = check_entries(skill, CFG, prefix="pdf")
+    assert rules(list(entry_findings)) == {"path.pycache"}
+    store.reads.clear()
+    result = check_skill(skill, store, CFG, prefix="pdf", entry_findings=entry_findings)
+    assert store.reads.count(next(e.sha for e in skill.entries if e.path == "SKILL.md")) == 1
+    assert result.metadata == {"name": "pdf", "version": "1.0", "description": "Read PDF files."}
+    assert result.findings == validate_skill(skill, store, CFG, prefix="pdf")
+
+
+def test_check_skill_metadata_for_a_skill_md_the_rules_do_not_read() -> None:
+    """Over max_skill_md_bytes (reported, here only as a warning) but under the metadata
+    cap: the rules skip the file, the metadata is still read, as skill_metadata does."""
+    big = GOOD + "x" * 600
+    cfg = Config(max_skill_md_bytes=500, severity={"size.skill-md": "warning"})
+    skill, store = skill_from_files("pdf", {"SKILL.md": big})
+    result = check_skill(skill, store, cfg)
+    assert rules(list(result.findings)) == {"size.skill-md"}
+    assert result.metadata["name"] == "pdf"
+    assert validate_skill(skill, Forbidden(), cfg) == result.findings

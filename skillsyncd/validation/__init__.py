@@ -1,8 +1,9 @@
 """The validation gate: pure rules over skills, plus ``validate PATH`` for working trees.
 
 The sync core calls, per added or changed skill, :func:`check_entries` (tree
-data only) and then :func:`validate_skill` (reads SKILL.md and text files via
-``read_blob``); then :func:`check_release` across all skills. Rule ids and
+data only) and then :func:`check_skill` (reads SKILL.md and text files via
+``read_blob`` and returns the findings with the skill's metadata, from one
+parse); then :func:`check_release` across all skills. Rule ids and
 default severities are in :mod:`skillsyncd.validation.rules`.
 """
 
@@ -11,8 +12,10 @@ from __future__ import annotations
 from skillsyncd.validation.frontmatter import Frontmatter, FrontmatterError, parse
 from skillsyncd.validation.gate import (
     ReadBlob,
+    SkillCheck,
     check_entries,
     check_release,
+    check_skill,
     check_skill_md,
     skill_metadata,
     validate_skill,
@@ -32,9 +35,11 @@ __all__ = [
     "ReadBlob",
     "Report",
     "Rule",
+    "SkillCheck",
     "check_entries",
     "check_overrides",
     "check_release",
+    "check_skill",
     "check_skill_md",
     "exit_code",
     "fingerprint",

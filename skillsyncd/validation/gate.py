@@ -9,6 +9,7 @@ than its cap is never read; neither is a symlink or gitlink target.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from skillsyncd.config import Config
@@ -32,13 +33,19 @@ def check_entries(skill: Skill, cfg: Config, prefix: str = "") -> tuple[Finding,
 
 def check_skill_md(data: bytes, folder: str, cfg: Config, path: str) -> list[Finding]:
     """Frontmatter and field rules for one SKILL.md's bytes."""
-    policy = policy_of(cfg)
+    return _check_skill_md(data, folder, cfg, policy_of(cfg), path)[0]
+
+
+def _check_skill_md(
+    data: bytes, folder: str, cfg: Config, policy: Policy, path: str
+) -> tuple[list[Finding], frontmatter.Frontmatter | None]:
+    """The findings, and the parsed frontmatter (None when it does not parse) for reuse."""
     try:
         fm = frontmatter.parse(data)
     except frontmatter.FrontmatterError as exc:
         f = policy.finding(exc.rule, path, exc.message, exc.line)
-        return [f] if f else []
-    return check_fields(fm, folder, cfg.required_fields, policy, path)
+        return ([f] if f else []), None
+    return check_fields(fm, folder, cfg.required_fields, policy, path), fm
 
 
 def _secret_findings(
@@ -59,20 +66,51 @@ def _secret_findings(
     return out
 
 
-def validate_skill(
+@dataclass(frozen=True)
+class SkillCheck:
+    """Every per-skill finding, and the metadata read from the same parse of SKILL.md."""
+
+    findings: tuple[Finding, ...]
+    metadata: Mapping[str, str | None]
+
+
+def check_skill(
     skill: Skill,
     read_blob: ReadBlob,
     cfg: Config,
     *,
     prefix: str = "",
     allowed_fingerprints: Collection[str] = frozenset(),
-) -> tuple[Finding, ...]:
-    """All per-skill rules. ``prefix`` is the skill's folder in the repository, so
-    findings name files as the author sees them (``skills/pdf/SKILL.md``)."""
+    entry_findings: Sequence[Finding] | None = None,
+) -> SkillCheck:
+    """All per-skill rules plus :func:`skill_metadata`, reading and parsing SKILL.md once.
+
+    ``prefix`` is the skill's folder in the repository, so findings name files as
+    the author sees them (``skills/pdf/SKILL.md``). ``entry_findings`` is what
+    :func:`check_entries` already returned for this skill with the same prefix,
+    so a caller that ran it first does not pay for the path rules twice.
+    """
+    findings, meta = _check(skill, read_blob, cfg, prefix, allowed_fingerprints, entry_findings,
+                            want_metadata=True)
+    return SkillCheck(findings, meta if meta is not None else _metadata_of(None))
+
+
+def _check(
+    skill: Skill,
+    read_blob: ReadBlob,
+    cfg: Config,
+    prefix: str,
+    allowed_fingerprints: Collection[str],
+    entry_findings: Sequence[Finding] | None,
+    *,
+    want_metadata: bool,
+) -> tuple[tuple[Finding, ...], dict[str, str | None] | None]:
     policy = policy_of(cfg)
     allow = secrets.normalise_allowed(allowed_fingerprints)
-    found = list(paths.check_entries(skill, cfg, policy, prefix))
+    found = (list(entry_findings) if entry_findings is not None
+             else paths.check_entries(skill, cfg, policy, prefix))
     over_budget = any(f.rule in {"size.files", "size.skill"} for f in found)
+    meta: dict[str, str | None] | None = None
     for e in sorted(skill.entries, key=lambda e: e.path):
         if e.mode not in REGULAR_MODES or not _worth_reading(e, cfg, over_budget):
             continue
@@ -84,9 +122,27 @@ def validate_skill(
                 found.append(late)
                 continue
         if e.path == paths.SKILL_FILE:
-            found.extend(check_skill_md(data, skill.name, cfg, where))
+            md_findings, fm = _check_skill_md(data, skill.name, cfg, policy, where)
+            found.extend(md_findings)
+            if len(data) <= METADATA_MAX_BYTES:  # the limits skill_metadata applies
+                meta = _metadata_of(fm)
         found.extend(_secret_findings(data, policy, where, allow))
-    return tuple(found)
+    if want_metadata and meta is None:
+        # SKILL.md was not read for the rules: read it the way skill_metadata does.
+        meta = skill_metadata(skill, read_blob)
+    return tuple(found), meta
+
+
+def validate_skill(
+    skill: Skill,
+    read_blob: ReadBlob,
+    cfg: Config,
+    *,
+    prefix: str = "",
+    allowed_fingerprints: Collection[str] = frozenset(),
+) -> tuple[Finding, ...]:
+    """All per-skill rules: :func:`check_skill` without the metadata, so no extra read."""
+    return _check(skill, read_blob, cfg, prefix, allowed_fingerprints, None, want_metadata=False)[0]
 
 
 def _worth_reading(e: Entry, cfg: Config, over_budget: bool) -> bool:
@@ -97,25 +153,30 @@ def _worth_reading(e: Entry, cfg: Config, over_budget: bool) -> bool:
     return e.size is None or e.size <= min(cfg.max_file_bytes, secrets.SCAN_MAX_BYTES)
 
 
-def skill_metadata(skill: Skill, read_blob: ReadBlob) -> dict[str, Any]:
+def skill_metadata(skill: Skill, read_blob: ReadBlob) -> dict[str, str | None]:
     """name, version and description as the author wrote them; None where absent. Never raises."""
-    meta: dict[str, Any] = {"name": None, "version": None, "description": None}
     entry = next((e for e in skill.entries if e.path == paths.SKILL_FILE), None)
     if entry is None or entry.mode not in REGULAR_MODES:
-        return meta
+        return _metadata_of(None)
     if entry.size is not None and entry.size > METADATA_MAX_BYTES:
-        return meta
+        return _metadata_of(None)
     try:
         data = read_blob(entry.sha)
         if len(data) > METADATA_MAX_BYTES:
-            return meta
-        fm = frontmatter.parse(data)
-        meta["name"] = _as_text(fm.text("name"))
-        meta["version"] = _as_text(declared_version(fm))
-        meta["description"] = _as_text(fm.text("description"))
+            return _metadata_of(None)
+        return _metadata_of(frontmatter.parse(data))
     except Exception:  # metadata is best effort by contract: the rules report the problem
-        return meta
-    return meta
+        return _metadata_of(None)
+
+
+def _metadata_of(fm: frontmatter.Frontmatter | None) -> dict[str, str | None]:
+    if fm is None:
+        return {"name": None, "version": None, "description": None}
+    try:
+        return {"name": _as_text(fm.text("name")), "version": _as_text(declared_version(fm)),
+                "description": _as_text(fm.text("description"))}
+    except Exception:  # best effort, as above: odd values give no metadata, never a crash
+        return _metadata_of(None)
 
 
 def _as_text(value: Any) -> str | None:

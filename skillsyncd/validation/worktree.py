@@ -124,9 +124,9 @@ def validate_tree(path: Path, cfg: Config) -> Report:
         def read_blob(sha: str, files: dict[str, Path] = files) -> bytes:
             return files[sha].read_bytes()
 
-        findings.extend(gate.validate_skill(skill, read_blob, cfg, prefix=prefix,
-                                            allowed_fingerprints=allow))
-        names[skill.name] = gate.skill_metadata(skill, read_blob).get("name")
+        result = gate.check_skill(skill, read_blob, cfg, prefix=prefix, allowed_fingerprints=allow)
+        findings.extend(result.findings)
+        names[skill.name] = result.metadata.get("name")
         skills.append(skill)
         checked.append(prefix)
     findings.extend(gate.check_release(skills, cfg, names=names))
