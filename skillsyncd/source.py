@@ -32,6 +32,7 @@ from dulwich.client import (
 )
 from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from dulwich.objects import Commit, ObjectID, Tag
+from dulwich.pack import UnresolvedDeltas
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -367,26 +368,40 @@ class Source:
         inflates each object of the pack whole while indexing it. Other servers send
         everything, as if no filter had been asked for (dulwich logs a warning).
 
-        A filtered fetch asks for a self-contained pack (no thin pack): a thin pack
-        may send a file that shrank under the limit as a delta against its big old
-        version, which the mirror never received (dulwich: UnresolvedDeltas). The
-        cost is that changed files arrive whole rather than as deltas.
+        A thin pack may send a file that shrank under the limit as a delta against
+        its big old version, which the mirror never received (git would fetch that
+        base lazily; dulwich raises UnresolvedDeltas). The fetch is then asked again
+        for a self-contained pack, where every changed file arrives whole.
         """
 
         def wants(refs: Mapping[bytes, bytes], depth: int | None = None) -> list[bytes]:
             return [sha]
 
-        with self._network("fetch") as deadline:
-            client, path = self._client(deadline, thin_packs=limit is None)
-            client.fetch(
-                path,
-                repo,
-                determine_wants=wants,  # type: ignore[arg-type]
-                depth=depth,
-                ref_prefix=self.candidate_refs() if not _SHA_RE.match(self.cfg.ref) else None,
-                shallow_since=since,
-                filter_spec=f"blob:limit={limit}".encode() if limit is not None else None,
-            )
+        def once(thin_packs: bool) -> None:
+            with self._network("fetch") as deadline:
+                client, path = self._client(deadline, thin_packs=thin_packs)
+                client.fetch(
+                    path,
+                    repo,
+                    determine_wants=wants,  # type: ignore[arg-type]
+                    depth=depth,
+                    ref_prefix=self.candidate_refs() if not _SHA_RE.match(self.cfg.ref) else None,
+                    shallow_since=since,
+                    filter_spec=f"blob:limit={limit}".encode() if limit is not None else None,
+                )
+
+        objects = Path(repo.object_store.path)
+        before = set(objects.glob("tmp_pack_*"))
+        try:
+            once(thin_packs=True)
+        except UnresolvedDeltas as exc:
+            if limit is None:
+                raise
+            for leftover in set(objects.glob("tmp_pack_*")) - before:  # the refused pack
+                leftover.unlink(missing_ok=True)
+            log.info("fetch_again_without_thin_pack", reason=f"a delta base was left out "
+                     f"by the fetch filter ({len(exc.shas)} object(s))")
+            once(thin_packs=False)
         if not _has_commit(repo, sha):
             raise SourceError(
                 f"fetch {self.safe_url}: the server did not send commit {sha.decode()[:12]}"

@@ -241,10 +241,10 @@ def test_lowering_max_file_bytes_keeps_the_mirror(
 @pytest.mark.parametrize("transport", ["http", "git"])
 def test_a_big_file_shrunk_under_the_limit_arrives_by_an_incremental_fetch(
     transport: str, http_git_server: HttpGitServer, git_daemon_server: GitDaemonServer,
-    repo: RepoBuilder, tmp_path: Path
+    repo: RepoBuilder, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """The new, small version could be sent as a delta against the big one the mirror lacks;
-    the fetch must still bring in a blob the mirror can read."""
+    """git sends the new, small version as a thin-pack delta against the big one the mirror
+    lacks (dulwich: UnresolvedDeltas); the fetch is asked again for a self-contained pack."""
     text = b"".join(b"line %05d of a file that is mostly the same\n" % i for i in range(200))
     repo.add_skill("good", description="A good skill.")
     repo.add_skill("evil", description="Carries a big file.")
@@ -257,7 +257,10 @@ def test_a_big_file_shrunk_under_the_limit_arrives_by_an_incremental_fetch(
     assert not _in_mirror(state, repo.rev_parse("HEAD:evil/big.txt"))
     repo.write("evil/big.txt", text[: len(text) // 3])  # now under the limit
     repo.commit("shrunk")
+    capfd.readouterr()
     records = _sync(url, state, max_file_bytes=len(text) // 2)
+    assert "fetch_again_without_thin_pack" in capfd.readouterr().out
+    assert not list((state / "mirror.git" / "objects").glob("tmp_pack_*"))  # refused pack gone
     assert records["evil"]["live"] is True, records["evil"]
     current = Releases(state).current()
     assert current is not None
