@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 
 from skillsyncd.validation.frontmatter import (
     MAX_ALIASES,
+    Frontmatter,
     FrontmatterError,
     parse,
+    parse_flat,
+    parse_yaml_full,
 )
 
 
@@ -205,3 +208,121 @@ def test_oversized_frontmatter_is_refused_before_parsing() -> None:
 def test_long_body_is_not_parsed_as_yaml() -> None:
     fm = parse(b"---\nname: a\n---\n" + b"text: [\n" * 50000)
     assert fm.data == {"name": "a"}
+
+
+# --- the flat fast path ---------------------------------------------------------------
+#
+# parse_flat may decline anything, but what it returns must be exactly what the full
+# PyYAML parser returns for the same text: data, key lines and (no) coercions.
+
+_KEYS = ["name", "description", "metadata", "version", "allowed-tools", "a_b", "on", "yes",
+         "null", "Name", "x", "_", "1a", "<<", "k" * 130]
+_VALUES = [
+    "pdf", "Read PDF files.", "Use it: now", "Use it:now", "C# and F#", "a #b", "x:", "1.10",
+    "1.0.0", "2024-01-15", "2024-02-30", "yes", "no", "~", "null", "=", "0x1F", "1_000", ".inf",
+    "'q''s'", "'a'b'", "''", '""', '"dq"', '"a\\"b"', '"a\\\\b"', "\"x\" y", "'x' # c", "é ünï",
+    "\xa0x", "-x", "- x", "?x", "*a", "&a x", "!!str x", "[a, b]", "{a: b}", "|", ">", "%x", "@x",
+    "`x`", "say \"hi\"", "back\\slash", "...", "--- x", "a   b", "Bash(curl:*)", "x  ", "#c",
+]
+_TEXT_KEYS = ["name", "description", "metadata", "version", "allowed-tools", "a_b", "Name", "x", "_",
+              "license", "On-call", "k" * 128]
+_TEXT = ["pdf", "Read PDF files.", "Use it:now", "C# and F#", "1.0.0", "'q''s'", "'it''s: ok'", "''",
+         '""', '"dq: # x"', "é ünï", "\xa0x", "say \"hi\"", "back\\slash", "...", "--- x", "a   b",
+         "Bash(curl:*)", "x  ", "x=y", "v1", "a.b.c", "Yes please", "on-call", "null-safe", "1.0a"]
+_INDENTS = ["", " ", "  ", "   ", "    "]
+_SEPS = [": ", ":", ":  ", " : ", ":\t"]
+
+
+@st.composite
+def _flat_like(draw: st.DrawFn) -> str:
+    out = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["kv", "kv", "kv", "parent", "item", "sub", "blank", "comment", "raw"]))
+        indent = draw(st.sampled_from(_INDENTS))
+        key, value = draw(st.sampled_from(_KEYS)), draw(st.sampled_from(_VALUES))
+        if kind == "kv":
+            out.append(f"{key}{draw(st.sampled_from(_SEPS))}{value}")
+        elif kind == "parent":
+            out.append(f"{key}:" + draw(st.sampled_from(["", "  "])))
+        elif kind == "item":
+            out.append(f"{indent}-{draw(st.sampled_from([' ', '  ', '']))}{value}")
+        elif kind == "sub":
+            out.append(f"{indent}{key}{draw(st.sampled_from(_SEPS))}{value}")
+        elif kind == "blank":
+            out.append(indent)
+        elif kind == "comment":
+            out.append(f"{indent}# note: {value}")
+        else:
+            out.append(draw(st.sampled_from(["---", "...", "%YAML 1.1", "\tx: y", "x: y\r", "x: \u2028y",
+                                             "x: y\x85", "\ufeffx: y", "x: \x07"])))
+    return "\n".join(out) + draw(st.sampled_from(["", "\n", "\n\n"]))
+
+
+@st.composite
+def _mostly_flat(draw: st.DrawFn) -> str:
+    """Well-formed flat frontmatter with distinct keys, often with one line of _flat_like noise."""
+    keys = draw(st.lists(st.sampled_from(_TEXT_KEYS), min_size=1, max_size=6, unique=True))
+    out = []
+    for key in keys:
+        shape = draw(st.sampled_from(["kv", "kv", "map", "list"]))
+        if shape == "kv":
+            out.append(f"{key}: {draw(st.sampled_from(_TEXT))}")
+            continue
+        indent = draw(st.sampled_from(_INDENTS[1:]))
+        out.append(f"{key}:")
+        subs = draw(st.lists(st.sampled_from(_TEXT_KEYS), min_size=1, max_size=3,
+                             unique=shape == "map"))
+        for sub in subs:
+            value = draw(st.sampled_from(_TEXT))
+            out.append(f"{indent}- {value}" if shape == "list" else f"{indent}{sub}: {value}")
+    if draw(st.booleans()):
+        noise = draw(_flat_like()).split("\n")[0]
+        out.insert(draw(st.integers(0, len(out))), noise)
+    return "\n".join(out) + "\n"
+
+
+def _full(source: str) -> Frontmatter | str:
+    try:
+        return parse_yaml_full(source)
+    except FrontmatterError as exc:
+        return exc.rule
+
+
+@settings(deadline=2000, max_examples=800)
+@given(st.one_of(_flat_like(), _mostly_flat()))
+def test_fast_path_answers_only_what_pyyaml_would(source: str) -> None:
+    fast = parse_flat(source)
+    if fast is not None:
+        assert fast == _full(source), source
+
+
+@pytest.mark.parametrize("source", [
+    "name: pdf\ndescription: Read PDF files. Use when asked.\nlicense: MIT\n",
+    'name: a\ndescription: "Quoted: with a colon"\nmetadata:\n  version: "1.0"\n  author: me\n',
+    "name: a\n# comment\n\ndescription: 'it''s'\nallowed-tools:\n  - Bash(curl:*)\n  - Read\n",
+    "name: a\ndescription: é ünï — C# and \"quotes\"   \n",
+])
+def test_common_frontmatter_takes_the_fast_path(source: str) -> None:
+    fast = parse_flat(source)
+    assert fast is not None and fast == parse_yaml_full(source)
+
+
+@pytest.mark.parametrize("source", [
+    "name: a\nname: b\n",  # duplicate: the full parser names both lines
+    "name: a\nversion: 1.10\n",  # implicit type: recorded as a coercion
+    "name: yes\n",
+    "a: &x y\nb: *x\n",  # aliases and their bounds
+    "description: |\n  block\n",
+    "description: Use it: now\n",
+    "name: a\n\tb: c\n",
+    "metadata:\n",
+    "name: a\n  more\n",  # a continued plain scalar
+])
+def test_anything_unusual_goes_to_the_full_parser(source: str) -> None:
+    assert parse_flat(source) is None
+
+
+def test_parse_uses_the_fast_path_result() -> None:
+    fm = parse(b"---\nname: a\nmetadata:\n  version: \"2\"\n---\nbody\n")
+    assert fm == Frontmatter({"name": "a", "metadata": {"version": "2"}},
+                             {"name": 2, "metadata": 3, "metadata.version": 4}, (), 6)

@@ -8,16 +8,26 @@ only exception :func:`parse` raises). It also records which plain scalars
 YAML 1.1 silently turned into numbers, bools or dates: the gateway reads
 YAML 1.2, where ``name: yes`` is a string, and ``version: 1.10`` must not
 become ``1.1`` in a manifest.
+
+PyYAML's pure-Python scanner costs ~0.2 ms per SKILL.md, most of a first
+sync's validation. Nearly all frontmatter is a handful of ``key: text`` lines,
+so :func:`parse_flat` reads that shape directly and answers only when the
+result is certain to be what PyYAML gives (all values text, no duplicate,
+alias, tag, block scalar or escape); anything else, including every error, goes
+through the full parser. libyaml (``CSafeLoader``) is not used: it accepts
+tabs and other input the pure parser refuses, so its answers would differ.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 MAX_ALIASES = 1_000
 MAX_NODES = 100_000
@@ -267,6 +277,128 @@ def _hint(problem: str) -> str:
 
 def parse_yaml(source: str) -> Frontmatter:
     """Parse frontmatter YAML (no '---' lines); file lines assume it starts on line 2."""
+    if len(source) > MAX_CHARS:
+        raise _limit(f"{len(source):,} characters of YAML (more than {MAX_CHARS:,})")
+    fast = parse_flat(source)
+    return fast if fast is not None else parse_yaml_full(source)
+
+
+# --- the fast path ------------------------------------------------------------------
+#
+# Accepted: top-level ``key: value`` lines at column 0; a ``key:`` line followed by
+# equally indented ``sub: value`` lines (one level) or ``- value`` lines; blank and
+# comment lines. A value is single-line plain text that YAML 1.1 resolves to a
+# string, or a quoted string without escapes. Everything else returns None.
+
+# Characters PyYAML's reader accepts, minus the ones with a meaning this path does
+# not model: tab, CR, NEL, LS, PS (line breaks or separators) and a BOM.
+_FLAT_UNSAFE = re.compile(
+    "[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]|[\u2028\u2029\ufeff]"
+)
+_FLAT_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]{0,127}):(?: +(.*))?")
+_FLAT_ITEM = re.compile(r"- +(.*)")
+_PLAIN_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_RESOLVER = Resolver()
+
+
+def _plain_is_text(value: str) -> bool:
+    return bool(_RESOLVER.resolve(ScalarNode, value, (True, False)) == _STR)  # type: ignore[no-untyped-call]
+
+
+def _flat_scalar(raw: str | None) -> str | None:
+    """One-line value as PyYAML reads it, or None when it is not certainly a plain string."""
+    if raw is None:
+        return None
+    text = raw.rstrip(" ")
+    if not text:
+        return None
+    first = text[0]
+    if first == '"':
+        inner = text[1:-1]
+        ok = len(text) >= 2 and text[-1] == '"' and '"' not in inner and "\\" not in inner
+        return inner if ok else None
+    if first == "'":
+        inner = text[1:-1]
+        ok = len(text) >= 2 and text[-1] == "'" and "'" not in inner.replace("''", "")
+        return inner.replace("''", "'") if ok else None
+    if first in _PLAIN_INDICATORS or ": " in text or text[-1] == ":" or " #" in text:
+        return None
+    return text if _plain_is_text(text) else None
+
+
+def _flat_key(line: str) -> tuple[str, str | None] | None:
+    m = _FLAT_KEY.fullmatch(line)
+    if m is None or not _plain_is_text(m.group(1)):
+        return None
+    return m.group(1), m.group(2)
+
+
+def parse_flat(source: str) -> Frontmatter | None:
+    """The common flat frontmatter without PyYAML, or None to use :func:`parse_yaml_full`.
+
+    When this returns a Frontmatter it equals what :func:`parse_yaml_full` returns
+    for the same text (tests/test_validation_frontmatter.py checks this property).
+    """
+    if _FLAT_UNSAFE.search(source):
+        return None
+    data: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    parent: str | None = None  # a top-level key whose value is the indented block below it
+    block: dict[str, Any] | list[Any] | None = None
+    indent = 0
+    for n, line in enumerate(source.split("\n"), start=_FIRST_LINE):
+        body = line.lstrip(" ")
+        if not body or body[0] == "#":
+            continue  # blank or comment line
+        depth = len(line) - len(body)
+        if depth == 0:
+            if parent is not None and block is None:
+                return None  # 'key:' with nothing under it is null, not text
+            parent, block = None, None
+            kv = _flat_key(line)
+            if kv is None or kv[0] in data:
+                return None
+            key, raw = kv
+            lines[key] = n
+            if raw is None or not raw.strip(" "):
+                parent = key
+                continue
+            value = _flat_scalar(raw)
+            if value is None:
+                return None
+            data[key] = value
+            continue
+        if parent is None:
+            return None  # an indented line that continues a value or opens a deeper level
+        if block is None:
+            indent = depth
+            block = [] if body.startswith("-") else {}
+            data[parent] = block
+        elif depth != indent:
+            return None
+        if isinstance(block, list):
+            m = _FLAT_ITEM.fullmatch(body)
+            item = _flat_scalar(m.group(1)) if m else None
+            if item is None:
+                return None
+            block.append(item)
+            continue
+        kv = _flat_key(body)
+        if kv is None or kv[0] in block:
+            return None
+        sub, raw = kv
+        value = _flat_scalar(raw)
+        if value is None:
+            return None
+        block[sub] = value
+        lines[f"{parent}.{sub}"] = n
+    if not data or (parent is not None and block is None):
+        return None
+    return Frontmatter(data=data, lines=lines)
+
+
+def parse_yaml_full(source: str) -> Frontmatter:
+    """Any frontmatter YAML, through PyYAML's pure-Python SafeLoader and every bound above."""
     if len(source) > MAX_CHARS:
         raise _limit(f"{len(source):,} characters of YAML (more than {MAX_CHARS:,})")
     loader: _Loader | None = None
