@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import string
 import time
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import fingerprint, parse_allowlist, validate_skill
+from skillsyncd.validation import fingerprint, parse_allowlist, secrets, validate_skill
 from skillsyncd.validation.memory import skill_from_files
 from skillsyncd.validation.secrets import MAX_HITS_PER_FILE, SCAN_MAX_BYTES, scan_text
 
@@ -242,3 +243,39 @@ PIECES = st.sampled_from([*ALNUM[:20], *"-_./+=:\"' \n", "sk-", "ghp_", "AKIA", 
 def test_scan_never_raises(text: str) -> None:
     for hit in scan_text(text):
         assert hit.line >= 1 and hit.secret
+
+
+# --- the prefilter: skipping a pattern whose literal text is absent changes no result ------
+
+
+def _unfiltered(text: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, str]]:
+    with monkeypatch.context() as m:
+        m.setattr(secrets._Pattern, "may_match", lambda self, text: True)
+        m.setattr(secrets, "_GENERIC_VALUE", re.compile(""))
+        m.setattr(secrets, "_AWS_NEEDLES", ("",))
+        m.setattr(secrets, "_PEM_NEEDLE", "")
+        m.setattr(secrets, "_JWT_NEEDLE", "")
+        return [(h.rule, h.line, h.secret) for h in scan_text(text)]
+
+
+def test_every_known_format_contains_its_patterns_needle() -> None:
+    samples = [*KEYS.values(), *(k for _, k in EXTRA_FORMATS.values())]
+    for p in secrets._PATTERNS:
+        for sample in samples:
+            for m in p.regex.finditer(sample):
+                assert p.may_match(m.group()), (p.label, m.group()[:8])
+
+
+SECRET_PIECES = st.sampled_from([
+    *KEYS.values(), *(k for _, k in EXTRA_FORMATS.values()), "AK" + "IA" + rand(16, UPPER),
+    rand(40, ALNUM + "/+"), "api_key: ", "token = '", "password=", "\n", " ", "\t", ":", "=", "\"",
+    rand(24), rand(8), "-----", "sk-", "sk_live_", "eyJ", "=====", "Prose words here. ",
+])
+
+
+@settings(deadline=2000, max_examples=150)
+@given(st.lists(SECRET_PIECES, max_size=12).map("".join))
+def test_prefilter_finds_exactly_what_the_full_scan_finds(text: str) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        expected = _unfiltered(text, monkeypatch)
+    assert [(h.rule, h.line, h.secret) for h in scan_text(text)] == expected

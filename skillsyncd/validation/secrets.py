@@ -6,6 +6,11 @@ generic high-entropy assignments are warnings. Documentation placeholders
 every pattern needs a long run of key characters, and a run that looks
 made up (xxxx, repeated characters, EXAMPLE, YOUR_...) is dropped.
 
+Each pattern names the literal text every match must contain (``needles``);
+a file without any of them is not searched with that pattern, which is what
+makes scanning ordinary prose cheap. The generic rule has a cheap necessary
+condition instead: an ':' or '=' followed by a 20-character value.
+
 A hit is reported by fingerprint (first 4 characters, '…', first 12 hex of
 its SHA-256). Listing a fingerprint in ``.skillsync-allow`` accepts it.
 """
@@ -108,8 +113,12 @@ class _Pattern:
     rule: str
     label: str
     regex: re.Pattern[str]
+    needles: tuple[str, ...]  # every match contains at least one of these
     group: int = 0
     accept: Callable[[str], bool] | None = None
+
+    def may_match(self, text: str) -> bool:
+        return any(n in text for n in self.needles)
 
 
 def _mixed(s: str) -> bool:
@@ -118,27 +127,30 @@ def _mixed(s: str) -> bool:
 
 _PATTERNS: tuple[_Pattern, ...] = (
     _Pattern("secret.anthropic-api-key", "Anthropic API key",
-             re.compile(_B + r"sk-ant-api\d\d-[A-Za-z0-9_\-]{80,}" + _E)),
+             re.compile(_B + r"sk-ant-api\d\d-[A-Za-z0-9_\-]{80,}" + _E), ("sk-ant-api",)),
     _Pattern("secret.anthropic-admin-key", "Anthropic admin key",
-             re.compile(_B + r"sk-ant-admin\d\d-[A-Za-z0-9_\-]{80,}" + _E)),
+             re.compile(_B + r"sk-ant-admin\d\d-[A-Za-z0-9_\-]{80,}" + _E), ("sk-ant-admin",)),
     _Pattern("secret.openai-api-key", "OpenAI project/service key",
-             re.compile(_B + r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}" + _E)),
+             re.compile(_B + r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}" + _E),
+             ("sk-proj-", "sk-svcacct-", "sk-admin-")),
     _Pattern("secret.openai-api-key", "OpenAI API key",
-             re.compile(_B + r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}" + _E)),
+             re.compile(_B + r"sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}" + _E), ("T3BlbkFJ",)),
     _Pattern("secret.openai-api-key", "OpenAI-style legacy API key",
-             re.compile(_B + r"sk-[A-Za-z0-9]{48}" + _E), accept=_mixed),
+             re.compile(_B + r"sk-[A-Za-z0-9]{48}" + _E), ("sk-",), accept=_mixed),
     _Pattern("secret.github-pat", "GitHub personal access token",
-             re.compile(_B + r"(?:ghp_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})" + _E)),
+             re.compile(_B + r"(?:ghp_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})" + _E),
+             ("ghp_", "github_pat_")),
     _Pattern("secret.github-token", "GitHub OAuth/app token",
-             re.compile(_B + r"gh[ousr]_[A-Za-z0-9]{36}" + _E)),
+             re.compile(_B + r"gh[ousr]_[A-Za-z0-9]{36}" + _E), ("gho_", "ghu_", "ghs_", "ghr_")),
     _Pattern("secret.slack-token", "Slack token",
-             re.compile(_B + r"xox[baprs]-\d{6,}-[A-Za-z0-9\-]{8,}" + _E)),
+             re.compile(_B + r"xox[baprs]-\d{6,}-[A-Za-z0-9\-]{8,}" + _E), ("xox",)),
     _Pattern("secret.slack-webhook", "Slack webhook URL",
-             re.compile(r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}")),
+             re.compile(r"https://hooks\.slack\.com/services/T[A-Z0-9]{6,}/B[A-Z0-9]{6,}/[A-Za-z0-9]{20,}"),
+             ("https://hooks.slack.com/services/",)),
     _Pattern("secret.stripe-live-key", "Stripe live key",
-             re.compile(_B + r"(?:sk|rk)_live_[A-Za-z0-9]{20,}" + _E)),
+             re.compile(_B + r"(?:sk|rk)_live_[A-Za-z0-9]{20,}" + _E), ("sk_live_", "rk_live_")),
     _Pattern("secret.google-api-key", "Google API key",
-             re.compile(_B + r"AIza[0-9A-Za-z_\-]{35}" + _E)),
+             re.compile(_B + r"AIza[0-9A-Za-z_\-]{35}" + _E), ("AIza",)),
 )
 
 _AWS_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
@@ -151,6 +163,12 @@ _GENERIC = re.compile(
     r"[A-Za-z0-9_\-]{0,40}[\"']?[ \t]{0,8}[:=][ \t]{0,8}[\"']?([A-Za-z0-9_\-/+=.]{20,200})"
     r"(?![A-Za-z0-9_\-/+=.])"
 )
+# Part of every _GENERIC match (separator, optional quote, 20 value characters); far
+# cheaper to look for than the case-insensitive keyword alternation.
+_GENERIC_VALUE = re.compile(r"[:=][ \t]{0,8}[\"']?[A-Za-z0-9_\-/+=.]{20}")
+_AWS_NEEDLES = ("AKIA", "ASIA")
+_PEM_NEEDLE = "PRIVATE KEY"
+_JWT_NEEDLE = "eyJ"
 
 
 # Values that look like keys but are meant to be public or are test-mode only.
@@ -158,8 +176,17 @@ _NOT_SECRET_PREFIXES = ("sk_test_", "rk_test_", "pk_test_", "pk_live_", "sha256-
 
 
 class _Lines:
+    """Line starts, computed on the first hit: most files have none."""
+
     def __init__(self, text: str) -> None:
-        self.starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        self._text = text
+        self._starts: list[int] | None = None
+
+    @property
+    def starts(self) -> list[int]:
+        if self._starts is None:
+            self._starts = [0] + [m.end() for m in re.finditer("\n", self._text)]
+        return self._starts
 
     def of(self, pos: int) -> int:
         return bisect.bisect_right(self.starts, pos)
@@ -190,19 +217,21 @@ def scan_text(text: str) -> list[Hit]:
             hits.append(Hit(rule, lines.of(start), secret, label))
 
     for p in _PATTERNS:
+        if not p.may_match(text):
+            continue
         for m in p.regex.finditer(text):
             token = m.group(p.group)
             if looks_made_up(token) or (p.accept and not p.accept(token)):
                 continue
             add(p.rule, p.label, token, m.start(), m.end())
 
-    for m in _PEM.finditer(text):
+    for m in _PEM.finditer(text) if _PEM_NEEDLE in text else ():
         after = text[m.end(): m.end() + 400].replace("\\n", "\n")
         body = _PEM_BODY.search(after)
         if body and not looks_made_up(body.group()):
             add("secret.private-key", f"{m.group(1)}private key", body.group(), m.start(), m.end())
 
-    for m in _AWS_ID.finditer(text):
+    for m in _AWS_ID.finditer(text) if any(n in text for n in _AWS_NEEDLES) else ():
         key_id = m.group()
         if looks_made_up(key_id):
             continue
@@ -223,12 +252,12 @@ def scan_text(text: str) -> list[Hit]:
         else:
             add("secret.aws-access-key-id", "AWS access key id", key_id, m.start(), m.end())
 
-    for m in _JWT.finditer(text):
+    for m in _JWT.finditer(text) if _JWT_NEEDLE in text else ():
         header = _b64json(m.group(1))
         if isinstance(header, dict) and "alg" in header:
             add("secret.jwt", "JSON Web Token", m.group(), m.start(), m.end())
 
-    for m in _GENERIC.finditer(text):
+    for m in _GENERIC.finditer(text) if _GENERIC_VALUE.search(text) else ():
         value = m.group(1)
         if (looks_made_up(value) or not _mixed(value) or entropy(value) < 3.5
                 or value.startswith(_NOT_SECRET_PREFIXES)
