@@ -8,6 +8,7 @@ than its cap is never read; neither is a symlink or gitlink target.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,14 @@ METADATA_MAX_BYTES = 256_000  # the gateway's own SKILL.md cap (design.md §7)
 
 
 def policy_of(cfg: Config) -> Policy:
-    return Policy.from_config(cfg.severity, cfg.strict)
+    """The config's Policy; built (and its overrides checked) once per distinct setting,
+    not once per skill and rule group."""
+    return _policy(tuple(sorted((str(k), str(v)) for k, v in cfg.severity.items())), cfg.strict)
+
+
+@functools.lru_cache(maxsize=16)
+def _policy(overrides: tuple[tuple[str, str], ...], strict: bool) -> Policy:
+    return Policy.from_config(dict(overrides), strict)
 
 
 def check_entries(skill: Skill, cfg: Config, prefix: str = "") -> tuple[Finding, ...]:
