@@ -117,8 +117,9 @@ class _Pattern:
     group: int = 0
     accept: Callable[[str], bool] | None = None
 
-    def may_match(self, text: str) -> bool:
-        return any(n in text for n in self.needles)
+    def may_match(self, present: frozenset[str]) -> bool:
+        """``present``: the needles found in the text (:func:`_needles_in`)."""
+        return not present.isdisjoint(self.needles)
 
 
 def _mixed(s: str) -> bool:
@@ -166,6 +167,14 @@ _GENERIC = re.compile(
 # Part of every _GENERIC match (separator, optional quote, 20 value characters); far
 # cheaper to look for than the case-insensitive keyword alternation.
 _GENERIC_VALUE = re.compile(r"[:=][ \t]{0,8}[\"']?[A-Za-z0-9_\-/+=.]{20}")
+_ALL_NEEDLES = tuple(sorted({n for p in _PATTERNS for n in p.needles}))
+
+
+def _needles_in(text: str) -> frozenset[str]:
+    """Each needle is looked for once per file, not once per pattern that names it."""
+    return frozenset(n for n in _ALL_NEEDLES if n in text)
+
+
 _AWS_NEEDLES = ("AKIA", "ASIA")
 _PEM_NEEDLE = "PRIVATE KEY"
 _JWT_NEEDLE = "eyJ"
@@ -216,8 +225,9 @@ def scan_text(text: str) -> list[Hit]:
         if len(hits) < MAX_HITS_PER_FILE and claim(start, end):
             hits.append(Hit(rule, lines.of(start), secret, label))
 
+    present = _needles_in(text)
     for p in _PATTERNS:
-        if not p.may_match(text):
+        if not p.may_match(present):
             continue
         for m in p.regex.finditer(text):
             token = m.group(p.group)
