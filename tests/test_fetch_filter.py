@@ -83,6 +83,27 @@ def test_an_omitted_blob_is_refused_by_size_file_from_the_tree_alone() -> None:
     assert len(skill_rule) == 1 and skill_rule[0].message.startswith("at least 1,051 bytes")
 
 
+def test_the_full_gate_never_reads_an_omitted_blob() -> None:
+    from skillsyncd.validation import validate_skill
+
+    cfg = Config(max_file_bytes=LIMIT, max_skill_bytes=10 * LIMIT)
+    md = b"---\nname: evil\ndescription: d\n---\n"
+    skill = Skill(name="evil", tree_sha="0" * 40, entries=(
+        Entry(path="SKILL.md", mode=0o100644, sha="1" * 40, size=len(md)),
+        OmittedBlob(path="big.bin", mode=0o100644, sha="2" * 40),
+    ))
+    read: list[str] = []
+
+    def read_blob(sha: str) -> bytes:
+        read.append(sha)
+        assert sha == "1" * 40, "the omitted blob was read"
+        return md
+
+    found = validate_skill(skill, read_blob, cfg)
+    assert read == ["1" * 40]
+    assert any(f.rule == "size.file" for f in found)
+
+
 def _store_missing_one_blob() -> tuple[MemoryRepo, str, str]:
     """A commit tree ``evil/{SKILL.md, big.bin}`` whose big.bin blob is not in the store."""
     repo = MemoryRepo()
