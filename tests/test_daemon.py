@@ -221,7 +221,14 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
     hit = _deployed(d, second, timeout=5)
     assert hit["commit"] == second
 
+    # The log line is written inside the sync thread; the loop records the outcome for
+    # /status a moment later, when the thread hands it back.
+    deadline = time.monotonic() + 10
     status = d.status()
+    while (status["last_deployment"] or {}).get("commit") != second:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.05)
+        status = d.status()
     assert tuple(status) == FIELDS
     assert status["last_deployed_sha"] == second
     assert status["skill_count"] == 2
