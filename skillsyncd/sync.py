@@ -38,7 +38,7 @@ from skillsyncd.errors import (
     ValidationRejected,
 )
 from skillsyncd.fsutil import atomic_write
-from skillsyncd.model import Finding, Plan, Severity, Skill
+from skillsyncd.model import Change, Finding, Plan, Severity, Skill
 from skillsyncd.plan import choose_deletions, make_plan
 from skillsyncd.release import Releases, new_release_id, stage_release, verify_release
 from skillsyncd.snapshot import SnapshotError, find_skills, object_size
@@ -464,7 +464,7 @@ class Syncer:
                                         "rejected_sha": skill.tree_sha, "version": None,
                                         "findings": [_finding_json(f) for f in blocked[name]]})
                     continue
-                if name in plan.unchanged:
+                if plan.change_of(name) is Change.UNCHANGED:
                     reuse[name] = current  # type: ignore[assignment]
                     records.append({**old_records[name], "status": "ok", "change": "unchanged"})
                     continue

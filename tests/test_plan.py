@@ -44,3 +44,14 @@ def test_retention_never_deletes_current_even_if_old() -> None:
 
 def test_retention_with_fewer_releases_than_keep_deletes_nothing() -> None:
     assert choose_deletions(["r1", "r2"], keep=5) == []
+
+
+def test_change_of_answers_every_kind_for_a_large_plan() -> None:
+    deployed = {f"s{i}": "a" for i in range(10_000)}
+    incoming = {**{f"s{i}": "a" for i in range(1, 10_000)}, "s5": "b", "new": "c"}
+    plan = make_plan(deployed, incoming)
+    assert plan.change_of("s0") is Change.REMOVED
+    assert plan.change_of("s5") is Change.CHANGED
+    assert plan.change_of("new") is Change.ADDED
+    assert plan.change_of("s9") is Change.UNCHANGED
+    assert plan == make_plan(deployed, incoming)  # the cache is not part of equality
