@@ -16,6 +16,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,15 @@ from dulwich.client import (
     default_urllib3_manager,
     get_transport_and_path,
 )
-from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.errors import (
+    ApplyDeltaError,
+    ChecksumMismatch,
+    GitProtocolError,
+    HangupException,
+    NotGitRepository,
+    ObjectFormatException,
+    ObjectMissing,
+)
 from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.pack import UnresolvedDeltas
 from dulwich.refs import Ref
@@ -106,6 +115,11 @@ class FetchResult:
     fetched: bool  # False when the commit was already in the mirror
     history_rewritten: bool | None  # None: unknown (no previous commit, or not decidable)
     duration: float
+
+
+# What dulwich raises when pack bytes are damaged (see tests/test_faults.py).
+_CORRUPT_PACK = (zlib.error, ChecksumMismatch, ApplyDeltaError, ObjectFormatException,
+                 ObjectMissing)
 
 
 class _Deadline:
@@ -310,7 +324,26 @@ class Source:
             tmp.replace(path)
 
     def fetch(self, commit: str, previous: str | None = None) -> FetchResult:
-        """Make ``commit`` and its tree present in the mirror; single ref, shallow.
+        """Make ``commit`` and its tree present in the mirror; heal a damaged mirror once.
+
+        Damaged pack data (mangled in transit, or the mirror's own packs damaged on
+        disk) fails in dulwich's decoder, not in the transport. The mirror is a
+        cache: drop it and fetch afresh once, so local damage heals within this sync
+        and transit damage fails as a plain, retryable fetch error.
+        """
+        try:
+            return self._fetch_once(commit, previous)
+        except _CORRUPT_PACK as exc:
+            log.warning("mirror_reset", reason=f"{type(exc).__name__}: {exc}")
+            self.reset_mirror()
+            try:
+                return self._fetch_once(commit, previous=None)
+            except _CORRUPT_PACK as again:
+                raise SourceError(f"fetch {self.safe_url}: received a corrupt pack "
+                                  f"({type(again).__name__}: {again}); will retry") from again
+
+    def _fetch_once(self, commit: str, previous: str | None = None) -> FetchResult:
+        """One attempt: single ref, shallow.
 
         With a previous commit in the mirror the fetch reaches back to that
         commit's time (``deepen-since``) instead of depth 1, so one round trip

@@ -14,7 +14,6 @@ import os
 import stat
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +22,6 @@ from typing import Any, Protocol
 
 import filelock
 import structlog
-from dulwich.errors import ApplyDeltaError, ChecksumMismatch, ObjectFormatException, ObjectMissing
 from dulwich.object_store import tree_lookup_path
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
@@ -46,10 +44,6 @@ from skillsyncd.source import FetchResult, Source, redact_url
 from skillsyncd.state import State, load_state, save_state
 
 log = structlog.get_logger(__name__)
-
-# What dulwich raises when pack bytes are damaged in transit (see tests/test_faults.py).
-_CORRUPT_PACK = (zlib.error, ChecksumMismatch, ApplyDeltaError, ObjectFormatException,
-                 ObjectMissing)
 
 TRIGGERS = ("poll", "webhook", "signal", "manual", "startup")
 
@@ -366,20 +360,7 @@ class Syncer:
         if state.source and state.source != source.safe_url:
             log.warning("source_changed", old=state.source, new=source.safe_url)
             source.reset_mirror()
-        try:
-            fetched = source.fetch(head, previous=state.commit)
-        except _CORRUPT_PACK as exc:
-            # Damaged pack data: mangled in transit, or the mirror's own packs are damaged
-            # on disk. Source maps transport errors only; this fails in dulwich's decoder.
-            # The mirror is a cache: drop it and fetch afresh once, so local damage heals
-            # within this sync and transit damage fails as a plain fetch error.
-            log.warning("mirror_reset", reason=f"{type(exc).__name__}: {exc}")
-            source.reset_mirror()
-            try:
-                fetched = source.fetch(head, previous=None)
-            except _CORRUPT_PACK as again:
-                raise SourceError(f"fetch {source.safe_url}: received a corrupt pack "
-                                  f"({type(again).__name__}: {again}); will retry") from again
+        fetched = source.fetch(head, previous=state.commit)
         log.info("fetched", tree=fetched.tree, fetched_objects=fetched.fetched,
                  duration=round(fetched.duration, 3), history_rewritten=fetched.history_rewritten)
         if fetched.history_rewritten:
