@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from skillsyncd.model import Plan
 
@@ -37,3 +38,16 @@ def choose_deletions(
     ordered = sorted(releases)
     newest = set(ordered[-keep:]) if keep > 0 else set()
     return [r for r in ordered if r not in newest and r not in protected]
+
+
+def rollback_skills(left: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-skill changes of going from manifest ``left`` back to manifest ``target`` (pure)."""
+    old = {s["name"]: s for s in left.get("skills", []) if s.get("live")}
+    new = {s["name"]: s for s in target.get("skills", []) if s.get("live")}
+    plan = make_plan({n: str(s.get("content_sha")) for n, s in old.items()},
+                     {n: str(s.get("content_sha")) for n, s in new.items()})
+    out = [{"name": n, "version": new[n].get("version"), "content_sha": new[n].get("content_sha"),
+            "change": str(plan.change_of(n))} for n in sorted(new)]
+    out += [{"name": n, "version": old[n].get("version"), "content_sha": old[n].get("content_sha"),
+             "change": "removed"} for n in plan.removed]
+    return out

@@ -37,7 +37,7 @@ from skillsyncd.errors import (
 )
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.model import Change, Finding, Plan, Severity, Skill
-from skillsyncd.plan import choose_deletions, make_plan
+from skillsyncd.plan import choose_deletions, make_plan, rollback_skills
 from skillsyncd.release import Releases, new_release_id, stage_release, verify_release
 from skillsyncd.snapshot import SnapshotError, find_skills, object_size
 from skillsyncd.source import FetchResult, Source, redact_url
@@ -173,6 +173,8 @@ class Syncer:
             if target not in complete:
                 raise ReleaseError(f"release {target} does not exist or is incomplete")
             manifest = self.releases.manifest(target)
+            left_manifest = self.releases.manifest(current) \
+                if current in complete else {"skills": []}
             left = state.commit
             self.releases.flip(target)
             self._publish(target)
@@ -198,6 +200,8 @@ class Syncer:
                 release=target,
                 previous_release=current,
                 reason="manual rollback",
+                skills=rollback_skills(left_manifest, manifest),
+                skills_count=sum(1 for s in manifest.get("skills", []) if s.get("live")),
             )
             log.info("rollback_done", release=target, previous_release=current)
             return SyncOutcome(

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from skillsyncd.audit import Journal, JournalError
-from skillsyncd.audit.history import render_line, rollback_skills, select
+from skillsyncd.audit.history import render_line, select
 from skillsyncd.audit.journal import COMMON_FIELDS
 from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import SourceError, ValidationRejected
+from skillsyncd.plan import rollback_skills
 from skillsyncd.wiring import build_syncer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,6 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from skillsyncd.plan import make_plan
-
 # Events that say something happened to what is live; the rest is the sync's heartbeat.
 NOTABLE = frozenset(
     {"deployed", "rolled_back", "manual_rollback", "validation_failed", "fetch_failed", "sync_failed"}
@@ -61,16 +59,3 @@ def render_line(event: dict[str, Any]) -> str:
 def render(events: Iterable[dict[str, Any]], as_json: bool) -> Iterator[str]:
     for event in events:
         yield json.dumps(event, ensure_ascii=False) if as_json else render_line(event)
-
-
-def rollback_skills(left: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-skill changes of going from manifest ``left`` back to manifest ``target`` (pure)."""
-    old = {s["name"]: s for s in left.get("skills", []) if s.get("live")}
-    new = {s["name"]: s for s in target.get("skills", []) if s.get("live")}
-    plan = make_plan({n: str(s.get("content_sha")) for n, s in old.items()},
-                     {n: str(s.get("content_sha")) for n, s in new.items()})
-    out = [{"name": n, "version": new[n].get("version"), "content_sha": new[n].get("content_sha"),
-            "change": str(plan.change_of(n))} for n in sorted(new)]
-    out += [{"name": n, "version": old[n].get("version"), "content_sha": old[n].get("content_sha"),
-             "change": "removed"} for n in plan.removed]
-    return out
