@@ -17,17 +17,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_durable(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Create ``path`` (which must not exist) with ``data``, fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (a single write may be short)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:

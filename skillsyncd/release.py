@@ -28,7 +28,7 @@ import structlog
 from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd.errors import ReleaseError
-from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink
+from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink, write_all
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Skill
 
 log = structlog.get_logger(__name__)
@@ -214,7 +214,7 @@ def stage_release(
             dest = os.path.join(root, skill.name, entry.path)
             _makedirs(os.path.dirname(dest), made, dirs)
             data = read_blob(entry.sha)
-            write_durable(Path(dest), data, file_mode(entry.mode))
+            write_new(Path(dest), data, file_mode(entry.mode))
             written += 1
             nbytes += len(data)
     sources = {rid: str(releases.dir(rid)) for rid in set(reuse.values())}
@@ -231,17 +231,15 @@ def stage_release(
     return StageStats(files_written=written, files_linked=linked, bytes_written=nbytes)
 
 
-def write_durable(path: Path, data: bytes, mode: int) -> None:
-    """Create one file of a release being staged (it must not exist yet).
+def write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create one file of a release being staged (it must not exist yet); no fsync.
 
     Durable once ``stage_release`` has run ``sync_filesystem``, which it does
     before the manifest makes the release complete; nothing sees the file before.
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 

@@ -39,7 +39,7 @@ def before(owner: Any, name: str, after_calls: int = 0) -> None:
 
 POINTS: dict[str, Callable[[], None]] = {
     "before-stage": lambda: before(sync, "stage_release"),
-    "mid-stage": lambda: before(release, "write_durable", after_calls=1),
+    "mid-stage": lambda: before(release, "write_new", after_calls=1),
     "mid-link": lambda: before(release, "_link_or_copy", after_calls=0),
     "manifest-write": lambda: before(release, "atomic_write"),
     "before-flip": lambda: before(release.Releases, "flip"),

@@ -40,7 +40,7 @@ from pathlib import Path
 import skillsyncd.release as release
 from skillsyncd.cli import main
 seconds, marker = float(sys.argv[1]), Path(sys.argv[2])
-real = release.write_durable
+real = release.write_new
 calls = {"n": 0}
 def slow(*a, **k):
     out = real(*a, **k)
@@ -49,7 +49,7 @@ def slow(*a, **k):
         marker.write_text("staging")
         time.sleep(seconds)
     return out
-release.write_durable = slow
+release.write_new = slow
 sys.exit(main(sys.argv[3:]))
 """
 

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import structlog
 
 from skillsyncd.errors import SkillsyncError
-from skillsyncd.fsutil import fsync_dir
+from skillsyncd.fsutil import fsync_dir, write_all
 
 log = structlog.get_logger("skillsyncd.audit")
 
@@ -104,7 +104,7 @@ class Journal:
             event.update({k: v for k, v in fields.items() if k not in _OWN_FIELDS})
             line = (json.dumps(event, ensure_ascii=False, default=str, separators=(",", ":"))
                     + "\n").encode("utf-8")
-            _write_all(fd, line)
+            write_all(fd, line)
             os.fsync(fd)
             if created:
                 fsync_dir(self.path.parent)
@@ -231,12 +231,6 @@ class Journal:
 
 
 # --- helpers -------------------------------------------------------------------
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _repair_tail(fd: int) -> int | None:

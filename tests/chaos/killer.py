@@ -113,7 +113,7 @@ def mid_fetch(k: int) -> None:
 
 def torn_journal(k: int) -> None:
     """The K-th journal append writes half its line, then the process dies."""
-    real: Callable[[int, bytes], None] = journal._write_all
+    real: Callable[[int, bytes], None] = journal.write_all
     countdown = Countdown(k)
 
     def write_half(fd: int, data: bytes) -> None:
@@ -123,7 +123,7 @@ def torn_journal(k: int) -> None:
         countdown.tick()
         real(fd, data)
 
-    journal._write_all = write_half
+    journal.write_all = write_half
 
 
 def _deployed(self: Any, kind: str, *args: Any, **kwargs: Any) -> bool:
@@ -134,7 +134,7 @@ POINTS: dict[str, Callable[[int], None]] = {
     "mid-fetch": mid_fetch,
     "after-fetch": lambda k: before(source.Source, "_bound_packs", k),
     "before-stage": lambda k: before(sync, "stage_release", k),
-    "mid-stage": lambda k: before(release, "write_durable", k),
+    "mid-stage": lambda k: before(release, "write_new", k),
     "mid-link": lambda k: before(release, "_link_or_copy", k),
     "manifest-write": lambda k: before(release, "atomic_write", k),
     "before-flip": lambda k: before(release.Releases, "flip", k),
