@@ -75,10 +75,10 @@ class Config:
     lock_timeout: float = 30.0
     # validation
     on_invalid: str = "skip"  # skip | reject
-    required_fields: tuple[str, ...] = ("name", "description")
+    required_fields: tuple[str, ...] = ("description",)
     strict: bool = False
     severity: Mapping[str, str] = field(default_factory=dict)
-    max_skill_md_bytes: int = 102_400
+    max_skill_md_bytes: int = 256_000
     max_file_bytes: int = 16 * 1024 * 1024
     max_skill_bytes: int = 64 * 1024 * 1024
     max_skill_files: int = 1_000

@@ -399,8 +399,8 @@ def test_once_and_manual_rollback_run_the_post_publish_hook(
 
 
 def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) -> None:
-    """design.md §7: root SKILL.md, a parallel skills/ tree, gitlinks without .gitmodules,
-    committed __pycache__, zip files, MB-sized assets, broken YAML, names with spaces."""
+    """The user's layout: root SKILL.md, a parallel skills/ tree, gitlinks without .gitmodules,
+    committed __pycache__, zip files, MB-sized assets, an unquoted ': ', names with spaces."""
     import random
 
     noise = random.Random(7).randbytes(4 * 1024 * 1024)  # an incompressible 4 MB asset
@@ -426,9 +426,11 @@ def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) 
         cfg = cfg_for(str(repo.path), state / (skills_path or "root"), skills_path=skills_path)
         out = build_syncer(cfg).sync()
         assert out.status == "deployed"
-        assert set(live_skills(cfg)) == {"researcher", "writer"}
-        assert set(out.held_back) == {"planner"}  # its YAML does not parse: the author is told
-        assert any("yaml" in r for r in out.held_back["planner"])
+        # planner's unquoted ': ' is strict-YAML invalid, but the gateway reads it: it deploys.
+        assert set(live_skills(cfg)) == {"researcher", "writer", "planner"}
+        assert out.held_back == {}
+        assert any(f.rule == "yaml.recovered" and f.path.endswith("planner/SKILL.md")
+                   for f in out.findings)
         current = assert_consistent(cfg)
         published = Releases(cfg.state_dir).dir(current)
         assert (published / "researcher" / "assets" / "briefing.mp3").stat().st_size == len(noise)

@@ -60,22 +60,55 @@ def test_skill_md_missing_with_rename_hint() -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "rule"),
+    ("content", "rule", "severity"),
     [
-        (b"# no frontmatter\n", "frontmatter.missing"),
-        (b"---\nname: pdf\n", "frontmatter.unclosed"),
-        (b"---\nname: pdf\x00\n---\n", "skill-md.nul"),
-        (b"---\nname: p\xe9f\n---\n", "skill-md.encoding"),
-        (b"---\nname: a\nname: b\n---\n", "yaml.duplicate-key"),
-        (b"---\ndescription: Use it: now\n---\n", "yaml.syntax"),
-        (b"---\n- a\n---\n", "yaml.not-mapping"),
-        (b"---\na: &a [*a]\n---\n", "yaml.limits"),
+        (b"# no frontmatter\n", "frontmatter.missing", Severity.ERROR),
+        (b"---\nname: pdf\n", "frontmatter.unclosed", Severity.ERROR),
+        (b"---\nname: a\nname: b\ndescription: d\n---\n", "yaml.duplicate-key", Severity.ERROR),
+        (b"---\n- a\n---\n", "yaml.not-mapping", Severity.ERROR),
+        (b"---\na: &a [*a]\ndescription: d\n---\n", "yaml.limits", Severity.ERROR),
+        (b"---\nname: pdf\ndescription: d\n---\nbody \x00\n", "skill-md.nul", Severity.WARNING),
+        (b"---\nname: pdf\ndescription: caf\xe9\n---\n", "skill-md.encoding", Severity.WARNING),
+        (b"---\nname: pdf\ndescription: Use it: now\n---\n", "yaml.recovered", Severity.WARNING),
     ],
 )
-def test_frontmatter_rules(content: bytes, rule: str) -> None:
-    found = run({"SKILL.md": content})
+def test_frontmatter_rules(content: bytes, rule: str, severity: Severity) -> None:
+    """Errors where the gateway cannot load the skill (or it is unsafe), warnings where it can."""
+    found = [f for f in run({"SKILL.md": content}) if f.rule != "field.version-missing"]
     assert [f.rule for f in found] == [rule]
+    assert found[0].severity is severity
     assert found[0].path == "SKILL.md" and found[0].line is not None
+
+
+def test_the_gateway_decides_what_loads() -> None:
+    """Four skills OpenClaw loads: no name, an unquoted ': ', 150 KB, a list-valued field.
+    Each deploys with warnings only, and the metadata is what the gateway shows."""
+    big = b"---\nname: big\ndescription: big one\n---\n" + (b"x" * 99 + b"\n") * 1100
+    cases = {
+        "review": (b"---\ndescription: Run critical review\n---\nbody\n", "field.name-missing"),
+        "d": (b"---\nname: d\ndescription: Handles the workflow: checking branch status\n---\n",
+              "yaml.recovered"),
+        "big": (big, None),
+        "compat": (b"---\nname: compat\ndescription: c\ncompatibility: [claude, openclaw]\n---\n",
+                   "field.type"),
+    }
+    for name, (content, rule) in cases.items():
+        skill, store = skill_from_files(name, {"SKILL.md": content})
+        result = check_skill(skill, store, Config())
+        assert not has_errors(result.findings), (name, result.findings)
+        if rule:
+            assert rule in rules(list(result.findings))
+        assert result.metadata["effective_name"] == name
+    skill, store = skill_from_files("d", {"SKILL.md": cases["d"][0]})
+    assert check_skill(skill, store, Config()).metadata["description"] == \
+        "Handles the workflow: checking branch status"
+
+
+def test_over_the_gateway_cap_is_held_back_whatever_the_setting() -> None:
+    big = b"---\nname: big\ndescription: big one\n---\n" + b"x" * 256_000
+    skill, store = skill_from_files("big", {"SKILL.md": big})
+    found = check_skill(skill, store, Config(max_skill_md_bytes=10**6)).findings
+    assert "size.skill-md" in rules(list(found)) and has_errors(found)
 
 
 def test_finding_path_has_the_repo_prefix() -> None:
@@ -86,11 +119,18 @@ def test_finding_path_has_the_repo_prefix() -> None:
 # --- fields --------------------------------------------------------------------------
 
 
-def test_required_name_and_description() -> None:
+def test_missing_description_is_an_error_and_missing_name_a_warning() -> None:
     found = run({"SKILL.md": md(license="MIT")})
     req = [f for f in found if f.rule == "field.required"]
-    assert {("name" in f.message, "description" in f.message) for f in req} == {(True, False), (False, True)}
-    assert all(f.severity is Severity.ERROR for f in req)
+    assert len(req) == 1 and "description" in req[0].message and req[0].severity is Severity.ERROR
+    named = next(f for f in found if f.rule == "field.name-missing")
+    assert named.severity is Severity.WARNING and "'pdf'" in named.message and named.line == 2
+
+
+def test_required_name_is_an_operator_choice() -> None:
+    found = run({"SKILL.md": md(description="d")}, Config(required_fields=("name", "description")))
+    assert [(f.rule, f.severity) for f in found if f.rule == "field.required"] == [
+        ("field.required", Severity.ERROR)]
 
 
 def test_empty_description_is_an_error() -> None:
@@ -112,7 +152,7 @@ def test_version_required_reproduces_the_seed() -> None:
 
 
 def test_other_required_fields_are_configurable() -> None:
-    cfg = Config(required_fields=("name", "description", "license"))
+    cfg = Config(required_fields=("description", "license"))
     assert "field.required" in rules(run({"SKILL.md": GOOD}, cfg))
     assert run({"SKILL.md": GOOD.replace("name: pdf", "name: pdf\nlicense: MIT")}, cfg) == []
 
@@ -133,9 +173,9 @@ def test_quoted_version_is_fine() -> None:
     assert run({"SKILL.md": md(name="pdf", description="d", version='"1.10"')}) == []
 
 
-def test_field_type_list_description() -> None:
+def test_field_type_list_description_warns_as_the_gateway_loads_it() -> None:
     found = run({"SKILL.md": md(name="pdf", description="[a, b]")})
-    assert "field.type" in rules(found) and has_errors(found)
+    assert "field.type" in rules(found) and not has_errors(found)
 
 
 def test_version_conflict() -> None:
@@ -363,11 +403,13 @@ def test_release_size_cap() -> None:
 
 def test_skill_metadata_reads_metadata_version_and_never_raises() -> None:
     skill, store = skill_from_files("pdf", {"SKILL.md": GOOD})
-    assert skill_metadata(skill, store) == {"name": "pdf", "version": "1.0", "description": "Read PDF files."}
+    assert skill_metadata(skill, store) == {"name": "pdf", "effective_name": "pdf", "version": "1.0",
+                                           "description": "Read PDF files."}
     skill, store = skill_from_files("pdf", {"SKILL.md": md(name="pdf", description="d", version="1.10")})
     assert skill_metadata(skill, store)["version"] == "1.10"
     skill, store = skill_from_files("pdf", {"SKILL.md": b"\x00\xff garbage"})
-    assert skill_metadata(skill, store) == {"name": None, "version": None, "description": None}
+    assert skill_metadata(skill, store) == {"name": None, "effective_name": None, "version": None,
+                                           "description": None}
 
     def broken(sha: str) -> bytes:
         raise OSError("gone")
@@ -400,7 +442,8 @@ def test_check_skill_reads_skill_md_once_and_reuses_entry_findings() -> None:
     store.reads.clear()
     result = check_skill(skill, store, CFG, prefix="pdf", entry_findings=entry_findings)
     assert store.reads.count(next(e.sha for e in skill.entries if e.path == "SKILL.md")) == 1
-    assert result.metadata == {"name": "pdf", "version": "1.0", "description": "Read PDF files."}
+    assert result.metadata == {"name": "pdf", "effective_name": "pdf", "version": "1.0",
+                               "description": "Read PDF files."}
     assert result.findings == validate_skill(skill, store, CFG, prefix="pdf")
 
 

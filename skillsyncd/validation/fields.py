@@ -1,5 +1,9 @@
 """Rules over parsed frontmatter fields: required fields, name, description, version.
 
+Whether a description is there at all is the gateway's call (validation.gateway);
+these rules only add what an author should fix, and ``required_fields`` the
+operator's own demands on top.
+
 Values are taken as the author wrote them (``Frontmatter.text``), so an
 unquoted ``version: 1.10`` is checked and recorded as "1.10" and only warned
 about, rather than becoming 1.1 or failing a string check.
@@ -46,7 +50,7 @@ def check_fields(
     out: list[Finding | None] = []
 
     def add(rule: str, message: str, key: tuple[str, ...] = ()) -> None:
-        out.append(policy.finding(rule, path, message, fm.line(*key) if key else 2))
+        out.append(policy.finding(rule, path, message, (fm.line(*key) or 2) if key else 2))
 
     # implicit typing, only where a string is expected
     for c in fm.coercions:
@@ -89,6 +93,10 @@ def check_fields(
             f"version {top!r} and metadata.version {nested!r} disagree; keep one", ("version",))
 
     name = fm.text("name")
+    if _empty(name) and "name" not in required:
+        add("field.name-missing",
+            f"no name: the gateway uses the folder name {folder!r}; add name: {_suggest(folder)}",
+            ("name",))
     if isinstance(name, str) and name.strip():
         if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
             add("field.name-format",
@@ -100,9 +108,6 @@ def check_fields(
                 ("name",))
 
     description = fm.text("description")
-    if isinstance(description, str) and not description.strip() and "description" not in required:
-        add("field.required", "description is empty: the gateway skips a skill without one",
-            ("description",))
     if isinstance(description, str) and len(description) > DESCRIPTION_MAX:
         add("field.description-length",
             f"description is {len(description)} characters; keep it within {DESCRIPTION_MAX} "

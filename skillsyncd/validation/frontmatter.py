@@ -180,7 +180,7 @@ def _children(node: Node) -> Iterator[Node]:
             yield v
 
 
-def _check_expansion(root: Node) -> None:
+def check_expansion(root: Node) -> None:
     """Size of the document with every alias expanded, computed without expanding it."""
     size: dict[int, int] = {}
     open_: set[int] = set()
@@ -407,7 +407,7 @@ def parse_yaml_full(source: str) -> Frontmatter:
         root = loader.get_single_node()
         if root is None:
             raise FrontmatterError("yaml.not-mapping", "the frontmatter is empty", 1)
-        _check_expansion(root)
+        check_expansion(root)
         _check_duplicates(loader, root)
         if not isinstance(root, MappingNode):
             raise FrontmatterError(

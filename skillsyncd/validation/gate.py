@@ -1,9 +1,13 @@
 """The validation gate: entry rules first, then the few blobs worth reading.
 
-Order matters (design.md §4, hostile trees): paths, modes and sizes are judged
+Order matters (git accepts hostile trees): paths, modes and sizes are judged
 from tree entries alone; only then are regular files within their size caps
 read, SKILL.md for its frontmatter and text files for secrets. A blob larger
 than its cap is never read; neither is a symlink or gitlink target.
+
+Whether a SKILL.md can load is the gateway's decision (:mod:`.gateway`); our
+stricter YAML reading only adds warnings, so a skill the gateway loads is never
+held back for its frontmatter.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from typing import Any
 
 from skillsyncd.config import Config
 from skillsyncd.model import REGULAR_MODES, Entry, Finding, Skill
-from skillsyncd.validation import frontmatter, paths, secrets
+from skillsyncd.validation import frontmatter, gateway, paths, secrets
 from skillsyncd.validation.fields import check_fields, declared_version
 from skillsyncd.validation.rules import Policy
 
 ReadBlob = Callable[[str], bytes]
-METADATA_MAX_BYTES = 256_000  # the gateway's own SKILL.md cap (design.md §7)
+METADATA_MAX_BYTES = gateway.MAX_SKILL_MD_BYTES
 
 
 def policy_of(cfg: Config) -> Policy:
@@ -44,16 +48,49 @@ def check_skill_md(data: bytes, folder: str, cfg: Config, path: str) -> list[Fin
     return _check_skill_md(data, folder, cfg, policy_of(cfg), path)[0]
 
 
+# Strict-parser failures that stay what they are even when the gateway copes.
+_KEEP_STRICT = frozenset({"yaml.limits", "skill-md.encoding", "skill-md.nul"})
+
+
 def _check_skill_md(
     data: bytes, folder: str, cfg: Config, policy: Policy, path: str
-) -> tuple[list[Finding], frontmatter.Frontmatter | None]:
-    """The findings, and the parsed frontmatter (None when it does not parse) for reuse."""
+) -> tuple[list[Finding], dict[str, str | None]]:
+    """The findings, and the metadata the gateway and the manifest will see."""
+    seen = gateway.view(data, folder)
+    out: list[Finding | None] = []
+    strict: frontmatter.Frontmatter | None = None
+    strict_error: frontmatter.FrontmatterError | None = None
     try:
-        fm = frontmatter.parse(data)
+        strict = frontmatter.parse(data)
     except frontmatter.FrontmatterError as exc:
-        f = policy.finding(exc.rule, path, exc.message, exc.line)
-        return ([f] if f else []), None
-    return check_fields(fm, folder, cfg.required_fields, policy, path), fm
+        strict_error = exc
+    problem = seen.problem
+    if problem is not None:
+        if strict_error is not None and strict_error.rule not in _KEEP_STRICT \
+                and problem.rule not in {"field.required", "size.skill-md"}:
+            # The same refusal in our parser's words, which carry hints (quote it, no tabs).
+            out.append(policy.finding(strict_error.rule, path,
+                                      f"{strict_error.message}; the gateway cannot load this skill",
+                                      strict_error.line or problem.line))
+        else:
+            out.append(policy.finding(problem.rule, path, problem.message, problem.line))
+    said = problem is not None and problem.rule == getattr(strict_error, "rule", None)
+    if strict_error is not None and not said and (strict_error.rule in _KEEP_STRICT or problem is None):
+        rule = strict_error.rule if strict_error.rule in _KEEP_STRICT else "yaml.recovered"
+        note = "" if rule in _KEEP_STRICT else "; the gateway reads it anyway, but other tools will not"
+        out.append(policy.finding(rule, path, strict_error.message + note, strict_error.line))
+    fm = strict if strict is not None else _as_frontmatter(seen)
+    if fm is not None and (problem is None or problem.rule == "field.required"):
+        out.extend(check_fields(fm, folder, tuple(k for k in cfg.required_fields if k != "description"),
+                                policy, path))
+    return [f for f in out if f is not None], _metadata_of(seen, strict)
+
+
+def _as_frontmatter(seen: gateway.GatewayView) -> frontmatter.Frontmatter | None:
+    """The gateway's text fields as a Frontmatter, so the field rules still run when only it can read them."""
+    if not seen.fields:
+        return None
+    return frontmatter.Frontmatter(data=dict(seen.fields))
 
 
 def _secret_findings(
@@ -100,7 +137,7 @@ def check_skill(
     """
     findings, meta = _check(skill, read_blob, cfg, prefix, allowed_fingerprints, entry_findings,
                             want_metadata=True)
-    return SkillCheck(findings, meta if meta is not None else _metadata_of(None))
+    return SkillCheck(findings, meta if meta is not None else _metadata_of(None, None))
 
 
 def _check(
@@ -130,10 +167,8 @@ def _check(
                 found.append(late)
                 continue
         if e.path == paths.SKILL_FILE:
-            md_findings, fm = _check_skill_md(data, skill.name, cfg, policy, where)
+            md_findings, meta = _check_skill_md(data, skill.name.rsplit("/", 1)[-1], cfg, policy, where)
             found.extend(md_findings)
-            if len(data) <= METADATA_MAX_BYTES:  # the limits skill_metadata applies
-                meta = _metadata_of(fm)
         found.extend(_secret_findings(data, policy, where, allow))
     if want_metadata and meta is None:
         # SKILL.md was not read for the rules: read it the way skill_metadata does.
@@ -164,29 +199,44 @@ def _worth_reading(e: Entry, cfg: Config, over_budget: bool) -> bool:
 
 
 def skill_metadata(skill: Skill, read_blob: ReadBlob) -> dict[str, str | None]:
-    """name, version and description as the author wrote them; None where absent. Never raises."""
+    """What the manifest records of a skill (see :func:`_metadata_of`); never raises."""
     entry = next((e for e in skill.entries if e.path == paths.SKILL_FILE), None)
     if entry is None or entry.mode not in REGULAR_MODES:
-        return _metadata_of(None)
+        return _metadata_of(None, None)
     if entry.size is not None and entry.size > METADATA_MAX_BYTES:
-        return _metadata_of(None)
+        return _metadata_of(None, None)
     try:
         data = read_blob(entry.sha)
         if len(data) > METADATA_MAX_BYTES:
-            return _metadata_of(None)
-        return _metadata_of(frontmatter.parse(data))
+            return _metadata_of(None, None)
+        try:
+            strict: frontmatter.Frontmatter | None = frontmatter.parse(data)
+        except frontmatter.FrontmatterError:
+            strict = None
+        return _metadata_of(gateway.view(data, skill.name.rsplit("/", 1)[-1]), strict)
     except Exception:  # metadata is best effort by contract: the rules report the problem
-        return _metadata_of(None)
+        return _metadata_of(None, None)
 
 
-def _metadata_of(fm: frontmatter.Frontmatter | None) -> dict[str, str | None]:
-    if fm is None:
-        return {"name": None, "version": None, "description": None}
+def _metadata_of(
+    seen: gateway.GatewayView | None, strict: frontmatter.Frontmatter | None
+) -> dict[str, str | None]:
+    """``name`` as declared, ``effective_name`` and ``description`` as the gateway will show
+    them (None when it would not load the skill), and the version as the author wrote it."""
+    out: dict[str, str | None] = {"name": None, "effective_name": None, "version": None,
+                                  "description": None}
+    if seen is None:
+        return out
+    out["name"] = _as_text(seen.fields.get("name"))
+    if seen.loads:
+        out["effective_name"] = seen.name
+        out["description"] = seen.description
     try:
-        return {"name": _as_text(fm.text("name")), "version": _as_text(declared_version(fm)),
-                "description": _as_text(fm.text("description"))}
-    except Exception:  # best effort, as above: odd values give no metadata, never a crash
-        return _metadata_of(None)
+        version = declared_version(strict) if strict is not None else seen.fields.get("version")
+        out["version"] = _as_text(version)
+    except Exception:  # best effort, as above: odd values give no version, never a crash
+        out["version"] = None
+    return out
 
 
 def _as_text(value: Any) -> str | None:

@@ -3,7 +3,7 @@
 Every rule has a stable id (used in config overrides, logs and CI output) and a
 default severity. Defaults are chosen so that what public skill repositories
 routinely do (no top-level version, odd names, CRLF, BOMs) warns instead of
-blocking a deploy (design.md §7); only what is unsafe or unloadable is an error.
+blocking a deploy; only what is unsafe or what the gateway cannot load is an error.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ class Rule:
 _CATALOGUE: tuple[Rule, ...] = (
     # SKILL.md itself
     Rule("skill-md.missing", E, "the skill folder has no SKILL.md regular file"),
-    Rule("skill-md.encoding", E, "SKILL.md is not valid UTF-8"),
-    Rule("skill-md.nul", E, "SKILL.md contains NUL bytes"),
+    Rule("skill-md.encoding", W, "SKILL.md is not valid UTF-8 (the gateway reads U+FFFD instead)"),
+    Rule("skill-md.nul", W, "SKILL.md contains NUL bytes"),
     Rule("frontmatter.missing", E, "SKILL.md does not open with a '---' line"),
     Rule("frontmatter.unclosed", E, "the frontmatter has no closing '---' line"),
     # YAML
@@ -38,16 +38,18 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("yaml.duplicate-key", E, "a key appears twice in one mapping"),
     Rule("yaml.limits", E, "too many aliases, nodes or nesting levels (alias bomb)"),
     Rule("yaml.implicit-type", W, "an unquoted value YAML reads as a number, bool, date or null"),
+    Rule("yaml.recovered", W, "strict YAML refuses the frontmatter; the gateway reads it (an unquoted ': ')"),
     # fields
-    Rule("field.required", E, "a field listed in required_fields is missing or empty"),
+    Rule("field.required", E, "no description (the gateway skips the skill) or a required_fields entry"),
+    Rule("field.name-missing", W, "no name: the gateway uses the folder's name"),
     Rule("field.version-missing", W, "no version (top-level or metadata.version)"),
     Rule("field.version-conflict", W, "version and metadata.version disagree"),
-    Rule("field.type", E, "a field holds a list or mapping where a string is expected"),
+    Rule("field.type", W, "a field holds a list or mapping where a string is expected"),
     Rule("field.name-format", W, "name is not 1-64 lowercase letters, digits and single hyphens"),
     Rule("field.name-folder", W, "name differs from the skill's folder name"),
     Rule("field.description-length", W, "description is longer than 1024 characters"),
     # sizes (from entry sizes, never by reading blobs)
-    Rule("size.skill-md", E, "SKILL.md is larger than max_skill_md_bytes"),
+    Rule("size.skill-md", E, "SKILL.md is larger than max_skill_md_bytes or the gateway's 256,000-byte cap"),
     Rule("size.file", E, "a file is larger than max_file_bytes"),
     Rule("size.skill", E, "the skill is larger than max_skill_bytes"),
     Rule("size.files", E, "the skill has more than max_skill_files files"),

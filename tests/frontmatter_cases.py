@@ -1,0 +1,111 @@
+"""Generated SKILL.md frontmatter edge cases, for comparing our reading with the gateway's.
+
+A strategy of whole SKILL.md files built from the shapes hand-written skills
+take: quoting, ': ' inside values, tabs, BOM, CRLF/CR, missing and duplicate
+keys, lists, nesting, empty and huge values, block scalars and stray
+indentation. Used by the differential test against the real OpenClaw parser
+(tests/e2e) and by property tests of our own parser (never raises).
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+KEYS = ("name", "description", "version", "license", "compatibility", "metadata", "summary",
+        "read_when", "allowed-tools", "homepage", "x-note")
+WORDS = ("review", "Handles the workflow", "deploy", "a", "Use it", "when asked", "über", "日本語",
+         "x", "PDF tools", "v2", "emoji 🚀", "C++", "50%", "a-b_c")
+SCALARS = ("1.10", "1.0", "2", "1e3", "0x10", "0o17", "017", "+1", ".5", ".inf", "-.INF", ".nan",
+           "yes", "no", "on", "off", "true", "False", "null", "~", "Null", "2024-01-31",
+           "2024-02-30", "12:30", "1_000", "0b101", "9007199254740993", "1e21", "1e-7",
+           "123456789012345678901")
+INDICATORS = ("@", "`", "%", "*", "&", "!", "|", ">", "[", "{", "'", '"', "-", "?", "#", ",", "]", "}")
+
+
+@st.composite
+def plain_text(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=4))
+    sep = draw(st.sampled_from((" ", ": ", " - ", ", ", " # ", ":", " #", "\t", "  ")))
+    return sep.join(parts)
+
+
+@st.composite
+def value(draw: st.DrawFn, key: str) -> list[str]:
+    """The text after 'key:' on its line, and any lines that belong to it."""
+    kind = draw(st.integers(0, 15))
+    if kind == 0:
+        return [""]
+    if kind == 1:
+        return [" " + draw(st.sampled_from(SCALARS))]
+    if kind == 2:
+        return [" " + draw(st.sampled_from(INDICATORS)) + draw(plain_text())]
+    if kind == 3:
+        inner = draw(plain_text()).replace('"', "")
+        esc = draw(st.sampled_from(("", "\\n", "\\t", "\\\"", "\\u00e9", "\\q")))
+        return [f' "{inner}{esc}"' + draw(st.sampled_from(("", "", " # c", "x", " ")))]
+    if kind == 4:
+        inner = draw(plain_text()).replace("'", "''")
+        return [f" '{inner}'" + draw(st.sampled_from(("", "", " # c", "x")))]
+    if kind == 5:
+        items = draw(st.lists(st.sampled_from(WORDS + SCALARS), min_size=0, max_size=3))
+        return [" [" + ", ".join(items) + "]" + draw(st.sampled_from(("", "", " x")))]
+    if kind == 6:
+        items = draw(st.lists(st.sampled_from(WORDS + SCALARS), min_size=1, max_size=3))
+        indent = draw(st.sampled_from(("  ", "", "    ", "\t", " ")))
+        return [""] + [f"{indent}- {i}" for i in items]
+    if kind == 7:
+        subs = draw(st.lists(st.sampled_from(("version", "author", "tags", "name")), min_size=1, max_size=3))
+        indent = draw(st.sampled_from(("  ", "  ", "    ", "\t", " ")))
+        return [""] + [f"{indent}{s}: {draw(st.sampled_from(WORDS + SCALARS))}" for s in subs]
+    if kind == 8:
+        head = draw(st.sampled_from(("|", ">", "|-", ">+", "|2", ">-")))
+        lines = draw(st.lists(plain_text(), min_size=0, max_size=3))
+        indent = draw(st.sampled_from(("  ", "  ", "\t", " ", "")))
+        return [" " + head] + [indent + ln for ln in lines]
+    if kind == 9:
+        first = draw(plain_text())
+        more = draw(st.lists(plain_text(), min_size=1, max_size=2))
+        indent = draw(st.sampled_from(("  ", " ", "\t", "")))
+        return [" " + first] + [indent + m for m in more]
+    if kind == 10:
+        return [" {" + draw(st.sampled_from(("a: b", "a: b, c: d", "", "a", "a: [1, 2]"))) + "}"]
+    if kind == 11:
+        return [" " + "x" * draw(st.sampled_from((200, 5_000, 70_000)))]
+    if kind == 12:
+        tag = draw(st.sampled_from((" &a ", " *a", " !custom ", " !!str ", " !!int ")))
+        return [tag + draw(plain_text())]
+    if kind == 13:
+        return [draw(st.sampled_from(("\t", " \t", "  ", ""))) + draw(plain_text())
+                + draw(st.sampled_from(("", " ", "\t", "  # note")))]
+    return [" " + draw(plain_text())]
+
+
+@st.composite
+def frontmatter_block(draw: st.DrawFn) -> list[str]:
+    keys = draw(st.lists(st.sampled_from(KEYS), min_size=0, max_size=6))
+    if draw(st.booleans()):
+        keys = ["name", "description", *keys]
+    lines: list[str] = []
+    for key in keys:
+        written = draw(st.sampled_from((key, key, key, f'"{key}"', f"'{key}'", f" {key}", f"\t{key}")))
+        val = draw(value(key))
+        lines.append(f"{written}:{val[0]}")
+        lines.extend(val[1:])
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(draw(st.sampled_from(("", "# comment", "  ", "\t", "---x", "...", "- stray"))))
+    return lines
+
+
+@st.composite
+def skill_md(draw: st.DrawFn) -> bytes:
+    lines = draw(frontmatter_block())
+    opening = draw(st.sampled_from(("---", "---", "--- ", "---\t", "----", "")))
+    closing = draw(st.sampled_from(("---", "---", "--- ", "", "----", "...")))
+    body = draw(st.sampled_from(("# Title\nbody\n", "", "text: with colon\n", "---\nmore\n")))
+    parts = ([opening] if opening else []) + lines + ([closing] if closing else []) + [body]
+    text = "\n".join(parts)
+    eol = draw(st.sampled_from(("\n", "\n", "\n", "\r\n", "\r")))
+    text = text.replace("\n", eol)
+    if draw(st.integers(0, 5)) == 0:
+        text = "\ufeff" + text
+    return text.encode("utf-8")
