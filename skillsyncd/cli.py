@@ -232,6 +232,10 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         "ref": cfg.ref,
         "skills_live": len(skills),
         "skills_held_back": held,
+        # What the gateway will list: its name (the folder's when SKILL.md has none) and description.
+        "skills": [{"folder": s["name"], "name": s.get("effective_name") or s["name"],
+                    "description": s.get("description"), "version": s.get("version")}
+                   for s in skills],
         "upstream_commit": state.upstream_commit,
         "behind_upstream": behind,
         "behind_reason": state.bad_commits.get(state.upstream_commit or "")

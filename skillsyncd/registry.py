@@ -35,7 +35,7 @@ from typing import Any
 import structlog
 import watchfiles
 
-from skillsyncd.validation.frontmatter import FrontmatterError, parse
+from skillsyncd.validation import gateway
 
 log = structlog.get_logger("skillsyncd.registry")
 
@@ -72,15 +72,9 @@ class Snapshot:
 
 
 def describe(text: str, folder: str) -> tuple[str, str | None]:
-    """(name, description) from SKILL.md text; a broken frontmatter keeps the folder name."""
-    try:
-        fm = parse(text.encode("utf-8"))
-    except FrontmatterError:
-        return folder, None
-    name = fm.text("name")
-    description = fm.text("description")
-    return (str(name) if isinstance(name, str | int | float) and str(name).strip() else folder,
-            str(description) if isinstance(description, str | int | float) else None)
+    """(name, description) as the gateway reads them; the folder name when there is no name."""
+    seen = gateway.view(text.encode("utf-8"), folder)
+    return seen.name, seen.description
 
 
 def load_skills(root: Path) -> Snapshot:

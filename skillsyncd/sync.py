@@ -404,8 +404,8 @@ class Syncer:
                 metadata[name] = meta
             release_findings = validation.check_release(
                 list(skills.values()), cfg,
-                names={n: (metadata[n].get("name") if n in metadata else
-                           old_records.get(n, {}).get("declared_name")) for n in skills},
+                names={n: (metadata[n].get("effective_name") if n in metadata else
+                           old_records.get(n, {}).get("effective_name")) for n in skills},
             )
             blocked = {n: f for n, f in findings.items() if validation.has_errors(f)}
             release_errors = [f for f in release_findings if f.severity is Severity.ERROR]
@@ -464,6 +464,7 @@ class Syncer:
                     "commit": fetched.commit,
                     "version": meta.get("version"),
                     "declared_name": meta.get("name"),
+                    "effective_name": meta.get("effective_name"),
                     "description": meta.get("description"),
                     "files": len(skill.entries),
                     "bytes": sum(e.size or 0 for e in skill.entries),

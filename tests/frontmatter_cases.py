@@ -32,7 +32,7 @@ def plain_text(draw: st.DrawFn) -> str:
 @st.composite
 def value(draw: st.DrawFn, key: str) -> list[str]:
     """The text after 'key:' on its line, and any lines that belong to it."""
-    kind = draw(st.integers(0, 15))
+    kind = draw(st.integers(0, 27))  # 14 and up: ordinary text, so about half the values are plain
     if kind == 0:
         return [""]
     if kind == 1:
@@ -82,16 +82,18 @@ def value(draw: st.DrawFn, key: str) -> list[str]:
 
 @st.composite
 def frontmatter_block(draw: st.DrawFn) -> list[str]:
-    keys = draw(st.lists(st.sampled_from(KEYS), min_size=0, max_size=6))
-    if draw(st.booleans()):
-        keys = ["name", "description", *keys]
+    keys = draw(st.lists(st.sampled_from(KEYS), min_size=0, max_size=6, unique=True))
+    if "description" not in keys and draw(st.integers(0, 3)) > 0:  # most skills have one
+        keys.insert(draw(st.integers(0, len(keys))), "description")
+    if draw(st.integers(0, 9)) == 0:  # now and then a key twice
+        keys.append(draw(st.sampled_from(KEYS)))
     lines: list[str] = []
     for key in keys:
-        written = draw(st.sampled_from((key, key, key, f'"{key}"', f"'{key}'", f" {key}", f"\t{key}")))
+        written = draw(st.sampled_from((key,) * 8 + (f'"{key}"', f"'{key}'", f" {key}", f"\t{key}")))
         val = draw(value(key))
         lines.append(f"{written}:{val[0]}")
         lines.extend(val[1:])
-        if draw(st.integers(0, 9)) == 0:
+        if draw(st.integers(0, 19)) == 0:
             lines.append(draw(st.sampled_from(("", "# comment", "  ", "\t", "---x", "...", "- stray"))))
     return lines
 
@@ -99,8 +101,8 @@ def frontmatter_block(draw: st.DrawFn) -> list[str]:
 @st.composite
 def skill_md(draw: st.DrawFn) -> bytes:
     lines = draw(frontmatter_block())
-    opening = draw(st.sampled_from(("---", "---", "--- ", "---\t", "----", "")))
-    closing = draw(st.sampled_from(("---", "---", "--- ", "", "----", "...")))
+    opening = draw(st.sampled_from(("---",) * 6 + ("--- ", "---\t", "----", "")))
+    closing = draw(st.sampled_from(("---",) * 6 + ("--- ", "", "----", "...")))
     body = draw(st.sampled_from(("# Title\nbody\n", "", "text: with colon\n", "---\nmore\n")))
     parts = ([opening] if opening else []) + lines + ([closing] if closing else []) + [body]
     text = "\n".join(parts)

