@@ -10,6 +10,8 @@ value comes from and re-reads ``*_FILE`` paths on every use so tokens can rotate
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import socket
 import tomllib
@@ -83,6 +85,11 @@ class Config:
     max_skill_bytes: int = 64 * 1024 * 1024
     max_skill_files: int = 1_000
     max_release_bytes: int = 2 * 1024 * 1024 * 1024
+    # discovery, as the gateway does it (docs/validation.md)
+    skill_depth: int = 2  # folder levels below the skills root; the gateway's managed folder allows 6
+    gateway_max_candidates: int = 300  # OpenClaw skills.limits.maxCandidatesPerRoot
+    gateway_max_skills: int = 200  # OpenClaw skills.limits.maxSkillsLoadedPerSource
+    allow_mass_removal: bool = False  # a commit may remove more than half of the live skills
     # publish
     publish_mode: str = "link"  # link | mirror
     publish_dir: Path | None = None
@@ -135,6 +142,20 @@ class Config:
     @property
     def lock_file(self) -> Path:
         return self.state_dir / "skillsyncd.lock"
+
+    def release_settings(self) -> str:
+        """A fingerprint of every setting that changes what a release holds or what is refused."""
+        shaping = {
+            "skills_path": self.skills_path.strip("/"), "on_invalid": self.on_invalid,
+            "required_fields": list(self.required_fields), "strict": self.strict,
+            "severity": sorted((str(k), str(v)) for k, v in self.severity.items()),
+            "limits": [self.max_skill_md_bytes, self.max_file_bytes, self.max_skill_bytes,
+                       self.max_skill_files, self.max_release_bytes],
+            "skill_depth": self.skill_depth, "allow_mass_removal": self.allow_mass_removal,
+            "gateway": [self.gateway_max_candidates, self.gateway_max_skills],
+            "publish_mode": self.publish_mode,
+        }
+        return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
     def require_repo(self) -> str:
         if not self.repo:

@@ -3,7 +3,7 @@
 The flip stays the atomic commit point; publishing follows it and is idempotent,
 so re-running it from ``current`` after a crash or a rollback converges.
 
-Two modes (design.md §3, docs/publish.md):
+Two modes (docs/publish.md):
 
 ``link``
     The consumer watches ``<state>/current`` itself (OpenClaw ≥ 2026.9 with
@@ -85,8 +85,9 @@ class MirrorPlan:
 
 
 def is_watcher_ignored(name: str) -> bool:
-    """A folder the gateway's watcher never reports on (design.md §3): publishing it is a trap."""
-    return name in WATCHER_IGNORED_NAMES
+    """A folder the gateway's watcher never reports on: publishing it is a trap.
+    A grouped skill ('group/skill') is ignored when any of its folders is."""
+    return any(part in WATCHER_IGNORED_NAMES for part in name.split("/"))
 
 
 def plan_mirror(
@@ -187,8 +188,8 @@ class Mirror:
         self.root.mkdir(parents=True, exist_ok=True)
         wanted = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
         owned = load_owned(self.ownership, self.root)
-        present = {p.name for p in self.root.iterdir()
-                   if p.name not in (TMP_DIR,) and not p.name.startswith(MARKER_PREFIX)}
+        # Grouped skills ('group/skill') live below a group folder: ask for each name.
+        present = {n for n in {*wanted, *owned} if os.path.lexists(self.root / n)}
         damaged = {n for n in present if n in wanted and owned.get(n) == wanted[n]
                    and not _intact(release_dir / n, self.root / n)}
         plan = plan_mirror(wanted, owned, present, damaged)
@@ -247,6 +248,8 @@ class Mirror:
         """Supporting files first, stale files out, then SKILL.md: readers never see a mix."""
         if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
             dest.unlink()
+        for group in reversed(dest.relative_to(self.root).parents[:-1]):
+            _ensure_dir(self.root / group)  # a grouped skill's group folder
         dest.mkdir(exist_ok=True)
         wanted: set[Path] = set()
         for dirpath, dirnames, filenames in os.walk(src):
@@ -280,6 +283,9 @@ class Mirror:
             folder.unlink()
         elif folder.exists():
             shutil.rmtree(folder)
+        for group in Path(name).parents[:-1]:  # group folders the last skill left empty
+            with contextlib.suppress(OSError):
+                (self.root / group).rmdir()
 
     def _touch_marker(self, release: str) -> str:
         """A fresh folder at the root: chokidar-based watchers rescan right away."""

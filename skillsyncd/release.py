@@ -219,6 +219,7 @@ def stage_release(
             nbytes += len(data)
     sources = {rid: str(releases.dir(rid)) for rid in set(reuse.values())}
     for name, source_release in reuse.items():
+        _makedirs(os.path.dirname(os.path.join(root, name)), made, dirs)  # a grouped skill's group
         linked += _link_tree(os.path.join(sources[source_release], name),
                              os.path.join(root, name), dirs, copy_names)
     # Directories become read-only, deepest first, then the release root; then one
@@ -391,6 +392,25 @@ def tree_sha_of(folder: Path) -> str:
     return tree.id.decode()
 
 
+def _skill_folders(root: Path, expected: set[str]) -> tuple[set[str], list[str]]:
+    """Skill folders of a release (grouped ones as 'group/skill'), and entries that are none."""
+    groups = {n.rsplit("/", i)[0] for n in expected for i in range(1, n.count("/") + 1)}
+    present: set[str] = set()
+    extras: list[str] = []
+    stack = [("", root)] if root.is_dir() else []
+    while stack:
+        rel, folder = stack.pop()
+        for p in sorted(folder.iterdir()):
+            name = f"{rel}{p.name}"
+            if name in expected:
+                present.add(name)
+            elif name in groups and p.is_dir() and not p.is_symlink():
+                stack.append((f"{name}/", p))
+            else:
+                extras.append(name)
+    return present, sorted(extras)
+
+
 def verify_release(
     releases: Releases, release_id: str, only: Collection[str] | None = None
 ) -> list[str]:
@@ -406,8 +426,8 @@ def verify_release(
         return [str(exc)]
     root = releases.dir(release_id)
     expected = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
-    present = {p.name for p in root.iterdir()} if root.is_dir() else set()
-    for extra in sorted(present - set(expected)):
+    present, extras = _skill_folders(root, set(expected))
+    for extra in extras:
         problems.append(f"{extra}: in the release but not in its manifest")
     for name, sha in sorted(expected.items()):
         if name not in present:

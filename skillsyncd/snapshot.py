@@ -1,35 +1,46 @@
 """Read a commit's tree into Skill values, without reading any blob content.
 
-A skill is ``<skills_path>/<name>/`` holding a ``SKILL.md`` blob. Folders
-without one, gitlinks and hidden folders are not skills. Blob sizes come from
-object headers in the store, so a huge blob can be refused before it is read.
-A blob the store does not hold at all was left out by the fetch filter for its
-size (source.py): it becomes an OmittedBlob entry, which size.file refuses.
+Which folders are skills is decided by :func:`skillsyncd.discovery.discover`,
+the gateway's own rules; this module supplies the git listing and the entries
+of each skill. Blob sizes come from object headers in the store, so a huge
+blob can be refused before it is read. A blob the store does not hold at all
+was left out by the fetch filter for its size (source.py): it becomes an
+OmittedBlob entry, which size.file refuses. Names a filesystem cannot hold
+become UnsafeEntry values, refused by a path rule for their skill alone.
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import ObjectID, Tree
 
-from skillsyncd.model import MODE_TREE, Entry, Skill
-from skillsyncd.validation.paths import OmittedBlob
+from skillsyncd import discovery
+from skillsyncd.discovery import Child, Kind, Skipped
+from skillsyncd.model import MODE_GITLINK, MODE_SYMLINK, MODE_TREE, Entry, Skill
+from skillsyncd.validation.paths import MAX_NESTING, OmittedBlob, UnsafeEntry
 
 SKILL_FILE = "SKILL.md"
 
 
 class SnapshotError(Exception):
-    """The commit does not hold the configured skills path."""
+    """The commit does not hold the configured skills path, or the store lacks an object."""
+
+
+def _missing(sha: bytes | str) -> SnapshotError:
+    text = sha.decode() if isinstance(sha, bytes) else sha
+    return SnapshotError(
+        f"git object {text} is missing from the fetched commit: the source repository is damaged "
+        "or was pushed incompletely; run `git fsck` there and push again")
 
 
 def _subtree(store: BaseObjectStore, tree_sha: bytes, path: str) -> Tree | None:
-    tree = store[ObjectID(tree_sha)]
-    assert isinstance(tree, Tree)
+    tree = _tree(store, tree_sha)
     for part in filter(None, path.split("/")):
         try:
             mode, sha = tree[part.encode()]
@@ -37,11 +48,23 @@ def _subtree(store: BaseObjectStore, tree_sha: bytes, path: str) -> Tree | None:
             return None
         if mode != MODE_TREE:
             return None
+        if sha not in store:
+            raise _missing(sha)
         sub = store[sha]
         if not isinstance(sub, Tree):
             return None
         tree = sub
     return tree
+
+
+def _tree(store: BaseObjectStore, sha: bytes) -> Tree:
+    try:
+        obj = store[ObjectID(sha)]
+    except KeyError:
+        raise _missing(sha) from None
+    if not isinstance(obj, Tree):
+        raise SnapshotError(f"git object {sha.decode()} should be a folder (tree) but is not")
+    return obj
 
 
 class _FolderCache:
@@ -54,13 +77,13 @@ class _FolderCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._folders: dict[bytes, tuple[Entry, ...] | None] = {}
+        self._folders: dict[bytes, tuple[Entry, ...]] = {}
 
-    def get(self) -> dict[bytes, tuple[Entry, ...] | None]:
+    def get(self) -> dict[bytes, tuple[Entry, ...]]:
         with self._lock:
             return self._folders
 
-    def replace(self, folders: dict[bytes, tuple[Entry, ...] | None]) -> None:
+    def replace(self, folders: dict[bytes, tuple[Entry, ...]]) -> None:
         with self._lock:
             self._folders = folders
 
@@ -68,63 +91,100 @@ class _FolderCache:
 _CACHE = _FolderCache()
 
 
-def find_skills(store: BaseObjectStore, tree_sha: str, skills_path: str = "") -> dict[str, Skill]:
-    """All skills of a commit's tree, keyed by folder name."""
+@dataclass(frozen=True)
+class Survey:
+    """A commit's skills (by path below the skills root) and every entry not deployed, with why."""
+
+    skills: Mapping[str, Skill]
+    skipped: tuple[Skipped, ...] = ()
+
+
+def _kind(mode: int) -> Kind:
+    if mode == MODE_TREE:
+        return Kind.FOLDER
+    if mode == MODE_GITLINK:
+        return Kind.GITLINK
+    if mode == MODE_SYMLINK:
+        return Kind.SYMLINK
+    return Kind.FILE
+
+
+def _lister(store: BaseObjectStore) -> discovery.ListFolder:
+    listed: dict[Hashable, Sequence[Child]] = {}
+
+    def list_folder(key: Hashable) -> Sequence[Child]:
+        if key not in listed:
+            tree = _tree(store, key)  # type: ignore[arg-type]
+            listed[key] = [Child(item.path, _kind(item.mode), item.sha) for item in tree.iteritems()]
+        return listed[key]
+
+    return list_folder
+
+
+def survey(
+    store: BaseObjectStore, tree_sha: str, skills_path: str = "", max_depth: int = discovery.DEFAULT_DEPTH
+) -> Survey:
+    """All skills of a commit's tree as the gateway would discover them, and what is left out."""
     root = _subtree(store, tree_sha.encode(), skills_path)
     if root is None:
         raise SnapshotError(f"skills_path {skills_path!r} is not a folder in this commit")
+    found, skipped = discovery.discover(root.id, _lister(store), max_depth=max_depth,
+                                        skills_path_set=bool(skills_path.strip("/")))
     known = _CACHE.get()
-    seen: dict[bytes, tuple[Entry, ...] | None] = {}
+    seen: dict[bytes, tuple[Entry, ...]] = {}
     skills: dict[str, Skill] = {}
-    for item in root.iteritems():
-        if item.mode != MODE_TREE:
-            continue  # files, symlinks and gitlinks at the skills level are not skills
-        raw_name = item.path
-        try:
-            name = raw_name.decode("utf-8")
-        except UnicodeDecodeError:
-            continue
-        if name.startswith("."):
-            continue
-        entries = known[item.sha] if item.sha in known else _skill_entries(store, item.sha)
-        if entries is None:
-            seen[item.sha] = None
-            continue
+    nested: list[Skipped] = []
+    for f in found:
+        sha: bytes = f.key  # type: ignore[assignment]
+        entries = known[sha] if sha in known else tuple(_walk(store, _tree(store, sha)))
         if all(e.size is not None for e in entries if e.mode & 0o170000 == 0o100000):
             # Every size known: safe to reuse by tree id. Not so with an OmittedBlob (its
             # size is unknown), which a fetch with a larger limit would bring in.
-            seen[item.sha] = entries
-        skills[name] = Skill(name=name, tree_sha=item.sha.decode(), entries=entries)
+            seen[sha] = entries
+        skills[f.name] = Skill(name=f.name, tree_sha=sha.decode(), entries=entries)
+        nested.extend(discovery.nested_skills(f.name, [e.path for e in entries]))
     _CACHE.replace(seen)
-    return skills
+    return Survey(skills, skipped + tuple(nested))
 
 
-def _skill_entries(store: BaseObjectStore, sha: bytes) -> tuple[Entry, ...] | None:
-    """The entries of a folder holding a SKILL.md; None for any other folder."""
-    sub = store[ObjectID(sha)]
-    if not isinstance(sub, Tree):
-        return None
-    names = {e.path for e in sub.iteritems()}
-    if SKILL_FILE.encode() not in names:
-        return None
-    return tuple(_walk(store, sub, ""))
+def find_skills(store: BaseObjectStore, tree_sha: str, skills_path: str = "",
+                max_depth: int = discovery.DEFAULT_DEPTH) -> dict[str, Skill]:
+    """All skills of a commit's tree, keyed by their path below the skills root."""
+    return dict(survey(store, tree_sha, skills_path, max_depth).skills)
 
 
-def _walk(store: BaseObjectStore, tree: Tree, prefix: str) -> list[Entry]:
+def _walk(store: BaseObjectStore, tree: Tree) -> list[Entry]:
+    """Every entry below a skill folder, iteratively (a tree may nest thousands deep)."""
     out: list[Entry] = []
-    for item in tree.iteritems():
-        path = prefix + item.path.decode("utf-8", errors="surrogateescape")
-        if item.mode == MODE_TREE:
-            sub = store[item.sha]
-            if isinstance(sub, Tree):
-                out.extend(_walk(store, sub, path + "/"))
-            continue
-        sha = item.sha.decode()
-        size = object_size(store, sha) if item.mode & 0o170000 == 0o100000 else None
-        if size is None and item.mode & 0o170000 == 0o100000 and item.sha not in store:
-            out.append(OmittedBlob(path=path, mode=item.mode, sha=sha))
-            continue
-        out.append(Entry(path=path, mode=item.mode, sha=sha, size=size))
+    stack: list[tuple[Tree, str, int]] = [(tree, "", 0)]
+    while stack:
+        folder, prefix, depth = stack.pop()
+        for item in folder.iteritems():
+            problem = discovery.name_problem(item.path)
+            shown = item.path.decode("utf-8", errors="surrogateescape")
+            path = prefix + (shown.replace("/", "\\x2f") if problem and problem[0] == "path.slash" else shown)
+            sha = item.sha.decode()
+            if problem is not None and problem[0] in {"path.slash", "path.name-too-long"}:
+                out.append(UnsafeEntry(path=path, mode=item.mode, sha=sha, rule=problem[0],
+                                       why=f"not deployed: {problem[1]}"))
+                continue
+            if len(path.encode("utf-8", "surrogateescape")) > discovery.SKILL_PATH_MAX:
+                out.append(UnsafeEntry(path=path[:200] + "...", mode=item.mode, sha=sha, rule="path.too-long",
+                                       why="a path too long for the gateway's filesystem"))
+                continue
+            if item.mode == MODE_TREE:
+                if depth + 1 > MAX_NESTING:
+                    out.append(UnsafeEntry(path=path, mode=item.mode, sha=sha, rule="path.too-deep",
+                                           why=f"folders nested more than {MAX_NESTING} levels deep"))
+                    continue
+                stack.append((_tree(store, item.sha), path + "/", depth + 1))
+                continue
+            size = object_size(store, sha) if item.mode & 0o170000 == 0o100000 else None
+            if size is None and item.mode & 0o170000 == 0o100000 and item.sha not in store:
+                out.append(OmittedBlob(path=path, mode=item.mode, sha=sha))
+                continue
+            out.append(Entry(path=path, mode=item.mode, sha=sha, size=size))
+    out.sort(key=lambda e: e.path)
     return out
 
 

@@ -413,15 +413,18 @@ class Source:
         def once(thin_packs: bool) -> None:
             with self._network("fetch") as deadline:
                 client, path = self._client(deadline, thin_packs=thin_packs)
-                client.fetch(
-                    path,
-                    repo,
-                    determine_wants=wants,  # type: ignore[arg-type]
-                    depth=depth,
-                    ref_prefix=self.candidate_refs() if not _SHA_RE.match(self.cfg.ref) else None,
-                    shallow_since=since,
-                    filter_spec=f"blob:limit={limit}".encode() if limit is not None else None,
-                )
+                try:
+                    client.fetch(
+                        path,
+                        repo,
+                        determine_wants=wants,  # type: ignore[arg-type]
+                        depth=depth,
+                        ref_prefix=self.candidate_refs() if not _SHA_RE.match(self.cfg.ref) else None,
+                        shallow_since=since,
+                        filter_spec=f"blob:limit={limit}".encode() if limit is not None else None,
+                    )
+                except KeyError as exc:  # a local source whose object store lacks an object
+                    raise SourceError(_missing_object(self.safe_url, exc)) from None
 
         objects = Path(repo.object_store.path)
         before = set(objects.glob("tmp_pack_*"))
@@ -515,6 +518,13 @@ def _is_ssh(url: str) -> bool:
         return True
     # scp-like syntax: user@host:path (but not a local path or a Windows drive)
     return not scheme and ":" in url and not url.startswith(("/", ".")) and "@" in url.split(":")[0]
+
+
+def _missing_object(url: str, exc: KeyError) -> str:
+    key = exc.args[0] if exc.args else b""
+    name = key.decode("ascii", "replace") if isinstance(key, bytes) else str(key)
+    return (f"fetch {url}: the source repository lacks git object {name}; it is damaged or was "
+            "pushed incompletely: run `git fsck` there and push again")
 
 
 def _has_commit(repo: Repo, sha: bytes) -> bool:

@@ -31,6 +31,9 @@ class State:
     last_success: str | None = None
     last_error: str | None = None
     upstream_commit: str | None = None
+    # fingerprint of the settings that shape a release (config.release_settings); a change
+    # re-deploys the same commit at the next sync
+    settings: str | None = None
 
     def to_json(self) -> bytes:
         return (json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n").encode()

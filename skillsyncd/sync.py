@@ -26,7 +26,7 @@ from dulwich.object_store import tree_lookup_path
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
-from skillsyncd import validation
+from skillsyncd import discovery, validation
 from skillsyncd.config import Config
 from skillsyncd.errors import (
     LockBusy,
@@ -39,9 +39,10 @@ from skillsyncd.fsutil import atomic_write
 from skillsyncd.model import Change, Finding, Plan, Severity, Skill
 from skillsyncd.plan import choose_deletions, make_plan, rollback_skills
 from skillsyncd.release import Releases, new_release_id, stage_release, verify_release
-from skillsyncd.snapshot import SnapshotError, find_skills, object_size
+from skillsyncd.snapshot import SnapshotError, object_size, survey
 from skillsyncd.source import FetchResult, Source, redact_url
 from skillsyncd.state import State, load_state, save_state
+from skillsyncd.validation.gate import policy_of
 
 log = structlog.get_logger(__name__)
 
@@ -345,7 +346,10 @@ class Syncer:
         base: dict[str, Any] = dict(sync_id=sync_id, commit=head, previous_commit=state.commit,
                                     previous_release=current)
 
-        if not force and head == state.commit and current is not None:
+        settings = self.cfg.release_settings()
+        if state.settings != settings and state.commit is not None:
+            log.info("settings_changed", hint="the settings that shape a release changed: re-deploying")
+        if not force and head == state.commit and current is not None and state.settings == settings:
             self._save_success(state)
             log.info("no_change", release=current)
             self.record("no_change", trigger=trigger, release=current, **base)
@@ -355,7 +359,7 @@ class Syncer:
             self._save_success(state)
             log.warning("skipped_bad_commit", reason=reason)
             return SyncOutcome(status="skipped_bad", release=current, reason=reason, **base)
-        if not force and head == state.rejected_commit:
+        if not force and head == state.rejected_commit and state.settings == settings:
             self._save_success(state)
             log.info("skipped_rejected_commit")
             return SyncOutcome(status="rejected", release=current,
@@ -369,7 +373,7 @@ class Syncer:
                  duration=round(fetched.duration, 3), history_rewritten=fetched.history_rewritten)
         if fetched.history_rewritten:
             log.warning("history_rewritten", previous_commit=state.commit)
-        return self._deploy(trigger, state, current, source, fetched, base)
+        return self._deploy(trigger, state, current, source, fetched, base, force)
 
     def _deploy(
         self,
@@ -379,15 +383,20 @@ class Syncer:
         source: Source,
         fetched: FetchResult,
         base: dict[str, Any],
+        force: bool = False,
     ) -> SyncOutcome:
         cfg = self.cfg
+        settings = cfg.release_settings()
         repo = Repo(str(cfg.mirror_dir))
         try:
             read_blob = source.blob_reader(repo)
             try:
-                skills = find_skills(repo.object_store, fetched.tree, cfg.skills_path)
+                surveyed = survey(repo.object_store, fetched.tree, cfg.skills_path, cfg.skill_depth)
             except SnapshotError as exc:
-                raise SourceError(f"{exc}; check SKILLSYNC_SKILLS_PATH") from exc
+                hint = "" if "missing" in str(exc) else "; check SKILLSYNC_SKILLS_PATH"
+                raise SourceError(f"{exc}{hint}") from exc
+            skills = dict(surveyed.skills)
+            layout = layout_findings(surveyed.skipped, cfg)
             old_manifest = self.releases.manifest(current) if current else {"skills": []}
             deployed = {s["name"]: s["content_sha"] for s in old_manifest["skills"] if s.get("live")}
             old_records = {s["name"]: s for s in old_manifest["skills"] if s.get("live")}
@@ -409,14 +418,15 @@ class Syncer:
             )
             blocked = {n: f for n, f in findings.items() if validation.has_errors(f)}
             release_errors = [f for f in release_findings if f.severity is Severity.ERROR]
-            all_findings = tuple(f for fs in findings.values() for f in fs) + release_findings
+            all_findings = tuple(f for fs in findings.values() for f in fs) + release_findings + layout
             for f in all_findings:
                 (log.warning if f.severity is Severity.ERROR else log.info)(
                     "validation_finding", rule=f.rule, severity=str(f.severity),
                     path=f.location(), message=f.message)
 
             if (blocked or release_errors) and cfg.on_invalid == "reject":
-                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit))
+                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit,
+                                                               settings=settings))
                 self.record("validation_failed", trigger=trigger, policy="reject",
                             findings=[_finding_json(f) for f in all_findings
                                       if f.severity is Severity.ERROR], **base)
@@ -426,7 +436,8 @@ class Syncer:
                 )
             if release_errors:
                 # Release-wide problems (e.g. over the total size cap) cannot be skipped per skill.
-                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit))
+                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit,
+                                                               settings=settings))
                 self.record("validation_failed", trigger=trigger, policy="reject",
                             findings=[_finding_json(f) for f in release_errors], **base)
                 raise ValidationRejected("; ".join(str(f) for f in release_errors))
@@ -470,6 +481,34 @@ class Syncer:
                     "bytes": sum(e.size or 0 for e in skill.entries),
                     "warnings": [_finding_json(f) for f in findings.get(name, ())],
                 })
+            live_names = [r["name"] for r in records if r.get("live")]
+            guard = mass_removal(len(old_records), len(live_names), len(plan.removed))
+            if guard is not None and not (force or cfg.allow_mass_removal):
+                finding = policy_of(cfg).finding(
+                    "guard.mass-removal", cfg.skills_path or ".",
+                    f"{guard}; nothing is removed. If this is intended, deploy it once with "
+                    "`skillsyncd --once --force`, or set SKILLSYNC_ALLOW_MASS_REMOVAL=true")
+                if finding is not None and finding.severity is Severity.ERROR:
+                    save_state(cfg.state_file, dataclasses.replace(
+                        state, rejected_commit=fetched.commit, settings=settings))
+                    self.record("validation_failed", trigger=trigger, policy="guard",
+                                findings=[_finding_json(finding)], **base)
+                    raise ValidationRejected(f"commit {fetched.commit[:12]} refused: {finding}")
+            unloaded = discovery.gateway_unloaded(live_names, cfg.gateway_max_candidates,
+                                                  cfg.gateway_max_skills)
+            if unloaded:
+                cap = policy_of(cfg).finding(
+                    "layout.gateway-cap", cfg.skills_path or ".",
+                    f"{len(live_names)} skills go live, but the gateway loads at most "
+                    f"{cfg.gateway_max_skills} per folder (skills.limits.maxSkillsLoadedPerSource) and "
+                    f"lists {cfg.gateway_max_candidates} folders per folder: it will not load "
+                    f"{len(unloaded)}: {', '.join(unloaded[:20])}{', ...' if len(unloaded) > 20 else ''}; "
+                    "raise the gateway's limits and SKILLSYNC_GATEWAY_MAX_SKILLS together")
+                if cap is not None:
+                    layout += (cap,)
+                    all_findings += (cap,)
+                    log.warning("validation_finding", rule=cap.rule, severity=str(cap.severity),
+                                path=cap.location(), message=cap.message)
             for name in plan.removed:
                 log.info("skill_removed", skill=name)
 
@@ -485,6 +524,8 @@ class Syncer:
                 "created": now_iso(),
                 "previous_release": current,
                 "history_rewritten": fetched.history_rewritten,
+                "settings": settings,
+                "layout": [_finding_json(f) for f in layout],
                 "validation": {
                     "policy": cfg.on_invalid,
                     "held_back": sorted(held),
@@ -526,6 +567,7 @@ class Syncer:
             source=source.safe_url,
             ref=cfg.ref,
             rejected_commit=None,
+            settings=settings,
             failure_streak=0,
             last_success=now_iso(),
             last_error=None,
@@ -640,6 +682,31 @@ class Syncer:
 
 
 ALLOWLIST_MAX_BYTES = 64 * 1024
+
+
+def layout_findings(skipped: Sequence[discovery.Skipped], cfg: Config) -> tuple[Finding, ...]:
+    """What discovery left out, as findings with paths as the author sees them."""
+    policy = policy_of(cfg)
+    root = cfg.skills_path.strip("/")
+    out = (policy.finding(s.rule, _under(root, s.path), s.message) for s in skipped)
+    return tuple(f for f in out if f is not None)
+
+
+def _under(root: str, path: str) -> str:
+    if not root:
+        return path
+    return root if path == "." else f"{root}/{path}"
+
+
+def mass_removal(live_before: int, live_after: int, removed: int) -> str | None:
+    """Why a deploy would remove too much (more than half of the live skills, or all), else None."""
+    if live_before == 0 or removed == 0:
+        return None
+    if live_after == 0:
+        return f"it would remove all {live_before} live skills"
+    if removed * 2 > live_before:
+        return f"it would remove {removed} of {live_before} live skills"
+    return None
 
 
 def read_allowlist(store: Any, tree_sha: str, skills_path: str) -> frozenset[str]:

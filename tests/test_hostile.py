@@ -39,7 +39,7 @@ from test_daemon import SKILLSYNCD, Daemon, _clean_env
 from skillsyncd.daemon.webhook import sign
 from skillsyncd.release import Releases, verify_release
 
-# A tree spec: name -> file bytes | (mode, bytes) | nested spec | ("gitlink", sha)
+# A tree spec: name -> file bytes | (mode, bytes) | nested spec | ("gitlink", sha) | ("tree", id)
 Spec = dict[bytes, Union[bytes, tuple[int, bytes], "Spec", tuple[str, bytes]]]
 
 GOOD_MD = b"---\nname: good\ndescription: A good skill.\n---\nBody.\n"
@@ -57,6 +57,8 @@ def write_tree(repo: Repo, spec: Spec) -> bytes:
             tree.add(name, 0o040000, write_tree(repo, value))
         elif isinstance(value, tuple) and value[0] == "gitlink":
             tree.add(name, 0o160000, value[1])  # type: ignore[arg-type]
+        elif isinstance(value, tuple) and value[0] == "tree":  # a tree already in the store
+            tree.add(name, 0o040000, value[1])  # type: ignore[arg-type]
         else:
             mode, data = value if isinstance(value, tuple) else (0o100644, value)
             blob = Blob.from_string(data)  # type: ignore[arg-type]

@@ -28,11 +28,13 @@ def cfg_for(url: str, state: Path, **extra: Any) -> Config:
 
 
 def live_skills(cfg: Config) -> dict[str, str]:
+    """Live skill -> its SKILL.md, from the release on disk (grouped skills as 'group/skill')."""
     rel = Releases(cfg.state_dir)
     current = rel.current()
     assert current is not None
     root = rel.dir(current)
-    return {p.name: (p / "SKILL.md").read_text() for p in sorted(root.iterdir())}
+    names = sorted(s["name"] for s in rel.manifest(current)["skills"] if s.get("live"))
+    return {n: (root / n / "SKILL.md").read_text() for n in names}
 
 
 def assert_consistent(cfg: Config) -> str:
@@ -427,10 +429,19 @@ def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) 
         out = build_syncer(cfg).sync()
         assert out.status == "deployed"
         # planner's unquoted ': ' is strict-YAML invalid, but the gateway reads it: it deploys.
-        assert set(live_skills(cfg)) == {"researcher", "writer", "planner"}
+        # group/deep is a grouped skill, as the gateway discovers them.
+        expected = {"researcher", "writer", "planner"} | ({"group/deep"} if not skills_path else set())
+        assert set(live_skills(cfg)) == expected
         assert out.held_back == {}
         assert any(f.rule == "yaml.recovered" and f.path.endswith("planner/SKILL.md")
                    for f in out.findings)
+        # Nothing left out in silence: each entry not deployed has a finding, in the manifest too.
+        layout = {(f["rule"], f["path"]) for f in
+                  Releases(cfg.state_dir).manifest(Releases(cfg.state_dir).current() or "")["layout"]}
+        if not skills_path:
+            assert {("layout.root-skill-md", "SKILL.md"), ("layout.skills-subfolder", "skills"),
+                    ("layout.not-a-skill", "legacy")} <= layout
+            assert {p for r, p in layout if r == "layout.gitlink"} == {f"vendor-{i}" for i in range(3)}
         current = assert_consistent(cfg)
         published = Releases(cfg.state_dir).dir(current)
         assert (published / "researcher" / "assets" / "briefing.mp3").stat().st_size == len(noise)

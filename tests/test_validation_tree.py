@@ -53,7 +53,8 @@ def test_corpus_validates_with_zero_errors() -> None:
     assert report.errors == 0, render(report)
     assert len(report.skills) >= 8
     # the only warning: an unquoted `version: 1.0` in the CRLF + BOM skill
-    assert [(f.rule, f.path) for f in report.findings] == [("yaml.implicit-type", "csv-report/SKILL.md")]
+    assert [(f.rule, f.path) for f in report.findings if f.rule != "layout.root-files"] == [
+        ("yaml.implicit-type", "csv-report/SKILL.md")]
     assert exit_code(report) == EXIT_OK
 
 
@@ -71,7 +72,7 @@ def test_corpus_really_has_crlf_bom_and_executables() -> None:
 
 
 def test_corpus_in_strict_mode_fails_only_on_the_warning() -> None:
-    report = validate_tree(CORPUS, Config(strict=True))
+    report = validate_tree(CORPUS, Config(strict=True, severity={"layout.root-files": "off"}))
     assert [f.rule for f in report.findings if f.severity is Severity.ERROR] == ["yaml.implicit-type"]
 
 
@@ -93,13 +94,16 @@ def test_entries_from_disk(tmp_path: Path) -> None:
     assert exit_code(report) == EXIT_REJECTED
 
 
-def test_hidden_and_non_skill_folders_are_skipped(tmp_path: Path) -> None:
+def test_hidden_and_non_skill_folders_are_skipped_and_said(tmp_path: Path) -> None:
     skill(tmp_path, "pdf")
     skill(tmp_path, ".github")
     write(tmp_path, "docs/index.md", "# docs")
     write(tmp_path, "README.md", "# skills")
     report = validate_tree(tmp_path, Config())
-    assert report.skills == ("pdf",) and report.findings == ()
+    assert report.skills == ("pdf",)
+    assert sorted((f.rule, f.path) for f in report.findings) == [
+        ("layout.hidden", ".github"), ("layout.not-a-skill", "docs"), ("layout.root-files", ".")]
+    assert not report.errors
 
 
 def test_skills_path_prefixes_findings(tmp_path: Path) -> None:
@@ -152,14 +156,15 @@ def test_repository_shaped_like_the_users(tmp_path: Path) -> None:
     assert errors == [("frontmatter.missing", "no-front/SKILL.md")]
     assert found["yaml.recovered"][0].line == 3 and "quoted" in found["yaml.recovered"][0].message
     assert [f.path for f in found["field.name-missing"]] == ["no-name/SKILL.md"]
-    assert {f.path for f in found["layout.not-a-skill"]} == {"legacy", "group"}
+    assert {f.path for f in found["layout.not-a-skill"]} == {"legacy"}
+    assert "skill.yaml" in found["layout.not-a-skill"][0].message
     assert [f.path for f in found["layout.root-skill-md"]] == ["SKILL.md"]
     assert "SKILLSYNC_SKILLS_PATH=skills" in found["layout.skills-subfolder"][0].message
     assert [f.path for f in found["path.pycache"]] == ["researcher/__pycache__"]
     assert {f.rule for f in found["field.name-format"] + found["field.name-folder"]} == {
         "field.name-format", "field.name-folder"}
     assert "yaml.implicit-type" in found  # version: 1.2 in no-name
-    assert report.skills == ("no-front", "no-name", "planner", "researcher", "writer")
+    assert report.skills == ("no-front", "no-name", "planner", "researcher", "writer", "group/deep")
 
 
 def test_duplicate_names_across_folders(tmp_path: Path) -> None:

@@ -189,8 +189,8 @@ def validate_skill(
 
 
 def _worth_reading(e: Entry, cfg: Config, over_budget: bool) -> bool:
-    if isinstance(e, paths.OmittedBlob):
-        return False  # the fetch filter left it on the server: size.file already refused it
+    if isinstance(e, paths.OmittedBlob | paths.UnsafeEntry):
+        return False  # never read: size.file or a path rule already refused it
     if e.path == paths.SKILL_FILE:
         return e.size is None or e.size <= min(cfg.max_skill_md_bytes, cfg.max_file_bytes)
     if over_budget:

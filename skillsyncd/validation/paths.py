@@ -1,7 +1,7 @@
 """Rules over a skill's entries alone: paths, modes, sizes and counts.
 
-These run before any blob is read (dulwich accepts hostile trees, design.md
-§4), so a skill with ``../`` paths or a 2 GB blob is refused from tree data
+These run before any blob is read (git objects can describe hostile trees),
+so a skill with ``../`` paths or a 2 GB blob is refused from tree data
 only. Sizes come from ``Entry.size``; an unknown size (None) is checked after
 reading by the caller, except for an OmittedBlob, which is never read: it is
 refused by ``size.file`` from the fetch filter's promise alone.
@@ -34,6 +34,18 @@ class OmittedBlob(Entry):
     limit grows, so a missing blob is one ``size.file`` refuses. Its size is
     unknown (None) and it must never be read.
     """
+
+
+@dataclass(frozen=True)
+class UnsafeEntry(Entry):
+    """An entry the tree walk refused to follow: a name with '/', one over 255 bytes, a path
+    over 4096 bytes, or folders nested too deep. ``rule`` names why; it is never read or staged."""
+
+    rule: str = "path.slash"
+    why: str = ""
+
+
+MAX_NESTING = 64  # folder levels inside one skill
 
 
 def join(prefix: str, path: str) -> str:
@@ -102,6 +114,9 @@ def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -
                            f"skill folder name {show(skill.name)!r} {why}"))
     for e in sorted(skill.entries, key=lambda e: e.path):
         where = join(prefix, show(e.path))
+        if isinstance(e, UnsafeEntry):
+            add(policy.finding(e.rule, where, e.why))
+            continue
         for rule, why in _path_problems(e.path):
             add(policy.finding(rule, where, f"path {show(e.path)!r} {why}"))
         if e.mode == MODE_SYMLINK:

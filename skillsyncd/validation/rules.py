@@ -67,6 +67,10 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("path.mode", E, "an entry mode other than 100644 or 100755"),
     Rule("path.case-collision", E, "two paths differ only by case or Unicode normalisation"),
     Rule("path.pycache", W, "__pycache__ or .pyc files committed"),
+    Rule("path.slash", E, "a git tree entry whose name contains '/' (a damaged or hand-made tree)"),
+    Rule("path.name-too-long", E, "a file or folder name longer than 255 bytes"),
+    Rule("path.too-long", E, "a path longer than the filesystem allows (4096 bytes)"),
+    Rule("path.too-deep", E, "folders nested more than 64 levels inside a skill"),
     # secrets
     Rule("secret.anthropic-api-key", E, "Anthropic API key (sk-ant-api03-)"),
     Rule("secret.anthropic-admin-key", E, "Anthropic admin key (sk-ant-admin01-)"),
@@ -88,6 +92,15 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("layout.root-skill-md", W, "a SKILL.md at the skills root is not deployed"),
     Rule("layout.not-a-skill", W, "a folder looks like a skill but has no SKILL.md"),
     Rule("layout.skills-subfolder", W, "skills exist under skills/ but skills_path points elsewhere"),
+    Rule("layout.root-files", W, "files at the skills root: part of no skill, not deployed"),
+    Rule("layout.gitlink", W, "a submodule where a skill could be: not fetched, not deployed"),
+    Rule("layout.symlink", W, "a symlinked folder where a skill could be: not deployed"),
+    Rule("layout.hidden", W, "skills inside a hidden folder or node_modules: the gateway skips them"),
+    Rule("layout.too-deep", W, "skills deeper than skill_depth folder levels: not deployed"),
+    Rule("layout.nested-skill", W, "a SKILL.md inside another skill: deployed as a file, not loaded"),
+    Rule("layout.gateway-cap", W, "more skills than the gateway loads from one folder"),
+    # guards on a whole commit
+    Rule("guard.mass-removal", E, "the commit would remove more than half of the live skills, or all"),
 )
 
 RULES: Mapping[str, Rule] = {r.id: r for r in _CATALOGUE}

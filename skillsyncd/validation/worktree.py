@@ -3,26 +3,26 @@
 The skills repository's CI runs this on a plain checkout, without git objects:
 files on disk become :class:`Entry` values (mode 100755 when executable,
 symlinks as symlink entries, nested checkouts as gitlinks) and a blob is read
-from its file only when the gate asks for it. It also reports layout
-surprises the sync would silently pass over, such as skills under ``skills/``
-while ``skills_path`` points at the root (design.md §7).
+from its file only when the gate asks for it. Skills are found by
+the same discovery as the sync (:mod:`skillsyncd.discovery`), so every folder
+it would leave out is reported here too, such as a second set of skills under
+``skills/`` while ``skills_path`` points at the root.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 
 from skillsyncd.config import Config
+from skillsyncd.discovery import Child, Kind, discover, nested_skills
 from skillsyncd.errors import ConfigError
 from skillsyncd.model import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, Entry, Finding, Skill
 from skillsyncd.validation import gate, secrets
-from skillsyncd.validation.paths import SKILL_FILE, join
+from skillsyncd.validation.paths import join
 from skillsyncd.validation.report import Report
-from skillsyncd.validation.rules import Policy
-
-_SKILLISH = {"skill.md", "skill.yaml", "skill.yml"}
 
 
 def read_allowlist(root: Path, skills_path: str) -> frozenset[str]:
@@ -66,33 +66,29 @@ def load_skill(folder: Path) -> tuple[Skill, dict[str, Path]]:
     return Skill(name=folder.name, tree_sha=f"worktree:{folder.name}", entries=tuple(entries)), files
 
 
-def _has_skill_md(folder: Path) -> bool:
-    return os.path.lexists(folder / SKILL_FILE)
-
-
-def _layout(root: Path, rel_root: str, cfg: Config, policy: Policy) -> list[Finding | None]:
-    out: list[Finding | None] = []
-    if (root / SKILL_FILE).is_file():
-        out.append(policy.finding(
-            "layout.root-skill-md", join(rel_root, SKILL_FILE),
-            "a SKILL.md at the skills root is not deployed (only <folder>/SKILL.md skills are); "
-            "move it into a folder of its own",
-        ))
-    nested_root = root / "skills"
-    if not cfg.skills_path and nested_root.is_dir():
-        nested = [d.name for d in sorted(nested_root.iterdir())
-                  if d.is_dir() and not d.name.startswith(".") and _has_skill_md(d)]
-        if nested:
-            out.append(policy.finding(
-                "layout.skills-subfolder", "skills",
-                f"{len(nested)} skill(s) under skills/ are not deployed with skills_path at the "
-                "repository root; set SKILLSYNC_SKILLS_PATH=skills if those are the ones to ship",
-            ))
+def _children(folder: Hashable) -> Sequence[Child]:
+    """A folder on disk as git would store it: nested checkouts are gitlinks, .git is not content."""
+    out: list[Child] = []
+    try:
+        with os.scandir(str(folder)) as it:
+            items = list(it)
+    except OSError:
+        return out
+    for d in items:
+        if d.name == ".git":
+            continue
+        if d.is_symlink():
+            kind = Kind.SYMLINK
+        elif d.is_dir():
+            kind = Kind.GITLINK if os.path.lexists(os.path.join(d.path, ".git")) else Kind.FOLDER
+        else:
+            kind = Kind.FILE
+        out.append(Child(os.fsencode(d.name), kind, Path(d.path)))
     return out
 
 
 def validate_tree(path: Path, cfg: Config) -> Report:
-    """Run every rule over ``<path>/<skills_path>/<name>/`` skill folders."""
+    """Run every rule over the skills below ``<path>/<skills_path>``, found as the sync finds them."""
     path = Path(path)
     policy = gate.policy_of(cfg)
     rel_root = cfg.skills_path.strip("/")
@@ -100,33 +96,26 @@ def validate_tree(path: Path, cfg: Config) -> Report:
     if not root.is_dir():
         raise ConfigError(f"skills_path {rel_root!r} is not a folder under {path}")
     allow = read_allowlist(path, rel_root)
-    findings: list[Finding | None] = list(_layout(root, rel_root, cfg, policy))
+    found, skipped = discover(root, _children, max_depth=cfg.skill_depth, skills_path_set=bool(rel_root))
+    findings: list[Finding | None] = [
+        policy.finding(s.rule, join(rel_root, s.path) if s.path != "." else (rel_root or "."), s.message)
+        for s in skipped]
     skills: list[Skill] = []
     names: dict[str, str | None] = {}
     checked: list[str] = []
-    for d in sorted(root.iterdir()):
-        if d.name.startswith(".") or d.is_symlink() or not d.is_dir():
-            continue
-        prefix = join(rel_root, d.name)
-        if not _has_skill_md(d):
-            if rel_root == "" and d.name == "skills":
-                continue  # reported by layout.skills-subfolder
-            hint = _skillish(d)
-            if hint:
-                findings.append(policy.finding(
-                    "layout.not-a-skill", prefix,
-                    f"folder has {hint} but no SKILL.md, so it is not deployed; "
-                    "add a SKILL.md with name and description",
-                ))
-            continue
-        skill, files = load_skill(d)
+    for f in found:
+        prefix = join(rel_root, f.name)
+        loaded, files = load_skill(Path(str(f.key)))
+        skill = Skill(name=f.name, tree_sha=loaded.tree_sha, entries=loaded.entries)
 
         def read_blob(sha: str, files: dict[str, Path] = files) -> bytes:
             return files[sha].read_bytes()
 
         result = gate.check_skill(skill, read_blob, cfg, prefix=prefix, allowed_fingerprints=allow)
         findings.extend(result.findings)
-        names[skill.name] = result.metadata.get("name")
+        findings.extend(policy.finding(s.rule, join(rel_root, s.path), s.message)
+                        for s in nested_skills(f.name, [e.path for e in skill.entries]))
+        names[skill.name] = result.metadata.get("effective_name")
         skills.append(skill)
         checked.append(prefix)
     findings.extend(gate.check_release(skills, cfg, names=names))
@@ -138,17 +127,3 @@ def validate_tree(path: Path, cfg: Config) -> Report:
         ))
     return Report(root=str(path), skills=tuple(checked),
                   findings=tuple(f for f in findings if f is not None))
-
-
-def _skillish(folder: Path) -> str | None:
-    try:
-        names = {p.name for p in folder.iterdir()}
-    except OSError:
-        return None
-    lower = {n.lower() for n in names}
-    for n in sorted(_SKILLISH & lower):
-        return n
-    for sub in sorted(folder.iterdir()):
-        if sub.is_dir() and not sub.is_symlink() and _has_skill_md(sub):
-            return f"a nested skill ({sub.name}/SKILL.md; only one level is loaded)"
-    return None
