@@ -236,6 +236,9 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         "skills": [{"folder": s["name"], "name": s.get("effective_name") or s["name"],
                     "description": s.get("description"), "version": s.get("version")}
                    for s in skills],
+        # What the repository holds that the release does not (a skills/ set, a root SKILL.md, ...).
+        "layout": [{"rule": f["rule"], "path": f["path"], "message": f["message"]}
+                   for f in (manifest or {}).get("layout", [])],
         "upstream_commit": state.upstream_commit,
         "behind_upstream": behind,
         "behind_reason": state.bad_commits.get(state.upstream_commit or "")
@@ -264,6 +267,10 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
         print(f"skills    {info['skills_live']} live"
               + (f", held back: {', '.join(info['skills_held_back'])}"
                  if info["skills_held_back"] else ""))
+    for f in info["layout"]:
+        if f["rule"] in {"layout.skills-subfolder", "layout.root-skill-md", "layout.gateway-cap",
+                         "layout.too-deep"}:
+            print(f"layout    {f['path']}: {f['message']}")
     if info["behind_upstream"]:
         print(f"upstream  {info['upstream_commit']} (not deployed: "
               f"{info['behind_reason'] or 'not synced yet'})")

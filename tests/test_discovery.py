@@ -85,11 +85,13 @@ def test_top_level_and_grouped_skills_like_the_gateway() -> None:
 
 
 def test_skills_folder_beside_top_level_skills_is_the_other_set() -> None:
-    tree: Tree = {b"pdf": {b"SKILL.md": MD}, b"skills": {b"pdf": {b"SKILL.md": MD}, b"x": {b"SKILL.md": MD}}}
+    tree: Tree = {b"pdf": {b"SKILL.md": MD},
+                  b"skills": {b"pdf": {b"SKILL.md": MD}, b"x": {b"SKILL.md": MD}}}
     names, skipped = run(tree)
     assert names == ["pdf"] and skipped == {"skills": "layout.skills-subfolder"}
-    found, skipped_list = discover((), lister(tree))
-    assert "2 skill(s)" in skipped_list[0].message and "SKILLSYNC_SKILLS_PATH=skills" in skipped_list[0].message
+    _, skipped_list = discover((), lister(tree))
+    message = skipped_list[0].message
+    assert "2 skill(s)" in message and "SKILLSYNC_SKILLS_PATH=skills" in message
     # Alone, skills/ is an ordinary group; with a skills_path chosen it is never special.
     assert run({b"skills": {b"pdf": {b"SKILL.md": MD}}})[0] == ["skills/pdf"]
     assert run(tree, skills_path_set=True)[0] == ["pdf", "skills/pdf", "skills/x"]
@@ -106,7 +108,8 @@ def test_hostile_folder_names_are_named(name: bytes, rule: str) -> None:
 
 
 def test_nested_skill_md_is_reported() -> None:
-    assert [s.path for s in nested_skills("pdf", ["SKILL.md", "ref/SKILL.md", "a.md"])] == ["pdf/ref/SKILL.md"]
+    found = nested_skills("pdf", ["SKILL.md", "ref/SKILL.md", "a.md"])
+    assert [s.path for s in found] == ["pdf/ref/SKILL.md"]
 
 
 def test_gateway_caps() -> None:
@@ -231,8 +234,8 @@ def test_hostile_skill_folder_name_is_skipped_by_a_named_rule(repo: Any, tmp_pat
     assert live(cfg) == {"good"}
     rules = {f["rule"] for f in manifest(cfg)["layout"]}
     assert {"path.slash", "path.name-too-long"} <= rules
-    assert sorted(p.name for p in Releases(cfg.state_dir).dir(Releases(cfg.state_dir).current() or "").iterdir()) \
-        == ["good"]
+    releases = Releases(cfg.state_dir)
+    assert sorted(p.name for p in releases.dir(releases.current() or "").iterdir()) == ["good"]
 
 
 def test_missing_object_is_one_line_naming_it(repo: Any, tmp_path: Path) -> None:

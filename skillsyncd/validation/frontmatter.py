@@ -33,7 +33,7 @@ MAX_ALIASES = 1_000
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 MAX_EXPANDED = 100_000  # nodes after expanding every alias
-MAX_CHARS = 65_536  # real frontmatter is a few hundred bytes; the body holds the rest
+MAX_CHARS = 256_000  # the gateway reads frontmatter up to its SKILL.md cap; so do we
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
