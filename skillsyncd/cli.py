@@ -139,9 +139,10 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         _ship_audit(cfg)  # failures are audit events too
     line = f"{outcome.status}: commit {(outcome.commit or '-')[:12]} release {outcome.release or '-'}"
     if outcome.status == "deployed":
-        p = outcome.plan
-        line += (f" (+{len(p.added)} ~{len(p.changed)} -{len(p.removed)}"
-                 f" ={len(p.unchanged)} skills)")
+        p, held = outcome.plan, outcome.held_back
+        went_live = (sum(1 for n in p.added if n not in held), sum(1 for n in p.changed if n not in held))
+        line += (f" ({outcome.skills_live} skills live: +{went_live[0]} ~{went_live[1]} -{len(p.removed)}"
+                 f" ={len(p.unchanged)}" + (f"; {len(held)} held back" if held else "") + ")")
     print(line, file=sys.stderr)
     for name, reasons in outcome.held_back.items():
         print(f"  held back {name}:", file=sys.stderr)

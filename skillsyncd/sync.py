@@ -74,6 +74,7 @@ class SyncOutcome:
     previous_release: str | None = None
     plan: Plan = field(default_factory=Plan)
     held_back: dict[str, list[str]] = field(default_factory=dict)
+    skills_live: int = 0  # skills the release serves (held-back skills keeping an old version count)
     findings: tuple[Finding, ...] = ()
     history_rewritten: bool | None = None
     reason: str | None = None
@@ -587,6 +588,7 @@ class Syncer:
             release=release_id,
             plan=plan,
             held_back=held,
+            skills_live=len(live),
             findings=all_findings,
             history_rewritten=fetched.history_rewritten,
             **{**base, "commit": fetched.commit},

@@ -308,7 +308,7 @@ def test_demo_script_runs(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "held back half-done" in proc.stderr
-    assert "(+1 ~1 -0 =3 skills)" in proc.stderr  # the second sync: incremental
+    assert "(4 skills live: +0 ~1 -0 =3; 1 held back)" in proc.stderr  # incremental; counts what went live
     assert "4 live, held back: half-done" in proc.stdout
 
 
