@@ -133,10 +133,10 @@ def discover(
                                    "a symlinked folder is not deployed: git stores only the link"))
             continue
         if text.startswith(".") or text == "node_modules":
-            if _holds_skill_md(list_folder, child.key, GATEWAY_MAX_DEPTH):
-                skipped.append(Skipped(path, "layout.hidden",
-                                       f"skills under {text!r} are not deployed: the gateway skips "
-                                       "hidden folders and node_modules"))
+            has_skills = _holds_skill_md(list_folder, child.key, GATEWAY_MAX_DEPTH)
+            what = f"skills under {text!r} are" if has_skills else f"the folder {text!r} is"
+            skipped.append(Skipped(path, "layout.hidden",
+                                   f"{what} not deployed: the gateway skips hidden folders and node_modules"))
             continue
         if _holds_skill_md(list_folder, child.key):
             found.append(Found(path, child.key))

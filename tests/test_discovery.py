@@ -70,12 +70,13 @@ def test_top_level_and_grouped_skills_like_the_gateway() -> None:
     assert names == ["pdf", "data-ingestion/pihs-scraper"]
     assert skipped == {
         "SKILL.md": "layout.root-skill-md",
-        ".": "layout.not-a-skill",  # README.md at the root
+        ".": "layout.root-files",  # README.md at the root
         "data-ingestion": "layout.not-a-skill",  # its README belongs to no skill
         "deep/a": "layout.too-deep",
         "docs": "layout.not-a-skill",
         "legacy": "layout.not-a-skill",
         ".hidden": "layout.hidden",
+        ".github": "layout.hidden",
         "node_modules": "layout.hidden",
         "vendor": "layout.gitlink",
         "linked": "layout.symlink",
@@ -269,7 +270,8 @@ def test_mass_removal_is_refused_unless_forced(repo: Any, tmp_path: Path) -> Non
     for name in ("a", "b", "c", "d"):
         repo.write(f"{name}/SKILL.md", f"---\ndescription: {name}.\n---\n")
     repo.commit("four")
-    cfg = sync_cfg(repo, tmp_path)
+    publish = tmp_path / "published"
+    cfg = sync_cfg(repo, tmp_path, publish_mode="mirror", publish_dir=str(publish))
     assert build_syncer(cfg).sync().status == "deployed"
     for name in ("a", "b", "c", "d"):  # all moved one level down: 2 levels is fine, 3 is not
         repo.write(f"x/y/{name}/SKILL.md", f"---\ndescription: {name}.\n---\n")
@@ -277,7 +279,8 @@ def test_mass_removal_is_refused_unless_forced(repo: Any, tmp_path: Path) -> Non
     repo.commit("move all skills down")
     with pytest.raises(ValidationRejected, match=r"guard.mass-removal.*remove all 4"):
         build_syncer(cfg).sync()
-    assert live(cfg) == {"a", "b", "c", "d"}  # nothing removed
+    assert live(cfg) == {"a", "b", "c", "d"}  # nothing removed, from the release or the published folder
+    assert sorted(p.name for p in publish.iterdir() if not p.name.startswith(".")) == ["a", "b", "c", "d"]
     assert build_syncer(cfg).sync().status == "rejected"  # remembered, not re-judged every poll
     assert build_syncer(cfg).sync(force=True).status == "deployed"
 
@@ -294,3 +297,28 @@ def test_a_setting_change_takes_effect_at_the_next_sync(repo: Any, tmp_path: Pat
     assert build_syncer(deeper).sync().status == "deployed"
     assert live(deeper) == {"pdf", "group/deep"}
     assert build_syncer(deeper).sync().status == "no_change"
+
+
+def test_gateway_cap_and_layout_reach_status(repo: Any, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    for name in ("a", "b", "c"):
+        repo.write(f"{name}/SKILL.md", f"---\ndescription: {name}.\n---\n")
+        repo.write(f"skills/{name}/SKILL.md", f"---\ndescription: old {name}.\n---\n")
+    repo.commit("three, and an older set under skills/")
+    cfg = sync_cfg(repo, tmp_path, gateway_max_skills=2)
+    assert build_syncer(cfg).sync().status == "deployed"
+    layout = {f["rule"]: f for f in manifest(cfg)["layout"]}
+    assert "it will not load 1: c;" in layout["layout.gateway-cap"]["message"]
+    proc = subprocess.run([sys.executable, "-m", "skillsyncd", "status", "--json",
+                           "--state-dir", str(cfg.state_dir)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    rules = {f["rule"] for f in info["layout"]}
+    assert {"layout.skills-subfolder", "layout.gateway-cap"} <= rules
+    assert {s["name"] for s in info["skills"]} == {"a", "b", "c"}
+    text = subprocess.run([sys.executable, "-m", "skillsyncd", "status", "--state-dir", str(cfg.state_dir)],
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "SKILLSYNC_SKILLS_PATH=skills" in text

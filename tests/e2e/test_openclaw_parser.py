@@ -132,3 +132,8 @@ def test_users_repository_deploys_every_top_level_skill_openclaw_loads(
     for record in manifest["skills"]:
         if record.get("live"):
             assert record.get("effective_name"), record["name"]
+    # Every top-level folder that is not live is named: held back with findings, or in layout.
+    said = {s["name"] for s in manifest["skills"] if not s.get("live") and s.get("findings")}
+    said |= {f["path"].split("/", 1)[0] for f in manifest["layout"]}
+    folders = {p.name for p in users_repository.iterdir() if p.is_dir() and p.name != ".git"}
+    assert folders - {n.split("/", 1)[0] for n in live} - said == set(), "left out in silence"
