@@ -95,7 +95,7 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("layout.root-files", W, "files at the skills root: part of no skill, not deployed"),
     Rule("layout.gitlink", W, "a submodule where a skill could be: not fetched, not deployed"),
     Rule("layout.symlink", W, "a symlinked folder where a skill could be: not deployed"),
-    Rule("layout.hidden", W, "skills inside a hidden folder or node_modules: the gateway skips them"),
+    Rule("layout.hidden", W, "a hidden folder or node_modules: the gateway skips it and any skills inside"),
     Rule("layout.too-deep", W, "skills deeper than skill_depth folder levels: not deployed"),
     Rule("layout.nested-skill", W, "a SKILL.md inside another skill: deployed as a file, not loaded"),
     Rule("layout.gateway-cap", W, "more skills than the gateway loads from one folder"),
