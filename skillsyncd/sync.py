@@ -324,7 +324,8 @@ class Syncer:
                             for s in live],
                 )
             state = dataclasses.replace(
-                state, commit=manifest["commit"], release=current, last_good_release=current
+                state, commit=manifest["commit"], release=current, last_good_release=current,
+                settings=manifest.get("settings"),
             )
             save_state(self.cfg.state_file, state)
         elif not self._published_once:

@@ -1,4 +1,4 @@
-"""The HTTP side: /healthz, /readyz, /status, /metrics and POST /webhook/github (aiohttp)."""
+"""The HTTP side: / (dashboard), /healthz, /readyz, /status, /metrics and POST /webhook/github."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiohttp import web
 from skillsyncd.errors import ConfigError
 from skillsyncd.sync import now_iso
 
-from . import status, webhook
+from . import dashboard, status, webhook
 from .loop import Daemon
 
 log = structlog.get_logger(__name__)
@@ -50,6 +50,17 @@ class Endpoints:
     async def status(self, request: web.Request) -> web.Response:
         disk = await asyncio.to_thread(status.disk_view, self.daemon.cfg)
         return web.json_response(status.document(self.daemon, disk))
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        disk = await asyncio.to_thread(status.disk_view, self.daemon.cfg)
+        doc = status.document(self.daemon, disk)
+        m = self.daemon.metrics
+        m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
+        m.failure_streak.set(self.daemon.scheduler.failure_streak)
+        page = await asyncio.to_thread(dashboard.gather, self.daemon, doc, m.exposition().decode())
+        body = dashboard.render(page, want=request.query.get("status", "all"))
+        return web.Response(text=body, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store"})
 
     async def metrics(self, request: web.Request) -> web.Response:
         disk = await asyncio.to_thread(status.disk_view, self.daemon.cfg)
@@ -97,6 +108,7 @@ class Endpoints:
 def make_app(daemon: Daemon) -> web.Application:
     app = web.Application(client_max_size=daemon.cfg.webhook_max_bytes)
     ep = Endpoints(daemon)
+    app.router.add_get("/", ep.dashboard)
     app.router.add_get("/healthz", ep.healthz)
     app.router.add_get("/readyz", ep.readyz)
     app.router.add_get("/status", ep.status)
