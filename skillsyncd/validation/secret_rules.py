@@ -184,6 +184,7 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
         ("sk-svcacct-", n(AND, 40, 200)),
         ("sk-admin-", n(AND, 40, 200)),
         ("sk-", n(AN, 20), "T3BlbkFJ", n(AN, 20)),
+        ("sk-", n(AN, 48)),
     ),
     tok("secret.perplexity-api-key", "Perplexity", ("pplx-", n(AN, 48))),
     tok("secret.groq-api-key", "Groq", ("gsk_", n(AN, 52))),

@@ -588,7 +588,9 @@ class _Scan:
         self, rule: str, secret: str, start: int, end: int, shown: str = "", at: int | None = None
     ) -> None:
         at = start if at is None else at
-        if not (self.own[0] <= at < self.own[1]) or len(self.hits) >= self.budget:
+        if len(self.hits) >= self.budget:
+            return
+        if not (self.own[0] <= at < self.own[1]):
             self.claim(start, end)  # another window owns it; still keep weaker rules off it
             return
         if self.claim(start, end):
@@ -649,6 +651,8 @@ class _Scan:
     def _aws(self) -> None:
         text, lines = self.text, self.lines
         for m in _AWS_ID.finditer(text):
+            if len(self.hits) >= self.budget:
+                return
             key_id = m.group()
             if looks_made_up(key_id):
                 continue
