@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import re
 import string
 import time
 from pathlib import Path
@@ -23,7 +22,13 @@ from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
 from skillsyncd.validation import parse_allowlist, secrets, validate_skill
 from skillsyncd.validation.memory import skill_from_files
-from skillsyncd.validation.secrets import MAX_HITS_PER_FILE, WINDOW_CHARS, fingerprint, legacy_digest, scan_text
+from skillsyncd.validation.secrets import (
+    MAX_HITS_PER_FILE,
+    WINDOW_CHARS,
+    fingerprint,
+    legacy_digest,
+    scan_text,
+)
 
 RNG = random.Random(20261124)
 ALNUM = string.ascii_letters + string.digits
@@ -176,7 +181,8 @@ LOOK_ALIKES = [
     "https://user:${TOKEN}@github.com/org/repo.git",
     "request_id: 550e8400-e29b-41d4-a716-446655440000",
     "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n"
+    "-----END PUBLIC KEY-----",
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host",
     "ghp_" + "x" * 36,
     "sk-" + "ant-api03-" + "x" * 93,

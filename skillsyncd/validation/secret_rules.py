@@ -518,7 +518,7 @@ KEYED_RULES: tuple[SecretRule, ...] = (
         ("asana",),
         (n(LAN, 32),),
         (n(DIG, 16),),
-        (n(DIG, 1), "/", n(DIG, 16), ":", n(HEX, 32)),
+        (n(DIG, 1), "/", n(DIG, 16), ":", n(HEX, 32)), entropy=2.0,
     ),
     keyed(
         "secret.atlassian-token",

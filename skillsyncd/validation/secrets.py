@@ -219,7 +219,7 @@ def normalise_allowed(allowed: Collection[str]) -> AllowList:
 
 _PLACEHOLDER = re.compile(
     r"x{4,}|X{4,}|\*{3,}|\.{3}|…|0{8,}|1234567|abcdef(?:gh|12)|your|example|sample|placeholder"
-    r"|replace|dummy|fake|redacted|insert|changeme|<|>|\{|\}|\$",
+    r"|replace|dummy|fake|redacted|insert|changeme|<|>|\{|\}|\$\{|(?-i:\$[A-Z_]{3})",
     re.IGNORECASE,
 )
 # Published example values that would otherwise look random.
@@ -257,7 +257,10 @@ def looks_made_up(token: str) -> bool:
     """True for documentation stand-ins: few distinct characters, placeholder words, patterns."""
     core = re.sub(r"[^A-Za-z0-9]", "", token)
     return (
-        len(set(core)) < 8 or bool(_PLACEHOLDER.search(token)) or token in _KNOWN_EXAMPLES or patterned(token)
+        len(set(core)) < min(8, max(4, len(core) // 3))
+        or bool(_PLACEHOLDER.search(token))
+        or token in _KNOWN_EXAMPLES
+        or patterned(token)
     )
 
 
@@ -426,7 +429,9 @@ _KEYWORD = re.compile(
 _KEY_WORDS = ("secret", "token", "passw", "pwd", "pass", "key", "credential")
 # Any word that makes the name before a separator worth reading: the keywords above and
 # the provider names of the keyed rules.
-_NEAR_TRIE = _needle_trie((*_KEY_WORDS, *(k for c in _KEYED for k in c.rule.keywords)))
+_NEAR_WORDS = (*_KEY_WORDS, *(k for c in _KEYED for k in c.rule.keywords))
+_NEAR_TRIE = _needle_trie(_NEAR_WORDS)
+_NEAR_LONGER = {n: tuple(m for m in _NEAR_WORDS if m != n and m.startswith(n)) for n in _NEAR_WORDS}
 _TELLING = re.compile(
     r"(?:^|_)(?:api_?key|apikey|secret|secret_?key|client_?secret|access_?token|auth_?token|refresh_?token"
     r"|bearer(?:_?token)?|token|password|passwd|pwd|pass|private_?key|access_?key|secret_?access_?key"
@@ -643,7 +648,10 @@ class _Scan:
     def _pem(self) -> None:
         text = self.text
         for m in _PEM.finditer(text):
-            after = text[m.end() : m.end() + 600].replace("\\n", "\n")
+            # the key material between this header and its END line (or just after the
+            # header when there is none): never base64 from whatever follows a stand-in
+            end = text.find("-----END", m.end(), m.end() + 10_000)
+            after = text[m.end() : end if end >= 0 else m.end() + 200].replace("\\n", "\n")
             body = _PEM_BODY.search(after)
             if body and not looks_made_up(body.group()) and entropy(body.group()) >= 4.0:
                 self.add("secret.private-key", body.group(), m.start(), m.end(), "PEM")
@@ -707,20 +715,15 @@ class _Scan:
 
     def _keyed(self, name: str, value: str, start: int) -> bool:
         """A provider's format assigned to a name holding the provider's name."""
-        for word in _NEAR_TRIE.findall(name):
+        words = set(_NEAR_TRIE.findall(name))
+        words.update(w for s in list(words) for w in _NEAR_LONGER.get(s, ()) if w in name)
+        for word in sorted(words, key=len, reverse=True):
             for c in _KEYED_BY_WORD.get(word, ()):
-                m = c.regex.match(value)
-                if m is None:
+                if c.regex.fullmatch(value) is None:
                     continue
-                token = m.group()
-                if (
-                    (len(token) < len(value) and (value[len(token)] in _TOKEN_CHARS))
-                    or looks_made_up(token)
-                    or entropy(token) < c.rule.min_entropy
-                    or _env_or_template(token)
-                ):
+                if looks_made_up(value) or entropy(value) < c.rule.min_entropy or _env_or_template(value):
                     continue
-                self.add(c.rule.id, token, start, start + len(token))
+                self.add(c.rule.id, value, start, start + len(value))
                 return True
         return False
 
@@ -728,7 +731,7 @@ class _Scan:
         text = self.text
         for m in _ASSIGN.finditer(text):
             value = m.group("s").rstrip(".,;")
-            if len(value) < 8:
+            if len(value) < 8 or looks_made_up(m.group("s")):
                 continue
             near = text[max(0, m.start() - 70) : m.start()].lower()
             if not _NEAR_TRIE.search(near):
