@@ -235,9 +235,11 @@ _KNOWN_EXAMPLES = frozenset(
 )
 
 
-def _succ(a: str, b: str) -> bool:
-    a, b = a.lower(), b.lower()
-    return ord(b) - ord(a) == 1 or (a == "9" and b == "0") or (a == "z" and b == "a")
+_WRAPS = frozenset({(ord("9"), ord("0")), (ord("z"), ord("a"))})
+
+
+def _ascending(codes: list[int], gap: int) -> int:
+    return sum(1 for a, b in zip(codes, codes[gap:], strict=False) if b - a == 1 or (a, b) in _WRAPS)
 
 
 def patterned(token: str) -> bool:
@@ -246,9 +248,8 @@ def patterned(token: str) -> bool:
     n = len(core)
     if n < 12:
         return False
-    steps = sum(_succ(core[i], core[i + 1]) for i in range(n - 1))
-    skips = sum(_succ(core[i], core[i + 2]) for i in range(n - 2))
-    if max(steps, skips) >= 0.45 * (n - 2):
+    codes = [ord(c) for c in core.lower()]
+    if max(_ascending(codes, 1), _ascending(codes, 2)) >= 0.45 * (n - 2):
         return True
     return any(all(core[i] == core[i - p] for i in range(p, n)) for p in range(1, min(8, n // 3) + 1))
 
@@ -731,16 +732,16 @@ class _Scan:
         text = self.text
         for m in _ASSIGN.finditer(text):
             value = m.group("s").rstrip(".,;")
-            if len(value) < 8 or looks_made_up(m.group("s")):
+            if len(value) < 8:
                 continue
-            near = text[max(0, m.start() - 70) : m.start()].lower()
-            if not _NEAR_TRIE.search(near):
+            near = text[max(0, m.start() - 70) : m.start()]
+            if not _NEAR_TRIE.search(near.lower()):
                 continue  # most separators: no credential word or provider name before them
             before = _KEY_BEFORE.search(near)
-            if before is None:
+            if before is None or looks_made_up(m.group("s")):
                 continue
             name = before.group(1)
-            if self._keyed(name, value, m.start("s")):
+            if self._keyed(name.lower(), value, m.start("s")):
                 continue
             key = _snake(name)
             if not _KEYWORD.search(key) and not _KEYWORD.search(key.replace("_", "")):
