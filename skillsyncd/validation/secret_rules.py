@@ -595,7 +595,7 @@ KEYED_RULES: tuple[SecretRule, ...] = (
     keyed("secret.privateai-token", "Private AI", ("privateai", "private_ai", "private-ai"), (n(LAN, 32),)),
     keyed("secret.rapidapi-key", "RapidAPI", ("rapidapi",), (n(AND, 50),)),
     keyed("secret.sendbird-token", "Sendbird", ("sendbird",), (n(HEX, 40),), UUID),
-    keyed("secret.sidekiq-secret", "Sidekiq", ("contribsys",), (n(HEX, 8), ":", n(HEX, 8))),
+    keyed("secret.sidekiq-secret", "Sidekiq", ("contribsys",), (n(HEX, 8), ":", n(HEX, 8)), entropy=2.5),
     keyed("secret.snyk-token", "Snyk", ("snyk",), UUID),
     keyed("secret.sonar-token", "SonarQube", ("sonar",), (n(AND + "=", 40),)),
     keyed("secret.squarespace-token", "Squarespace", ("squarespace",), UUID),
@@ -700,11 +700,15 @@ def markdown_table() -> str:
     rows: dict[str, list[SecretRule]] = {}
     for r in SECRET_RULES:
         rows.setdefault(r.id, []).append(r)
-    lines = ["| Rule | Default | Provider | Format |", "|---|---|---|---|"]
+    lines = ["| Rule | Default | Provider | Format | Prefilter | Min. entropy |", "|---|---|---|---|---|---|"]
     for rule_id, rs in rows.items():
         providers = ", ".join(dict.fromkeys(r.provider for r in rs))
         fmt = "; ".join(r.format_doc for r in rs).replace("|", "\\|")
-        lines.append(f"| `{rule_id}` | {rs[0].severity.value} | {providers} | {fmt} |")
+        needles = sorted({n for r in rs for n in r.prefilter if n})
+        pre = ", ".join(f"`{x}`" for x in needles[:6]).replace("|", "\\|")
+        pre += ", …" if len(needles) > 6 else ""
+        ent = "/".join(dict.fromkeys(f"{r.min_entropy:g}" for r in rs)) if rs[0].kind != "structural" else "-"
+        lines.append(f"| `{rule_id}` | {rs[0].severity.value} | {providers} | {fmt} | {pre or '-'} | {ent} |")
     return "\n".join(lines)
 
 

@@ -738,8 +738,8 @@ class _Scan:
             if not _NEAR_TRIE.search(near.lower()):
                 continue  # most separators: no credential word or provider name before them
             before = _KEY_BEFORE.search(near)
-            if before is None or looks_made_up(m.group("s")):
-                continue
+            if before is None or looks_made_up(m.group("s")) or near[: before.start(1)].endswith("<"):
+                continue  # no name, a stand-in value, or a whole '<NAME=value>' stand-in
             name = before.group(1)
             if self._keyed(name.lower(), value, m.start("s")):
                 continue
