@@ -49,6 +49,7 @@ PAGE = 4096
 # Token bucket of event triggers (skillsyncd.daemon.schedule.Timing): SIGHUPs beyond
 # the burst are deferred, so the bench waits for a token before it starts a clock.
 from skillsyncd.daemon.schedule import Timing  # noqa: E402
+from skillsyncd.validation import secrets as secret_scan  # noqa: E402
 
 _TIMING = Timing(interval=60.0, jitter=0.1, backoff_max=600.0)
 
@@ -753,6 +754,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     results = run_bench(args.sizes, args.runs, args.change_runs, args.idle_window, args.workdir, say)
     print(table(results))
+    scan = results["secret_scan"]
+    print(f"\nsecret scan: {scan['prose_mb_s']:.1f} MB/s prose, {scan['code_mb_s']:.1f} MB/s code, "
+          f"{scan['per_3kb_file_ms']:.2f} ms per 3 KB file (part of every first sync above)")
     print()
     for t in results["targets"]:
         print(f"{'MET ' if t['met'] else 'MISS'}  {t['target']}: {t['value']}")
@@ -760,6 +764,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+def scan_speed(nbytes: int = 2 * MB, seed: int = 11) -> dict[str, Any]:
+    """The secret scanner's throughput on prose (generated Markdown) and on code (this
+    repository's Python), and its cost per small file: the part of every first sync that
+    reads each blob of every skill."""
+    rng = random.Random(seed)
+    prose = _text(rng, nbytes).encode()
+    source = b"".join(p.read_bytes() for p in sorted((ROOT / "skillsyncd").rglob("*.py"))
+                      if "secret" not in p.name)  # the rule table itself is all prefixes
+    code = (source * (nbytes // len(source) + 1))[:nbytes]
+    out: dict[str, Any] = {}
+    for name, data in (("prose", prose), ("code", code)):
+        started = time.perf_counter()
+        hits = sum(1 for _ in secret_scan.scan_bytes(data))
+        elapsed = time.perf_counter() - started
+        out[f"{name}_mb_s"] = round(len(data) / MB / elapsed, 2)
+        out[f"{name}_hits"] = hits
+    small = [prose[i:i + 3000] for i in range(0, 300 * 3000, 3000)]
+    started = time.perf_counter()
+    for blob in small:
+        for _ in secret_scan.scan_bytes(blob):
+            pass
+    out["per_3kb_file_ms"] = round((time.perf_counter() - started) / len(small) * 1000, 3)
+    return out
 
 
 def run_bench(sizes: Sequence[int], runs: int, change_runs: int, idle_window: float,
@@ -779,6 +808,8 @@ def run_bench(sizes: Sequence[int], runs: int, change_runs: int, idle_window: fl
             work.mkdir()
             results["sizes"].append(Bench(n, runs, change_runs, idle_window, work, say).run())
             _force_rmtree(work)
+    results["secret_scan"] = scan_speed()
+    say(f"secret scan: {results['secret_scan']}")
     results["targets"] = targets(results)
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     return results

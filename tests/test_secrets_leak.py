@@ -32,7 +32,16 @@ WRONG_TOKEN = "ghs_WrongCanaryToken0d9e8f7a6b5c4d3e2f1a"
 URL_TOKEN = "ghs_UrlCanaryToken5e4d3c2b1a0f9e8d7c6b"
 NEO4J_PASSWORD = "neo4j-canary-pw-Q8zL2vX9"
 WEBHOOK_SECRET = "webhook-canary-secret-M4nB7cR1"
-SECRETS = (TOKEN, WRONG_TOKEN, URL_TOKEN, NEO4J_PASSWORD, WEBHOOK_SECRET)
+# Credentials committed into a skill (held back by the validation gate): the findings
+# about them are logged, journalled and returned, and must name them by rule, file, line
+# and keyed fingerprint only. Assembled at run time so no literal looks live.
+SKILL_SECRETS = {
+    "gitlab": "gl" + "pat-" + "Qm7Zr2Xc9Vb4Nk1Ls8Dp",
+    "npm": "np" + "m_" + "Hq4Wz8Rt2Yk6Pm0Cx3Vb7Nf1Lg5Js9Dd2Eab",
+    "url_password": "Pg7!qZ2" + "xW9mK4t",
+    "hex_secret": "9c2e5b1d8f4a6c0e" + "3b7a1f9d2c8e4b6a",
+}
+SECRETS = (TOKEN, WRONG_TOKEN, URL_TOKEN, NEO4J_PASSWORD, WEBHOOK_SECRET, *SKILL_SECRETS.values())
 
 
 def needles() -> dict[str, bytes]:
@@ -68,6 +77,12 @@ def test_no_secret_in_any_log_line_answer_or_file(
     hook_secret_file.parent.mkdir()
     hook_secret_file.write_text(WEBHOOK_SECRET + "\n")
     repo.add_skill("alpha", description="first")
+    repo.add_skill("leaky", description="holds credentials", extra_files={
+        "scripts/setup.sh": f"export GITLAB_TOKEN={SKILL_SECRETS['gitlab']}\n"
+                            f"export NPM_TOKEN='{SKILL_SECRETS['npm']}'\n",
+        "config.yaml": f"db: postgresql://app:{SKILL_SECRETS['url_password']}@db.internal:5432/main\n"
+                       f"client_secret: {SKILL_SECRETS['hex_secret']}\n",
+    })
     repo.commit("v1")
     url = http_git_server.url_for(repo)
     base = {
@@ -137,6 +152,8 @@ def test_no_secret_in_any_log_line_answer_or_file(
     assert any("neo4j" in line.lower() or "sink" in line.lower() for line in printed), \
         "the unreachable Neo4j replica should have been tried (and reported) at least once"
     text = "\n".join(printed).encode()
+    for rule in ("secret.gitlab-pat", "secret.npm-token", "secret.url-credential", "secret.named-credential"):
+        assert rule.encode() in text, f"the held-back skill's {rule} finding should have been reported"
     assert leaks_in(text) == [], "a secret appeared in output"
     written = files_under(state, published)
     assert len(written) > 10 and any(p.name == "config" for p in written)

@@ -356,8 +356,6 @@ def test_kill_9_at_each_step_leaves_current_complete_and_converges(
 def test_allowlist_in_the_repository_lets_a_known_false_positive_through(
     repo: Any, state: Path
 ) -> None:
-    from skillsyncd.validation import fingerprint
-
     fake = "gh" + "p_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"  # made up, GitHub token shape
     repo.add_skill("curl-demo", description="Shows an API call.",
                    extra_files={"ref.md": f"export GH={fake}\n"})
@@ -369,7 +367,7 @@ def test_allowlist_in_the_repository_lets_a_known_false_positive_through(
     assert "curl-demo" in out.held_back and "plain" in live_skills(cfg)
     assert any("secret." in r for r in out.held_back["curl-demo"])
 
-    repo.write(".skillsync-allow", f"# test value from the docs\n{fingerprint(fake)}\n")
+    repo.write(".skillsync-allow", "# test value from the docs\ncurl-demo/ref.md:secret.github-pat\n")
     repo.commit("allow the documented test value")
     out = syncer.sync()
     assert out.status == "deployed" and not out.held_back

@@ -427,7 +427,7 @@ def test_skill_metadata_reads_metadata_version_and_never_raises() -> None:
      "---\nname: a\nname: b\n---\n", b"\x00\xff garbage", "---\ndescription: Use it: now\n---\n"],
 )
 def test_check_skill_matches_validate_skill_and_skill_metadata(content: str | bytes) -> None:
-    files = {"SKILL.md": content, "references/a.md": "token: 'ghp_A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8'\n"}
+    files = {"SKILL.md": content, "references/a.md": "token: 'ghp_Zq8Lm3Tx7Wp2Zq8Lm3Tx7Wp2Zq8Lm3Tx7Wp2'\n"}
     skill, store = skill_from_files("pdf", files)
     result = check_skill(skill, store, CFG, prefix="skills/pdf")
     assert result.findings == validate_skill(skill, store, CFG, prefix="skills/pdf")

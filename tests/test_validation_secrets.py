@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import random
-import re
 import string
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -20,9 +20,15 @@ from hypothesis import strategies as st
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import fingerprint, parse_allowlist, secrets, validate_skill
+from skillsyncd.validation import parse_allowlist, secrets, validate_skill
 from skillsyncd.validation.memory import skill_from_files
-from skillsyncd.validation.secrets import MAX_HITS_PER_FILE, SCAN_MAX_BYTES, scan_text
+from skillsyncd.validation.secrets import (
+    MAX_HITS_PER_FILE,
+    WINDOW_CHARS,
+    fingerprint,
+    legacy_digest,
+    scan_text,
+)
 
 RNG = random.Random(20261124)
 ALNUM = string.ascii_letters + string.digits
@@ -92,7 +98,7 @@ def test_each_format_is_found_with_line_and_fingerprint(rule: str) -> None:
     assert f.severity is (Severity.WARNING if rule in WARNINGS else Severity.ERROR)
     secret_part = key.splitlines()[1] if rule == "secret.private-key" else key
     assert secret_part not in str(f) and secret_part[8:40] not in str(f)
-    assert "…" in f.message
+    assert "…" in f.message and f"skills/demo/scripts/setup.sh:{rule}" in f.message
 
 
 @pytest.mark.parametrize("label", sorted(EXTRA_FORMATS))
@@ -124,8 +130,25 @@ def test_aws_id_next_to_a_git_sha_is_not_a_pair() -> None:
 
 def test_generic_high_entropy_assignment_is_a_warning() -> None:
     value = rand(32)
-    found = scan({"config.yaml": f"service:\n  api_key: \"{value}\"\n"})
+    found = scan({"config.yaml": f"service:\n  token_cache_seed: \"{value}\"\n"})
     assert [(f.rule, f.severity, f.line) for f in found] == [("secret.generic", Severity.WARNING, 2)]
+
+
+@pytest.mark.parametrize("line", [
+    "service:\n  api_key: \"{v}\"\n", "DB_PASSWORD={v}\n", "export CLIENT_SECRET='{v}'\n",
+    "docker run -e WEBHOOK_SECRET={v} app\n", '{{"accessToken": "{v}"}}\n',
+])
+def test_a_telling_name_makes_a_random_value_a_credential(line: str) -> None:
+    for value in (rand(32), rand(40, "0123456789abcdef"), "3f1a9c0b-7d2e-4b1a-9c3d-5e6f7a8b9c0d"):
+        found = scan({"config.txt": line.format(v=value)})
+        assert [(f.rule, f.severity) for f in found] == [("secret.named-credential", Severity.ERROR)], value
+
+
+def test_unquoted_aws_secret_is_an_error() -> None:
+    secret = rand(40, ALNUM + "/+")
+    for text in (f"AWS_SECRET_ACCESS_KEY={secret}\n", f"export AWS_SECRET_ACCESS_KEY={secret}\n",
+                 f"docker run -e AWS_SECRET_ACCESS_KEY={secret} img\n", f'"SecretAccessKey": "{secret}"\n'):
+        assert [h.rule for h in scan_text(text)] == ["secret.aws-secret-key"], text
 
 
 def test_private_key_inside_a_json_string() -> None:
@@ -145,6 +168,22 @@ LOOK_ALIKES = [
     "curl -H \"Authorization: token <token>\"",
     "export OPENAI_API_KEY=$OPENAI_API_KEY",
     "api_key = os.environ['ANTHROPIC_API_KEY']",
+    "const token = process.env.GITHUB_TOKEN_FOR_THE_RELEASE_JOB;",
+    "var apiKey = Environment.GetEnvironmentVariable(\"OPENAI_API_KEY\");",
+    "password = os.getenv('DB_PASSWORD_FROM_ENVIRONMENT')",
+    "token: ${{ secrets.GITHUB_TOKEN }}",
+    "API_KEY=${ANTHROPIC_API_KEY:-}",
+    "AI" + "zaSyA1B2C3D4E5F6G7H8I9J0K1L2M3N4O5P6Q",
+    "api_key: 'abcdefghijklmnopqrstuvwxyz0123456789'",
+    "postgresql://postgres:postgres@localhost:5432/app",
+    "redis://:password@localhost:6379/0",
+    "mongodb://user:<password>@cluster0.example.net/db",
+    "https://user:${TOKEN}@github.com/org/repo.git",
+    "request_id: 550e8400-e29b-41d4-a716-446655440000",
+    "sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n"
+    "-----END PUBLIC KEY-----",
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host",
     "ghp_" + "x" * 36,
     "sk-" + "ant-api03-" + "x" * 93,
     "sk-" + "ant-api03-" + "X" * 40 + "..." + "X" * 40,
@@ -175,32 +214,102 @@ def test_look_alikes_do_not_match(text: str) -> None:
     assert scan_text(text + "\n") == []
 
 
-def test_allowlist_accepts_by_fingerprint() -> None:
+def test_allowlist_accepts_by_path_and_rule() -> None:
     key = KEYS["secret.github-pat"]
     files: dict[str, str | bytes] = {"notes.md": f"test token {key}\n"}
     assert scan(files)
-    fp = fingerprint(key)
-    assert scan(files, frozenset({fp})) == []
-    assert scan(files, frozenset({fp[-12:]})) == []  # the digest alone
-    allow = parse_allowlist(f"# test fixtures\n{fp.replace('…', '...')}  # fake token in notes\n\n")
+    assert scan(files, frozenset({"skills/demo/notes.md:secret.github-pat"})) == []
+    assert scan(files, frozenset({"skills/*/notes.md:secret.*"})) == []
+    assert scan(files, frozenset({"skills/demo/notes.md:secret.github-pat:1"})) == []
+    assert scan(files, frozenset({"skills/demo/notes.md:secret.github-pat:2"}))  # another line
+    assert scan(files, frozenset({"skills/demo/other.md:secret.github-pat"}))  # another file
+    assert scan(files, frozenset({"skills/demo/notes.md:secret.slack-token"}))  # another rule
+    allow = parse_allowlist("# test fixtures\nskills/demo/notes.md:github-pat  # fake token in notes\n\n")
     assert scan(files, allow) == []
-    assert scan(files, frozenset({fingerprint("something else")}))
+
+
+def test_legacy_digest_entries_still_allow_but_warn() -> None:
+    """Old files list the unkeyed SHA-256 digest; they keep working, with a migration hint."""
+    key = KEYS["secret.github-pat"]
+    files: dict[str, str | bytes] = {"notes.md": f"test token {key}\n"}
+    legacy = f"{key[:4]}…{legacy_digest(key)}"
+    for allow in (frozenset({legacy}), frozenset({legacy_digest(key)}),
+                  parse_allowlist(f"{legacy.replace('…', '...')}  # fake token\n")):
+        found = scan(files, allow)
+        assert [(f.rule, f.severity) for f in found] == [("allowlist.legacy-digest", Severity.WARNING)]
+        assert "skills/demo/notes.md:secret.github-pat" in found[0].message
+        assert key not in str(found[0])
 
 
 def test_parse_allowlist_ignores_junk() -> None:
     assert parse_allowlist(b"# only a comment\nnot a fingerprint\n\xff\xfe\n") == frozenset()
 
 
-def test_fingerprint_shape() -> None:
-    fp = fingerprint("ghp_" + "a1" * 18)
+def test_fingerprint_is_keyed() -> None:
+    """The same secret fingerprints differently under different keys, so a reader of the
+    log cannot hash a guess and compare; the shown prefix names the format only."""
+    secret = "ghp_" + "a1" * 18
+    fp = fingerprint(secret, b"k" * 32, "ghp_")
     assert fp.startswith("ghp_…") and len(fp) == 4 + 1 + 12
+    assert fp != fingerprint(secret, b"j" * 32, "ghp_")
+    assert fp[-12:] != legacy_digest(secret)
+    assert fingerprint(secret, b"k" * 32, "ghp_") == fp
 
 
-def test_binary_and_huge_files_are_skipped() -> None:
+def test_fingerprint_key_lives_in_the_state_dir(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    key = secrets.fingerprint_key(state)
+    path = state / secrets.KEY_FILE
+    assert path.read_bytes() == key and len(key) == 32
+    assert path.stat().st_mode & 0o777 == 0o600
+    secrets._KEYS.clear()
+    assert secrets.fingerprint_key(state) == key  # read back, not made again
+    assert secrets.fingerprint_key(tmp_path / "missing") == secrets._PROCESS_KEY
+    assert [p.name for p in state.iterdir()] == [secrets.KEY_FILE]  # no temp file left
+
+
+def test_findings_fingerprint_with_the_state_dir_key(tmp_path: Path) -> None:
     key = KEYS["secret.github-pat"]
-    assert scan({"assets/blob.bin": b"\x00\x01" + key.encode()}) == []
-    big = ("x\n" * (SCAN_MAX_BYTES // 2 + 1) + key).encode()
-    assert scan({"data/big.txt": big}) == []
+    skill, store = skill_from_files("demo", {"SKILL.md": "---\nname: demo\ndescription: d\n---\n",
+                                             "a.txt": f"t {key}\n"})
+    found = validate_skill(skill, store, Config(state_dir=tmp_path))
+    expected = fingerprint(key, secrets.fingerprint_key(tmp_path), "ghp_")
+    [f] = [f for f in found if f.rule.startswith("secret.")]
+    assert f.rule == "secret.github-pat" and expected in f.message
+
+
+def test_media_is_skipped_but_other_binaries_are_read_for_text() -> None:
+    key = KEYS["secret.github-pat"]
+    assert scan({"assets/pic.png": b"\x89PNG\r\n\x1a\n\x00\x01" + key.encode()}) == []
+    assert scan({"assets/a.zip": b"PK\x03\x04\x00" + key.encode()}) == []
+    found = scan({"data/app.db": b"SQLite format 3\x00\x01\x02\n\x00\xff" + key.encode() + b"\x00\x00"})
+    assert [(f.rule, f.line) for f in found] == [("secret.github-pat", 2)]
+
+
+def test_large_files_are_scanned_in_windows_with_exact_lines() -> None:
+    key = KEYS["secret.github-pat"]
+    filler = "plain words on a line\n"
+    lines = WINDOW_CHARS * 2 // len(filler)
+    big = filler * lines + f"token {key}\n"
+    found = scan({"data/big.txt": big.encode()})
+    assert [(f.rule, f.line) for f in found] == [("secret.github-pat", lines + 1)]
+
+
+@pytest.mark.parametrize("offset", [-40, -20, -5, 0, 3, 30])
+def test_a_secret_across_a_window_boundary_is_found_once(offset: int) -> None:
+    key = KEYS["secret.stripe-live-key"]
+    head = "a" * (WINDOW_CHARS + offset - 7) + "\n"
+    hits = list(secrets.scan_bytes((head + "x = 1\nkey: " + key + "\nmore\n").encode()))
+    assert [(h.rule, h.line) for h in hits] == [("secret.stripe-live-key", 3)]
+
+
+def test_utf16_and_bom_text_is_decoded() -> None:
+    key = KEYS["secret.github-pat"]
+    text = f"# setup.ps1\r\n$env:GH_TOKEN = '{key}'\r\n"
+    for data in (text.encode("utf-16"), text.encode("utf-16-le"), text.encode("utf-16-be"),
+                 b"\xef\xbb\xbf" + text.encode()):
+        assert [(h.rule, h.line) for h in secrets.scan_bytes(data)] == [("secret.github-pat", 2)], data[:4]
 
 
 def test_non_utf8_text_is_still_scanned() -> None:
@@ -226,7 +335,7 @@ def test_secret_rules_can_be_turned_down() -> None:
     "unit", ["token", "api_key: ", "eyJ", "sk-", "AKIA" + "Q1W2E3R4T5Y6U7I8 ", "secret" + "A" * 50]
 )
 def test_adversarial_megabyte_scans_quickly(unit: str) -> None:
-    text = unit * (SCAN_MAX_BYTES // len(unit))
+    text = unit * (1024 * 1024 // len(unit))
     start = time.monotonic()
     hits = scan_text(text)
     # A liveness bound, not a speed target: catastrophic backtracking on 1 MB takes
@@ -245,35 +354,24 @@ def test_scan_never_raises(text: str) -> None:
         assert hit.line >= 1 and hit.secret
 
 
-# --- the prefilter: skipping a pattern whose literal text is absent changes no result ------
+# --- the prefilter: skipping a rule whose literal text is absent changes no result ---------
 
 
 def _unfiltered(text: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, str]]:
     with monkeypatch.context() as m:
-        m.setattr(secrets._Pattern, "may_match", lambda self, present: True)
-        m.setattr(secrets, "_GENERIC_VALUE", re.compile(""))
-        m.setattr(secrets, "_AWS_NEEDLES", ("",))
-        m.setattr(secrets, "_PEM_NEEDLE", "")
-        m.setattr(secrets, "_JWT_NEEDLE", "")
+        m.setattr(secrets, "_needles_in", lambda runs: frozenset(secrets._ALL_NEEDLES))
         return [(h.rule, h.line, h.secret) for h in scan_text(text)]
-
-
-def test_every_known_format_contains_its_patterns_needle() -> None:
-    samples = [*KEYS.values(), *(k for _, k in EXTRA_FORMATS.values())]
-    for p in secrets._PATTERNS:
-        for sample in samples:
-            for m in p.regex.finditer(sample):
-                assert p.may_match(secrets._needles_in(m.group())), (p.label, m.group()[:8])
 
 
 SECRET_PIECES = st.sampled_from([
     *KEYS.values(), *(k for _, k in EXTRA_FORMATS.values()), "AK" + "IA" + rand(16, UPPER),
     rand(40, ALNUM + "/+"), "api_key: ", "token = '", "password=", "\n", " ", "\t", ":", "=", "\"",
-    rand(24), rand(8), "-----", "sk-", "sk_live_", "eyJ", "=====", "Prose words here. ",
+    rand(24), rand(8), "-----", "sk-", "sk_live_", "eyJ", "=====", "Prose words here. ", "\\n", "\\/",
+    "https://u:", "@host", "DISCORD_TOKEN=", rand(64, "0123456789abcdef"),
 ])
 
 
-@settings(deadline=2000, max_examples=150)
+@settings(deadline=4000, max_examples=150)
 @given(st.lists(SECRET_PIECES, max_size=12).map("".join))
 def test_prefilter_finds_exactly_what_the_full_scan_finds(text: str) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:

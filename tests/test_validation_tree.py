@@ -13,7 +13,7 @@ from skillsyncd.cli import main
 from skillsyncd.config import Config
 from skillsyncd.errors import EXIT_OK, EXIT_REJECTED, ConfigError
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import exit_code, fingerprint, render, validate_tree
+from skillsyncd.validation import exit_code, render, validate_tree
 from skillsyncd.validation.report import Report
 from skillsyncd.validation.worktree import load_skill
 
@@ -128,10 +128,11 @@ def test_allowlist_from_repo_root_and_skills_root(tmp_path: Path) -> None:
     write(d, "notes.md", f"fixture {key}\n")
     cfg = Config(skills_path="skills")
     assert "secret.github-pat" in by_rule(validate_tree(tmp_path, cfg))
-    write(tmp_path, "skills/.skillsync-allow", f"# fake token used in notes.md\n{fingerprint(key)}\n")
+    write(tmp_path, "skills/.skillsync-allow",
+          "# fake token used in notes.md\nskills/demo/notes.md:secret.github-pat\n")
     assert "secret.github-pat" not in by_rule(validate_tree(tmp_path, cfg))
     (tmp_path / "skills/.skillsync-allow").unlink()
-    write(tmp_path, ".skillsync-allow", fingerprint(key)[-12:] + "\n")
+    write(tmp_path, ".skillsync-allow", "skills/*/notes.md:secret.*\n")
     assert "secret.github-pat" not in by_rule(validate_tree(tmp_path, cfg))
 
 

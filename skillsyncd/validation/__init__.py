@@ -22,7 +22,7 @@ from skillsyncd.validation.gate import (
 )
 from skillsyncd.validation.report import FORMATS, Report, exit_code, render
 from skillsyncd.validation.rules import RULES, Policy, Rule, check_overrides, has_errors
-from skillsyncd.validation.secrets import ALLOWLIST_FILE, fingerprint, parse_allowlist
+from skillsyncd.validation.secrets import ALLOWLIST_FILE, fingerprint, fingerprint_key, parse_allowlist
 from skillsyncd.validation.worktree import read_allowlist, validate_tree
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "check_skill_md",
     "exit_code",
     "fingerprint",
+    "fingerprint_key",
     "has_errors",
     "parse",
     "parse_allowlist",

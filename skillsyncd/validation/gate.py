@@ -94,18 +94,28 @@ def _as_frontmatter(seen: gateway.GatewayView) -> frontmatter.Frontmatter | None
 
 
 def _secret_findings(
-    data: bytes, policy: Policy, path: str, allow: frozenset[str]
+    data: bytes, policy: Policy, path: str, allow: secrets.AllowList, key: bytes
 ) -> list[Finding]:
+    """Secret hits as findings: rule, file, line and a keyed fingerprint, never the value."""
     out = []
     for hit in secrets.scan_bytes(data):
-        if secrets.allowed(hit, allow):
+        how = secrets.allowed(hit, allow, path)
+        if how == "entry":
             continue
-        f = policy.finding(
-            hit.rule, path,
-            f"{hit.label} {hit.fingerprint}: remove it from the repository and rotate it; "
-            f"if it is a harmless test value, add '{hit.fingerprint}' to {secrets.ALLOWLIST_FILE}",
-            hit.line,
-        )
+        if how == "legacy":
+            f = policy.finding(
+                "allowlist.legacy-digest", path,
+                f"{hit.label} is allowed by an unkeyed SHA-256 digest in {secrets.ALLOWLIST_FILE}; "
+                f"replace that line with '{path}:{hit.rule}'",
+                hit.line,
+            )
+        else:
+            f = policy.finding(
+                hit.rule, path,
+                f"{hit.label} {hit.fingerprint(key)}: remove it from the repository and rotate it; "
+                f"if it is a harmless test value, add '{path}:{hit.rule}' to {secrets.ALLOWLIST_FILE}",
+                hit.line,
+            )
         if f:
             out.append(f)
     return out
@@ -152,6 +162,7 @@ def _check(
 ) -> tuple[tuple[Finding, ...], dict[str, str | None] | None]:
     policy = policy_of(cfg)
     allow = secrets.normalise_allowed(allowed_fingerprints)
+    key = secrets.fingerprint_key(cfg.state_dir)
     found = (list(entry_findings) if entry_findings is not None
              else paths.check_entries(skill, cfg, policy, prefix))
     over_budget = any(f.rule in {"size.files", "size.skill"} for f in found)
@@ -169,7 +180,7 @@ def _check(
         if e.path == paths.SKILL_FILE:
             md_findings, meta = _check_skill_md(data, skill.name.rsplit("/", 1)[-1], cfg, policy, where)
             found.extend(md_findings)
-        found.extend(_secret_findings(data, policy, where, allow))
+        found.extend(_secret_findings(data, policy, where, allow, key))
     if want_metadata and meta is None:
         # SKILL.md was not read for the rules: read it the way skill_metadata does.
         meta = skill_metadata(skill, read_blob)
@@ -195,7 +206,7 @@ def _worth_reading(e: Entry, cfg: Config, over_budget: bool) -> bool:
         return e.size is None or e.size <= min(cfg.max_skill_md_bytes, cfg.max_file_bytes)
     if over_budget:
         return False  # the skill is refused anyway; do not read a thousand files to say more
-    return e.size is None or e.size <= min(cfg.max_file_bytes, secrets.SCAN_MAX_BYTES)
+    return e.size is None or e.size <= cfg.max_file_bytes  # scanned in windows: no smaller cap
 
 
 def skill_metadata(skill: Skill, read_blob: ReadBlob) -> dict[str, str | None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from skillsyncd.errors import ConfigError
 from skillsyncd.model import Finding, Severity
+from skillsyncd.validation.secret_rules import catalogue as secret_catalogue
 
 E = Severity.ERROR
 W = Severity.WARNING
@@ -71,21 +72,9 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("path.name-too-long", E, "a file or folder name longer than 255 bytes"),
     Rule("path.too-long", E, "a path longer than the filesystem allows (4096 bytes)"),
     Rule("path.too-deep", E, "folders nested more than 64 levels inside a skill"),
-    # secrets
-    Rule("secret.anthropic-api-key", E, "Anthropic API key (sk-ant-api03-)"),
-    Rule("secret.anthropic-admin-key", E, "Anthropic admin key (sk-ant-admin01-)"),
-    Rule("secret.openai-api-key", E, "OpenAI API key (sk-proj-, sk-svcacct-, legacy sk-)"),
-    Rule("secret.github-pat", E, "GitHub personal access token (ghp_, github_pat_)"),
-    Rule("secret.github-token", E, "GitHub OAuth/app/refresh token (gho_, ghu_, ghs_, ghr_)"),
-    Rule("secret.aws-secret-key", E, "AWS access key id with a secret access key nearby"),
-    Rule("secret.aws-access-key-id", W, "AWS access key id alone"),
-    Rule("secret.slack-token", E, "Slack token (xoxb-, xoxp-, ...)"),
-    Rule("secret.slack-webhook", E, "Slack incoming webhook URL"),
-    Rule("secret.stripe-live-key", E, "Stripe live secret or restricted key"),
-    Rule("secret.google-api-key", E, "Google API key (AIza)"),
-    Rule("secret.private-key", E, "PEM private key block"),
-    Rule("secret.jwt", W, "JSON Web Token"),
-    Rule("secret.generic", W, "high-entropy value assigned to a key/token/secret/password"),
+    # secrets: generated from the one table in secret_rules.py
+    *(Rule(rule_id, sev, summary) for rule_id, sev, summary in secret_catalogue()),
+    Rule("allowlist.legacy-digest", W, "a secret allowed by an unkeyed SHA-256 digest in .skillsync-allow"),
     # cross-skill and working-tree layout
     Rule("release.duplicate-name", W, "two skill folders declare the same name"),
     Rule("layout.no-skills", W, "no <skills_path>/<name>/SKILL.md folder was found"),
