@@ -5,6 +5,7 @@ and served by a real daemon with live, held-back and removed skills. The browser
 from __future__ import annotations
 
 import html5lib
+from bolt import bolt  # noqa: F401  (a fixture)
 from test_daemon import _deployed, start_daemon  # noqa: F401  (start_daemon: a fixture)
 
 from skillsyncd.daemon.dashboard import (
@@ -110,3 +111,39 @@ def test_daemon_serves_the_dashboard(start_daemon, http_git_server, repo):  # ty
     assert "tok-never-shown-123456" not in text
     code, held = d.get("/?status=held_back")
     assert code == 200 and "Alpha does things." not in held and "broken/SKILL.md" in held
+
+
+def test_fleet_comes_from_neo4j_and_its_outage_is_shown(bolt, repo, tmp_path):  # type: ignore[no-untyped-def]  # noqa: F811
+    """Two replicas ship to a real Bolt server; the dashboard lists both, the stale one as behind."""
+    from types import SimpleNamespace
+
+    from test_audit_neo4j import cfg_for
+
+    from skillsyncd.audit.commands import cmd_audit_push
+    from skillsyncd.daemon import dashboard
+    from skillsyncd.wiring import build_syncer
+
+    repo.add_skill("alpha", description="v1")
+    repo.commit("v1")
+    a = cfg_for(bolt, str(repo.path), tmp_path / "a", replica="replica-a")
+    b = cfg_for(bolt, str(repo.path), tmp_path / "b", replica="replica-b")
+    build_syncer(a).sync()
+    build_syncer(b).sync()
+    repo.add_skill("alpha", description="v2")
+    repo.commit("v2")
+    build_syncer(a).sync()
+    for cfg in (a, b):
+        assert cmd_audit_push(cfg) == 0
+        bolt.heal()
+    dashboard._fleet_cache.at = -1e9
+    page = dashboard.gather(SimpleNamespace(cfg=a), {"current_release": None}, "")
+    bolt.heal()
+    rows = {r["replica"]: r for r in page.fleet or ()}
+    assert rows["replica-b"]["behind"] is True and rows["replica-a"]["behind"] is False, rows
+    text = dashboard.render(page)
+    assert "replica-b" in text and 'id="fleet"' in text
+    assert bolt.password not in text
+    bolt.stop()
+    dashboard._fleet_cache.at = -1e9
+    down = dashboard.gather(SimpleNamespace(cfg=a), {"current_release": None}, "")
+    assert down.fleet_error and "Neo4j:" in dashboard.render(down)
