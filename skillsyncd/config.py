@@ -90,6 +90,7 @@ class Config:
     gateway_max_candidates: int = 300  # OpenClaw skills.limits.maxCandidatesPerRoot
     gateway_max_skills: int = 200  # OpenClaw skills.limits.maxSkillsLoadedPerSource
     allow_mass_removal: bool = False  # a commit may remove more than half of the live skills
+    ignore: tuple[str, ...] = ()  # gitignore patterns, on top of the defaults and .skillsyncignore
     # publish
     publish_mode: str = "link"  # link | mirror
     publish_dir: Path | None = None
@@ -153,7 +154,7 @@ class Config:
                        self.max_skill_files, self.max_release_bytes],
             "skill_depth": self.skill_depth, "allow_mass_removal": self.allow_mass_removal,
             "gateway": [self.gateway_max_candidates, self.gateway_max_skills],
-            "publish_mode": self.publish_mode,
+            "publish_mode": self.publish_mode, "ignore": list(self.ignore),
         }
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -206,6 +207,10 @@ def _converter(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
     if f.name == "required_fields":
         return lambda v: tuple(
             x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip()
+        )
+    if f.name == "ignore":  # comma- or newline-separated gitignore patterns
+        return lambda v: tuple(
+            x.strip() for x in (v.replace("\n", ",").split(",") if isinstance(v, str) else v) if x.strip()
         )
     if f.name == "severity":
         return lambda v: _parse_severity(v) if isinstance(v, str) else dict(v)

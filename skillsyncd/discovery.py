@@ -82,21 +82,36 @@ def name_problem(raw: bytes) -> tuple[str, str] | None:
     return None
 
 
+Ignored = Callable[[str, bool], bool]  # (path below the skills root, is a folder) -> ignored?
+
+
+def _nothing_ignored(path: str, is_dir: bool) -> bool:
+    return False
+
+
 def discover(
     root: Hashable,
     list_folder: ListFolder,
     *,
     max_depth: int = DEFAULT_DEPTH,
     skills_path_set: bool = False,
+    ignored: Ignored = _nothing_ignored,
 ) -> tuple[tuple[Found, ...], tuple[Skipped, ...]]:
     """The skills below ``root`` in gateway order, and every entry left out with its reason.
 
     ``skills_path_set``: the caller chose a skills path; without one, a ``skills/``
     folder beside top-level skills is a second, older set (reported, not deployed).
+    ``ignored``: the ignore rules; what they match is left out as ``layout.ignored``.
     """
     found: list[Found] = []
     skipped: list[Skipped] = []
-    top = list(list_folder(root))
+    top = []
+    for c in list_folder(root):
+        path = c.name.decode("utf-8", "replace")
+        if ignored(path, c.kind is Kind.FOLDER):
+            skipped.append(Skipped(path, "layout.ignored", "matched an ignore rule"))
+        else:
+            top.append(c)
     root_files = sorted(c.name.decode("utf-8", "replace") for c in top if c.kind is Kind.FILE)
     if SKILL_FILE in root_files:
         skipped.append(Skipped(SKILL_FILE, "layout.root-skill-md",
@@ -159,9 +174,14 @@ def discover(
                                    f"(up to {GATEWAY_MAX_DEPTH} when publishing into the gateway's "
                                    "managed folder)"))
             continue
-        queue.extend((f"{path}/", c, depth + 1) for c in sorted(children, key=lambda c: c.name)
-                     if c.kind is not Kind.FILE)
-        files = [c for c in children if c.kind is Kind.FILE]
+        for c in sorted(children, key=lambda c: c.name):
+            below = f"{path}/{c.name.decode('utf-8', 'replace')}"
+            if ignored(below, c.kind is Kind.FOLDER):
+                skipped.append(Skipped(below, "layout.ignored", "matched an ignore rule"))
+            elif c.kind is not Kind.FILE:
+                queue.append((f"{path}/", c, depth + 1))
+        files = [c for c in children if c.kind is Kind.FILE
+                 and not ignored(f"{path}/{c.name.decode('utf-8', 'replace')}", False)]
         if files:
             skipped.append(Skipped(path, "layout.not-a-skill",
                                    f"{len(files)} file(s) in the group folder {path}/ belong to no skill "

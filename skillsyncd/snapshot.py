@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.object_store import BaseObjectStore
-from dulwich.objects import ObjectID, Tree
+from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd import discovery
+from skillsyncd import ignore as ignore_rules
 from skillsyncd.discovery import Child, Kind, Skipped
 from skillsyncd.model import MODE_GITLINK, MODE_SYMLINK, MODE_TREE, Entry, Skill
 from skillsyncd.validation.paths import MAX_NESTING, OmittedBlob, UnsafeEntry
@@ -121,19 +122,50 @@ def _lister(store: BaseObjectStore) -> discovery.ListFolder:
     return list_folder
 
 
+def _blob_text(store: BaseObjectStore, sha: bytes) -> bytes:
+    """A small configuration blob (an ignore file), capped; empty when absent or too big."""
+    size = object_size(store, sha.decode())
+    oid = ObjectID(sha)
+    if oid not in store or (size is not None and size > ignore_rules.IGNORE_FILE_MAX_BYTES):
+        return b""
+    obj = store[oid]
+    return obj.as_raw_string() if isinstance(obj, Blob) else b""
+
+
+def _root_ignore_lines(store: BaseObjectStore, tree_sha: str) -> tuple[str, ...]:
+    root = _tree(store, tree_sha.encode())
+    try:
+        mode, sha = root[ignore_rules.IGNORE_FILE.encode()]
+    except KeyError:
+        return ()
+    return ignore_rules.parse(_blob_text(store, sha)) if mode & 0o170000 == 0o100000 else ()
+
+
 def survey(
-    store: BaseObjectStore, tree_sha: str, skills_path: str = "", max_depth: int = discovery.DEFAULT_DEPTH
+    store: BaseObjectStore, tree_sha: str, skills_path: str = "", max_depth: int = discovery.DEFAULT_DEPTH,
+    ignore: Sequence[str] = (),
 ) -> Survey:
-    """All skills of a commit's tree as the gateway would discover them, and what is left out."""
+    """All skills of a commit's tree as the gateway would discover them, and what is left out.
+
+    ``ignore``: patterns from the settings; the repository's own ``.skillsyncignore``
+    files and the defaults are added here (skillsyncd.ignore).
+    """
     root = _subtree(store, tree_sha.encode(), skills_path)
     if root is None:
         raise SnapshotError(f"skills_path {skills_path!r} is not a folder in this commit")
+    rules = ignore_rules.IgnoreRules.build(ignore, _root_ignore_lines(store, tree_sha))
+    base = skills_path.strip("/")
+
+    def ignored(path: str, is_dir: bool) -> bool:
+        return rules.matches(f"{base}/{path}" if base else path, is_dir)
+
     found, skipped = discovery.discover(root.id, _lister(store), max_depth=max_depth,
-                                        skills_path_set=bool(skills_path.strip("/")))
+                                        skills_path_set=bool(base), ignored=ignored)
     known = _CACHE.get()
     seen: dict[bytes, tuple[Entry, ...]] = {}
     skills: dict[str, Skill] = {}
     nested: list[Skipped] = []
+    left_out = [s.path for s in skipped if s.rule == "layout.ignored"]
     for f in found:
         sha: bytes = f.key  # type: ignore[assignment]
         entries = known[sha] if sha in known else tuple(_walk(store, _tree(store, sha)))
@@ -141,16 +173,29 @@ def survey(
             # Every size known: safe to reuse by tree id. Not so with an OmittedBlob (its
             # size is unknown), which a fetch with a larger limit would bring in.
             seen[sha] = entries
-        skills[f.name] = Skill(name=f.name, tree_sha=sha.decode(), entries=entries)
-        nested.extend(discovery.nested_skills(f.name, [e.path for e in entries]))
+        own_file = next((e for e in entries if e.path == ignore_rules.IGNORE_FILE), None)
+        own = ignore_rules.parse(_blob_text(store, own_file.sha.encode())) if own_file else ()
+        kept = ignore_rules.filter_entries(entries, rules, f"{base}/{f.name}" if base else f.name, own)
+        content = sha.decode()
+        if kept.ignored:
+            left_out.extend(f"{f.name}/{p}" for p in kept.ignored)
+            content = ignore_rules.tree_id(kept.entries)
+        skills[f.name] = Skill(name=f.name, tree_sha=content, entries=kept.entries)
+        nested.extend(discovery.nested_skills(f.name, [e.path for e in kept.entries]))
     _CACHE.replace(seen)
+    skipped = tuple(s for s in skipped if s.rule != "layout.ignored")
+    if left_out:
+        shown = ", ".join(sorted(left_out)[:8]) + (", ..." if len(left_out) > 8 else "")
+        skipped += (Skipped(".", "layout.ignored",
+                            f"{len(left_out)} file(s) or folder(s) matched ignore rules (the defaults, "
+                            f"SKILLSYNC_IGNORE, .skillsyncignore) and are not deployed: {shown}"),)
     return Survey(skills, skipped + tuple(nested))
 
 
 def find_skills(store: BaseObjectStore, tree_sha: str, skills_path: str = "",
-                max_depth: int = discovery.DEFAULT_DEPTH) -> dict[str, Skill]:
+                max_depth: int = discovery.DEFAULT_DEPTH, ignore: Sequence[str] = ()) -> dict[str, Skill]:
     """All skills of a commit's tree, keyed by their path below the skills root."""
-    return dict(survey(store, tree_sha, skills_path, max_depth).skills)
+    return dict(survey(store, tree_sha, skills_path, max_depth, ignore).skills)
 
 
 def _walk(store: BaseObjectStore, tree: Tree) -> list[Entry]:

@@ -393,7 +393,8 @@ class Syncer:
         try:
             read_blob = source.blob_reader(repo)
             try:
-                surveyed = survey(repo.object_store, fetched.tree, cfg.skills_path, cfg.skill_depth)
+                surveyed = survey(repo.object_store, fetched.tree, cfg.skills_path, cfg.skill_depth,
+                                  cfg.ignore)
             except SnapshotError as exc:
                 hint = "" if "missing" in str(exc) else "; check SKILLSYNC_SKILLS_PATH"
                 raise SourceError(f"{exc}{hint}") from exc

@@ -444,8 +444,10 @@ def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) 
         published = Releases(cfg.state_dir).dir(current)
         assert (published / "researcher" / "assets" / "briefing.mp3").stat().st_size == len(noise)
         assert not (published / "SKILL.md").exists()
-        # Published as committed (the rule only warns); the gateway ignores such paths.
-        assert (published / "researcher" / "__pycache__" / "helper.cpython-312.pyc").exists()
+        # Compiled caches are left out by the default ignore rules, and said so.
+        assert not (published / "researcher" / "__pycache__").exists()
+        assert any(f["rule"] == "layout.ignored" and "__pycache__" in f["message"]
+                   for f in Releases(cfg.state_dir).manifest(current)["layout"])
 
 
 def test_status_json_stays_parseable_when_state_json_is_corrupt(

@@ -161,7 +161,8 @@ def test_repository_shaped_like_the_users(tmp_path: Path) -> None:
     assert "skill.yaml" in found["layout.not-a-skill"][0].message
     assert [f.path for f in found["layout.root-skill-md"]] == ["SKILL.md"]
     assert "SKILLSYNC_SKILLS_PATH=skills" in found["layout.skills-subfolder"][0].message
-    assert [f.path for f in found["path.pycache"]] == ["researcher/__pycache__"]
+    # Compiled caches are ignored by default: never judged, and the count is said.
+    assert "path.pycache" not in found and "researcher/__pycache__" in found["layout.ignored"][0].message
     assert {f.rule for f in found["field.name-format"] + found["field.name-folder"]} == {
         "field.name-format", "field.name-folder"}
     assert "yaml.implicit-type" in found  # version: 1.2 in no-name

@@ -81,6 +81,7 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("layout.root-skill-md", W, "a SKILL.md at the skills root is not deployed"),
     Rule("layout.not-a-skill", W, "a folder looks like a skill but has no SKILL.md"),
     Rule("layout.skills-subfolder", W, "skills exist under skills/ but skills_path points elsewhere"),
+    Rule("layout.ignored", W, "files or folders that matched ignore rules: not validated, not deployed"),
     Rule("layout.root-files", W, "files at the skills root: part of no skill, not deployed"),
     Rule("layout.gitlink", W, "a submodule where a skill could be: not fetched, not deployed"),
     Rule("layout.symlink", W, "a symlinked folder where a skill could be: not deployed"),

@@ -16,6 +16,7 @@ import stat
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
+from skillsyncd import ignore
 from skillsyncd.config import Config
 from skillsyncd.discovery import Child, Kind, discover, nested_skills
 from skillsyncd.errors import ConfigError
@@ -66,6 +67,15 @@ def load_skill(folder: Path) -> tuple[Skill, dict[str, Path]]:
     return Skill(name=folder.name, tree_sha=f"worktree:{folder.name}", entries=tuple(entries)), files
 
 
+def _read_small(path: Path) -> bytes:
+    """An ignore file's bytes, capped; empty when there is none."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(ignore.IGNORE_FILE_MAX_BYTES)
+    except OSError:
+        return b""
+
+
 def _children(folder: Hashable) -> Sequence[Child]:
     """A folder on disk as git would store it: nested checkouts are gitlinks, .git is not content."""
     out: list[Child] = []
@@ -96,17 +106,27 @@ def validate_tree(path: Path, cfg: Config) -> Report:
     if not root.is_dir():
         raise ConfigError(f"skills_path {rel_root!r} is not a folder under {path}")
     allow = read_allowlist(path, rel_root)
-    found, skipped = discover(root, _children, max_depth=cfg.skill_depth, skills_path_set=bool(rel_root))
+    rules = ignore.IgnoreRules.build(cfg.ignore, ignore.parse(_read_small(path / ignore.IGNORE_FILE)))
+
+    def ignored(p: str, is_dir: bool) -> bool:
+        return rules.matches(join(rel_root, p), is_dir)
+
+    found, skipped = discover(root, _children, max_depth=cfg.skill_depth, skills_path_set=bool(rel_root),
+                              ignored=ignored)
+    left_out = [s.path for s in skipped if s.rule == "layout.ignored"]
     findings: list[Finding | None] = [
         policy.finding(s.rule, join(rel_root, s.path) if s.path != "." else (rel_root or "."), s.message)
-        for s in skipped]
+        for s in skipped if s.rule != "layout.ignored"]
     skills: list[Skill] = []
     names: dict[str, str | None] = {}
     checked: list[str] = []
     for f in found:
         prefix = join(rel_root, f.name)
         loaded, files = load_skill(Path(str(f.key)))
-        skill = Skill(name=f.name, tree_sha=loaded.tree_sha, entries=loaded.entries)
+        own = ignore.parse(_read_small(Path(str(f.key)) / ignore.IGNORE_FILE))
+        kept = ignore.filter_entries(loaded.entries, rules, prefix, own)
+        left_out.extend(f"{f.name}/{p}" for p in kept.ignored)
+        skill = Skill(name=f.name, tree_sha=loaded.tree_sha, entries=kept.entries)
 
         def read_blob(sha: str, files: dict[str, Path] = files) -> bytes:
             return files[sha].read_bytes()
@@ -119,6 +139,11 @@ def validate_tree(path: Path, cfg: Config) -> Report:
         skills.append(skill)
         checked.append(prefix)
     findings.extend(gate.check_release(skills, cfg, names=names))
+    if left_out:
+        findings.append(policy.finding(
+            "layout.ignored", rel_root or ".",
+            f"{len(left_out)} file(s) or folder(s) matched ignore rules and are not checked or deployed: "
+            + ", ".join(sorted(left_out)[:8]) + (", ..." if len(left_out) > 8 else "")))
     if not skills:
         findings.append(policy.finding(
             "layout.no-skills", rel_root or ".",
