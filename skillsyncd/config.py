@@ -96,6 +96,10 @@ class Config:
     readiness_staleness: float | None = None  # default: 5 intervals
     webhook_secret: Secret = NO_SECRET
     webhook_max_bytes: int = 1024 * 1024
+    # A client gets this long for its request headers and, separately, for a body;
+    # an idle keep-alive connection is closed after it too (daemon/http.py).
+    http_timeout: float = 5.0
+    http_max_connections: int = 64
     health_url: str | None = None
     health_command: str | None = None
     health_timeout: float = 5.0
@@ -387,6 +391,8 @@ def check(cfg: Config) -> Config:
         raise ConfigError("keep_releases must be at least 2 (the current and one to roll back to)")
     if cfg.interval <= 0 or cfg.network_timeout <= 0 or cfg.lock_timeout < 0:
         raise ConfigError("interval and network_timeout must be positive, lock_timeout >= 0")
+    if cfg.http_timeout <= 0 or cfg.http_max_connections < 4:
+        raise ConfigError("http_timeout must be positive and http_max_connections at least 4")
     if cfg.publish_dir is not None:
         pub, st = Path(os.path.abspath(cfg.publish_dir)), Path(os.path.abspath(cfg.state_dir))
         for inner in (st / "releases", st / "current", st / "mirror.git"):

@@ -85,7 +85,8 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     daemon = Daemon(cfg, syncer, metrics, hooks)
     stop = asyncio.Event()
     PENDING.check("http")
-    runner, address = await http.start(http.make_app(daemon), cfg.http_bind)
+    runner, address = await http.start(http.make_app(daemon), cfg.http_bind, cfg.http_timeout,
+                                       cfg.http_max_connections)
     loop.add_signal_handler(signal.SIGHUP, daemon.trigger, "signal")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
