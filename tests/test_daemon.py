@@ -226,8 +226,16 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
 ) -> None:
     repo.add_skill("alpha", description="first")
     first = repo.commit("v1")
-    d = start_daemon(http_git_server.url_for(repo), env={"SKILLSYNC_INTERVAL": "0.3"})
+    # Staleness well above the interval: on a loaded machine one 0.3 s poll can take
+    # longer than the default 5 x 0.3 s, and /readyz would rightly say "stale".
+    d = start_daemon(http_git_server.url_for(repo), env={"SKILLSYNC_INTERVAL": "0.3",
+                                                         "SKILLSYNC_READINESS_STALENESS": "60"})
+    mark = len(d.events)
     _deployed(d, first)
+    # sync_finished comes from the sync thread; the loop records the success (what
+    # /readyz reads) just before it logs next_sync.
+    d.wait_event(lambda e: e.get("event") == "next_sync" and e.get("result") == "deployed",
+                 start=mark)
     assert d.get("/healthz")[0] == 200
     assert d.get("/readyz")[0] == 200
     repo.add_skill("beta", description="second")
