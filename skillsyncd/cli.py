@@ -6,74 +6,88 @@ pipe into a log collector stays machine-readable. Exit codes: see errors.py.
 
 from __future__ import annotations
 
+# Only light imports up here: `skillsyncd run` must record a SIGTERM before the
+# heavy ones (see stopping.py); each command imports what it needs when it runs.
 import argparse
-import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from skillsyncd import __version__
-from skillsyncd.config import Config, load_config
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED, EXIT_USAGE, ConfigError, SkillsyncError
-from skillsyncd.log import configure
-from skillsyncd.release import Releases
-from skillsyncd.state import load_state
+from skillsyncd.stopping import PENDING, StopRequested
+
+if TYPE_CHECKING:
+    from skillsyncd.config import Config
 
 COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
+    """The flags every command takes, before or after its name.
+
+    On the subcommands they default to ``argparse.SUPPRESS``: a flag left out there
+    then sets nothing, so it cannot overwrite the same flag given before the command.
+    """
+    p.add_argument("--once", action="store_true", default=default or False,
+                   help="sync once and exit")
+    p.add_argument("--force", action="store_true", default=default or False,
+                   help="with --once: deploy even a commit marked bad or rejected")
     g = p.add_argument_group("configuration (flags > SKILLSYNC_* env > TOML file)")
-    g.add_argument("--config", help="TOML config file (SKILLSYNC_CONFIG)")
-    g.add_argument("--repo", help="git remote URL or local path (SKILLSYNC_REPO)")
-    g.add_argument("--ref", help="branch, tag or full commit SHA (SKILLSYNC_REF, default main)")
-    g.add_argument("--state-dir", help="state directory (SKILLSYNC_STATE_DIR, default /data/skillsync)")
-    g.add_argument("--skills-path", help="folder in the repo holding skill folders (SKILLSYNC_SKILLS_PATH)")
-    g.add_argument("--interval", type=float, help="poll interval in seconds (SKILLSYNC_INTERVAL)")
-    g.add_argument("--http-bind", help="host:port of the status endpoint (SKILLSYNC_HTTP_BIND)")
-    g.add_argument("--on-invalid", choices=("skip", "reject"), help="validation policy")
-    g.add_argument("--strict", action="store_true", default=None, help="warnings become errors")
-    g.add_argument("--log-level", help="debug, info, warning, error")
+    g.add_argument("--config", default=default, help="TOML config file (SKILLSYNC_CONFIG)")
+    g.add_argument("--repo", default=default,
+                   help="git remote URL or local path (SKILLSYNC_REPO)")
+    g.add_argument("--ref", default=default,
+                   help="branch, tag or full commit SHA (SKILLSYNC_REF, default main)")
+    g.add_argument("--state-dir", default=default,
+                   help="state directory (SKILLSYNC_STATE_DIR, default /data/skillsync)")
+    g.add_argument("--skills-path", default=default,
+                   help="folder in the repo holding skill folders (SKILLSYNC_SKILLS_PATH)")
+    g.add_argument("--interval", type=float, default=default,
+                   help="poll interval in seconds (SKILLSYNC_INTERVAL)")
+    g.add_argument("--http-bind", default=default,
+                   help="host:port of the status endpoint (SKILLSYNC_HTTP_BIND)")
+    g.add_argument("--on-invalid", choices=("skip", "reject"), default=default,
+                   help="validation policy")
+    g.add_argument("--strict", action="store_true", default=default,
+                   help="warnings become errors")
+    g.add_argument("--log-level", default=default, help="debug, info, warning, error")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skillsyncd",
-        description="Keep an AI gateway's skills in step with a git repository.",
+        description="Keep an AI gateway's skills in step with a git repository. "
+        "Global flags go before or after COMMAND; after it wins.",
         epilog="Exit codes: 0 deployed or nothing to do, 1 sync failed, 2 usage or config "
         "error, 3 lock busy, 4 validation rejected.",
     )
     parser.add_argument("--version", action="version", version=f"skillsyncd {__version__}")
-    parser.add_argument("--once", action="store_true", help="sync once and exit")
-    parser.add_argument("--force", action="store_true",
-                        help="with --once: deploy even a commit marked bad or rejected")
-    _common(parser)
+    _global_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run the daemon (the default)")
-    _common(p)
-    p = sub.add_parser("status", help="what is deployed, and how the last sync went")
-    _common(p)
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        _global_flags(p, argparse.SUPPRESS)
+        return p
+
+    command("run", "run the daemon (the default)")
+    p = command("status", "what is deployed, and how the last sync went")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("releases", help="list releases on disk")
-    _common(p)
+    p = command("releases", "list releases on disk")
     p.add_argument("--json", action="store_true")
-    p = sub.add_parser("rollback", help="flip back to an earlier release")
-    _common(p)
+    p = command("rollback", "flip back to an earlier release")
     p.add_argument("--to", metavar="RELEASE", help="release id (default: the previous one)")
-    p = sub.add_parser("validate", help="validate a skills working tree (for the repo's CI)")
-    _common(p)
+    p = command("validate", "validate a skills working tree (for the repo's CI)")
     p.add_argument("path", help="working tree of the skills repository")
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
-    p = sub.add_parser("audit", help="deployment history from the journal")
-    _common(p)
+    p = command("audit", "deployment history from the journal")
     p.add_argument("action", nargs="?", choices=("push",), help="push: ship the backlog to Neo4j now")
     p.add_argument("--since", help="ISO date or time, e.g. 2026-11-01")
     p.add_argument("--skill", help="only events touching this skill")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include no-change polls and sync start/end")
-    p = sub.add_parser("fleet", help="which replica runs which commit (from Neo4j)")
-    _common(p)
+    p = command("fleet", "which replica runs which commit (from Neo4j)")
     p.add_argument("--json", action="store_true")
     return parser
 
@@ -82,25 +96,55 @@ _FLAG_FIELDS = ("repo", "ref", "state_dir", "skills_path", "interval", "http_bin
                 "on_invalid", "strict", "log_level")
 
 
-def _config(args: argparse.Namespace) -> Config:
+def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:
+    """The Config for parsed arguments (``env`` defaults to the process environment)."""
+    from skillsyncd.config import load_config
+
     flags = {name: getattr(args, name, None) for name in _FLAG_FIELDS}
-    return load_config(flags=flags, config_file=getattr(args, "config", None))
+    return load_config(flags=flags, env=env, config_file=getattr(args, "config", None))
+
+
+def _log_env_notes() -> None:
+    """Warn about environment variables that look wrong; names only, never values."""
+    import os
+
+    import structlog
+
+    from skillsyncd.config import env_notes
+
+    log = structlog.get_logger("skillsyncd.config")
+    for note in env_notes(os.environ):
+        log.warning(note.event, **note.fields())
+
+
+def _daemon_run(args: argparse.Namespace) -> bool:
+    return args.command in (None, "run") and not args.once
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # First of all: record SIGTERM/SIGINT/SIGHUP instead of dying of them (stopping.py).
+    installed = PENDING.install()
+    args = build_parser().parse_args(argv)
+    if installed and not _daemon_run(args):
+        PENDING.uninstall()  # other commands keep Python's own SIGINT and SIGTERM
     reports = False
+    cfg: Config | None = None
     try:
-        cfg = _config(args)
+        PENDING.check("arguments parsed")
+        from skillsyncd.log import configure
+
+        cfg = config_from_args(args)
         command = args.command or "run"
         # Commands whose stdout is a document (status --json | jq) log to stderr.
         reports = command in ("status", "releases", "audit", "fleet", "validate") and not args.once
         configure(cfg.log_level, stderr=reports)
+        _log_env_notes()
         if args.once:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")
             return cmd_once(cfg, force=args.force)
+        if args.force:
+            raise ConfigError("--force only goes with --once")
         handler = {
             "run": cmd_run,
             "status": cmd_status,
@@ -111,14 +155,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fleet": cmd_fleet,
         }[command]
         return int(handler(cfg, args))
+    except StopRequested as stop:
+        _stopped_early(stop)
+        return EXIT_OK
     except SkillsyncError as exc:
         print(f"skillsyncd: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_SYNC_FAILED
     finally:
-        if reports:  # in-process callers (tests, embedders) get stdout logging back
+        if reports and cfg is not None:  # in-process callers (tests, embedders) get stdout back
+            from skillsyncd.log import configure
+
             configure(cfg.log_level)
+
+
+def _stopped_early(stop: StopRequested) -> None:
+    """One log line for a stop that came before the daemon was up."""
+    import structlog
+
+    from skillsyncd.log import configure
+
+    if not structlog.is_configured():
+        configure()
+    structlog.get_logger("skillsyncd").info(
+        "stopped", during_startup=stop.step, signal=stop.signum, abandoned=False, crashed=False)
 
 
 # --- commands ----------------------------------------------------------------------
@@ -209,13 +270,17 @@ def _run_hooks(cfg: Config, outcome: Any, event: str) -> None:
 
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
+    cfg.require_repo()
+    PENDING.check("configured")
     from skillsyncd.daemon import run_daemon
 
-    cfg.require_repo()
     return run_daemon(cfg)
 
 
 def status_dict(cfg: Config) -> dict[str, Any]:
+    from skillsyncd.release import Releases
+    from skillsyncd.state import load_state
+
     releases = Releases(cfg.state_dir)
     state = load_state(cfg.state_file)
     current = releases.current()
@@ -255,6 +320,8 @@ def status_dict(cfg: Config) -> dict[str, Any]:
 
 
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
+    import json
+
     info = status_dict(cfg)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -283,6 +350,10 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:
+    import json
+
+    from skillsyncd.release import Releases
+
     releases = Releases(cfg.state_dir)
     current = releases.current()
     rows = []

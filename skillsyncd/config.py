@@ -10,6 +10,7 @@ value comes from and re-reads ``*_FILE`` paths on every use so tokens can rotate
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import os
@@ -103,6 +104,10 @@ class Config:
     readiness_staleness: float | None = None  # default: 5 intervals
     webhook_secret: Secret = NO_SECRET
     webhook_max_bytes: int = 1024 * 1024
+    # A client gets this long for its request headers and, separately, for a body;
+    # an idle keep-alive connection is closed after it too (daemon/http.py).
+    http_timeout: float = 5.0
+    http_max_connections: int = 64
     health_url: str | None = None
     health_command: str | None = None
     health_timeout: float = 5.0
@@ -257,6 +262,94 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return raw
 
 
+# SKILLSYNC_* names that are not settings of skillsyncd but are set on purpose: read
+# by supervisord.conf's shell, given to hooks (daemon/hooks.py), or by the e2e tests.
+_OTHER_OWN_NAMES = frozenset({
+    "SKILLSYNC_CONFIG", "SKILLSYNC_USER", "SKILLSYNC_GATEWAY_COMMAND", "SKILLSYNC_E2E_CACHE",
+    "SKILLSYNC_EVENT", "SKILLSYNC_COMMIT", "SKILLSYNC_RELEASE", "SKILLSYNC_PREVIOUS_COMMIT",
+    "SKILLSYNC_PREVIOUS_RELEASE", "SKILLSYNC_TRIGGER", "SKILLSYNC_RELEASE_DIR",
+})
+
+
+@dataclass(frozen=True)
+class EnvNote:
+    """Something odd about the environment, worth one warning line. Names only, no values."""
+
+    event: str  # env_conflict | env_unknown
+    variable: str
+    message: str
+    ignored: tuple[str, ...] = ()
+    suggestion: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"variable": self.variable, "message": self.message}
+        if self.ignored:
+            out["ignored"] = list(self.ignored)
+        if self.suggestion:
+            out["did_you_mean"] = self.suggestion
+        return out
+
+
+def known_env_names() -> frozenset[str]:
+    """Every SKILLSYNC_* variable skillsyncd or its container reads."""
+    names = {f"SKILLSYNC_{f.name.upper()}" for f in dataclasses.fields(Config)}
+    names |= {f"SKILLSYNC_{s.upper()}_FILE" for s in _SECRET_FIELDS}
+    return frozenset(names | _OTHER_OWN_NAMES)
+
+
+def _as_number(text: str, scale: float = 1) -> str:
+    """``text`` as a canonical number (times ``scale``), or unchanged if it is none."""
+    try:
+        return repr(float(text) * scale)
+    except ValueError:
+        return text  # load_config reports a bad value itself
+
+
+def _candidates(env: Mapping[str, str], field_name: str) -> list[tuple[str, str]]:
+    """(variable, value) for each set variable naming ``field_name``, highest priority first.
+
+    A secret's ``*_FILE`` variable counts as its own candidate, ahead of the plain one.
+    """
+    names = (f"SKILLSYNC_{field_name.upper()}", *_ENV_ALIASES.get(field_name, ()))
+    out: list[tuple[str, str]] = []
+    for name in names:
+        variants = (f"{name}_FILE", name) if field_name in _SECRET_FIELDS else (name,)
+        for var in variants:
+            if env.get(var) not in (None, ""):
+                out.append((var, ("file:" if var.endswith("_FILE") else "") + env[var]))
+    if field_name == "interval" and env.get("POLLING_INTERVAL_MIN"):
+        # Compare seconds with seconds: SKILLSYNC_INTERVAL=120 and POLLING_INTERVAL_MIN=2 agree.
+        out = [(var, _as_number(value)) for var, value in out]
+        out.append(("POLLING_INTERVAL_MIN", _as_number(env["POLLING_INTERVAL_MIN"], 60)))
+    return out
+
+
+def env_notes(env: Mapping[str, str]) -> list[EnvNote]:
+    """Conflicting names for one setting, and SKILLSYNC_* variables that are no setting.
+
+    Both are easy to miss: a seed name left behind after moving to SKILLSYNC_ names
+    silently loses, and a typo silently configures nothing.
+    """
+    notes: list[EnvNote] = []
+    for f in dataclasses.fields(Config):
+        found = _candidates(env, f.name)
+        if len({value for _, value in found}) > 1:
+            winner, losers = found[0][0], tuple(var for var, _ in found[1:])
+            notes.append(EnvNote(
+                "env_conflict", winner,
+                f"{winner} and {', '.join(losers)} are set to different values; "
+                f"{winner} wins (remove the other to silence this)", ignored=losers))
+    known = known_env_names()
+    for var in sorted(env):
+        if var.startswith("SKILLSYNC_") and var not in known:
+            close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            notes.append(EnvNote("env_unknown", var,
+                                 f"{var} is not a skillsyncd setting and is ignored{hint}",
+                                 suggestion=close[0] if close else None))
+    return notes
+
+
 def _from_toml(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -324,6 +417,8 @@ def check(cfg: Config) -> Config:
         raise ConfigError("keep_releases must be at least 2 (the current and one to roll back to)")
     if cfg.interval <= 0 or cfg.network_timeout <= 0 or cfg.lock_timeout < 0:
         raise ConfigError("interval and network_timeout must be positive, lock_timeout >= 0")
+    if cfg.http_timeout <= 0 or cfg.http_max_connections < 4:
+        raise ConfigError("http_timeout must be positive and http_max_connections at least 4")
     if cfg.publish_dir is not None:
         pub, st = Path(os.path.abspath(cfg.publish_dir)), Path(os.path.abspath(cfg.state_dir))
         for inner in (st / "releases", st / "current", st / "mirror.git"):

@@ -110,3 +110,55 @@ def test_toml_secret_file_key(tmp_path: Path) -> None:
 
 def test_skills_path_normalised() -> None:
     assert load_config(env={"SKILLSYNC_SKILLS_PATH": "/skills/"}).skills_path == "skills"
+
+
+# --- warnings about the environment (issue 15) ---------------------------------------
+
+
+def test_seed_and_skillsync_names_that_differ_give_one_note_naming_the_winner() -> None:
+    from skillsyncd.config import env_notes
+
+    env = {"SKILLSYNC_TOKEN": "ghp_firstsecretvalue", "GITHUB_TOKEN": "ghp_othersecretvalue",
+           "SKILLSYNC_INTERVAL": "30", "POLLING_INTERVAL_MIN": "2",
+           "SKILLSYNC_MAX_SKILL_MD_BYTES": "100", "MAX_SKILL_SIZE_BYTES": "100"}  # equal: quiet
+    notes = env_notes(env)
+    assert [(n.event, n.variable, n.ignored) for n in notes] == [
+        ("env_conflict", "SKILLSYNC_TOKEN", ("GITHUB_TOKEN",)),
+        ("env_conflict", "SKILLSYNC_INTERVAL", ("POLLING_INTERVAL_MIN",)),
+    ]
+    assert "SKILLSYNC_TOKEN wins" in notes[0].message
+    text = repr(notes) + repr([n.fields() for n in notes])
+    assert "secretvalue" not in text, "a warning names variables, never values"
+    assert env_notes({"SKILLSYNC_INTERVAL": "120", "POLLING_INTERVAL_MIN": "2"}) == []
+    assert load_config(env=env).token.get() == "ghp_firstsecretvalue"
+
+
+def test_a_misspelled_variable_is_named_with_the_closest_real_one() -> None:
+    from skillsyncd.config import env_notes
+
+    notes = env_notes({"SKILLSYNC_INTERVALL": "5", "SKILLSYNC_WEBHOOK_SECRT": "x",
+                       "SKILLSYNC_USER": "moltbot", "SKILLSYNC_RELEASE": "r1"})
+    assert [(n.variable, n.suggestion) for n in notes] == [
+        ("SKILLSYNC_INTERVALL", "SKILLSYNC_INTERVAL"),
+        ("SKILLSYNC_WEBHOOK_SECRT", "SKILLSYNC_WEBHOOK_SECRET"),
+    ]
+    assert "did you mean SKILLSYNC_INTERVAL?" in notes[0].message
+
+
+def test_the_cli_logs_each_note_once_as_a_warning(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SKILLSYNC_", "GITHUB_", "POLLING_", "NEO4J_", "MAX_SKILL"))}
+    env = {**clean, "SKILLSYNC_STATE_DIR": str(tmp_path), "SKILLSYNC_REFF": "x",
+           "SKILLSYNC_TOKEN": "ghp_one_secret_value", "GITHUB_TOKEN": "ghp_two_secret_value"}
+    done = subprocess.run([str(Path(sys.executable).parent / "skillsyncd"), "status", "--json"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(ln) for ln in done.stderr.splitlines() if ln.startswith("{")]
+    warned = [(e["event"], e["variable"]) for e in lines if e["level"] == "warning"]
+    assert warned == [("env_conflict", "SKILLSYNC_TOKEN"), ("env_unknown", "SKILLSYNC_REFF")]
+    assert "secret_value" not in done.stderr + done.stdout

@@ -12,6 +12,7 @@ import http.server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -162,6 +163,19 @@ def _deployed(d: Daemon, commit: str, timeout: float = 10, start: int = 0) -> di
                         and e.get("commit") == commit, timeout=timeout, start=start)
 
 
+def _webhook_lines(d: Daemon, count: int, start: int) -> list[dict[str, Any]]:
+    """Wait until ``count`` webhook requests since event ``start`` have been answered."""
+    def lines() -> list[dict[str, Any]]:
+        return [e for e in d.events[start:] if e.get("event") == "webhook"]
+
+    d.wait_event(lambda e: len(lines()) >= count, start=start)
+    return lines()
+
+
+def _triggers(d: Daemon, start: int) -> list[dict[str, Any]]:
+    return [e for e in d.events[start:] if e.get("event") == "trigger_received"]
+
+
 class Health:
     """A tiny HTTP health endpoint whose answer the test sets."""
 
@@ -212,8 +226,16 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
 ) -> None:
     repo.add_skill("alpha", description="first")
     first = repo.commit("v1")
-    d = start_daemon(http_git_server.url_for(repo), env={"SKILLSYNC_INTERVAL": "0.3"})
+    # Staleness well above the interval: on a loaded machine one 0.3 s poll can take
+    # longer than the default 5 x 0.3 s, and /readyz would rightly say "stale".
+    d = start_daemon(http_git_server.url_for(repo), env={"SKILLSYNC_INTERVAL": "0.3",
+                                                         "SKILLSYNC_READINESS_STALENESS": "60"})
+    mark = len(d.events)
     _deployed(d, first)
+    # sync_finished comes from the sync thread; the loop records the success (what
+    # /readyz reads) just before it logs next_sync.
+    d.wait_event(lambda e: e.get("event") == "next_sync" and e.get("result") == "deployed",
+                 start=mark)
     assert d.get("/healthz")[0] == 200
     assert d.get("/readyz")[0] == 200
     repo.add_skill("beta", description="second")
@@ -277,12 +299,16 @@ def test_webhook_triggers_fast_and_refuses_bad_requests(
             headers["X-Hub-Signature-256"] = signature
         return d.post("/webhook/github", body, headers)
 
+    mark = len(d.events)
     assert push(signature=None)[0] == 401
     assert push(signature=sign("wrong", b"x"))[0] == 401
     assert push(body=b"{" + b" " * 8000 + b"}")[0] == 413
     assert push(ref="refs/heads/other", delivery="other")[0] == 202
-    time.sleep(0.5)
-    assert len(d.finished()) == syncs_before, "refused webhooks must not sync"
+    # The handler asks for a sync (logging trigger_received) before it logs its
+    # "webhook" line: once all four lines are in, a trigger would be in the log already.
+    _webhook_lines(d, 4, mark)
+    assert _triggers(d, mark) == [], "refused webhooks must not sync"
+    assert len(d.finished()) == syncs_before
     assert d.status()["last_deployed_sha"] == first
 
     mark = len(d.events)
@@ -294,9 +320,11 @@ def test_webhook_triggers_fast_and_refuses_bad_requests(
     assert d.status()["webhook_last_received"] is not None
 
     syncs = len(d.finished())
+    mark = len(d.events)
     assert push(delivery="good")[0] == 409
-    time.sleep(0.4)
-    assert len(d.finished()) == syncs, "a replayed delivery must not sync"
+    assert _webhook_lines(d, 1, mark)[0]["result"] == "replayed"
+    assert _triggers(d, mark) == [], "a replayed delivery must not sync"
+    assert len(d.finished()) == syncs
     text = d.get("/metrics")[1]
     webhooks = {s.labels["result"]: s.value for f in text_string_to_metric_families(text)
                 if f.name == "skillsync_webhooks" for s in f.samples if s.name.endswith("_total")}
@@ -383,7 +411,7 @@ def test_sigterm_waits_for_a_short_sync_to_flip(
 
 
 def test_sigterm_during_a_hung_fetch_exits_with_current_intact(
-    start_daemon: Callable[..., Daemon], repo: Any, black_hole: int, tmp_path: Path
+    start_daemon: Callable[..., Daemon], repo: Any, tmp_path: Path
 ) -> None:
     repo.add_skill("alpha", description="first")
     first = repo.commit("v1")
@@ -392,13 +420,16 @@ def test_sigterm_during_a_hung_fetch_exits_with_current_intact(
     _deployed(d, first)
     assert d.stop() == 0
     live = Releases(state).current()
-    # stall=0: no pause, only the 1 s stop grace of the STALL launcher
-    d = start_daemon(f"http://127.0.0.1:{black_hole}/r.git", state=state,
-                     stall=(0.0, tmp_path / "unused"))
-    d.wait_event(lambda e: e.get("event") == "sync_started")
-    time.sleep(0.3)
-    sent = time.monotonic()
-    assert d.stop() == 0
+    # A black hole: accepts, never answers. Its accept() is the proof the fetch hangs in it.
+    with socket.create_server(("127.0.0.1", 0)) as hole:
+        hole.settimeout(30)
+        # stall=0: no pause, only the 1 s stop grace of the STALL launcher
+        d = start_daemon(f"http://127.0.0.1:{hole.getsockname()[1]}/r.git", state=state,
+                         stall=(0.0, tmp_path / "unused"))
+        conn, _ = hole.accept()
+        with conn:
+            sent = time.monotonic()
+            assert d.stop() == 0
     assert time.monotonic() - sent < 5
     assert any(e.get("event") == "sync_abandoned" for e in d.events)
     assert Releases(state).current() == live

@@ -125,10 +125,16 @@ def test_hook_failure_is_reported_and_close_kills_a_hung_hook(tmp_path: Path) ->
             if len(results) == 2:
                 break
             await asyncio.sleep(0.02)
-        hung = HookRunner(f"{sys.executable} -c 'import time; time.sleep(30)'", None,
+        started = tmp_path / "hook-started"
+        hung = HookRunner(f"{sys.executable} -c 'import pathlib, time; "
+                          f"pathlib.Path(\"{started}\").touch(); time.sleep(30)'", None,
                           report=lambda h, r: None)
         hung.submit(_deployment("R2"))
-        await asyncio.sleep(0.2)
+        for _ in range(1000):  # close() must kill a hook that is running: wait until it is
+            if started.exists():
+                break
+            await asyncio.sleep(0.02)
+        assert started.exists()
         start = time.monotonic()
         await hung.close()
         return time.monotonic() - start

@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 from gitserver import HttpGitServer, RepoBuilder
+from polling import wait_for
 from test_daemon import SKILLSYNCD, Daemon, _clean_env
 
 from skillsyncd.cli import main
@@ -546,7 +547,8 @@ def test_daemon_reports_faults_on_readyz_and_status_and_recovers(
     try:
         d.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("commit") == first)
         live = Releases(tmp_path / "state").current()
-        assert d.get("/readyz")[0] == 200
+        # The loop records the success (what /readyz reads) after the thread logs sync_finished.
+        wait_for(lambda: d.get("/readyz")[0] == 200, timeout=10, what="/readyz 200 after the deploy")
         repo.add_skill("alpha", description="second")
         head = repo.commit("v2")
         for fault in ("corrupt", "status:500", "down"):

@@ -52,3 +52,22 @@ def test_sync_id_bound_via_contextvars() -> None:
 
 def test_redact_text_leaves_plain_text() -> None:
     assert redact_text("nothing to hide here") == "nothing to hide here"
+
+
+def test_stdlib_records_and_their_tracebacks_become_one_json_line() -> None:
+    import logging
+
+    buf = _capture()
+    try:
+        raise ValueError("boom\nsecond line")
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request from %s", "127.0.0.1")
+    logging.getLogger("asyncio").warning("slow callback")
+    logging.getLogger("urllib3").info("noise below warning is dropped")
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    first, second = (json.loads(line) for line in lines)
+    assert first["event"] == "Error handling request from 127.0.0.1"
+    assert first["level"] == "error" and first["logger"] == "aiohttp.server"
+    assert "ValueError: boom" in first["exception"] and "timestamp" in first
+    assert second["event"] == "slow callback" and second["logger"] == "asyncio"

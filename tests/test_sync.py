@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
@@ -287,16 +287,29 @@ def test_lock_busy_exits_3_naming_the_holder(repo: Any, state: Path, capsys: Any
     assert Syncer(cfg).sync().status == "deployed"
 
 
-def test_second_syncer_waits_for_the_first(repo: Any, state: Path) -> None:
+def test_second_syncer_waits_for_the_first(repo: Any, state: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     repo.add_skill("a", description="x")
     repo.commit("c")
     cfg = cfg_for(str(repo.path), state)
     results: list[str] = []
-    with DeployLock(cfg):
-        t = threading.Thread(target=lambda: results.append(build_syncer(cfg).sync().status))
+    refused: list[bool] = []  # the second syncer's lock attempts, after each one
+    with DeployLock(cfg) as held:
+        lock_type = type(held._lock)
+        real_acquire = lock_type._acquire
+
+        def counting(self: Any) -> None:
+            real_acquire(self)
+            if threading.current_thread().name == "second-syncer":
+                refused.append(not self.is_locked)
+
+        monkeypatch.setattr(lock_type, "_acquire", counting)
+        t = threading.Thread(target=lambda: results.append(build_syncer(cfg).sync().status),
+                             name="second-syncer")
         t.start()
-        time.sleep(0.3)
-        assert results == []  # still waiting on the lock
+        # Proof of waiting, not a pause: it has tried the lock three times and been refused.
+        wait_for(lambda: len(refused) >= 3, what="three refused lock attempts")
+        assert all(refused) and results == [] and t.is_alive()
     t.join(10)
     assert results == ["deployed"]
 

@@ -12,7 +12,9 @@ from skillsyncd.config import Config
 def run_daemon(cfg: Config) -> int:
     """The ``run`` command; returns the exit code."""
     from skillsyncd.daemon.service import run
+    from skillsyncd.stopping import PENDING
 
+    PENDING.check("imported")
     return run(cfg)
 
 

@@ -1,4 +1,11 @@
-"""The HTTP side: / (dashboard), /healthz, /readyz, /status, /metrics and POST /webhook/github."""
+"""The HTTP side: / (dashboard), /healthz, /readyz, /status, /metrics and POST /webhook/github
+(aiohttp).
+
+Every client is bounded: ``http_timeout`` for its request headers (aiohttp's keep-alive
+timer, which also closes idle connections), ``http_timeout`` again for a webhook body
+(else 408), at most ``http_max_connections`` open at once (connections.py), and
+aiohttp's own caps on line and header size (a 400).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from skillsyncd.errors import ConfigError
 from skillsyncd.sync import now_iso
 
 from . import dashboard, status, webhook
+from .connections import ConnectionCap
 from .loop import Daemon
 
 log = structlog.get_logger(__name__)
@@ -80,8 +88,11 @@ class Endpoints:
         (log.info if verdict.status < 400 else log.warning)(
             "webhook", result=verdict.result, reason=verdict.reason, http_status=verdict.status,
             delivery=delivery, github_event=request.headers.get(webhook.EVENT_HEADER))
-        return web.json_response({"result": verdict.result, "reason": verdict.reason},
-                                 status=verdict.status)
+        response = web.json_response({"result": verdict.result, "reason": verdict.reason},
+                                     status=verdict.status)
+        if verdict is webhook.TOO_SLOW:
+            response.force_close()  # no lingering read of the rest of a trickled body
+        return response
 
     async def _judge(self, request: web.Request) -> webhook.Verdict:
         cfg = self.daemon.cfg
@@ -90,9 +101,13 @@ class Endpoints:
         if (request.content_length or 0) > cfg.webhook_max_bytes:
             return webhook.TOO_LARGE
         try:
-            body = await request.read()  # bounded by the app's client_max_size
+            # bounded in size by the app's client_max_size, in time by http_timeout
+            async with asyncio.timeout(cfg.http_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return webhook.TOO_LARGE
+        except TimeoutError:
+            return webhook.TOO_SLOW
         try:
             secret = cfg.webhook_secret.get()  # re-read: a *_FILE secret may rotate
         except ConfigError as exc:
@@ -117,12 +132,21 @@ def make_app(daemon: Daemon) -> web.Application:
     return app
 
 
-async def start(app: web.Application, bind: str) -> tuple[web.AppRunner, Any]:
+async def start(app: web.Application, bind: str, timeout: float = 5.0,
+                max_connections: int = 64) -> tuple[web.AppRunner, Any]:
     """Listen on ``bind``; returns the runner (for cleanup) and the bound address."""
     host, port = parse_bind(bind)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                           # Until a complete request line and headers arrive, and while
+                           # idle between requests; aiohttp closes the connection after it.
+                           keepalive_timeout=timeout,
+                           # After answering early (404, 413), read no more of a body than this.
+                           lingering_time=timeout)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    if runner.server is None:  # setup() always makes one
+        raise RuntimeError("aiohttp AppRunner.setup() made no server")
+    ConnectionCap(runner.server, max_connections)  # lives on in the server's callbacks
+    site = web.TCPSite(runner, host, port, backlog=max_connections)
     try:
         await site.start()
     except OSError as exc:

@@ -14,18 +14,22 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from skillsyncd.audit import Neo4jSink, open_journal
 from skillsyncd.config import Config
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
-from skillsyncd.sync import Syncer
+from skillsyncd.stopping import PENDING
 
-from . import http
-from .hooks import HookRunner
-from .loop import Daemon
-from .metrics import Metrics
+# The heavy modules (dulwich through sync, aiohttp, prometheus_client, the Neo4j sink)
+# are imported inside serve(), one group at a time with a stop check in between: a
+# SIGTERM during start-up is honoured within one group's import time, not all of them.
+if TYPE_CHECKING:
+    from skillsyncd.audit import Neo4jSink
+    from skillsyncd.sync import Syncer
+
+    from .metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -33,12 +37,15 @@ AUDIT_STOP_WAIT = 2.0  # seconds the shutdown waits for the audit sink's thread
 
 def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
     """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append)."""
+    from skillsyncd.audit.commands import open_journal
     from skillsyncd.wiring import build_syncer
 
     journal = open_journal(cfg)
     syncer = build_syncer(cfg, journal=journal)
     if not cfg.neo4j_uri:
         return syncer, None
+    from skillsyncd.audit.neo4j import Neo4jSink
+
     sink = Neo4jSink(cfg, journal)
     journal.subscribe(sink.notify)
     metrics.watch_audit(sink)
@@ -54,22 +61,44 @@ class Stopped:
 
 
 async def serve(cfg: Config, grace: float) -> Stopped:
-    """Run until SIGTERM/SIGINT (or until the loop dies of a bug)."""
+    """Run until SIGTERM/SIGINT (or until the loop dies of a bug).
+
+    Until the loop's own handlers are in place, stopping.PENDING records signals;
+    a stop raises StopRequested at the next check, before the HTTP port is bound.
+    """
     loop = asyncio.get_running_loop()
+    PENDING.check("starting")
+    from .metrics import Metrics
+
     metrics = Metrics()
+    PENDING.check("metrics")
+    from .hooks import HookRunner
+
     hooks = HookRunner(cfg.hook_command, cfg.hook_url,
                        report=lambda hook, result: metrics.hooks.labels(hook=hook, result=result).inc())
+    PENDING.check("hooks")
     syncer, sink = _syncer(cfg, metrics)
+    PENDING.check("syncer")
+    from . import http
+    from .loop import Daemon
+
     daemon = Daemon(cfg, syncer, metrics, hooks)
     stop = asyncio.Event()
-    runner, address = await http.start(http.make_app(daemon), cfg.http_bind)
+    PENDING.check("http")
+    runner, address = await http.start(http.make_app(daemon), cfg.http_bind, cfg.http_timeout,
+                                       cfg.http_max_connections)
     loop.add_signal_handler(signal.SIGHUP, daemon.trigger, "signal")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # The loop handles signals from here on; one that came while binding is honoured now,
+    # before any sync starts (daemon.run() returns at once once stopping).
+    if PENDING.requested:
+        stop.set()
+        daemon.stop()
     log.info("daemon_started", http=f"{address[0]}:{address[1]}", interval=cfg.interval,
              webhook=bool(cfg.webhook_secret), pid=os.getpid(),
              checks=[type(c).__name__ for c in daemon.syncer.checks])
-    if sink is not None:
+    if sink is not None and not daemon.stopping:
         sink.start()  # its own thread: a slow or absent Neo4j never holds up a sync
         log.info("audit_sink_started", uri=sink.status()["uri"], replica=cfg.replica_id)
     worker = asyncio.create_task(daemon.run(), name="skillsync-loop")
@@ -83,6 +112,7 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     log.info("stopping", sync_in_flight=syncing, grace=grace)
     for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
+    PENDING.install()  # a second SIGTERM while draining must not turn into status 143
     await runner.cleanup()
     done, _ = await asyncio.wait({worker}, timeout=grace)
     abandoned = not done

@@ -85,6 +85,7 @@ class Verdict:
 
 DISABLED = Verdict(404, "disabled", "webhook disabled: set GITHUB_WEBHOOK_SECRET to turn it on")
 TOO_LARGE = Verdict(413, "too_large", "body over the size cap")
+TOO_SLOW = Verdict(408, "too_slow", "body not received within http_timeout")
 
 
 def judge(

@@ -1,0 +1,96 @@
+"""Global flags work before and after the subcommand (issue 15), or are refused naming the flag."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from skillsyncd.cli import build_parser, config_from_args
+
+SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
+
+# flag, value on the command line, Config field, the value it must end up with
+GLOBAL_FLAGS: list[tuple[str, str | None, str, Any]] = [
+    ("--repo", "https://example.invalid/skills.git", "repo", "https://example.invalid/skills.git"),
+    ("--ref", "release", "ref", "release"),
+    ("--state-dir", "/tmp/skillsync-flag-test", "state_dir", Path("/tmp/skillsync-flag-test")),
+    ("--skills-path", "skills", "skills_path", "skills"),
+    ("--interval", "7", "interval", 7.0),
+    ("--http-bind", "127.0.0.1:9999", "http_bind", "127.0.0.1:9999"),
+    ("--on-invalid", "reject", "on_invalid", "reject"),
+    ("--strict", None, "strict", True),
+    ("--log-level", "debug", "log_level", "debug"),
+]
+
+# one argv tail per subcommand (the positional arguments it needs)
+COMMANDS = {
+    "run": ["run"], "status": ["status"], "releases": ["releases"], "rollback": ["rollback"],
+    "validate": ["validate", "."], "audit": ["audit"], "fleet": ["fleet"],
+}
+
+
+def _flag(flag: str, value: str | None) -> list[str]:
+    return [flag] if value is None else [flag, value]
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize(("flag", "value", "field", "expected"), GLOBAL_FLAGS,
+                         ids=[f[0] for f in GLOBAL_FLAGS])
+def test_global_flag_in_either_position(flag: str, value: str | None, field: str, expected: Any,
+                                        command: str, position: str) -> None:
+    tail = COMMANDS[command]
+    argv = (_flag(flag, value) + tail if position == "before"
+            else tail[:1] + _flag(flag, value) + tail[1:])
+    args = build_parser().parse_args(argv)
+    assert args.command == command
+    cfg = config_from_args(args, env={})
+    assert getattr(cfg, field) == expected
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_config_file_flag_in_either_position(tmp_path: Path, position: str) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text('ref = "from-file"\n')
+    argv = ["--config", str(conf), "status"] if position == "before" else ["status", "--config", str(conf)]
+    assert config_from_args(build_parser().parse_args(argv), env={}).ref == "from-file"
+
+
+def test_the_flag_after_the_subcommand_wins() -> None:
+    args = build_parser().parse_args(["--ref", "outer", "status", "--ref", "inner"])
+    assert config_from_args(args, env={}).ref == "inner"
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_once_and_force_in_either_position(position: str) -> None:
+    argv = ["--once", "--force", "run"] if position == "before" else ["run", "--once", "--force"]
+    args = build_parser().parse_args(argv)
+    assert args.once is True and args.force is True
+
+
+def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("SKILLSYNC_", "GITHUB_", "POLLING_", "NEO4J_", "MAX_SKILL"))}
+    return subprocess.run([SKILLSYNCD, *argv], capture_output=True, text=True, timeout=60,
+                          env={**clean, **(env or {})})
+
+
+def test_state_dir_before_status_is_honoured(tmp_path: Path) -> None:
+    """The reproduction from the issue: this used to report /data/skillsync."""
+    done = _cli("--state-dir", str(tmp_path / "s"), "status", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state_dir"] == str(tmp_path / "s")
+
+
+@pytest.mark.parametrize("argv", [["status", "--once"], ["status", "--force"],
+                                  ["releases", "--version"]])
+def test_a_flag_a_command_cannot_take_is_refused_naming_it(argv: list[str]) -> None:
+    done = _cli(*argv)
+    assert done.returncode == 2
+    assert argv[1] in done.stderr
