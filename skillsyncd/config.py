@@ -96,6 +96,7 @@ class Config:
     publish_mode: str = "link"  # link | mirror
     publish_dir: Path | None = None
     publish_marker: bool = True
+    drift: str = "repair"  # repair | report | off: hand edits in the published folder
     # daemon
     interval: float = 60.0
     jitter: float = 0.1
@@ -409,6 +410,11 @@ def check(cfg: Config) -> Config:
     """Refuse settings that cannot work, with the fix in the message."""
     if cfg.on_invalid not in {"skip", "reject"}:
         raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r}")
+    if cfg.drift not in {"repair", "report", "off"}:
+        raise ConfigError(f"drift must be 'repair', 'report' or 'off', not {cfg.drift!r}")
+    if not 1 <= cfg.skill_depth <= 6:
+        raise ConfigError(f"skill_depth must be 1 to 6 (the gateway looks 6 levels down at most), "
+                          f"not {cfg.skill_depth}")
     if cfg.publish_mode not in {"link", "mirror"}:
         raise ConfigError(f"publish_mode must be 'link' or 'mirror', not {cfg.publish_mode!r}")
     if cfg.publish_mode == "mirror" and cfg.publish_dir is None:

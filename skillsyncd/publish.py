@@ -24,6 +24,7 @@ import filecmp
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
@@ -341,9 +342,10 @@ def _place(src: Path, dest: Path, tmp: Path) -> None:
 
 
 def _same_file(src: Path, dest: Path) -> bool:
-    """``dest`` is a private (single-link) copy of ``src`` with the same bytes and exec bit."""
+    """``dest`` is a private (single-link) copy of ``src`` with the same bytes and permissions."""
     sa, sd = os.stat(src), os.stat(dest)
-    if sd.st_nlink != 1 or sa.st_size != sd.st_size or bool(sa.st_mode & 0o111) != bool(sd.st_mode & 0o111):
+    # Every permission bit, not only the exec bit: a chmod by hand is drift to repair.
+    if sd.st_nlink != 1 or sa.st_size != sd.st_size or stat.S_IMODE(sa.st_mode) != stat.S_IMODE(sd.st_mode):
         return False
     return sa.st_mtime_ns == sd.st_mtime_ns or filecmp.cmp(src, dest, shallow=False)
 

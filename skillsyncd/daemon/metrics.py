@@ -46,6 +46,9 @@ class Metrics:
                                 registry=r)
         self.hooks = Counter("skillsync_hooks", "Post-publish hook runs, by hook and result",
                              ["hook", "result"], registry=r)
+        self.drift = Counter("skillsync_drift", "Changes in the published folder skillsyncd did not make, "
+                             "by kind (skill: repaired or reported; foreign: reported only)", ["kind"],
+                             registry=r)
         self.up = Gauge("skillsync_up", "1 while the daemon runs", registry=r)
         self.up.set(1)
         self.audit: AuditView | None = None

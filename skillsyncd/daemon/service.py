@@ -101,6 +101,10 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     if sink is not None and not daemon.stopping:
         sink.start()  # its own thread: a slow or absent Neo4j never holds up a sync
         log.info("audit_sink_started", uri=sink.status()["uri"], replica=cfg.replica_id)
+    from skillsyncd.daemon.drift import DriftWatcher
+
+    drift = DriftWatcher(cfg, lambda kind: metrics.drift.labels(kind=kind).inc())
+    drift.start()  # its own thread; a no-op unless mirror mode and drift != off
     worker = asyncio.create_task(daemon.run(), name="skillsync-loop")
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({worker, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -122,6 +126,7 @@ async def serve(cfg: Config, grace: float) -> Stopped:
         worker.cancel()
     stopper.cancel()
     await hooks.close()
+    await asyncio.to_thread(drift.stop)
     if sink is not None:
         # Bounded, and nearly nothing once the grace is spent: a sink stuck in a network
         # call is a daemon thread and dies with the process; its events stay journalled.

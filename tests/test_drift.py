@@ -1,0 +1,149 @@
+"""Drift repair: real edits in the published folder are noticed and undone within seconds,
+foreign folders are reported and left alone, and a real chokidar watcher (as the gateway
+uses) sees the repaired state. Times are liveness bounds for a loaded machine; the
+measured figures are in docs/publish.md."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+from test_publish_watchers import mirror_cfg, node, skill_md, watchers  # noqa: F401  (fixtures)
+
+from skillsyncd.config import Config
+from skillsyncd.daemon.drift import DriftWatcher, classify
+from skillsyncd.release import Releases, tree_sha_of
+from skillsyncd.wiring import build_syncer
+
+LIVENESS = 20.0  # seconds: a bound that load cannot trip, not a speed target
+
+
+def test_classify_splits_owned_skills_and_foreign_entries() -> None:
+    owned = ["pdf", "data/scraper"]
+    touched, foreign = classify(
+        ["pdf/SKILL.md", "pdf", "data/scraper/x.md", "data", "stray/a.md", ".skillsyncd-reload-1", "new"],
+        owned, lambda p: p.startswith(".skillsyncd-"))
+    assert touched == {"pdf", "data/scraper"} and foreign == {"stray", "new"}
+
+
+def wait(until: Callable[[], bool], what: str) -> float:
+    t0 = time.monotonic()
+    while not until():
+        assert time.monotonic() - t0 < LIVENESS, f"{what} did not happen within {LIVENESS} s"
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def armed(watcher: DriftWatcher, root: Path) -> None:
+    """Wait until the watcher reports a change of ours: from then on it sees every edit."""
+    for n in range(200):
+        seen = watcher.batches
+        canary = root / f".skillsyncd-reload-canary-{n}"
+        canary.mkdir()
+        canary.rmdir()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:
+            if watcher.batches > seen:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the drift watcher never reported a change")
+
+
+@pytest.fixture
+def deployed(repo: Any, tmp_path: Path) -> Iterator[tuple[Config, Path, list[str]]]:
+    for name in ("alpha", "beta"):
+        repo.write(f"{name}/SKILL.md", skill_md(name, f"{name} skill."))
+        repo.write(f"{name}/scripts/run.sh", "#!/bin/sh\necho hi\n")
+    repo.commit("two skills")
+    cfg = dataclasses.replace(mirror_cfg(repo, tmp_path), drift="repair")
+    assert build_syncer(cfg).sync().status == "deployed"
+    counted: list[str] = []
+    watcher = DriftWatcher(cfg, counted.append)
+    watcher.start()
+    armed(watcher, cfg.publish_dir or Path())
+    yield cfg, Releases(cfg.state_dir).dir(Releases(cfg.state_dir).current() or ""), counted
+    watcher.stop()
+
+
+def intact(cfg: Config, release: Path, name: str) -> bool:
+    folder = (cfg.publish_dir or Path("/nonexistent")) / name
+    return folder.is_dir() and tree_sha_of(folder) == tree_sha_of(release / name) and all(
+        (folder / p.relative_to(release / name)).stat().st_mode == p.stat().st_mode
+        for p in (release / name).rglob("*") if p.is_file())
+
+
+def test_edits_deletes_and_chmods_are_repaired(deployed: tuple[Config, Path, list[str]]) -> None:
+    cfg, release, counted = deployed
+    published = cfg.publish_dir
+    assert published is not None
+    with capture_logs() as logs:
+        md = published / "alpha" / "SKILL.md"
+        md.chmod(0o644)
+        md.write_text("---\nname: alpha\ndescription: hijacked\n---\n")
+        took = wait(lambda: intact(cfg, release, "alpha"), "repair of an edited SKILL.md")
+        print(f"edit repaired in {took:.2f} s")
+        import shutil
+
+        shutil.rmtree(published / "beta")
+        took = wait(lambda: intact(cfg, release, "beta"), "repair of a deleted skill")
+        print(f"delete repaired in {took:.2f} s")
+        os.chmod(published / "alpha" / "scripts" / "run.sh", 0o777)
+        took = wait(lambda: intact(cfg, release, "alpha"), "repair of a chmod")
+        print(f"chmod repaired in {took:.2f} s")
+        (published / "alpha" / "notes.txt").write_text("debris")
+        wait(lambda: not (published / "alpha" / "notes.txt").exists(), "removal of debris in a skill")
+    detected = [e for e in logs if e["event"] == "drift_detected"]
+    assert {s for e in detected for s in e["skills"]} == {"alpha", "beta"}
+    assert any(e["event"] == "drift_repaired" for e in logs)
+    assert counted.count("skill") >= 4
+
+
+def test_foreign_folder_is_reported_and_never_touched(deployed: tuple[Config, Path, list[str]]) -> None:
+    cfg, _, counted = deployed
+    published = cfg.publish_dir
+    assert published is not None
+    with capture_logs() as logs:
+        stray = published / "hand-made"
+        stray.mkdir()
+        (stray / "SKILL.md").write_text("---\ndescription: mine\n---\n")
+        wait(lambda: any(e["event"] == "drift_detected" and "hand-made" in e["foreign"] for e in logs),
+             "the foreign folder's report")
+    assert (stray / "SKILL.md").read_text() == "---\ndescription: mine\n---\n"
+    assert counted == ["foreign"]
+
+
+def test_report_mode_reports_and_leaves_the_edit(repo: Any, tmp_path: Path) -> None:
+    repo.write("alpha/SKILL.md", skill_md("alpha", "alpha skill."))
+    repo.commit("one")
+    cfg = dataclasses.replace(mirror_cfg(repo, tmp_path), drift="report")
+    assert build_syncer(cfg).sync().status == "deployed"
+    watcher = DriftWatcher(cfg)
+    found = watcher.check(["alpha/SKILL.md"])  # nothing changed yet: no drift
+    assert not found
+    md = (cfg.publish_dir or Path()) / "alpha" / "SKILL.md"
+    md.chmod(0o644)
+    md.write_text("edited by hand\n")
+    found = watcher.check(["alpha/SKILL.md"])
+    assert found.damaged == ("alpha",) and md.read_text() == "edited by hand\n"
+
+
+def test_the_gateways_watcher_sees_the_repaired_state(
+    deployed: tuple[Config, Path, list[str]], watchers: Callable[..., Any]  # noqa: F811
+) -> None:
+    cfg, release, _ = deployed
+    published = cfg.publish_dir
+    assert published is not None
+    w = watchers(published)
+    md = published / "alpha" / "SKILL.md"
+    md.chmod(0o644)
+    md.write_text("---\nname: alpha\ndescription: hijacked\n---\n")
+    good = (release / "alpha" / "SKILL.md").read_text()
+    events = w.until(lambda evs: any(e.get("path") == "alpha/SKILL.md" and e.get("content") == good
+                                     for e in evs), time.monotonic() + LIVENESS)
+    assert any(e.get("content") == good for e in events if e.get("path") == "alpha/SKILL.md"), events
