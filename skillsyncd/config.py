@@ -92,6 +92,10 @@ class Config:
     gateway_max_skills: int = 200  # OpenClaw skills.limits.maxSkillsLoadedPerSource
     allow_mass_removal: bool = False  # a commit may remove more than half of the live skills
     ignore: tuple[str, ...] = ()  # gitignore patterns, on top of the defaults and .skillsyncignore
+    # trust (skillsyncd.trust): which commit signatures may deploy, and the keys trusted
+    verify: str = "none"  # none | ssh | gpg | any
+    allowed_signers: Secret = NO_SECRET  # git's allowed_signers format (or ..._FILE)
+    gpg_keys: Secret = NO_SECRET  # armored OpenPGP public keys (or ..._FILE)
     # publish
     publish_mode: str = "link"  # link | mirror
     publish_dir: Path | None = None
@@ -160,7 +164,7 @@ class Config:
                        self.max_skill_files, self.max_release_bytes],
             "skill_depth": self.skill_depth, "allow_mass_removal": self.allow_mass_removal,
             "gateway": [self.gateway_max_candidates, self.gateway_max_skills],
-            "publish_mode": self.publish_mode, "ignore": list(self.ignore),
+            "publish_mode": self.publish_mode, "ignore": list(self.ignore), "verify": self.verify,
         }
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -175,7 +179,8 @@ class Config:
 
 # --- loading -----------------------------------------------------------------
 
-_SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password"}
+# Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
+_SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "allowed_signers", "gpg_keys"}
 
 # Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
 _ENV_ALIASES: dict[str, tuple[str, ...]] = {
@@ -410,6 +415,14 @@ def check(cfg: Config) -> Config:
     """Refuse settings that cannot work, with the fix in the message."""
     if cfg.on_invalid not in {"skip", "reject"}:
         raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r}")
+    if cfg.verify not in {"none", "ssh", "gpg", "any"}:
+        raise ConfigError(f"verify must be none, ssh, gpg or any, not {cfg.verify!r}")
+    if cfg.verify == "ssh" and not cfg.allowed_signers:
+        raise ConfigError("verify=ssh needs SKILLSYNC_ALLOWED_SIGNERS (or _FILE): the keys to trust")
+    if cfg.verify == "gpg" and not cfg.gpg_keys:
+        raise ConfigError("verify=gpg needs SKILLSYNC_GPG_KEYS (or _FILE): the keys to trust")
+    if cfg.verify == "any" and not (cfg.allowed_signers or cfg.gpg_keys):
+        raise ConfigError("verify=any needs SKILLSYNC_ALLOWED_SIGNERS or SKILLSYNC_GPG_KEYS")
     if cfg.drift not in {"repair", "report", "off"}:
         raise ConfigError(f"drift must be 'repair', 'report' or 'off', not {cfg.drift!r}")
     if not 1 <= cfg.skill_depth <= 6:

@@ -391,6 +391,7 @@ class Syncer:
         settings = cfg.release_settings()
         repo = Repo(str(cfg.mirror_dir))
         try:
+            self._verify_signature(repo, fetched.commit, trigger, state, base, settings)
             read_blob = source.blob_reader(repo)
             try:
                 surveyed = survey(repo.object_store, fetched.tree, cfg.skills_path, cfg.skill_depth,
@@ -595,6 +596,29 @@ class Syncer:
             history_rewritten=fetched.history_rewritten,
             **{**base, "commit": fetched.commit},
         )
+
+    def _verify_signature(self, repo: Repo, commit: str, trigger: str, state: State,
+                          base: dict[str, Any], settings: str) -> None:
+        """Refuse the commit as a whole when SKILLSYNC_VERIFY wants a trusted signature it lacks."""
+        cfg = self.cfg
+        if cfg.verify == "none":
+            return
+        from skillsyncd.trust import verify_commit
+
+        raw = repo.object_store[ObjectID(commit.encode())].as_raw_string()
+        verdict = verify_commit(raw, cfg.verify, cfg.allowed_signers.get() or "", cfg.gpg_keys.get() or "",
+                                commit)
+        if verdict.ok:
+            log.info("signature_verified", signer=verdict.signer)
+            return
+        finding = policy_of(cfg).finding(verdict.rule or "commit.bad-signature", commit[:12], verdict.message)
+        if finding is None or finding.severity is not Severity.ERROR:
+            log.warning("signature_not_enforced", rule=verdict.rule, message=verdict.message)
+            return
+        save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=commit, settings=settings))
+        self.record("validation_failed", trigger=trigger, policy="verify",
+                    findings=[_finding_json(finding)], **base)
+        raise ValidationRejected(f"commit {commit[:12]} refused: {finding}")
 
     def _validate(self, skill: Skill, read_blob: Callable[[str], bytes],
                   allowed: frozenset[str] = frozenset()

@@ -89,6 +89,10 @@ _CATALOGUE: tuple[Rule, ...] = (
     Rule("layout.too-deep", W, "skills deeper than skill_depth folder levels: not deployed"),
     Rule("layout.nested-skill", W, "a SKILL.md inside another skill: deployed as a file, not loaded"),
     Rule("layout.gateway-cap", W, "more skills than the gateway loads from one folder"),
+    # trust: commit signatures (SKILLSYNC_VERIFY)
+    Rule("commit.unsigned", E, "the commit is not signed while SKILLSYNC_VERIFY asks for signatures"),
+    Rule("commit.bad-signature", E, "the signature does not verify, or its key expired or was revoked"),
+    Rule("commit.unknown-signer", E, "a valid signature by a key that is not trusted"),
     # guards on a whole commit
     Rule("guard.mass-removal", E, "the commit would remove more than half of the live skills, or all"),
 )
