@@ -143,13 +143,15 @@ def hostile(_http_git_server_session: HttpGitServer, git_root: GitRoot,
     (bait / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
     code, _, err, _ = run_sync(url, state)
     assert code == 0, err
+    # Each call replaces the whole tree, which may remove most live skills: allowed here.
+    replace_all = {"SKILLSYNC_ALLOW_MASS_REMOVAL": "true"}
 
     def go(top: Spec) -> dict[str, Any]:
         head = push_tree(repo, {b"good": {b"SKILL.md": GOOD_MD}, **top})
         before = snapshot(around, skip=(state,))
         passwd = Path("/etc/passwd").stat().st_mtime_ns
         started = time.monotonic()
-        code, out, err, rss = run_sync(url, state)
+        code, out, err, rss = run_sync(url, state, env=replace_all)
         took = time.monotonic() - started
         assert snapshot(around, skip=(state,)) == before, "something was written outside the state dir"
         assert Path("/etc/passwd").stat().st_mtime_ns == passwd
@@ -176,7 +178,11 @@ def hostile(_http_git_server_session: HttpGitServer, git_root: GitRoot,
 
 def findings_of(result: dict[str, Any], skill: str) -> list[dict[str, Any]]:
     record = result["records"].get(skill)
-    assert record is not None, f"{skill} is not in the manifest at all"
+    if record is None:  # not a skill at all (discovery left it out): named in the layout list
+        layout = [f for f in result["manifest"].get("layout", []) if f["path"] == skill]
+        assert layout, f"{skill} is neither in the manifest's skills nor in its layout list"
+        assert not (result["root"] / skill).exists(), f"{skill} was staged"
+        return layout
     assert record["status"] == "held_back" and record["live"] is False, record
     assert not (result["root"] / skill).exists(), f"{skill} was staged"
     return list(record["findings"])
@@ -199,7 +205,8 @@ CASES: dict[str, tuple[Spec, str, str]] = {
                "path.dotdot", "evil/../../escape.txt"),
     "dotdot-in-name": ({b"SKILL.md": md(), b"ok": {b"..": {b"x": b"y"}}},
                        "path.dotdot", "evil/ok/../x"),
-    "absolute": ({b"SKILL.md": md(), b"/tmp": {b"pwned": b"x"}}, "path.absolute", "/tmp"),
+    # A tree entry named '/tmp' is a name holding '/', which no filesystem name can be.
+    "absolute": ({b"SKILL.md": md(), b"/tmp": {b"pwned": b"x"}}, "path.slash", "evil/\\x2ftmp"),
     "dot-git": ({b"SKILL.md": md(), b".git": {b"config": b"[core]\n\tfsmonitor = evil\n"}},
                 "path.dot-git", "evil/.git/config"),
     "dot-GIT": ({b"SKILL.md": md(), b".GIT": {b"hooks": {b"post-checkout": (0o100755, b"#!/bin/sh\n")}}},
@@ -218,17 +225,14 @@ CASES: dict[str, tuple[Spec, str, str]] = {
     "duplicate-keys": ({b"SKILL.md": md("name: other\n")}, "yaml.duplicate-key", "evil/SKILL.md"),
     "frontmatter-10mb": ({b"SKILL.md": b"---\nname: evil\ndescription: " + b"a" * 10_000_000
                           + b"\n---\n"}, "size.skill-md", "evil/SKILL.md"),
-    "invalid-utf8": ({b"SKILL.md": md().replace(b"Hostile", b"Host\xff\xfeile")},
-                     "skill-md.encoding", "evil/SKILL.md"),
-    "nul-bytes": ({b"SKILL.md": md().replace(b"Body", b"Bo\x00dy")}, "skill-md.nul",
-                  "evil/SKILL.md"),
     "newline-name": ({b"SKILL.md": md(), b"a\nb.txt": b"x"}, "path.control-char", "evil/a"),
     "escape-name": ({b"SKILL.md": md(), b"\x1b[31mred.txt": b"x"}, "path.control-char",
                     "\\x1b"),
     "bad-utf8-name": ({b"SKILL.md": md(), b"caf\xe9.txt": b"x"}, "path.encoding", "evil/caf"),
     "case-collision": ({b"SKILL.md": md(), b"README.md": b"a", b"readme.md": b"b"},
                        "path.case-collision", "readme.md"),
-    "skill-md-is-a-folder": ({b"SKILL.md": {b"x": b"y"}}, "skill-md.missing", "evil"),
+    # A folder named SKILL.md: not a skill for the gateway either; said in the layout list.
+    "skill-md-is-a-folder": ({b"SKILL.md": {b"x": b"y"}}, "layout.not-a-skill", "evil"),
     "backslash": ({b"SKILL.md": md(), b"..\\..\\win.ini": b"x"}, "path.backslash", "win.ini"),
     "odd-mode": ({b"SKILL.md": md(), b"odd": (0o100664, b"x")}, "path.mode", "evil/odd"),
 }
@@ -249,7 +253,8 @@ def test_the_hostile_commit_deploys_only_the_good_skill_in_bounded_memory(
     assert {p.name for p in corpus["root"].iterdir()} == {"good"}
     assert corpus["rss_kb"] < RSS_BOUND_KB, f"peak RSS {corpus['rss_kb']} KB"
     print(f"hostile corpus: peak RSS {corpus['rss_kb'] // 1024} MB, sync {corpus['seconds']:.1f} s")
-    assert set(corpus["manifest"]["validation"]["held_back"]) == {f"evil-{c}" for c in CASES}
+    not_skills = {f"evil-{c}" for c, (_, rule, _) in CASES.items() if rule.startswith("layout.")}
+    assert set(corpus["manifest"]["validation"]["held_back"]) == {f"evil-{c}" for c in CASES} - not_skills
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -257,6 +262,21 @@ def test_hostile_skill_is_refused_by_a_named_rule(case: str, corpus: dict[str, A
     _, rule, path_part = CASES[case]
     skill = f"evil-{case}"
     assert_refused(corpus, skill, rule, path_part.replace("evil", skill, 1))
+
+
+def test_bytes_the_gateway_reads_are_warnings_not_refusals(
+    hostile: Callable[..., dict[str, Any]]
+) -> None:
+    """Invalid UTF-8 and NUL bytes in SKILL.md: OpenClaw reads them (U+FFFD), so they deploy."""
+    result = hostile({
+        b"odd-utf8": {b"SKILL.md": md().replace(b"Hostile", b"Host\xff\xfeile")},
+        b"odd-nul": {b"SKILL.md": md().replace(b"Body", b"Bo\x00dy")},
+    })
+    assert result["code"] == 0, result["err"]
+    for skill, rule in (("odd-utf8", "skill-md.encoding"), ("odd-nul", "skill-md.nul")):
+        record = result["records"][skill]
+        assert record["live"] is True and record["status"] == "ok", record
+        assert [w["severity"] for w in record["warnings"] if w["rule"] == rule] == ["warning"]
 
 
 def test_hostile_top_level_names_never_become_folders(
