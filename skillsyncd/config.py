@@ -106,6 +106,8 @@ class Config:
     health_command: str | None = None
     health_timeout: float = 5.0
     health_retries: int = 3
+    # seconds to wait before a flip for a health URL that is down or starting (issue 14)
+    health_start_wait: float = 60.0
     hook_command: str | None = None
     hook_url: str | None = None
     # Below supervisord's default stopwaitsecs (10 s): exit before it sends SIGKILL.

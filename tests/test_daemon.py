@@ -379,7 +379,7 @@ def test_sigterm_waits_for_a_short_sync_to_flip(
     assert d.finished("deployed") and d.finished("deployed")[0]["commit"] == head
     releases = Releases(tmp_path / "state")
     current = releases.current()
-    assert current is not None and releases.manifest(current)["commit"] == head
+    assert current is not None and releases.manifest(current).to_dict()["commit"] == head
 
 
 def test_sigterm_during_a_hung_fetch_exits_with_current_intact(

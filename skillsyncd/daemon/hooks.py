@@ -39,7 +39,7 @@ class Deployment:
     previous_release: str | None
     trigger: str
     state_dir: str
-    event: str = "deployed"  # or "rolled_back" after a manual rollback
+    event: str = "deployed"  # or "manual_rollback" after `skillsyncd rollback` (events.Status)
 
     def env(self) -> dict[str, str]:
         return {

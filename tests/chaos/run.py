@@ -210,10 +210,10 @@ def check_after_restart(cfg: Config, origin: Origin, head: str) -> None:
         raise TrialFailure(f"leftovers after restart: {leftovers}")
     check_journal(cfg, allow_torn=False)
     manifest = rel.manifest(current)
-    if manifest["commit"] != head:
-        raise TrialFailure(f"did not converge: {current} is commit {manifest['commit'][:12]}, "
+    if manifest.commit != head:
+        raise TrialFailure(f"did not converge: {current} is commit {manifest.commit[:12]}, "
                            f"head is {head[:12]}")
-    live = {s["name"]: s["content_sha"] for s in manifest["skills"] if s.get("live")}
+    live = manifest.live_shas()
     want = {n: sha for n, sha in origin.tree_ids().items() if n in origin.skills}
     if live != want:
         raise TrialFailure(f"live skills {sorted(live)} differ from the repository's {sorted(want)}")
