@@ -321,7 +321,8 @@ class Syncer:
                 previous_release=state.release, skills_count=len(manifest.live),
                 skills=[s.event() for s in manifest.live])
         state = dataclasses.replace(state, commit=manifest.commit, release=current,
-                                    last_good_release=current)
+                                    last_good_release=current,
+                                    settings=state.settings or manifest.settings)
         self.ledger.write(None, state)
         return Live(state, current, manifest)
 

@@ -436,8 +436,8 @@ def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) 
         assert any(f.rule == "yaml.recovered" and f.path.endswith("planner/SKILL.md")
                    for f in out.findings)
         # Nothing left out in silence: each entry not deployed has a finding, in the manifest too.
-        layout = {(f["rule"], f["path"]) for f in
-                  Releases(cfg.state_dir).manifest(Releases(cfg.state_dir).current() or "").to_dict()["layout"]}
+        rel = Releases(cfg.state_dir)
+        layout = {(f.rule, f.path) for f in rel.manifest(rel.current() or "").layout}
         if not skills_path:
             assert {("layout.root-skill-md", "SKILL.md"), ("layout.skills-subfolder", "skills"),
                     ("layout.not-a-skill", "legacy")} <= layout
