@@ -23,7 +23,7 @@ from typing import Any
 from skillsyncd.errors import ConfigError
 
 # Paths containing one of these components are ignored by the gateway's watcher
-# (design.md §3): a state or publish dir under them would never hot-reload.
+#: a state or publish dir under them would never hot-reload.
 WATCHER_IGNORED_NAMES = frozenset(
     {".git", "node_modules", "dist", "build", ".cache", "venv", ".venv", "__pycache__"}
 )
