@@ -419,3 +419,30 @@ def test_importing_the_package_changes_nothing_process_wide() -> None:
     tree = ast.parse(source)
     top_level_calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
     assert top_level_calls == [], "a module-level call runs on import"
+
+
+# --- the manifest, a typed value ---------------------------------------------------------------
+
+
+def test_a_0_1_0_manifest_reads_with_defaults_and_round_trips_the_documented_keys() -> None:
+    from skillsyncd.manifest import Manifest
+
+    old = {"format": 1, "release": "20260101T000000Z-aaaaaaaaaaaa", "commit": "a" * 40,
+           "tree": "t", "ref": "main", "source": "https://x/y", "skills_path": "",
+           "created": "2026-01-01T00:00:00.000Z", "previous_release": None,
+           "history_rewritten": False,
+           "validation": {"policy": "skip", "held_back": [], "errors": 0, "warnings": 0},
+           "skills": [{"name": "a", "live": True, "status": "ok", "change": "added",
+                       "content_sha": "s", "commit": "a" * 40, "version": None,
+                       "description": "d", "files": 1, "bytes": 3, "warnings": []}]}
+    m = Manifest.from_json(json.dumps(old))
+    assert m.layout == () and m.settings is None and m.skills[0].effective_name is None
+    assert m.skills[0].gateway_name == "a"
+    doc = json.loads(m.to_json())
+    assert set(doc) == {"format", "release", "commit", "tree", "ref", "source", "skills_path",
+                        "created", "previous_release", "history_rewritten", "validation",
+                        "layout", "settings", "skills"}
+    assert {"name", "live", "status", "change", "content_sha", "commit", "version",
+            "declared_name", "effective_name", "description", "files", "bytes",
+            "warnings"} <= set(doc["skills"][0])
+    assert Manifest.from_json(m.to_json()) == m
