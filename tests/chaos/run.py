@@ -246,7 +246,10 @@ class Runner:
                     if not k.startswith(("SKILLSYNC_", "GITHUB_", "NEO4J_", "POLLING_"))}
         self.env.update(SKILLSYNC_PUBLISH_MODE="mirror", SKILLSYNC_PUBLISH_DIR=str(self.publish),
                         SKILLSYNC_JITTER="0", SKILLSYNC_NETWORK_TIMEOUT="10",
-                        SKILLSYNC_LOCK_TIMEOUT="10", CHAOS_COUNT_FILE=str(self.count_file))
+                        SKILLSYNC_LOCK_TIMEOUT="10", CHAOS_COUNT_FILE=str(self.count_file),
+                        # the random commits may remove most skills at once: that is the
+                        # workload here, not a mistake for the mass-removal guard to refuse
+                        SKILLSYNC_ALLOW_MASS_REMOVAL="true")
         self.cfg = load_config(flags={"repo": url, "state_dir": str(self.state)},
                                env={k: v for k, v in self.env.items() if k.startswith("SKILLSYNC_")})
         self.mutations = 60  # refined from every clean run
