@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from skillsyncd import __version__
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED, EXIT_USAGE, ConfigError, SkillsyncError
+from skillsyncd.events import Status
 from skillsyncd.stopping import PENDING, StopRequested
 
 if TYPE_CHECKING:
@@ -199,7 +200,7 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
     finally:
         _ship_audit(cfg)  # failures are audit events too
     line = f"{outcome.status}: commit {(outcome.commit or '-')[:12]} release {outcome.release or '-'}"
-    if outcome.status == "deployed":
+    if outcome.status is Status.DEPLOYED:
         p, held = outcome.plan, outcome.held_back
         went_live = (sum(1 for n in p.added if n not in held), sum(1 for n in p.changed if n not in held))
         line += (f" ({outcome.skills_live} skills live: +{went_live[0]} ~{went_live[1]} -{len(p.removed)}"
@@ -211,10 +212,10 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
             print(f"    {r}", file=sys.stderr)
     if outcome.reason:
         print(f"  reason: {outcome.reason}", file=sys.stderr)
-    if outcome.status == "rolled_back":
+    if outcome.status is Status.ROLLED_BACK:
         return EXIT_SYNC_FAILED
-    if outcome.status == "deployed":
-        _run_hooks(cfg, outcome, "deployed")
+    if outcome.status is Status.DEPLOYED:
+        _run_hooks(cfg, outcome, Status.DEPLOYED)
     return EXIT_OK
 
 
@@ -277,50 +278,10 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     return run_daemon(cfg)
 
 
-def status_dict(cfg: Config) -> dict[str, Any]:
-    from skillsyncd.release import Releases
-    from skillsyncd.state import load_state
-
-    releases = Releases(cfg.state_dir)
-    state = load_state(cfg.state_file)
-    current = releases.current()
-    manifest = releases.manifest(current) if current else None
-    skills = [s for s in (manifest or {}).get("skills", []) if s.get("live")]
-    held = (manifest or {}).get("validation", {}).get("held_back", [])
-    behind = None
-    if state.upstream_commit and state.commit:
-        behind = state.upstream_commit != state.commit
-    return {
-        "state_dir": str(cfg.state_dir),
-        "current_release": current,
-        "deployed_commit": manifest["commit"] if manifest else None,
-        "source": (manifest or {}).get("source") or state.source,
-        "ref": cfg.ref,
-        "skills_live": len(skills),
-        "skills_held_back": held,
-        # What the gateway will list: its name (the folder's when SKILL.md has none) and description.
-        "skills": [{"folder": s["name"], "name": s.get("effective_name") or s["name"],
-                    "description": s.get("description"), "version": s.get("version")}
-                   for s in skills],
-        # What the repository holds that the release does not (a skills/ set, a root SKILL.md, ...).
-        "layout": [{"rule": f["rule"], "path": f["path"], "message": f["message"]}
-                   for f in (manifest or {}).get("layout", [])],
-        "upstream_commit": state.upstream_commit,
-        "behind_upstream": behind,
-        "behind_reason": state.bad_commits.get(state.upstream_commit or "")
-        or ("rejected by validation" if state.rejected_commit == state.upstream_commit
-            and state.rejected_commit else None),
-        "bad_commits": state.bad_commits,
-        "last_attempt": state.last_attempt,
-        "last_success": state.last_success,
-        "last_error": state.last_error,
-        "failure_streak": state.failure_streak,
-        "releases": len(releases.complete()),
-    }
-
-
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     import json
+
+    from skillsyncd.status import status_dict
 
     info = status_dict(cfg)
     if args.json:
@@ -346,6 +307,9 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
           f"{info['failure_streak']}")
     if info["last_error"]:
         print(f"error     {info['last_error']}")
+    disk = info["state_dir_health"]
+    if disk["problem"]:
+        print(f"disk      {disk['problem']}")
     return EXIT_OK
 
 
@@ -359,8 +323,8 @@ def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:
     rows = []
     for rid in releases.complete():
         m = releases.manifest(rid)
-        rows.append({"release": rid, "commit": m.get("commit"), "created": m.get("created"),
-                     "skills": sum(1 for s in m.get("skills", []) if s.get("live")),
+        rows.append({"release": rid, "commit": m.commit, "created": m.created,
+                     "skills": len(m.live),
                      "current": rid == current})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -378,7 +342,7 @@ def cmd_rollback(cfg: Config, args: argparse.Namespace) -> int:
           f"commit {(outcome.previous_commit or '-')[:12]} will not be redeployed automatically",
           file=sys.stderr)
     _ship_audit(cfg)
-    _run_hooks(cfg, outcome, "rolled_back")
+    _run_hooks(cfg, outcome, Status.MANUAL_ROLLBACK)
     return EXIT_OK
 
 

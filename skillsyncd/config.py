@@ -24,7 +24,7 @@ from typing import Any
 from skillsyncd.errors import ConfigError
 
 # Paths containing one of these components are ignored by the gateway's watcher
-# (design.md §3): a state or publish dir under them would never hot-reload.
+#: a state or publish dir under them would never hot-reload.
 WATCHER_IGNORED_NAMES = frozenset(
     {".git", "node_modules", "dist", "build", ".cache", "venv", ".venv", "__pycache__"}
 )
@@ -117,6 +117,8 @@ class Config:
     health_command: str | None = None
     health_timeout: float = 5.0
     health_retries: int = 3
+    # seconds to wait before a flip for a health URL that is down or starting (issue 14)
+    health_start_wait: float = 60.0
     hook_command: str | None = None
     hook_url: str | None = None
     # Below supervisord's default stopwaitsecs (10 s): exit before it sends SIGKILL.

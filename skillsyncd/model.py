@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # git tree entry modes we care about
 MODE_FILE = 0o100644
@@ -97,15 +97,3 @@ class Plan:
     @property
     def is_empty(self) -> bool:
         return not (self.added or self.changed or self.removed)
-
-
-@dataclass(frozen=True)
-class SkillRecord:
-    """A skill as recorded in a release manifest."""
-
-    name: str
-    version: str | None
-    content_sha: str
-    commit: str
-    status: str = "ok"  # ok | held_back (last good version kept)
-    findings: tuple[Finding, ...] = field(default=())

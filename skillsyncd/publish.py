@@ -29,13 +29,13 @@ import uuid
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from skillsyncd.config import WATCHER_IGNORED_NAMES, Config
 from skillsyncd.errors import ConfigError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
+from skillsyncd.manifest import EMPTY, Manifest
 from skillsyncd.release import Releases, tree_sha_of
 
 log = structlog.get_logger("skillsyncd.publish")
@@ -137,6 +137,14 @@ def publish(cfg: Config, release_dir: Path) -> PublishResult:
     return mirror.sync(release_dir, Releases(cfg.state_dir).manifest(release))
 
 
+def unpublish(cfg: Config) -> PublishResult | None:
+    """Take every skill skillsyncd published out of the mirror: nothing is live any more."""
+    if cfg.publish_mode != "mirror" or cfg.publish_dir is None:
+        return None  # link mode: removing `current` is the whole of it
+    mirror = Mirror(cfg.publish_dir, cfg.state_dir / OWNERSHIP_FILE, cfg.publish_marker)
+    return mirror.sync(Releases(cfg.state_dir).root / "none", EMPTY)
+
+
 def verify_published(cfg: Config, release_id: str) -> list[str]:
     """Post-flip check: the published view holds exactly the release's live skills."""
     if cfg.publish_mode != "mirror" or cfg.publish_dir is None:
@@ -147,7 +155,7 @@ def verify_published(cfg: Config, release_id: str) -> list[str]:
     manifest = Releases(cfg.state_dir).manifest(release_id)
     owned = load_owned(cfg.state_dir / OWNERSHIP_FILE, cfg.publish_dir)
     problems = []
-    live = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
+    live = manifest.live_shas()
     for name, sha in sorted(live.items()):
         if is_watcher_ignored(name):
             continue  # deliberately not published; warned about at publish time
@@ -185,9 +193,12 @@ class Mirror:
         self.ownership = ownership
         self.marker = marker
 
-    def sync(self, release_dir: Path, manifest: Mapping[str, Any]) -> PublishResult:
-        self.root.mkdir(parents=True, exist_ok=True)
-        wanted = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
+    def sync(self, release_dir: Path, manifest: Manifest) -> PublishResult:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PublishError(f"cannot publish into {self.root}: {exc}") from exc
+        wanted = manifest.live_shas()
         owned = load_owned(self.ownership, self.root)
         # Grouped skills ('group/skill') live below a group folder: ask for each name.
         present = {n for n in {*wanted, *owned} if os.path.lexists(self.root / n)}

@@ -4,7 +4,7 @@ Point it at what skillsyncd publishes, either the ``<state>/current`` link (link
 mode) or a mirror directory (mirror mode). It is what a Python gateway would
 embed, and the test peer that proves a watchfiles-based consumer hot-reloads.
 
-Two traps it avoids (design.md §3):
+Two traps it avoids:
 
 * A watcher on the ``current`` link keeps watching the release the link pointed
   at when the watch began; releases never change, so it would never fire again.

@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import errno
 import functools
-import json
 import os
 import re
 import shutil
@@ -22,18 +21,17 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd.errors import ReleaseError
 from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink, write_all
+from skillsyncd.manifest import Manifest
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Skill
 
 log = structlog.get_logger(__name__)
 
-MANIFEST_FORMAT = 1
 RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
 # fsutil.atomic_write's temp names for the files written under the deploy lock:
 # "." + target name + "." + mkstemp's 8 chars + ".tmp". Others (the Neo4j cursor)
@@ -100,11 +98,11 @@ class Releases:
             return name
         return None
 
-    def manifest(self, release_id: str) -> dict[str, Any]:
+    def manifest(self, release_id: str) -> Manifest:
+        """The release's manifest (the one reader of ``releases/<id>.json``)."""
         try:
-            data: dict[str, Any] = json.loads(self.manifest_path(release_id).read_bytes())
-            return data
-        except (OSError, ValueError) as exc:
+            return Manifest.from_json(self.manifest_path(release_id).read_bytes())
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReleaseError(f"release {release_id} has no readable manifest: {exc}") from exc
 
     # --- writing ----------------------------------------------------------------
@@ -114,6 +112,12 @@ class Releases:
         if not self.manifest_path(release_id).is_file() or not self.dir(release_id).is_dir():
             raise ReleaseError(f"refusing to flip to incomplete release {release_id}")
         replace_symlink(self.current_link, f"releases/{release_id}")
+
+    def unflip(self) -> None:
+        """Remove ``current``: nothing is live (a first deploy that failed after its flip)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.current_link.unlink()
+        fsync_dir(self.state_dir)
 
     def recover(self) -> list[str]:
         """Remove what a crash can leave: incomplete releases and temp files/links."""
@@ -184,7 +188,7 @@ def stage_release(
     build: Iterable[Skill],
     reuse: Mapping[str, str],
     read_blob: Callable[[str], bytes],
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     copy_names: frozenset[str] = frozenset(),
 ) -> StageStats:
     """Build ``releases/<id>/`` and write its manifest last.
@@ -228,7 +232,7 @@ def stage_release(
         os.chmod(d, 0o555)
     os.chmod(target, 0o555)
     sync_filesystem(target)
-    atomic_write(releases.manifest_path(release_id), _manifest_bytes(manifest), mode=0o444)
+    atomic_write(releases.manifest_path(release_id), manifest.to_json(), mode=0o444)
     return StageStats(files_written=written, files_linked=linked, bytes_written=nbytes)
 
 
@@ -241,6 +245,8 @@ def write_new(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         write_all(fd, data)
+    except OSError as exc:  # os.write names no file: say which one (and so which filesystem)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         os.close(fd)
 
@@ -272,23 +278,6 @@ def _syncfs() -> Callable[[int], int] | None:
     except (OSError, AttributeError):
         return None
     return fn
-
-
-def _manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    """Indented JSON with one skill per line: readable, and fast for 10,000 skills.
-
-    ``json.dumps(indent=...)`` runs the pure-Python encoder (~1 s for 10,000
-    skills); without ``indent`` the C encoder does each line.
-    """
-    body = {"format": MANIFEST_FORMAT, **manifest}
-    skills = body.pop("skills", None)
-    head = json.dumps(body, indent=2)
-    if skills is None:
-        return (head + "\n").encode()
-    lines = ",\n".join("    " + json.dumps(s, separators=(", ", ": ")) for s in skills)
-    listing = f'"skills": [\n{lines}\n  ]' if skills else '"skills": []'
-    head = head[:-2] + ",\n  " if body else "{\n  "
-    return (head + listing + "\n}\n").encode()
 
 
 def _makedirs(path: str, made: set[str], created: list[str]) -> None:
@@ -425,7 +414,7 @@ def verify_release(
     except ReleaseError as exc:
         return [str(exc)]
     root = releases.dir(release_id)
-    expected = {s["name"]: s["content_sha"] for s in manifest.get("skills", []) if s.get("live")}
+    expected = manifest.live_shas()
     present, extras = _skill_folders(root, set(expected))
     for extra in extras:
         problems.append(f"{extra}: in the release but not in its manifest")

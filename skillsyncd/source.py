@@ -1,9 +1,10 @@
 """The git remote: probe one ref, fetch one commit shallowly into the mirror.
 
-dulwich is fully blocking (design.md §4): callers run these methods in a worker
-thread, and every network call here is bounded twice, by a per-socket timeout
-and by an overall deadline checked as bytes arrive, so a slow or silent server
-cannot pin the thread for ever.
+dulwich is fully blocking: callers run these methods in a worker thread, and
+every network call here is bounded twice, by a per-socket timeout and by an
+overall deadline checked as bytes arrive, so a slow or silent server cannot pin
+the thread for ever. Both are scoped to the operation (a thread-local deadline);
+importing this module changes nothing process-wide.
 """
 
 from __future__ import annotations
@@ -132,8 +133,9 @@ class _Deadline:
     spent; the blocked read then fails at once.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, socket_timeout: float | None = None) -> None:
         self.seconds = seconds
+        self.socket_timeout = socket_timeout
         self.expires = time.monotonic() + seconds
         self.expired = False
         self._sockets: list[socket.socket] = []
@@ -146,6 +148,7 @@ class _Deadline:
             raise TimeoutError(f"network operation exceeded {self.seconds:.0f}s overall")
 
     def __enter__(self) -> _Deadline:
+        _install_audit_hook()
         _active.deadline = self
         self._timer.start()
         return self
@@ -157,6 +160,10 @@ class _Deadline:
             self._sockets.clear()
 
     def watch(self, sock: socket.socket) -> None:
+        # dulwich's git:// client sets no timeout of its own: the operation's applies.
+        if self.socket_timeout is not None and sock.gettimeout() is None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(self.socket_timeout)
         with self._lock:
             self._sockets.append(sock)
 
@@ -184,7 +191,20 @@ def _on_audit(event: str, args: tuple[Any, ...]) -> None:
             deadline.watch(args[0])
 
 
-sys.addaudithook(_on_audit)
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _install_audit_hook() -> None:
+    """Install :func:`_on_audit` once, at the first network operation (never on import).
+
+    An audit hook cannot be removed; it does nothing outside an operation's deadline.
+    """
+    global _hook_installed
+    with _hook_lock:
+        if not _hook_installed:
+            sys.addaudithook(_on_audit)
+            _hook_installed = True
 
 
 class Source:
@@ -220,10 +240,6 @@ class Source:
             if token:
                 kwargs["username"] = cfg.username
                 kwargs["password"] = token
-        elif parts.scheme == "git":
-            # dulwich's git:// client has no timeout of its own; its sockets take the
-            # process default (asyncio, urllib3 and neo4j all set their own).
-            socket.setdefaulttimeout(cfg.network_timeout)
         elif _is_ssh(url):
             # System ssh, never prompting, with its own connect and keep-alive bounds.
             t = max(1, int(cfg.network_timeout))
@@ -240,7 +256,7 @@ class Source:
     def _network(self, what: str) -> Iterator[_Deadline]:
         """Map every transport failure to a SourceError with an actionable message."""
         try:
-            with _Deadline(self.cfg.network_timeout * 4) as deadline:
+            with _Deadline(self.cfg.network_timeout * 4, self.cfg.network_timeout) as deadline:
                 try:
                     yield deadline
                 except Exception:
@@ -444,7 +460,7 @@ class Source:
             )
 
     def _bound_packs(self, repo: Repo) -> None:
-        """Every fetch adds a pack; merge them once there are too many (design.md §4)."""
+        """Every fetch adds a pack; merge them once there are too many."""
         pack_dir = Path(repo.object_store.path) / "pack"
         packs = list(pack_dir.glob("*.pack")) if pack_dir.exists() else []
         if len(packs) > self.cfg.max_packs:

@@ -1,4 +1,4 @@
-"""state.json: what is deployed and what the daemon has learned, written atomically."""
+"""state.json: what is deployed and what the daemon has learned (written only by ledger.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-
-from skillsyncd.fsutil import atomic_write
 
 log = structlog.get_logger(__name__)
 
@@ -57,7 +55,3 @@ def load_state(path: Path) -> State:
     except TypeError as exc:
         log.warning("state_unreadable", path=str(path), error=str(exc))
         return State()
-
-
-def save_state(path: Path, state: State) -> None:
-    atomic_write(path, state.to_json())

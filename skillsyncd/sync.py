@@ -1,24 +1,25 @@
-"""One sync, start to finish: lock, probe, fetch, plan, validate, stage, flip, publish, verify, record.
+"""One sync, top to bottom: lock, recover, probe, fetch, plan, validate, stage, flip, publish, verify, record.
 
-This is the imperative shell around the pure parts (plan, validation). It is
-blocking; the daemon runs it in a worker thread.
+:meth:`Syncer.sync` is the list of steps; each step is one call that returns a
+value, and a step that ends the sync returns its outcome early. Decisions are
+pure (plan.py, validation); state.json and the journal are written only through
+the Ledger. The rule after any failure: what serves is what served before
+(docs/architecture.md). Blocking; the daemon runs it in a worker thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import json
 import os
 import stat
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import filelock
 import structlog
@@ -31,42 +32,38 @@ from skillsyncd.config import Config
 from skillsyncd.errors import (
     LockBusy,
     ReleaseError,
-    SkillsyncError,
     SourceError,
     ValidationRejected,
 )
+from skillsyncd.events import Event, Status
 from skillsyncd.fsutil import atomic_write
+from skillsyncd.ledger import Ledger, Recorder, now_iso
+from skillsyncd.manifest import EMPTY, Manifest, SkillRecord, ValidationSummary, finding_to_json
 from skillsyncd.model import Change, Finding, Plan, Severity, Skill
-from skillsyncd.plan import choose_deletions, make_plan, rollback_skills
+from skillsyncd.plan import choose_deletions, make_plan, rollback_skills, rollback_target, skip_reason
 from skillsyncd.release import Releases, new_release_id, stage_release, verify_release
 from skillsyncd.snapshot import SnapshotError, object_size, survey
 from skillsyncd.source import FetchResult, Source, redact_url
-from skillsyncd.state import State, load_state, save_state
+from skillsyncd.state import State
+from skillsyncd.status import disk_error
 from skillsyncd.validation.gate import policy_of
 
 log = structlog.get_logger(__name__)
 
 TRIGGERS = ("poll", "webhook", "signal", "manual", "startup")
 
-
-class Recorder(Protocol):
-    """Where audit events go (the journal); called with an event kind and fields."""
-
-    def __call__(self, kind: str, **fields: Any) -> Any: ...
-
-
-# A post-flip check returns problems (empty list: healthy).
+# A post-flip check returns problems (empty list: healthy). A check may also have
+# ``wait_ready(cfg) -> str | None``: called before the flip, it waits (bounded) for
+# what it checks to be healthy and says why not; such a check never blames a commit
+# for problems that were there before the flip.
 Check = Callable[[Config, str], Sequence[str]]
 Publisher = Callable[[Config, str], Any]
-
-
-def _no_record(kind: str, **fields: Any) -> None:
-    return None
+Unpublisher = Callable[[Config], Any]
 
 
 @dataclass(frozen=True)
 class SyncOutcome:
-    status: str  # deployed | no_change | rejected | rolled_back | skipped_bad | failed
+    status: Status
     sync_id: str
     commit: str | None = None
     previous_commit: str | None = None
@@ -81,8 +78,59 @@ class SyncOutcome:
     duration: float = 0.0
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+@dataclass(frozen=True)
+class Run:
+    """Who asked for this sync, and when."""
+
+    sync_id: str
+    trigger: str
+    force: bool
+    started: float
+    attempt: str
+
+
+@dataclass(frozen=True)
+class Live:
+    """What serves when a step starts: the recorded state and the release behind ``current``."""
+
+    state: State
+    current: str | None
+    manifest: Manifest = EMPTY
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {"previous_commit": self.state.commit, "previous_release": self.current}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A staged, complete release that is not live yet."""
+
+    manifest: Manifest
+    plan: Plan
+    held: dict[str, list[str]]
+    findings: tuple[Finding, ...]
+    skills: list[dict[str, Any]]  # per-skill lines of its journal event
+    built: tuple[str, ...]
+    history_rewritten: bool
+
+    @property
+    def release(self) -> str:
+        return self.manifest.release
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How publishing and the checks went for a release just flipped to."""
+
+    problems: tuple[str, ...] = ()
+    blame: bool = False  # the commit is at fault: mark it bad
+    notes: tuple[str, ...] = ()  # problems not blamed on the commit (the gateway was not ready)
+
+    @property
+    def failed(self) -> bool:
+        """Publishing failed, or a check the commit is blamed for."""
+        return len(self.problems) > len(self.notes)
 
 
 # --- lock ------------------------------------------------------------------------
@@ -108,12 +156,12 @@ class DeployLock:
                 "retry later or raise SKILLSYNC_LOCK_TIMEOUT"
             ) from exc
         except OSError as exc:
-            raise ReleaseError(_state_dir_hint(self.cfg, exc)) from exc
+            raise ReleaseError(disk_error(exc, self.cfg.state_dir)) from exc
         try:
             self.owner_file.write_text(f"{os.getpid()}\n", encoding="utf-8")
         except OSError as exc:
             self._lock.release()
-            raise ReleaseError(_state_dir_hint(self.cfg, exc)) from exc
+            raise ReleaseError(disk_error(exc, self.cfg.state_dir)) from exc
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -139,470 +187,427 @@ class Syncer:
         publish: Publisher | None = None,
         checks: Sequence[Check] = (),
         journalled: Callable[[str], bool] | None = None,
+        unpublish: Unpublisher | None = None,
     ) -> None:
         self.cfg = cfg
         self.releases = Releases(cfg.state_dir)
-        self.record: Recorder = record or _no_record
+        self.ledger = Ledger(cfg.state_file, record, journalled)
         self.publish = publish
+        self.unpublish = unpublish
         self.checks = list(checks)
         self._published_once = False
-        # Whether a `deployed` event for a release id is already in the journal.
-        self.journalled: Callable[[str], bool] = journalled or (lambda _release: False)
 
     # -- public entry points --
 
     def sync(self, trigger: str = "manual", force: bool = False) -> SyncOutcome:
-        sync_id = uuid.uuid4().hex[:12]
-        structlog.contextvars.bind_contextvars(sync_id=sync_id)
-        start = time.monotonic()
+        run = Run(uuid.uuid4().hex[:12], trigger, force, time.monotonic(), now_iso())
+        structlog.contextvars.bind_contextvars(sync_id=run.sync_id)
         try:
             with DeployLock(self.cfg):
-                return self._sync_locked(sync_id, trigger, force, start)
+                return self._sync_locked(run)
         finally:
             structlog.contextvars.unbind_contextvars("sync_id", "commit", "release")
 
-    def rollback(self, to: str | None = None, trigger: str = "manual") -> SyncOutcome:
-        """Flip back to ``to`` (default: the release before the current one)."""
-        sync_id = uuid.uuid4().hex[:12]
-        with DeployLock(self.cfg):
-            self.releases.recover()
-            state = load_state(self.cfg.state_file)
-            current = self.releases.current()
-            complete = self.releases.complete()
-            target = to or _previous(complete, current)
-            if target is None:
-                raise ReleaseError("no earlier release to roll back to (see `skillsyncd releases`)")
-            if target not in complete:
-                raise ReleaseError(f"release {target} does not exist or is incomplete")
-            manifest = self.releases.manifest(target)
-            left_manifest = self.releases.manifest(current) \
-                if current in complete else {"skills": []}
-            left = state.commit
-            self.releases.flip(target)
-            self._publish(target)
-            bad = dict(state.bad_commits)
-            if left and left != manifest["commit"]:
-                bad[left] = f"manual rollback to {target}"
-            save_state(
-                self.cfg.state_file,
-                dataclasses.replace(
-                    state,
-                    commit=manifest["commit"],
-                    release=target,
-                    last_good_release=target,
-                    bad_commits=bad,
-                ),
-            )
-            self.record(
-                "manual_rollback",
-                sync_id=sync_id,
-                trigger=trigger,
-                commit=manifest["commit"],
-                previous_commit=left,
-                release=target,
-                previous_release=current,
-                reason="manual rollback",
-                skills=rollback_skills(left_manifest, manifest),
-                skills_count=sum(1 for s in manifest.get("skills", []) if s.get("live")),
-            )
-            log.info("rollback_done", release=target, previous_release=current)
-            return SyncOutcome(
-                status="rolled_back",
-                sync_id=sync_id,
-                commit=manifest["commit"],
-                previous_commit=left,
-                release=target,
-                previous_release=current,
-                reason="manual rollback",
-            )
-
-    # -- steps --
-
-    def _sync_locked(self, sync_id: str, trigger: str, force: bool, start: float) -> SyncOutcome:
-        cfg = self.cfg
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
-        leftovers = self.releases.recover() + clear_mirror_leftovers(cfg.mirror_dir)
-        if leftovers:
-            log.warning("recovered_leftovers", removed=leftovers)
-        state = load_state(cfg.state_file)
-        state, current = self._reconcile(sync_id, trigger, state)
-        source = Source(cfg)
-        log.info("sync_started", trigger=trigger, ref=cfg.ref, source=source.safe_url)
-        self.record("sync_started", sync_id=sync_id, trigger=trigger, commit=state.commit)
-        state = dataclasses.replace(state, last_attempt=now_iso())
+    def _sync_locked(self, run: Run) -> SyncOutcome:
+        source = Source(self.cfg)
+        live = self._start(run, source)
         try:
-            outcome = self._run(sync_id, trigger, force, state, current, source)
+            live = self._recover(run, live)
+            head, live = self._probe(source, live)
+            if (skip := skip_reason(live.state, live.current, head, run.force,
+                                    self.cfg.release_settings())) is not None:
+                return self._finish(run, self._skip(run, live, head, skip))
+            fetched = self._fetch(source, live, head)
+            candidate = self._stage(run, live, source, fetched)
+            verdict = self._go_live(candidate)
+            if verdict.failed:
+                return self._finish(run, self._roll_back(run, live, candidate, verdict))
+            return self._finish(run, self._record(run, live, candidate, source, verdict))
         except Exception as exc:
-            # A full or read-only disk is an operational fault, not a bug: say so plainly
-            # (exit 1, no traceback). Before the flip the live release is untouched.
-            error: Exception = ReleaseError(_state_dir_hint(cfg, exc)) \
-                if isinstance(exc, OSError) else exc
-            reason = str(error)
-            kind = "fetch_failed" if isinstance(exc, SourceError) else "sync_failed"
-            if isinstance(exc, ValidationRejected):
-                kind = "validation_rejected"
-            level = log.warning if isinstance(exc, ValidationRejected) else log.error
-            level(kind, error=reason, exc_type=type(exc).__name__)
-            try:
-                if not isinstance(exc, ValidationRejected):
-                    fresh = load_state(cfg.state_file)
-                    save_state(
-                        cfg.state_file,
-                        dataclasses.replace(
-                            fresh,
-                            failure_streak=fresh.failure_streak + 1,
-                            last_attempt=state.last_attempt,
-                            last_error=reason,
-                        ),
-                    )
-                    self.record(kind, sync_id=sync_id, trigger=trigger, commit=state.commit,
-                                error=reason)
-                self.record("sync_finished", sync_id=sync_id, trigger=trigger, status="failed",
-                            duration=round(time.monotonic() - start, 3))
-            except (OSError, SkillsyncError) as book:
-                # The same full or read-only disk: the original error is the one to report.
-                log.error("failure_not_recorded", error=str(book))
+            error = self._failed(run, live, exc)
             if error is exc:
                 raise
             raise error from exc
-        duration = round(time.monotonic() - start, 3)
-        outcome = dataclasses.replace(outcome, duration=duration)
-        log.info("sync_finished", status=outcome.status, commit=outcome.commit,
-                 release=outcome.release, duration=duration)
-        self.record("sync_finished", sync_id=sync_id, trigger=trigger, status=outcome.status,
-                    commit=outcome.commit, release=outcome.release, duration=duration)
-        return outcome
 
-    def _reconcile(self, sync_id: str, trigger: str, state: State) -> tuple[State, str | None]:
-        """Trust the disk over state.json: `current` is the commit point.
+    def rollback(self, to: str | None = None, trigger: str = "manual") -> SyncOutcome:
+        """Flip back to ``to``, by default the release ``current`` replaced that is not bad."""
+        sync_id = uuid.uuid4().hex[:12]
+        with DeployLock(self.cfg):
+            self.releases.recover()
+            state = self.ledger.load()
+            current = self.releases.current()
+            manifests = {r: self.releases.manifest(r) for r in self.releases.complete()}
+            target = to or rollback_target(current, manifests, state.bad_commits)
+            if target is None:
+                raise ReleaseError("no earlier release to roll back to that is not marked bad "
+                                   "(see `skillsyncd releases`; `--to` names one)")
+            if target not in manifests:
+                raise ReleaseError(f"release {target} does not exist or is incomplete")
+            manifest = manifests[target]
+            left = manifests.get(current or "", EMPTY)
+            left_commit = state.commit
+            self.releases.flip(target)
+            self._publish(target)
+            bad = {k: v for k, v in state.bad_commits.items() if k != manifest.commit}
+            if left_commit and left_commit != manifest.commit:
+                bad[left_commit] = f"manual rollback to {target}"
+            reason = "manual rollback"
+            self.ledger.write(
+                Event.MANUAL_ROLLBACK,
+                dataclasses.replace(state, commit=manifest.commit, release=target,
+                                    last_good_release=target, bad_commits=bad),
+                sync_id=sync_id, trigger=trigger, commit=manifest.commit,
+                previous_commit=left_commit, release=target, previous_release=current,
+                reason=reason, skills=rollback_skills(left, manifest),
+                skills_count=len(manifest.live))
+            log.info(str(Event.MANUAL_ROLLBACK), release=target, previous_release=current)
+            return SyncOutcome(status=Status.MANUAL_ROLLBACK, sync_id=sync_id,
+                               commit=manifest.commit, previous_commit=left_commit, release=target,
+                               previous_release=current, reason=reason)
+
+    # -- steps --
+
+    def _start(self, run: Run, source: Source) -> Live:
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        state = self.ledger.load()
+        log.info(str(Event.SYNC_STARTED), trigger=run.trigger, ref=self.cfg.ref,
+                 source=source.safe_url)
+        self.ledger.write(Event.SYNC_STARTED, sync_id=run.sync_id, trigger=run.trigger,
+                          commit=state.commit)
+        return Live(dataclasses.replace(state, last_attempt=run.attempt), self.releases.current())
+
+    def _recover(self, run: Run, live: Live) -> Live:
+        """Clear a crash's leftovers and trust the disk over state.json: `current` is the commit point.
 
         A crash between the flip and the state write leaves the disk ahead of
-        state.json; the deployment happened, so its event is recorded now.
+        state.json. Publishing is finished (idempotent) and the checks run before
+        the release is accepted and its `deployed` event recorded; if they fail,
+        what served before serves again.
         """
-        current = self.releases.current()
+        leftovers = self.releases.recover() + clear_mirror_leftovers(self.cfg.mirror_dir)
+        if leftovers:
+            log.warning("recovered_leftovers", removed=leftovers)
+        state, current = live.state, live.current
         if current is None:
-            complete = self.releases.complete()
-            want = state.release if state.release in complete else None
-            if want is None and complete:
-                want = complete[-1]
+            want = self._repair_target(state)
             if want is not None:
                 log.warning("current_repaired", release=want)
                 self.releases.flip(want)
                 self._publish(want)
                 current = want
         if current is None:
-            return dataclasses.replace(state, commit=None, release=None), None
-        if state.release != current:
-            manifest = self.releases.manifest(current)
-            log.warning("state_recovered", release=current, state_release=state.release)
-            # The crash may have cut publishing and the post-flip checks short: finish
-            # publishing (idempotent), then check before accepting the release, and go
-            # back to the last recorded one if the checks fail. Checking first would
-            # judge a half-published view and mark a good commit bad.
-            self._publish(current)
-            problems = self._check(current, built=())
-            if problems and state.release in self.releases.complete():
-                reason = "; ".join(problems)[:2000]
-                self.releases.flip(state.release)
-                self._publish(state.release)
-                bad = {**state.bad_commits, manifest["commit"]: f"health check failed: {reason}"}
-                save_state(self.cfg.state_file, dataclasses.replace(state, bad_commits=bad))
-                self.record("rolled_back", sync_id=sync_id, trigger=trigger, recovered=True,
-                            commit=manifest["commit"], previous_commit=state.commit,
-                            release=state.release, rolled_back_release=current, reason=reason)
-                log.error("rolled_back", release=state.release, rolled_back_release=current,
-                          reason=reason)
-                return dataclasses.replace(state, bad_commits=bad), state.release
-            live = [s for s in manifest.get("skills", []) if s.get("live")]
-            if not self.journalled(current):
-                self.record(
-                    "deployed", sync_id=sync_id, trigger=trigger, recovered=True,
-                    commit=manifest["commit"], previous_commit=state.commit, release=current,
-                    previous_release=state.release, skills_count=len(live),
-                    skills=[{"name": s["name"], "version": s.get("version"),
-                             "content_sha": s.get("content_sha"), "change": s.get("change")}
-                            for s in live],
-                )
-            state = dataclasses.replace(
-                state, commit=manifest["commit"], release=current, last_good_release=current,
-                settings=manifest.get("settings"),
-            )
-            save_state(self.cfg.state_file, state)
-        elif not self._published_once:
-            # A restart may follow a crash mid-publish: publishing is idempotent.
-            self._publish(current)
-        return state, current
+            return Live(dataclasses.replace(state, commit=None, release=None), None)
+        manifest = self.releases.manifest(current)
+        if state.release == current:
+            if not self._published_once:
+                self._publish(current)  # a restart may follow a crash mid-publish
+            return Live(state, current, manifest)
+        log.warning("state_recovered", release=current, state_release=state.release)
+        before = self.releases.manifest(state.release) \
+            if state.release in self.releases.complete() else EMPTY
+        previous = Live(state, before.release or None, before)
+        verdict = self._verify_live(current, {})
+        if verdict.problems:
+            failed = Candidate(manifest, Plan(), {}, (), [], (), bool(manifest.history_rewritten))
+            self._roll_back(run, previous, failed, dataclasses.replace(verdict, blame=True),
+                            recovered=True)
+            after = self.ledger.load()
+            return Live(dataclasses.replace(after, last_attempt=run.attempt),
+                        previous.current, before)
+        if not self.ledger.journalled(current):
+            self.ledger.write(
+                Event.DEPLOYED, None, sync_id=run.sync_id, trigger=run.trigger, recovered=True,
+                commit=manifest.commit, previous_commit=state.commit, release=current,
+                previous_release=state.release, skills_count=len(manifest.live),
+                skills=[s.event() for s in manifest.live])
+        state = dataclasses.replace(state, commit=manifest.commit, release=current,
+                                    last_good_release=current,
+                                    settings=state.settings or manifest.settings)
+        self.ledger.write(None, state)
+        return Live(state, current, manifest)
 
-    def _run(
-        self,
-        sync_id: str,
-        trigger: str,
-        force: bool,
-        state: State,
-        current: str | None,
-        source: Source,
-    ) -> SyncOutcome:
+    def _probe(self, source: Source, live: Live) -> tuple[str, Live]:
         head = source.probe()
         structlog.contextvars.bind_contextvars(commit=head[:12])
-        state = dataclasses.replace(state, upstream_commit=head)
-        base: dict[str, Any] = dict(sync_id=sync_id, commit=head, previous_commit=state.commit,
-                                    previous_release=current)
-
+        state = dataclasses.replace(live.state, upstream_commit=head)
         settings = self.cfg.release_settings()
         if state.settings != settings and state.commit is not None:
             log.info("settings_changed", hint="the settings that shape a release changed: re-deploying")
-        if not force and head == state.commit and current is not None and state.settings == settings:
-            self._save_success(state)
-            log.info("no_change", release=current)
-            self.record("no_change", trigger=trigger, release=current, **base)
-            return SyncOutcome(status="no_change", release=current, **base)
-        if not force and head in state.bad_commits:
-            reason = state.bad_commits[head]
-            self._save_success(state)
-            log.warning("skipped_bad_commit", reason=reason)
-            return SyncOutcome(status="skipped_bad", release=current, reason=reason, **base)
-        if not force and head == state.rejected_commit and state.settings == settings:
-            self._save_success(state)
-            log.info("skipped_rejected_commit")
-            return SyncOutcome(status="rejected", release=current,
-                               reason="commit was rejected by validation", **base)
+        return head, dataclasses.replace(live, state=state)
 
-        if state.source and state.source != source.safe_url:
-            log.warning("source_changed", old=state.source, new=source.safe_url)
+    def _skip(self, run: Run, live: Live, head: str, status: Status) -> SyncOutcome:
+        state = dataclasses.replace(live.state, failure_streak=0, last_success=now_iso(),
+                                    last_error=None)
+        common = dict(sync_id=run.sync_id, commit=head, release=live.current, **live.fields)
+        reason = None
+        if status is Status.NO_CHANGE:
+            log.info(str(Event.NO_CHANGE), release=live.current)
+            self.ledger.write(Event.NO_CHANGE, state, trigger=run.trigger, **common)
+        elif status is Status.SKIPPED_BAD:
+            reason = live.state.bad_commits[head]
+            log.warning("skipped_bad_commit", reason=reason)
+            self.ledger.write(None, state)
+        else:
+            reason = "commit was rejected by validation"
+            log.info("skipped_rejected_commit")
+            self.ledger.write(None, state)
+        return SyncOutcome(status=status, reason=reason, **common)
+
+    def _fetch(self, source: Source, live: Live, head: str) -> FetchResult:
+        if live.state.source and live.state.source != source.safe_url:
+            log.warning("source_changed", old=live.state.source, new=source.safe_url)
             source.reset_mirror()
-        fetched = source.fetch(head, previous=state.commit)
+        fetched = source.fetch(head, previous=live.state.commit)
         log.info("fetched", tree=fetched.tree, fetched_objects=fetched.fetched,
                  duration=round(fetched.duration, 3), history_rewritten=fetched.history_rewritten)
         if fetched.history_rewritten:
-            log.warning("history_rewritten", previous_commit=state.commit)
-        return self._deploy(trigger, state, current, source, fetched, base, force)
+            log.warning("history_rewritten", previous_commit=live.state.commit)
+        return fetched
 
-    def _deploy(
-        self,
-        trigger: str,
-        state: State,
-        current: str | None,
-        source: Source,
-        fetched: FetchResult,
-        base: dict[str, Any],
-        force: bool = False,
-    ) -> SyncOutcome:
-        cfg = self.cfg
-        settings = cfg.release_settings()
-        repo = Repo(str(cfg.mirror_dir))
+    def _stage(self, run: Run, live: Live, source: Source, fetched: FetchResult) -> Candidate:
+        """Plan, validate and stage: a complete release on disk, not live yet."""
+        repo = Repo(str(self.cfg.mirror_dir))
         try:
-            self._verify_signature(repo, fetched.commit, trigger, state, base, settings)
-            read_blob = source.blob_reader(repo)
-            try:
-                surveyed = survey(repo.object_store, fetched.tree, cfg.skills_path, cfg.skill_depth,
-                                  cfg.ignore)
-            except SnapshotError as exc:
-                hint = "" if "missing" in str(exc) else "; check SKILLSYNC_SKILLS_PATH"
-                raise SourceError(f"{exc}{hint}") from exc
-            skills = dict(surveyed.skills)
-            layout = layout_findings(surveyed.skipped, cfg)
-            old_manifest = self.releases.manifest(current) if current else {"skills": []}
-            deployed = {s["name"]: s["content_sha"] for s in old_manifest["skills"] if s.get("live")}
-            old_records = {s["name"]: s for s in old_manifest["skills"] if s.get("live")}
-            plan = make_plan(deployed, {n: s.tree_sha for n, s in skills.items()})
-            log.info("planned", added=len(plan.added), changed=len(plan.changed),
-                     removed=len(plan.removed), unchanged=len(plan.unchanged))
-
-            findings: dict[str, tuple[Finding, ...]] = {}
-            metadata: dict[str, dict[str, Any]] = {}
-            allowed = read_allowlist(repo.object_store, fetched.tree, cfg.skills_path)
-            for name in plan.to_build:
-                found, meta = self._validate(skills[name], read_blob, allowed)
-                findings[name] = found
-                metadata[name] = meta
-            release_findings = validation.check_release(
-                list(skills.values()), cfg,
-                names={n: (metadata[n].get("effective_name") if n in metadata else
-                           old_records.get(n, {}).get("effective_name")) for n in skills},
-            )
-            blocked = {n: f for n, f in findings.items() if validation.has_errors(f)}
-            release_errors = [f for f in release_findings if f.severity is Severity.ERROR]
-            all_findings = tuple(f for fs in findings.values() for f in fs) + release_findings + layout
-            for f in all_findings:
-                (log.warning if f.severity is Severity.ERROR else log.info)(
-                    "validation_finding", rule=f.rule, severity=str(f.severity),
-                    path=f.location(), message=f.message)
-
-            if (blocked or release_errors) and cfg.on_invalid == "reject":
-                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit,
-                                                               settings=settings))
-                self.record("validation_failed", trigger=trigger, policy="reject",
-                            findings=[_finding_json(f) for f in all_findings
-                                      if f.severity is Severity.ERROR], **base)
-                raise ValidationRejected(
-                    f"commit {fetched.commit[:12]} rejected: "
-                    + "; ".join(str(f) for f in all_findings if f.severity is Severity.ERROR)[:2000]
-                )
-            if release_errors:
-                # Release-wide problems (e.g. over the total size cap) cannot be skipped per skill.
-                save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=fetched.commit,
-                                                               settings=settings))
-                self.record("validation_failed", trigger=trigger, policy="reject",
-                            findings=[_finding_json(f) for f in release_errors], **base)
-                raise ValidationRejected("; ".join(str(f) for f in release_errors))
-
-            build: list[Skill] = []
-            reuse: dict[str, str] = {}
-            records: list[dict[str, Any]] = []
-            held: dict[str, list[str]] = {}
-            for name in sorted(skills):
-                skill = skills[name]
-                if name in blocked:
-                    held[name] = [str(f) for f in blocked[name] if f.severity is Severity.ERROR]
-                    if name in old_records:
-                        reuse[name] = current  # type: ignore[assignment]
-                        records.append({**old_records[name], "status": "held_back",
-                                        "rejected_sha": skill.tree_sha,
-                                        "findings": [_finding_json(f) for f in blocked[name]]})
-                    else:
-                        records.append({"name": name, "live": False, "status": "held_back",
-                                        "rejected_sha": skill.tree_sha, "version": None,
-                                        "findings": [_finding_json(f) for f in blocked[name]]})
-                    continue
-                if plan.change_of(name) is Change.UNCHANGED:
-                    reuse[name] = current  # type: ignore[assignment]
-                    records.append({**old_records[name], "status": "ok", "change": "unchanged"})
-                    continue
-                build.append(skill)
-                meta = metadata.get(name, {})
-                records.append({
-                    "name": name,
-                    "live": True,
-                    "status": "ok",
-                    "change": str(plan.change_of(name)),
-                    "content_sha": skill.tree_sha,
-                    "commit": fetched.commit,
-                    "version": meta.get("version"),
-                    "declared_name": meta.get("name"),
-                    "effective_name": meta.get("effective_name"),
-                    "description": meta.get("description"),
-                    "files": len(skill.entries),
-                    "bytes": sum(e.size or 0 for e in skill.entries),
-                    "warnings": [_finding_json(f) for f in findings.get(name, ())],
-                })
-            live_names = [r["name"] for r in records if r.get("live")]
-            guard = mass_removal(len(old_records), len(live_names), len(plan.removed))
-            if guard is not None and not (force or cfg.allow_mass_removal):
-                finding = policy_of(cfg).finding(
-                    "guard.mass-removal", cfg.skills_path or ".",
-                    f"{guard}; nothing is removed. If this is intended, deploy it once with "
-                    "`skillsyncd --once --force`, or set SKILLSYNC_ALLOW_MASS_REMOVAL=true")
-                if finding is not None and finding.severity is Severity.ERROR:
-                    save_state(cfg.state_file, dataclasses.replace(
-                        state, rejected_commit=fetched.commit, settings=settings))
-                    self.record("validation_failed", trigger=trigger, policy="guard",
-                                findings=[_finding_json(finding)], **base)
-                    raise ValidationRejected(f"commit {fetched.commit[:12]} refused: {finding}")
-            unloaded = discovery.gateway_unloaded(live_names, cfg.gateway_max_candidates,
-                                                  cfg.gateway_max_skills)
-            if unloaded:
-                cap = policy_of(cfg).finding(
-                    "layout.gateway-cap", cfg.skills_path or ".",
-                    f"{len(live_names)} skills go live, but the gateway loads at most "
-                    f"{cfg.gateway_max_skills} per folder (skills.limits.maxSkillsLoadedPerSource) and "
-                    f"lists {cfg.gateway_max_candidates} folders per folder: it will not load "
-                    f"{len(unloaded)}: {', '.join(unloaded[:20])}{', ...' if len(unloaded) > 20 else ''}; "
-                    "raise the gateway's limits and SKILLSYNC_GATEWAY_MAX_SKILLS together")
-                if cap is not None:
-                    layout += (cap,)
-                    all_findings += (cap,)
-                    log.warning("validation_finding", rule=cap.rule, severity=str(cap.severity),
-                                path=cap.location(), message=cap.message)
-            for name in plan.removed:
-                log.info("skill_removed", skill=name)
-
-            release_id = self._free_release_id(fetched.commit)
-            structlog.contextvars.bind_contextvars(release=release_id)
-            manifest = {
-                "release": release_id,
-                "commit": fetched.commit,
-                "tree": fetched.tree,
-                "ref": cfg.ref,
-                "source": source.safe_url,
-                "skills_path": cfg.skills_path,
-                "created": now_iso(),
-                "previous_release": current,
-                "history_rewritten": fetched.history_rewritten,
-                "settings": settings,
-                "layout": [_finding_json(f) for f in layout],
-                "validation": {
-                    "policy": cfg.on_invalid,
-                    "held_back": sorted(held),
-                    "errors": sum(1 for f in all_findings if f.severity is Severity.ERROR),
-                    "warnings": sum(1 for f in all_findings if f.severity is Severity.WARNING),
-                },
-                "skills": records,
-            }
-            # A gateway reading through `current` (link mode) must see single-link SKILL.md
-            # files (OpenClaw refuses hard-linked ones); a mirror copies them anyway.
-            copy_names = frozenset({"SKILL.md"}) if cfg.publish_mode == "link" else frozenset()
-            stats = stage_release(self.releases, release_id, build, reuse, read_blob, manifest,
-                                  copy_names=copy_names)
-            log.info("staged", files_written=stats.files_written, files_linked=stats.files_linked,
-                     bytes_written=stats.bytes_written)
+            return self._stage_from(run, live, source, fetched, repo)
         finally:
             repo.close()
 
-        self.releases.flip(release_id)
-        log.info("flipped", release=release_id, previous_release=current)
-        self._publish(release_id)
-        problems = self._check(release_id, built=[s.name for s in build])
-        skill_events = [
-            {"name": r["name"], "version": r.get("version"), "content_sha": r.get("content_sha"),
-             "change": r.get("change", "held_back") if r.get("status") == "ok" else "held_back"}
-            for r in records
-        ] + [{"name": n, "version": old_records[n].get("version"),
-              "content_sha": old_records[n].get("content_sha"), "change": "removed"}
-             for n in plan.removed]
-        if problems and current is not None:
-            return self._auto_rollback(trigger, state, current, release_id, fetched, problems,
-                                       base, skill_events)
-        live = [r for r in records if r.get("live")]
+    def _go_live(self, candidate: Candidate) -> Verdict:
+        """Flip, publish, verify. Problems come back as a verdict, never as an exception."""
+        not_ready = self._baseline()
+        self.releases.flip(candidate.release)
+        log.info("flipped", release=candidate.release,
+                 previous_release=candidate.manifest.previous_release)
+        return self._verify_live(candidate.release, not_ready, built=candidate.built)
+
+    def _record(self, run: Run, live: Live, c: Candidate, source: Source,
+                verdict: Verdict) -> SyncOutcome:
+        commit = c.manifest.commit
         new_state = dataclasses.replace(
-            state,
-            commit=fetched.commit,
-            release=release_id,
-            last_good_release=release_id,
-            source=source.safe_url,
-            ref=cfg.ref,
-            rejected_commit=None,
-            settings=settings,
-            failure_streak=0,
-            last_success=now_iso(),
-            last_error=None,
-        )
-        # Journal first, then state: a crash in between is repaired by _reconcile,
-        # which sees the event already journalled and does not write it twice.
-        self.record("deployed", trigger=trigger, **{**base, "commit": fetched.commit},
-                    release=release_id, skills=skill_events, skills_count=len(live),
-                    held_back=held, history_rewritten=fetched.history_rewritten,
-                    findings=[_finding_json(f) for f in all_findings])
-        save_state(cfg.state_file, new_state)
-        for name, reasons in held.items():
+            live.state, commit=commit, release=c.release, last_good_release=c.release,
+            source=source.safe_url, ref=self.cfg.ref, rejected_commit=None,
+            settings=c.manifest.settings, failure_streak=0, last_success=now_iso(), last_error=None)
+        try:
+            self.ledger.write(
+                Event.DEPLOYED, new_state, sync_id=run.sync_id, trigger=run.trigger, commit=commit,
+                release=c.release, skills=c.skills, skills_count=len(c.manifest.live),
+                held_back=c.held, history_rewritten=c.history_rewritten,
+                findings=[finding_to_json(f) for f in c.findings], **live.fields)
+        except Exception:
+            self._restore(live)  # not on record: what served before serves again
+            raise
+        for name, reasons in c.held.items():
             log.warning("skill_held_back", skill=name, reasons=reasons)
         self._prune(new_state)
-        return SyncOutcome(
-            status="deployed",
-            release=release_id,
-            plan=plan,
-            held_back=held,
-            skills_live=len(live),
-            findings=all_findings,
-            history_rewritten=fetched.history_rewritten,
-            **{**base, "commit": fetched.commit},
-        )
+        reason = "; ".join(verdict.notes)[:2000] or None
+        return SyncOutcome(status=Status.DEPLOYED, sync_id=run.sync_id, commit=commit,
+                           release=c.release, plan=c.plan, held_back=c.held,
+                           skills_live=len(c.manifest.live), findings=c.findings,
+                           history_rewritten=c.history_rewritten, reason=reason, **live.fields)
 
-    def _verify_signature(self, repo: Repo, commit: str, trigger: str, state: State,
-                          base: dict[str, Any], settings: str) -> None:
-        """Refuse the commit as a whole when SKILLSYNC_VERIFY wants a trusted signature it lacks."""
+    def _roll_back(self, run: Run, live: Live, c: Candidate, verdict: Verdict,
+                   recovered: bool = False) -> SyncOutcome:
+        """A failure after the flip: what served before serves again, and the record says why."""
+        reason = "; ".join(verdict.problems)[:2000]
+        commit = c.manifest.commit
+        restored = self._restore(live)
+        if restored:
+            reason = f"{reason}; restoring {live.current or 'nothing live'} also failed: {restored}"
+        if live.current is None:
+            with contextlib.suppress(OSError, ReleaseError):
+                self.releases.delete(c.release)  # never served: nothing may repair to it
+        bad = dict(live.state.bad_commits)
+        if verdict.blame:
+            bad[commit] = f"health check failed: {reason}"
+        state = dataclasses.replace(live.state, bad_commits=bad,
+                                    failure_streak=live.state.failure_streak + 1, last_error=reason)
+        self.ledger.write(Event.ROLLED_BACK, state, sync_id=run.sync_id, trigger=run.trigger,
+                          commit=commit, release=live.current, rolled_back_release=c.release,
+                          reason=reason, marked_bad=verdict.blame, skills=c.skills,
+                          **({"recovered": True} if recovered else {}), **live.fields)
+        log.error(str(Event.ROLLED_BACK), release=live.current, rolled_back_release=c.release,
+                  reason=reason, marked_bad=verdict.blame)
+        return SyncOutcome(status=Status.ROLLED_BACK, sync_id=run.sync_id, commit=commit,
+                           release=live.current, reason=reason, plan=c.plan, **live.fields)
+
+    def _finish(self, run: Run, outcome: SyncOutcome) -> SyncOutcome:
+        duration = round(time.monotonic() - run.started, 3)
+        outcome = dataclasses.replace(outcome, duration=duration)
+        log.info(str(Event.SYNC_FINISHED), status=str(outcome.status), commit=outcome.commit,
+                 release=outcome.release, duration=duration)
+        self.ledger.write(Event.SYNC_FINISHED, sync_id=run.sync_id, trigger=run.trigger,
+                          status=str(outcome.status), commit=outcome.commit,
+                          release=outcome.release, duration=duration)
+        return outcome
+
+    def _failed(self, run: Run, live: Live, exc: Exception) -> Exception:
+        """Nothing changed on disk (or it was put back): say so plainly, and keep the record."""
+        error: Exception = ReleaseError(disk_error(exc, self.cfg.state_dir)) \
+            if isinstance(exc, OSError) else exc
+        reason = str(error)
+        duration = round(time.monotonic() - run.started, 3)
+        if isinstance(exc, ValidationRejected):
+            log.warning(str(Event.REJECTED), error=reason)
+            self.ledger.note(Event.SYNC_FINISHED, sync_id=run.sync_id, trigger=run.trigger,
+                             status=str(Status.REJECTED), duration=duration)
+            return error
+        kind = Event.FETCH_FAILED if isinstance(exc, SourceError) else Event.SYNC_FAILED
+        log.error(str(kind), error=reason, exc_type=type(exc).__name__)
+        self.ledger.failure(kind, reason, run.attempt, sync_id=run.sync_id, trigger=run.trigger,
+                            commit=live.state.commit)
+        self.ledger.note(Event.SYNC_FINISHED, sync_id=run.sync_id, trigger=run.trigger,
+                         status=str(Status.FAILED), duration=duration)
+        return error
+
+    # -- helpers of the steps --
+
+    def _stage_from(self, run: Run, live: Live, source: Source, fetched: FetchResult,
+                    repo: Repo) -> Candidate:
+        cfg = self.cfg
+        settings = cfg.release_settings()
+
+        def reject(policy: str, refused: Sequence[Finding], message: str) -> ValidationRejected:
+            self.ledger.write(
+                Event.REJECTED,
+                dataclasses.replace(live.state, rejected_commit=fetched.commit, settings=settings),
+                sync_id=run.sync_id, trigger=run.trigger, commit=fetched.commit, policy=policy,
+                findings=[finding_to_json(f) for f in refused], **live.fields)
+            return ValidationRejected(message)
+
+        unsigned = self._signature_refusal(repo, fetched.commit)
+        if unsigned is not None:
+            raise reject("verify", [unsigned], f"commit {fetched.commit[:12]} refused: {unsigned}")
+        read_blob = source.blob_reader(repo)
+        try:
+            surveyed = survey(repo.object_store, fetched.tree, cfg.skills_path, cfg.skill_depth,
+                              cfg.ignore)
+        except SnapshotError as exc:
+            hint = "" if "missing" in str(exc) else "; check SKILLSYNC_SKILLS_PATH"
+            raise SourceError(f"{exc}{hint}") from exc
+        skills = dict(surveyed.skills)
+        layout = layout_findings(surveyed.skipped, cfg)
+        old = live.manifest.live_by_name()
+        plan = make_plan(live.manifest.live_shas(), {n: s.tree_sha for n, s in skills.items()})
+        log.info("planned", added=len(plan.added), changed=len(plan.changed),
+                 removed=len(plan.removed), unchanged=len(plan.unchanged))
+
+        findings: dict[str, tuple[Finding, ...]] = {}
+        metadata: dict[str, dict[str, Any]] = {}
+        allowed = read_allowlist(repo.object_store, fetched.tree, cfg.skills_path)
+        for name in plan.to_build:
+            findings[name], metadata[name] = self._validate(skills[name], read_blob, allowed)
+        release_findings = validation.check_release(
+            list(skills.values()), cfg,
+            names={n: (metadata[n].get("effective_name") if n in metadata else
+                       (old[n].effective_name if n in old else None)) for n in skills},
+        )
+        blocked = {n: f for n, f in findings.items() if validation.has_errors(f)}
+        release_errors = [f for f in release_findings if f.severity is Severity.ERROR]
+        all_findings = tuple(f for fs in findings.values() for f in fs) + release_findings + layout
+        for f in all_findings:
+            (log.warning if f.severity is Severity.ERROR else log.info)(
+                "validation_finding", rule=f.rule, severity=str(f.severity),
+                path=f.location(), message=f.message)
+
+        errors = [f for f in all_findings if f.severity is Severity.ERROR]
+        if (blocked or release_errors) and cfg.on_invalid == "reject":
+            raise reject("reject", errors, f"commit {fetched.commit[:12]} rejected: "
+                         + "; ".join(str(f) for f in errors)[:2000])
+        if release_errors:
+            # Release-wide problems (e.g. over the total size cap) cannot be skipped per skill.
+            raise reject("reject", release_errors, "; ".join(str(f) for f in release_errors))
+
+        build: list[Skill] = []
+        reuse: dict[str, str] = {}
+        records: list[SkillRecord] = []
+        held: dict[str, list[str]] = {}
+        for name in sorted(skills):
+            skill = skills[name]
+            if name in blocked:
+                held[name] = [str(f) for f in blocked[name] if f.severity is Severity.ERROR]
+                if name in old and live.current:
+                    reuse[name] = live.current
+                    records.append(old[name].held_back(skill.tree_sha, blocked[name]))
+                else:
+                    records.append(SkillRecord(name=name, live=False, status="held_back",
+                                               rejected_sha=skill.tree_sha,
+                                               findings=blocked[name]))
+                continue
+            if plan.change_of(name) is Change.UNCHANGED and live.current:
+                reuse[name] = live.current
+                records.append(dataclasses.replace(old[name], status="ok", change="unchanged",
+                                                   rejected_sha=None, findings=()))
+                continue
+            build.append(skill)
+            meta = metadata.get(name, {})
+            records.append(SkillRecord(
+                name=name, live=True, status="ok", change=str(plan.change_of(name)),
+                content_sha=skill.tree_sha, commit=fetched.commit, version=meta.get("version"),
+                declared_name=meta.get("name"), effective_name=meta.get("effective_name"),
+                description=meta.get("description"), files=len(skill.entries),
+                bytes=sum(e.size or 0 for e in skill.entries), warnings=findings.get(name, ()),
+            ))
+        live_names = [r.name for r in records if r.live]
+        guard = mass_removal(len(old), len(live_names), len(plan.removed))
+        if guard is not None and not (run.force or cfg.allow_mass_removal):
+            finding = policy_of(cfg).finding(
+                "guard.mass-removal", cfg.skills_path or ".",
+                f"{guard}; nothing is removed. If this is intended, deploy it once with "
+                "`skillsyncd --once --force`, or set SKILLSYNC_ALLOW_MASS_REMOVAL=true")
+            if finding is not None and finding.severity is Severity.ERROR:
+                raise reject("guard", [finding], f"commit {fetched.commit[:12]} refused: {finding}")
+        unloaded = discovery.gateway_unloaded(live_names, cfg.gateway_max_candidates,
+                                              cfg.gateway_max_skills)
+        if unloaded:
+            cap = policy_of(cfg).finding(
+                "layout.gateway-cap", cfg.skills_path or ".",
+                f"{len(live_names)} skills go live, but the gateway loads at most "
+                f"{cfg.gateway_max_skills} per folder (skills.limits.maxSkillsLoadedPerSource) and "
+                f"lists {cfg.gateway_max_candidates} folders per folder: it will not load "
+                f"{len(unloaded)}: {', '.join(unloaded[:20])}{', ...' if len(unloaded) > 20 else ''}; "
+                "raise the gateway's limits and SKILLSYNC_GATEWAY_MAX_SKILLS together")
+            if cap is not None:
+                layout += (cap,)
+                all_findings += (cap,)
+                log.warning("validation_finding", rule=cap.rule, severity=str(cap.severity),
+                            path=cap.location(), message=cap.message)
+        for name in plan.removed:
+            log.info("skill_removed", skill=name)
+
+        release_id = self._free_release_id(fetched.commit)
+        structlog.contextvars.bind_contextvars(release=release_id)
+        manifest = Manifest(
+            release=release_id, commit=fetched.commit, tree=fetched.tree, ref=cfg.ref,
+            source=source.safe_url, skills_path=cfg.skills_path, created=now_iso(),
+            previous_release=live.current, history_rewritten=fetched.history_rewritten,
+            settings=settings, layout=layout,
+            validation=ValidationSummary(
+                policy=cfg.on_invalid, held_back=tuple(sorted(held)),
+                errors=sum(1 for f in all_findings if f.severity is Severity.ERROR),
+                warnings=sum(1 for f in all_findings if f.severity is Severity.WARNING)),
+            skills=tuple(records),
+        )
+        # A gateway reading through `current` (link mode) must see single-link SKILL.md
+        # files (OpenClaw refuses hard-linked ones); a mirror copies them anyway.
+        copy_names = frozenset({"SKILL.md"}) if cfg.publish_mode == "link" else frozenset()
+        stats = stage_release(self.releases, release_id, build, reuse, read_blob, manifest,
+                              copy_names=copy_names)
+        log.info("staged", files_written=stats.files_written, files_linked=stats.files_linked,
+                 bytes_written=stats.bytes_written)
+        skill_events = [
+            r.event(r.change if r.status == "ok" else "held_back") if r.live
+            else {"name": r.name, "version": None, "content_sha": None, "change": "held_back"}
+            for r in records
+        ] + [old[n].event("removed") for n in plan.removed]
+        return Candidate(manifest, plan, held, all_findings, skill_events,
+                         tuple(s.name for s in build), bool(fetched.history_rewritten))
+
+    def _signature_refusal(self, repo: Repo, commit: str) -> Finding | None:
+        """The finding that refuses the commit when SKILLSYNC_VERIFY wants a trusted signature
+        it lacks (skillsyncd.trust); None when it may deploy."""
         cfg = self.cfg
         if cfg.verify == "none":
-            return
+            return None
         from skillsyncd.trust import verify_commit
 
         raw = repo.object_store[ObjectID(commit.encode())].as_raw_string()
@@ -610,15 +615,12 @@ class Syncer:
                                 commit)
         if verdict.ok:
             log.info("signature_verified", signer=verdict.signer)
-            return
+            return None
         finding = policy_of(cfg).finding(verdict.rule or "commit.bad-signature", commit[:12], verdict.message)
         if finding is None or finding.severity is not Severity.ERROR:
             log.warning("signature_not_enforced", rule=verdict.rule, message=verdict.message)
-            return
-        save_state(cfg.state_file, dataclasses.replace(state, rejected_commit=commit, settings=settings))
-        self.record("validation_failed", trigger=trigger, policy="verify",
-                    findings=[_finding_json(finding)], **base)
-        raise ValidationRejected(f"commit {commit[:12]} refused: {finding}")
+            return None
+        return finding
 
     def _validate(self, skill: Skill, read_blob: Callable[[str], bytes],
                   allowed: frozenset[str] = frozenset()
@@ -649,55 +651,84 @@ class Syncer:
             release_id = new_release_id(commit, now)
         return release_id
 
+
+    def _repair_target(self, state: State) -> str | None:
+        """Where a missing `current` points again: the recorded release, else the newest good one."""
+        complete = self.releases.complete()
+        if state.release in complete:
+            return state.release
+        for rid in reversed(complete):
+            with contextlib.suppress(ReleaseError):
+                if self.releases.manifest(rid).commit not in state.bad_commits:
+                    return rid
+        return None
+
+    def _baseline(self) -> dict[int, str]:
+        """Before the flip: wait (bounded) for what the checks watch; index -> why it is not ready."""
+        not_ready: dict[int, str] = {}
+        for i, check in enumerate(self.checks):
+            wait = getattr(check, "wait_ready", None)
+            if wait is None:
+                continue
+            why = wait(self.cfg)
+            if why:
+                not_ready[i] = why
+                log.warning("gateway_not_ready", reason=why,
+                            hint="a check that fails now is reported, not blamed on the commit")
+        return not_ready
+
+    def _verify_live(self, release_id: str, not_ready: Mapping[int, str],
+                     built: Sequence[str] = ()) -> Verdict:
+        try:
+            self._publish(release_id)
+        except Exception as exc:
+            why = disk_error(exc, self.cfg.state_dir) if isinstance(exc, OSError) else str(exc)
+            log.error("publish_failed", release=release_id, error=why)
+            return Verdict(problems=(f"publish failed: {why}",), blame=False)
+        blamed, notes = self._check(release_id, not_ready)
+        return Verdict(problems=tuple(blamed + notes), blame=bool(blamed), notes=tuple(notes))
+
+    def _restore(self, live: Live) -> str | None:
+        """Make what served before serve again; the error text if that failed too."""
+        try:
+            if live.current is not None:
+                self.releases.flip(live.current)
+                self._publish(live.current)
+            else:
+                if self.unpublish is not None:
+                    self.unpublish(self.cfg)
+                self.releases.unflip()
+        except Exception as exc:
+            log.error("restore_failed", release=live.current, error=str(exc))
+            return str(exc)
+        return None
+
     def _publish(self, release_id: str) -> None:
         self._published_once = True
         if self.publish is not None:
             result = self.publish(self.cfg, release_id)
             log.info("published", release=release_id, result=_jsonable(result))
 
-    def _check(self, release_id: str, built: Sequence[str]) -> list[str]:
-        problems: list[str] = []
-        for check in self.checks:
+    def _check(self, release_id: str, not_ready: Mapping[int, str] | None = None
+               ) -> tuple[list[str], list[str]]:
+        """Run the checks: (problems blamed on the release, problems of a gateway not ready before)."""
+        not_ready = not_ready or {}
+        blamed: list[str] = []
+        notes: list[str] = []
+        for i, check in enumerate(self.checks):
             try:
-                problems.extend(check(self.cfg, release_id))
+                found = list(check(self.cfg, release_id))
             except Exception as exc:  # a broken check is a failed check
-                problems.append(f"{getattr(check, '__name__', 'check')}: {exc}")
-        if problems:
-            log.error("health_check_failed", problems=problems[:20])
-        return problems
-
-    def _auto_rollback(
-        self,
-        trigger: str,
-        state: State,
-        current: str,
-        bad_release: str,
-        fetched: FetchResult,
-        problems: Sequence[str],
-        base: dict[str, Any],
-        skill_events: list[dict[str, Any]],
-    ) -> SyncOutcome:
-        reason = "; ".join(problems)[:2000]
-        self.releases.flip(current)
-        self._publish(current)
-        bad = {**state.bad_commits, fetched.commit: f"health check failed: {reason}"}
-        save_state(
-            self.cfg.state_file,
-            dataclasses.replace(state, bad_commits=bad, failure_streak=state.failure_streak + 1,
-                                last_error=reason),
-        )
-        self.record("rolled_back", trigger=trigger, **{**base, "commit": fetched.commit},
-                    release=current, rolled_back_release=bad_release, reason=reason,
-                    skills=skill_events)
-        log.error("rolled_back", release=current, rolled_back_release=bad_release, reason=reason)
-        return SyncOutcome(status="rolled_back", release=current, reason=reason,
-                           **{**base, "commit": fetched.commit})
-
-    def _save_success(self, state: State) -> None:
-        save_state(
-            self.cfg.state_file,
-            dataclasses.replace(state, failure_streak=0, last_success=now_iso(), last_error=None),
-        )
+                found = [f"{getattr(check, '__name__', 'check')}: {exc}"]
+            if found and i in not_ready:
+                notes += [f"gateway not ready before the flip ({not_ready[i]}): {p}" for p in found]
+            else:
+                blamed += found
+        if blamed:
+            log.error("health_check_failed", problems=blamed[:20])
+        if notes:
+            log.warning("health_check_not_blamed", problems=notes[:20])
+        return blamed, notes
 
     def _prune(self, state: State) -> None:
         complete = self.releases.complete()
@@ -754,17 +785,6 @@ def read_allowlist(store: Any, tree_sha: str, skills_path: str) -> frozenset[str
     return frozenset(allowed)
 
 
-def _state_dir_hint(cfg: Config, exc: Exception) -> str:
-    """An OSError met while syncing (full disk, read-only mount), with what to do about it."""
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        hint = "free space on that filesystem"
-    elif isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        hint = f"make {cfg.state_dir} writable by uid {os.getuid()}"
-    else:
-        hint = f"check {cfg.state_dir}"
-    return f"disk error: {exc}; {hint}, and the next sync retries"
-
-
 def clear_mirror_leftovers(mirror: Path) -> list[str]:
     """Remove what a killed fetch leaves in the mirror: git lock files and half-written packs.
 
@@ -807,21 +827,8 @@ def readback_check(cfg: Config, release_id: str) -> list[str]:
         manifest = releases.manifest(release_id)
     except ReleaseError as exc:
         return [str(exc)]
-    written = {s["name"] for s in manifest.get("skills", [])
-               if s.get("live") and s.get("change") != "unchanged"}
+    written = {s.name for s in manifest.live if s.change != "unchanged"}
     return verify_release(releases, release_id, only=written)
-
-
-def _previous(complete: Sequence[str], current: str | None) -> str | None:
-    if current is None or current not in complete:
-        return complete[-1] if complete else None
-    idx = complete.index(current)
-    return complete[idx - 1] if idx > 0 else None
-
-
-def _finding_json(f: Finding) -> dict[str, Any]:
-    return {"rule": f.rule, "severity": str(f.severity), "path": f.path, "line": f.line,
-            "message": f.message}
 
 
 def _jsonable(value: Any) -> Any:
@@ -830,5 +837,5 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-__all__ = ["TRIGGERS", "DeployLock", "SyncOutcome", "Syncer", "atomic_write", "readback_check",
-           "redact_url"]
+__all__ = ["TRIGGERS", "DeployLock", "Status", "SyncOutcome", "Syncer", "atomic_write", "now_iso",
+           "readback_check", "redact_url"]

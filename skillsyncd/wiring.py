@@ -11,7 +11,7 @@ from typing import Any
 from skillsyncd.audit import Journal, open_journal
 from skillsyncd.config import Config
 from skillsyncd.daemon.checks import post_deploy_checks
-from skillsyncd.publish import publish, verify_published
+from skillsyncd.publish import publish, unpublish, verify_published
 from skillsyncd.release import Releases
 from skillsyncd.sync import Check, Syncer, readback_check
 
@@ -29,4 +29,5 @@ def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = (),
         publish=_publisher,
         checks=(readback_check, verify_published, *post_deploy_checks(cfg), *extra_checks),
         journalled=journal.journalled,
+        unpublish=unpublish,
     )

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import skillsyncd.ledger as ledger
 import skillsyncd.release as release
 import skillsyncd.sync as sync
 from skillsyncd.cli import main
@@ -44,7 +45,7 @@ POINTS: dict[str, Callable[[], None]] = {
     "manifest-write": lambda: before(release, "atomic_write"),
     "before-flip": lambda: before(release.Releases, "flip"),
     "after-flip": lambda: before(sync.Syncer, "_publish"),
-    "before-state": lambda: before(sync, "save_state"),
+    "before-state": lambda: before(ledger, "save_state"),
     "before-prune": lambda: before(sync.Syncer, "_prune"),
 }
 

@@ -18,6 +18,7 @@ from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import SourceError, ValidationRejected
+from skillsyncd.manifest import Manifest
 from skillsyncd.plan import rollback_skills
 from skillsyncd.wiring import build_syncer
 
@@ -142,12 +143,16 @@ def test_rejection_and_fetch_failure_are_recorded(repo: Any, tmp_path: Path) -> 
     cfg = cfg_for(str(repo.path), tmp_path / "state", on_invalid="reject")
     with pytest.raises(ValidationRejected):
         build_syncer(cfg).sync(trigger="poll")
-    (rejected,) = of_kind(cfg, "validation_failed")
+    (rejected,) = of_kind(cfg, "rejected")
     assert rejected["commit"] == bad and rejected["trigger"] == "poll"
     assert rejected["findings"] and all(f["severity"] == "error" for f in rejected["findings"])
     assert any("broken" in f["path"] for f in rejected["findings"])
     line = render_line(rejected)
-    assert "validation_failed" in line and bad[:12] in line and "finding(s), first: broken/" in line
+    assert "rejected" in line and bad[:12] in line and "finding(s), first: broken/" in line
+    # a 0.1.0 journal names the same event validation_failed: readers take it as rejected
+    legacy = {**rejected, "kind": "validation_failed"}
+    assert list(select([legacy])) == [legacy]
+    assert "finding(s), first: broken/" in render_line(legacy)
 
     gone = cfg_for(str(tmp_path / "no-such-repo"), cfg.state_dir)
     with pytest.raises(SourceError):
@@ -295,6 +300,8 @@ def test_rollback_skills_diff_two_manifests() -> None:
     target = {"skills": [{"name": "a", "content_sha": "1", "live": True, "version": "3"},
                          {"name": "b", "content_sha": "0", "live": True},
                          {"name": "c", "content_sha": "5", "live": True}]}
+    live, target = Manifest.from_json({"release": "l", "commit": "1", **live}), \
+        Manifest.from_json({"release": "t", "commit": "2", **target})
     out = {s["name"]: (s["change"], s["content_sha"]) for s in rollback_skills(live, target)}
     assert out == {"a": ("unchanged", "1"), "b": ("changed", "0"), "c": ("added", "5")}
     back = {s["name"]: s["change"] for s in rollback_skills(target, live)}

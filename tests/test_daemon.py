@@ -181,6 +181,7 @@ class Health:
 
     def __init__(self) -> None:
         self.code = 200
+        self.sick_when: Callable[[], bool] | None = None  # answer 503 while this says so
         self.hits = 0
         self.posts: list[tuple[dict[str, str], bytes]] = []
         outer = self
@@ -188,7 +189,8 @@ class Health:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.hits += 1
-                self.send_response(outer.code)
+                sick = outer.sick_when is not None and outer.sick_when()
+                self.send_response(503 if sick else outer.code)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -407,7 +409,7 @@ def test_sigterm_waits_for_a_short_sync_to_flip(
     assert d.finished("deployed") and d.finished("deployed")[0]["commit"] == head
     releases = Releases(tmp_path / "state")
     current = releases.current()
-    assert current is not None and releases.manifest(current)["commit"] == head
+    assert current is not None and releases.manifest(current).to_dict()["commit"] == head
 
 
 def test_sigterm_during_a_hung_fetch_exits_with_current_intact(
@@ -445,14 +447,21 @@ def test_failing_health_url_rolls_back_and_is_not_retried(
         "SKILLSYNC_INTERVAL": "0.3", "SKILLSYNC_HEALTH_URL": health.url + "/healthz",
         "SKILLSYNC_HEALTH_RETRIES": "2", "SKILLSYNC_HEALTH_TIMEOUT": "1"})
     good = _deployed(d, first)["release"]
-    health.code = 503
+
+    def breaks() -> bool:  # healthy before the flip, sick once the breaking skill is live
+        try:
+            return "breaks" in (state / "current" / "alpha" / "SKILL.md").read_text()
+        except OSError:
+            return False
+
+    health.sick_when = breaks
     repo.add_skill("alpha", description="breaks the gateway")
     bad = repo.commit("v2")
     rolled = d.wait_event(lambda e: e.get("event") == "sync_finished"
                           and e.get("status") == "rolled_back", timeout=10)
     assert rolled["commit"] == bad
     assert Releases(state).current() == good
-    health.code = 200
+    health.sick_when = None
     hits = health.hits
     mark = len(d.events)
     d.wait_event(lambda e: e.get("event") == "skipped_bad_commit", start=mark)

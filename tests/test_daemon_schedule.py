@@ -24,7 +24,7 @@ def test_backoff_doubles_caps_and_never_drops_below_interval() -> None:
 
 
 def test_failure_classes() -> None:
-    for ok in ("deployed", "no_change", "skipped_bad", "rejected", "validation_rejected"):
+    for ok in ("deployed", "no_change", "skipped_bad", "rejected"):
         assert not is_failure(ok)
     for bad in ("failed", "rolled_back"):
         assert is_failure(bad)

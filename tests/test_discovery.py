@@ -132,7 +132,7 @@ def manifest(cfg: Config) -> dict[str, Any]:
     releases = Releases(cfg.state_dir)
     current = releases.current()
     assert current is not None and verify_release(releases, current) == []
-    return releases.manifest(current)
+    return releases.manifest(current).to_dict()
 
 
 def live(cfg: Config) -> set[str]:

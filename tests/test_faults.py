@@ -523,6 +523,12 @@ def test_disk_full_or_read_only_state_dir(case: str, tmp_path: Path) -> None:
     if case == "enospc":  # state.json is writable: the failure is on record
         assert words in (out["status_fault"]["last_error"] or "")
         assert out["status_fault"]["failure_streak"] >= 1
+        # the line names the full filesystem (releases/ is a volume of its own) and its free space
+        assert f"filesystem {tmp_path / 'state' / 'releases'} is full" in err, err
+        assert " free)" in err, err
+    else:  # nothing could be written, yet status says what is wrong
+        disk = out["status_fault"]["state_dir_health"]
+        assert disk["writable"] is False and "Read-only file system" in disk["problem"], disk
     code, err = out["recovered"]
     assert code == 0, err
     new, problems = out["after_recovery"]

@@ -157,7 +157,7 @@ def _sync(url: str, state: Path, **flags: Any) -> dict[str, Any]:
                              **flags}, env={})
     outcome = build_syncer(cfg).sync()
     assert outcome.status == "deployed" and outcome.release, outcome
-    manifest = Releases(state).manifest(outcome.release)
+    manifest = Releases(state).manifest(outcome.release).to_dict()
     return {s["name"]: s for s in manifest["skills"]}
 
 
@@ -237,7 +237,7 @@ def test_turning_size_file_into_a_warning_refetches_and_stages_the_big_file(
                              "severity": {"size.file": "warning"}}, env={})
     outcome = build_syncer(cfg).sync(force=True)  # same commit: only the policy changed
     assert outcome.status == "deployed" and outcome.commit == head and outcome.release, outcome
-    records = {s["name"]: s for s in Releases(state).manifest(outcome.release)["skills"]}
+    records = {s["name"]: s for s in Releases(state).manifest(outcome.release).to_dict()["skills"]}
     assert records["evil"]["live"] is True, records["evil"]
     assert not (state / "mirror.git" / BLOB_LIMIT_FILE).exists()  # no filter, nothing missing
     assert _in_mirror(state, repo.rev_parse("HEAD:evil/big.bin"))

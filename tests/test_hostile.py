@@ -158,7 +158,7 @@ def hostile(_http_git_server_session: HttpGitServer, git_root: GitRoot,
         releases = Releases(state)
         current = releases.current()
         assert current is not None
-        manifest = releases.manifest(current)
+        manifest = releases.manifest(current).to_dict()
         assert manifest["commit"] == head, err
         assert verify_release(releases, current) == []
         root = releases.dir(current)
@@ -341,7 +341,7 @@ def huge_blob_sync(_http_git_server_session: HttpGitServer, git_root: GitRoot,
     releases = Releases(state)
     current = releases.current()
     assert current is not None, err
-    manifest = releases.manifest(current)
+    manifest = releases.manifest(current).to_dict()
     mirror = Repo(str(state / "mirror.git"))
     try:
         in_mirror = ObjectID(blob.encode()) in mirror.object_store

@@ -76,7 +76,7 @@ def test_sync_leaves_ignored_files_out_of_release_publish_and_validation(repo: A
         "SKILL.md", "notes/keep.md"]
     assert sorted(str(p.relative_to(publish / "pdf")) for p in (publish / "pdf").rglob("*")
                   if p.is_file()) == ["SKILL.md", "notes/keep.md"]
-    manifest = releases.manifest(current)
+    manifest = releases.manifest(current).to_dict()
     assert {s["name"] for s in manifest["skills"] if s.get("live")} == {"pdf"}  # drafts/ ignored
     ignored = next(f for f in manifest["layout"] if f["rule"] == "layout.ignored")
     assert ignored["message"].startswith("7 file(s) or folder(s)")

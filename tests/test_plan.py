@@ -55,3 +55,19 @@ def test_change_of_answers_every_kind_for_a_large_plan() -> None:
     assert plan.change_of("new") is Change.ADDED
     assert plan.change_of("s9") is Change.UNCHANGED
     assert plan == make_plan(deployed, incoming)  # the cache is not part of equality
+
+
+def test_rollback_target_follows_what_current_replaced_and_skips_bad_commits() -> None:
+    from skillsyncd.manifest import Manifest
+    from skillsyncd.plan import rollback_target
+
+    def m(rid: str, commit: str, prev: str | None) -> Manifest:
+        return Manifest(release=rid, commit=commit, previous_release=prev)
+
+    ms = {"r1": m("r1", "A", None), "r2": m("r2", "B", "r1"), "r3": m("r3", "C", "r1")}
+    assert rollback_target("r3", ms, bad={"B"}) == "r1"
+    assert rollback_target("r2", ms, bad=set()) == "r1"
+    assert rollback_target("r3", ms, bad={"A", "B"}) is None
+    # 0.1.0 manifests have no previous_release: the newest older release that is not bad
+    old = {"r1": m("r1", "A", None), "r2": m("r2", "B", None), "r3": m("r3", "C", None)}
+    assert rollback_target("r3", old, bad={"B"}) == "r1"

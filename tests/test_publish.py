@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import skillsyncd.publish as publish_mod
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import ConfigError
+from skillsyncd.manifest import Manifest, SkillRecord
 from skillsyncd.publish import (
     MARKER_PREFIX,
     OWNERSHIP_FILE,
@@ -93,7 +94,7 @@ def test_plan_properties(wanted: dict[str, str], owned: dict[str, str], present:
 # --- hand-built releases -----------------------------------------------------------
 
 
-def make_release(base: Path, rid: str, skills: dict[str, Files]) -> tuple[Path, dict[str, Any]]:
+def make_release(base: Path, rid: str, skills: dict[str, Files]) -> tuple[Path, Manifest]:
     """A release folder like stage_release makes one: read-only files, a manifest of tree ids."""
     root = base / "releases" / rid
     for name, files in skills.items():
@@ -103,8 +104,8 @@ def make_release(base: Path, rid: str, skills: dict[str, Files]) -> tuple[Path, 
             path.write_bytes(data)
             path.chmod(0o555 if rel.endswith(".sh") else 0o444)
     root.mkdir(parents=True, exist_ok=True)
-    manifest = {"release": rid, "skills": [
-        {"name": n, "live": True, "content_sha": tree_sha_of(root / n)} for n in sorted(skills)]}
+    manifest = Manifest(release=rid, commit="c" * 40, skills=tuple(
+        SkillRecord(name=n, content_sha=tree_sha_of(root / n)) for n in sorted(skills)))
     return root, manifest
 
 
@@ -215,7 +216,7 @@ def test_mirror_add_change_remove(env: dict[str, Path]) -> None:
     assert not (env["pub"] / "beta/assets/old.txt").exists() and not (env["pub"] / "gamma").exists()
     owned = json.loads((env["state"] / OWNERSHIP_FILE).read_text())
     assert owned["dir"] == str(env["pub"].resolve())
-    assert owned["skills"] == {s["name"]: s["content_sha"] for s in m2["skills"]}
+    assert owned["skills"] == m2.live_shas()
     for name in V2:  # the published tree is the release's tree, byte for byte and mode for mode
         assert tree_sha_of(env["pub"] / name) == tree_sha_of(r2 / name)
 
@@ -446,7 +447,7 @@ def test_crash_at_every_operation_then_rerun_converges(
         mirror_of(env).sync(target, manifest)
         assert snapshot(env["pub"]) == expected_view(view, {"theirs/SKILL.md": b"not ours\n"}), n
         owned = load_owned(env["state"] / OWNERSHIP_FILE, env["pub"])
-        assert owned == {s["name"]: s["content_sha"] for s in manifest["skills"]}, n
+        assert owned == manifest.live_shas(), n
     assert crashes > 20  # the scenario has many steps, and every one was cut
 
 

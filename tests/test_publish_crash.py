@@ -73,7 +73,7 @@ def test_sigkill_mid_publish_then_next_run_converges(repo: Any, tmp_path: Path, 
     assert current is not None
     assert verify_published(cfg, current) == []
     assert cfg.publish_dir is not None
-    live = {s["name"] for s in releases.manifest(current)["skills"] if s.get("live")}
+    live = {s["name"] for s in releases.manifest(current).to_dict()["skills"] if s.get("live")}
     assert {p.parent.name for p in cfg.publish_dir.glob("*/SKILL.md")} == live
     # the commit was good: the interrupted publish must not get it rolled back and marked bad
     assert again.status in ("no_change", "deployed"), again

@@ -4,7 +4,7 @@ Mirror mode: a plain watcher on the published directory sees every add, change,
 remove and rollback within 2 s, and reading SKILL.md at that moment gives the
 new bytes. Link mode: a watcher on `current` itself misses a flip, while one on
 the link's parent (followSymlinks false) sees each flip as a change of `current`
-(design.md §3). These are the facts docs/publish.md builds its advice on.
+(docs/publish.md). These are the facts docs/publish.md builds its advice on.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import pytest
 from dulwich.objects import Blob, Tree
 
 from skillsyncd.errors import ReleaseError
+from skillsyncd.manifest import Manifest, SkillRecord
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Entry, Skill
 from skillsyncd.release import (
     Releases,
@@ -43,12 +44,9 @@ def make_skill(name: str, files: dict[str, bytes], blobs: dict[str, bytes],
     return Skill(name=name, tree_sha=trees[""].id.decode(), entries=tuple(entries))
 
 
-def manifest_for(release_id: str, skills: list[Skill]) -> dict[str, object]:
-    return {
-        "release": release_id,
-        "commit": "c" * 40,
-        "skills": [{"name": s.name, "live": True, "content_sha": s.tree_sha} for s in skills],
-    }
+def manifest_for(release_id: str, skills: list[Skill]) -> Manifest:
+    return Manifest(release=release_id, commit="c" * 40,
+                    skills=tuple(SkillRecord(name=s.name, content_sha=s.tree_sha) for s in skills))
 
 
 @pytest.fixture

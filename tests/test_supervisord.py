@@ -251,7 +251,7 @@ def test_stack_syncs_survives_kill_9_and_stops_on_sigterm(
     s.wait_event(_synced(second), "converged on the new commit", start=mark)
     releases = Releases(state)
     live = releases.current()
-    assert live is not None and releases.manifest(live)["commit"] == second
+    assert live is not None and releases.manifest(live).to_dict()["commit"] == second
     assert verify_release(releases, live) == []
     leftovers = [p.name for p in releases.root.iterdir()
                  if p.is_dir() and p.name not in releases.complete()]

@@ -33,7 +33,7 @@ def live_skills(cfg: Config) -> dict[str, str]:
     current = rel.current()
     assert current is not None
     root = rel.dir(current)
-    names = sorted(s["name"] for s in rel.manifest(current)["skills"] if s.get("live"))
+    names = sorted(s["name"] for s in rel.manifest(current).to_dict()["skills"] if s.get("live"))
     return {n: (root / n / "SKILL.md").read_text() for n in names}
 
 
@@ -64,7 +64,7 @@ def test_first_sync_then_no_change(repo: Any, state: Path) -> None:
     current = assert_consistent(cfg)
     assert current.endswith(head[:12])
     assert set(live_skills(cfg)) == {"alpha", "beta"}
-    manifest = Releases(state).manifest(current)
+    manifest = Releases(state).manifest(current).to_dict()
     assert manifest["commit"] == head and manifest["source"] == str(repo.path)
     assert {s["name"] for s in manifest["skills"]} == {"alpha", "beta"}
 
@@ -150,7 +150,7 @@ def test_force_push_deploys_new_head_and_records_rewrite(repo: Any, state: Path)
     assert out.status == "deployed" and out.commit == rewritten
     assert out.history_rewritten is True
     assert "v2-rewritten" in live_skills(cfg)["a"]
-    manifest = Releases(state).manifest(assert_consistent(cfg))
+    manifest = Releases(state).manifest(assert_consistent(cfg)).to_dict()
     assert manifest["history_rewritten"] is True
     events = [json.loads(line) for line in cfg.journal_file.read_text().splitlines()]
     deployed = [e for e in events if e["kind"] == "deployed"]
@@ -407,7 +407,7 @@ def test_once_and_manual_rollback_run_the_post_publish_hook(
     assert main(["--once", *args]) == 0  # no change: no hook
     assert main(["rollback", "--state-dir", str(state), "--repo", str(repo.path)]) == 0
     assert record.read_text().splitlines() == [
-        f"deployed {first}", f"deployed {second}", f"rolled_back {first}",
+        f"deployed {first}", f"deployed {second}", f"manual_rollback {first}",
     ]
 
 
@@ -447,8 +447,8 @@ def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) 
         assert any(f.rule == "yaml.recovered" and f.path.endswith("planner/SKILL.md")
                    for f in out.findings)
         # Nothing left out in silence: each entry not deployed has a finding, in the manifest too.
-        layout = {(f["rule"], f["path"]) for f in
-                  Releases(cfg.state_dir).manifest(Releases(cfg.state_dir).current() or "")["layout"]}
+        rel = Releases(cfg.state_dir)
+        layout = {(f.rule, f.path) for f in rel.manifest(rel.current() or "").layout}
         if not skills_path:
             assert {("layout.root-skill-md", "SKILL.md"), ("layout.skills-subfolder", "skills"),
                     ("layout.not-a-skill", "legacy")} <= layout
@@ -460,7 +460,7 @@ def test_repository_shaped_like_the_users_syncs_cleanly(repo: Any, state: Path) 
         # Compiled caches are left out by the default ignore rules, and said so.
         assert not (published / "researcher" / "__pycache__").exists()
         assert any(f["rule"] == "layout.ignored" and "__pycache__" in f["message"]
-                   for f in Releases(cfg.state_dir).manifest(current)["layout"])
+                   for f in Releases(cfg.state_dir).manifest(current).to_dict()["layout"])
 
 
 def test_status_json_stays_parseable_when_state_json_is_corrupt(

@@ -95,7 +95,7 @@ def cfg_for(repo: Any, tmp_path: Path, keys: dict[str, Any], mode: str,
 def live_commit(cfg: Config) -> str | None:
     releases = Releases(cfg.state_dir)
     current = releases.current()
-    return releases.manifest(current)["commit"] if current else None
+    return releases.manifest(current).commit if current else None
 
 
 def test_ssh_signed_by_a_trusted_key_deploys_and_others_are_refused(
@@ -110,7 +110,7 @@ def test_ssh_signed_by_a_trusted_key_deploys_and_others_are_refused(
         with pytest.raises(ValidationRejected, match=rule):
             build_syncer(cfg).sync()
         assert live_commit(cfg) == good  # the live release keeps serving
-        events = [e for e in open_journal(cfg).read() if e.get("kind") == "validation_failed"]
+        events = [e for e in open_journal(cfg).read() if e.get("kind") == "rejected"]
         assert events[-1]["commit"] == bad and events[-1]["findings"][0]["rule"] == rule
 
 

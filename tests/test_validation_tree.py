@@ -1,5 +1,5 @@
 """`skillsyncd validate PATH`: the corpus passes, a repository shaped like the
-user's (design.md §7) gets precise findings, and the output formats hold."""
+user's gets precise findings, and the output formats hold."""
 
 from __future__ import annotations
 

@@ -6,10 +6,11 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from skillsyncd.events import Event, event_kind
+
 # Events that say something happened to what is live; the rest is the sync's heartbeat.
-NOTABLE = frozenset(
-    {"deployed", "rolled_back", "manual_rollback", "validation_failed", "fetch_failed", "sync_failed"}
-)
+NOTABLE = frozenset(str(e) for e in (Event.DEPLOYED, Event.ROLLED_BACK, Event.MANUAL_ROLLBACK,
+                                      Event.REJECTED, Event.FETCH_FAILED, Event.SYNC_FAILED))
 
 
 def select(
@@ -20,7 +21,7 @@ def select(
 ) -> Iterator[dict[str, Any]]:
     """Events at or after ``since`` (an ISO date or time prefix), touching ``skill`` if given."""
     for event in events:
-        if not everything and event.get("kind") not in NOTABLE:
+        if not everything and event_kind(event.get("kind")) not in NOTABLE:
             continue
         if since and str(event.get("timestamp", "")) < since:
             continue
@@ -45,7 +46,7 @@ def render_line(event: dict[str, Any]) -> str:
                    if s.get("change") not in (None, "unchanged")]
         if changed:
             parts.append(" ".join(changed[:8]) + (f" (+{len(changed) - 8})" if len(changed) > 8 else ""))
-    if event.get("kind") == "validation_failed" and event.get("findings"):
+    if event_kind(event.get("kind")) == Event.REJECTED and event.get("findings"):
         first = event["findings"][0]
         parts.append(f"{len(event['findings'])} finding(s), first: {first.get('path')}: "
                      f"{first.get('message')}")

@@ -24,6 +24,7 @@ import structlog
 from skillsyncd.audit.journal import Journal
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError, SkillsyncError
+from skillsyncd.events import DEPLOYMENT_EVENTS, Event, event_kind
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text
 from skillsyncd.source import redact_url
@@ -35,13 +36,8 @@ SHIP_LOCK_FILE = "audit-ship.lock"
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 IDLE_WAIT = 30.0  # re-check the journal even without a wake-up (e.g. `audit push` elsewhere)
-DEPLOYMENT_KINDS = frozenset({"deployed", "rolled_back", "manual_rollback", "validation_failed"})
-_STATUS = {
-    "deployed": "deployed",
-    "rolled_back": "rolled_back",
-    "manual_rollback": "manual_rollback",
-    "validation_failed": "rejected",
-}
+# A deployment row's status is its event's kind (events.Event); 0.1.0 kinds are translated.
+DEPLOYMENT_KINDS = frozenset(str(e) for e in DEPLOYMENT_EVENTS)
 
 
 class SinkError(SkillsyncError):
@@ -134,12 +130,13 @@ MERGE (r)-[:RUNS]->(target)
 """
 
 # Events whose `commit` is the head of the ref at that moment.
-_HEAD_KINDS = frozenset({"no_change", "deployed", "rolled_back", "validation_failed"})
+_HEAD_KINDS = frozenset(str(e) for e in (Event.NO_CHANGE, Event.DEPLOYED, Event.ROLLED_BACK,
+                                          Event.REJECTED))
 
 
 def statements(event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The Cypher that records ``event``; every statement is idempotent (MERGE/SET)."""
-    kind = str(event.get("kind"))
+    kind = event_kind(event.get("kind"))
     params: dict[str, Any] = {
         "id": str(event["id"]),
         "seq": int(event["seq"]),
@@ -161,7 +158,7 @@ def statements(event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     ]
     deployment = {
         **params,
-        "status": _STATUS[kind],
+        "status": kind,
         "previous_commit": event.get("previous_commit"),
         "release": event.get("release"),
         "previous_release": event.get("previous_release"),

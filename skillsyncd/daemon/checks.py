@@ -1,9 +1,15 @@
 """Post-flip checks the operator configures: a health URL and a health command.
 
 Each is a :data:`skillsyncd.sync.Check` (``(cfg, release_id) -> problems``) run
-by the core in its worker thread right after the flip; any problem makes the
-core flip back and mark the commit bad. Both the daemon and ``--once`` use them
+by the core in its worker thread right after the flip; a problem makes the core
+flip back and mark the commit bad. Both the daemon and ``--once`` use them
 (through ``wiring.build_syncer``).
+
+A health URL names the gateway, which may be down or starting (the real one
+takes 15-19 s to listen): before the flip, :meth:`HealthUrlCheck.wait_ready`
+waits for it (``health_start_wait``, bounded) and the core blames a commit only
+when the gateway was healthy before the flip and is not after it. Retries and
+their back-off are stamina's.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import stamina
 import structlog
 import urllib3
 
@@ -24,15 +31,20 @@ from skillsyncd.release import Releases
 
 log = structlog.get_logger(__name__)
 
-# Pause between attempts grows linearly: the gateway may need a moment to reload.
+# First pause between attempts; it doubles (with jitter): the gateway may need a moment to reload.
 RETRY_PAUSE = 0.5
+RETRY_PAUSE_MAX = 5.0
+
+
+class _Unhealthy(Exception):
+    """One failed attempt (retried by stamina)."""
 
 
 def release_env(cfg: Config, release_id: str) -> dict[str, str]:
     """Environment for a command that runs about a release (checks and hooks)."""
     releases = Releases(cfg.state_dir)
     try:
-        commit = str(releases.manifest(release_id).get("commit") or "")
+        commit = releases.manifest(release_id).commit
     except ReleaseError:
         commit = ""
     return {
@@ -44,10 +56,6 @@ def release_env(cfg: Config, release_id: str) -> dict[str, str]:
     }
 
 
-def _attempts(retries: int) -> range:
-    return range(1, max(1, retries) + 1)
-
-
 @dataclass(frozen=True)
 class HealthUrlCheck:
     """GET ``url``; healthy on a 2xx answer within ``timeout``, tried ``retries`` times."""
@@ -56,22 +64,51 @@ class HealthUrlCheck:
     timeout: float
     retries: int
 
-    def __call__(self, cfg: Config, release_id: str) -> list[str]:
+    def _get(self) -> str | None:
+        """One GET: None when healthy, else what went wrong."""
         http = urllib3.PoolManager(timeout=urllib3.Timeout(total=self.timeout), retries=False)
-        last = ""
-        for attempt in _attempts(self.retries):
-            try:
-                resp = http.request("GET", self.url, preload_content=True)
-                if 200 <= resp.status < 300:
-                    log.info("health_url_ok", status=resp.status, attempt=attempt)
-                    return []
-                last = f"answered HTTP {resp.status}"
-            except urllib3.exceptions.HTTPError as exc:
-                last = f"unreachable ({type(exc).__name__})"
-            log.warning("health_url_failed", url=redact_text(self.url), attempt=attempt, error=last)
-            if attempt < max(1, self.retries):
-                time.sleep(RETRY_PAUSE * attempt)
+        try:
+            resp = http.request("GET", self.url, preload_content=True)
+        except urllib3.exceptions.HTTPError as exc:
+            return f"unreachable ({type(exc).__name__})"
+        if 200 <= resp.status < 300:
+            return None
+        return f"answered HTTP {resp.status}"
+
+    def __call__(self, cfg: Config, release_id: str) -> list[str]:
+        last = _retry(self._get, max(1, self.retries), "health_url",
+                      url=redact_text(self.url))
+        if last is None:
+            return []
         return [f"health URL {redact_text(self.url)} {last} after {max(1, self.retries)} attempt(s)"]
+
+    def wait_ready(self, cfg: Config) -> str | None:
+        """Before the flip: wait up to ``health_start_wait`` for a 2xx; why not, if it never came."""
+        last = _retry(self._get, None, "gateway_wait", timeout=max(0.0, cfg.health_start_wait),
+                      url=redact_text(self.url))
+        if last is None:
+            return None
+        return f"{redact_text(self.url)} {last} for {cfg.health_start_wait:g}s"
+
+
+def _retry(attempt: Callable[[], str | None], attempts: int | None, what: str,
+           timeout: float | None = None, **fields: object) -> str | None:
+    """Call ``attempt`` until it returns None (healthy), through stamina; the last error if never."""
+    last: str | None = None
+    try:
+        for number, tried in enumerate(stamina.retry_context(
+                on=_Unhealthy, attempts=attempts, timeout=timeout, wait_initial=RETRY_PAUSE,
+                wait_max=RETRY_PAUSE_MAX, wait_jitter=RETRY_PAUSE / 2), start=1):
+            with tried:
+                last = attempt()
+                if last is None:
+                    log.info(f"{what}_ok", attempt=number, **fields)
+                    return None
+                log.warning(f"{what}_failed", attempt=number, error=redact_text(last), **fields)
+                raise _Unhealthy(last)
+    except _Unhealthy:
+        pass
+    return last
 
 
 @dataclass(frozen=True)
@@ -90,23 +127,23 @@ class HealthCommandCheck:
         if not argv:
             return ["health command is empty"]
         env = release_env(cfg, release_id)
-        last = ""
-        for attempt in _attempts(self.retries):
+
+        def run_once() -> str | None:
             try:
                 done = subprocess.run(argv, env=env, capture_output=True, timeout=self.timeout,
                                       check=False, stdin=subprocess.DEVNULL)
-                if done.returncode == 0:
-                    log.info("health_command_ok", attempt=attempt)
-                    return []
-                tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-                last = f"exited {done.returncode}" + (f": {tail[0][:300]}" if tail[0] else "")
             except subprocess.TimeoutExpired:
-                last = f"timed out after {self.timeout:g}s"
+                return f"timed out after {self.timeout:g}s"
             except OSError as exc:
-                last = f"could not start ({exc.strerror})"
-            log.warning("health_command_failed", attempt=attempt, error=redact_text(last))
-            if attempt < max(1, self.retries):
-                time.sleep(RETRY_PAUSE * attempt)
+                return f"could not start ({exc.strerror})"
+            if done.returncode == 0:
+                return None
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+            return f"exited {done.returncode}" + (f": {tail[0][:300]}" if tail[0] else "")
+
+        last = _retry(run_once, max(1, self.retries), "health_command")
+        if last is None:
+            return []
         return [f"health command {argv[0]!r} {redact_text(last)} after {max(1, self.retries)} attempt(s)"]
 
 

@@ -336,7 +336,7 @@ def gather(daemon: Any, doc: Mapping[str, Any], exposition: str) -> Page:
     manifest: Mapping[str, Any] | None = None
     if current:
         try:
-            manifest = Releases(cfg.state_dir).manifest(current)
+            manifest = Releases(cfg.state_dir).manifest(current).to_dict()
         except (ReleaseError, OSError, ValueError):
             manifest = None
     try:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import aiohttp
+import stamina
 import structlog
 
 from skillsyncd.log import redact_text
@@ -39,7 +40,7 @@ class Deployment:
     previous_release: str | None
     trigger: str
     state_dir: str
-    event: str = "deployed"  # or "rolled_back" after a manual rollback
+    event: str = "deployed"  # or "manual_rollback" after `skillsyncd rollback` (events.Status)
 
     def env(self) -> dict[str, str]:
         return {
@@ -57,6 +58,10 @@ class Deployment:
 
 
 Report = Callable[[str, str], None]  # (hook, result) -> None, for metrics
+
+
+class _HookFailed(Exception):
+    """One failed delivery attempt (retried by stamina)."""
 
 
 def deliver_now(command: str | None, url: str | None, deployment: Deployment) -> bool:
@@ -125,19 +130,25 @@ class HookRunner:
 
     async def _retry(self, hook: str, deployment: Deployment,
                      attempt_once: Callable[[Deployment], Awaitable[str | None]]) -> None:
-        pause = self.pause
-        for attempt in range(1, self.attempts + 1):
-            error = await attempt_once(deployment)
-            if error is None:
-                log.info("hook_done", hook=hook, release=deployment.release, attempt=attempt)
-                self.report(hook, "ok")
-                return
-            log.warning("hook_failed", hook=hook, release=deployment.release, attempt=attempt,
-                        error=redact_text(error))
-            if attempt < self.attempts:
-                await asyncio.sleep(pause)
-                pause *= 2
-        self.report(hook, "failed")
+        """Up to ``attempts`` tries, through stamina (back-off from ``pause``, doubling)."""
+        attempt = 0
+        try:
+            async for tried in stamina.retry_context(
+                    on=_HookFailed, attempts=self.attempts, timeout=None,
+                    wait_initial=self.pause, wait_max=max(self.pause, 8 * self.pause),
+                    wait_jitter=0.0, wait_exp_base=2):
+                with tried:
+                    attempt += 1
+                    error = await attempt_once(deployment)
+                    if error is not None:
+                        log.warning("hook_failed", hook=hook, release=deployment.release,
+                                    attempt=attempt, error=redact_text(error))
+                        raise _HookFailed(error)
+        except _HookFailed:
+            self.report(hook, "failed")
+            return
+        log.info("hook_done", hook=hook, release=deployment.release, attempt=attempt)
+        self.report(hook, "ok")
 
     async def _run_command(self, deployment: Deployment) -> str | None:
         try:

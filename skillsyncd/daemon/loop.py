@@ -23,6 +23,7 @@ import structlog
 
 from skillsyncd.config import Config
 from skillsyncd.errors import SkillsyncError, ValidationRejected
+from skillsyncd.events import Status
 from skillsyncd.state import load_state
 from skillsyncd.sync import Syncer, SyncOutcome
 
@@ -179,15 +180,15 @@ class Daemon:
         try:
             outcome = await run_in_thread(lambda: _sync_then_trim(self.syncer, trigger),
                                           name=f"sync-{trigger}")
-            result = outcome.status
+            result = str(outcome.status)
             reason = outcome.reason
         except ValidationRejected as exc:
-            result, reason = "validation_rejected", str(exc)
+            result, reason = str(Status.REJECTED), str(exc)
         except SkillsyncError as exc:
-            result, reason = "failed", str(exc)
+            result, reason = str(Status.FAILED), str(exc)
         except Exception as exc:  # a bug in one sync must not end the daemon
             log.exception("sync_crashed", trigger=trigger)
-            result, reason = "failed", f"{type(exc).__name__}: {exc}"
+            result, reason = str(Status.FAILED), f"{type(exc).__name__}: {exc}"
         self._record(trigger, started, result, reason, outcome)
 
     def _record(self, trigger: str, started: float, result: str, reason: str | None,
@@ -209,14 +210,14 @@ class Daemon:
         if not is_failure(result):
             self.observed.last_ok = wall
             self.metrics.last_success.set(wall)
-        if outcome is not None and outcome.status in ("deployed", "rolled_back"):
+        if outcome is not None and outcome.status in (Status.DEPLOYED, Status.ROLLED_BACK):
             self.observed.last_deployment = {
                 "status": outcome.status, "commit": outcome.commit, "release": outcome.release,
                 "previous_commit": outcome.previous_commit,
                 "previous_release": outcome.previous_release, "trigger": trigger,
                 "at": self.observed.last_check, "reason": outcome.reason,
             }
-        if outcome is not None and outcome.status == "deployed" and outcome.release:
+        if outcome is not None and outcome.status is Status.DEPLOYED and outcome.release:
             self.hooks.submit(Deployment(
                 commit=outcome.commit or "", release=outcome.release,
                 previous_commit=outcome.previous_commit, previous_release=outcome.previous_release,

@@ -8,10 +8,12 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from skillsyncd.events import Status
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Results that went past the ls-remote probe and fetched objects.
-_FETCHED = frozenset({"deployed", "rolled_back", "validation_rejected"})
+_FETCHED = frozenset({Status.DEPLOYED, Status.ROLLED_BACK, Status.REJECTED})
 
 
 class AuditView(Protocol):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from skillsyncd.events import OK_STATUSES
+
 # Syncs that asked the remote and got an answer, even an unwelcome one (a commit
 # refused by validation is remembered and not fetched again): they end a failure
 # streak. Everything else ("failed", "rolled_back") backs off.
-OK_RESULTS = frozenset({"deployed", "no_change", "skipped_bad", "rejected", "validation_rejected"})
+OK_RESULTS = OK_STATUSES
 # Triggers that answer an outside event; these are rate limited, polls are not.
 EVENT_TRIGGERS = frozenset({"webhook", "signal"})
 

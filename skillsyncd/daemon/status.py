@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from skillsyncd import __version__
-from skillsyncd.cli import status_dict
 from skillsyncd.config import Config
-from skillsyncd.release import Releases
+from skillsyncd.status import status_dict
 
 from .loop import Daemon
 
@@ -17,17 +16,14 @@ FIELDS = (
     "current_release", "skill_count", "skills_held_back", "webhook_enabled",
     "webhook_last_received", "last_deployment", "upstream_commit", "behind_upstream",
     "behind_reason", "bad_commits", "failure_streak", "last_success", "last_error", "ready",
-    "interval_seconds", "replica", "version", "audit",
+    "interval_seconds", "replica", "version", "audit", "state_dir_health",
 )
 
 
 def disk_view(cfg: Config) -> dict[str, Any]:
     """Blocking: read state.json and the live manifest (run it in a thread)."""
     disk = status_dict(cfg)
-    created = None
-    if disk["current_release"]:
-        created = Releases(cfg.state_dir).manifest(disk["current_release"]).get("created")
-    disk["current_created"] = created
+    disk["current_created"] = disk["created"]
     return disk
 
 
@@ -62,5 +58,6 @@ def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
         "replica": daemon.cfg.replica_id,
         "version": __version__,
         "audit": daemon.metrics.audit_status(),
+        "state_dir_health": disk["state_dir_health"],
     }
     return doc

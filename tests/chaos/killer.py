@@ -28,6 +28,7 @@ from typing import Any
 import dulwich.object_store as object_store
 
 import skillsyncd.audit.journal as journal
+import skillsyncd.ledger as ledger
 import skillsyncd.publish as publish
 import skillsyncd.release as release
 import skillsyncd.source as source
@@ -144,7 +145,7 @@ POINTS: dict[str, Callable[[int], None]] = {
     "publish-remove": lambda k: before(publish.Mirror, "_remove_skill", k),
     "before-check": lambda k: before(sync.Syncer, "_check", k),
     "journal-then-state": lambda k: after(journal.Journal, "append", k, when=_deployed),
-    "before-state": lambda k: before(sync, "save_state", k),
+    "before-state": lambda k: before(ledger, "save_state", k),
     "mid-journal": torn_journal,
     "before-prune": lambda k: before(sync.Syncer, "_prune", k),
     "mid-prune": lambda k: before(release, "_force_remove", k),

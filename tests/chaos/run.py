@@ -210,10 +210,10 @@ def check_after_restart(cfg: Config, origin: Origin, head: str) -> None:
         raise TrialFailure(f"leftovers after restart: {leftovers}")
     check_journal(cfg, allow_torn=False)
     manifest = rel.manifest(current)
-    if manifest["commit"] != head:
-        raise TrialFailure(f"did not converge: {current} is commit {manifest['commit'][:12]}, "
+    if manifest.commit != head:
+        raise TrialFailure(f"did not converge: {current} is commit {manifest.commit[:12]}, "
                            f"head is {head[:12]}")
-    live = {s["name"]: s["content_sha"] for s in manifest["skills"] if s.get("live")}
+    live = manifest.live_shas()
     want = {n: sha for n, sha in origin.tree_ids().items() if n in origin.skills}
     if live != want:
         raise TrialFailure(f"live skills {sorted(live)} differ from the repository's {sorted(want)}")
@@ -246,7 +246,10 @@ class Runner:
                     if not k.startswith(("SKILLSYNC_", "GITHUB_", "NEO4J_", "POLLING_"))}
         self.env.update(SKILLSYNC_PUBLISH_MODE="mirror", SKILLSYNC_PUBLISH_DIR=str(self.publish),
                         SKILLSYNC_JITTER="0", SKILLSYNC_NETWORK_TIMEOUT="10",
-                        SKILLSYNC_LOCK_TIMEOUT="10", CHAOS_COUNT_FILE=str(self.count_file))
+                        SKILLSYNC_LOCK_TIMEOUT="10", CHAOS_COUNT_FILE=str(self.count_file),
+                        # the random commits may remove most skills at once: that is the
+                        # workload here, not a mistake for the mass-removal guard to refuse
+                        SKILLSYNC_ALLOW_MASS_REMOVAL="true")
         self.cfg = load_config(flags={"repo": url, "state_dir": str(self.state)},
                                env={k: v for k, v in self.env.items() if k.startswith("SKILLSYNC_")})
         self.mutations = 60  # refined from every clean run

@@ -72,7 +72,7 @@ def test_gateway_sees_add_change_remove_and_rollback(
     syncer = build_syncer(cfg)
     first = syncer.sync()
     assert first.status == "deployed"
-    # link mode: the link itself is the root (never a path through it, design.md §3)
+    # link mode: the link itself is the root (never a path through it)
     extra = cfg.publish_dir if mode == "mirror" else cfg.current_link
     assert extra is not None
     gw = gateway([str(extra)])

@@ -126,7 +126,7 @@ def test_users_repository_deploys_every_top_level_skill_openclaw_loads(
     releases = Releases(cfg.state_dir)
     current = releases.current()
     assert current is not None
-    manifest = releases.manifest(current)
+    manifest = releases.manifest(current).to_dict()
     live = {s["name"] for s in manifest["skills"] if s.get("live")}
     assert loadable <= live, f"held back although OpenClaw loads them: {sorted(loadable - live)}"
     for record in manifest["skills"]:

@@ -1,0 +1,162 @@
+"""What is deployed and how the last sync went, read from disk; and what the disk itself says.
+
+Shared by ``skillsyncd status`` and the daemon's ``/status`` (no import of the CLI
+from the daemon, nor the other way round). Reading never needs a writable state
+dir; :func:`probe_dir` says whether it is writable and how much room is left, so
+a full or read-only volume shows up even when state.json could not record it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from skillsyncd.config import Config
+from skillsyncd.manifest import Manifest
+from skillsyncd.release import Releases
+from skillsyncd.state import load_state
+
+
+def filesystem_of(path: Path) -> Path:
+    """The mount point holding ``path`` (or its nearest existing parent)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def free_bytes(path: Path) -> int | None:
+    try:
+        return shutil.disk_usage(filesystem_of(path)).free
+    except OSError:
+        return None
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "an unknown amount"
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} bytes"  # pragma: no cover
+
+
+def disk_error(exc: OSError, fallback: Path) -> str:
+    """An OSError met while syncing, naming the path that failed and what to do about it.
+
+    The path is the one the error carries (the publish dir, a release, the state
+    dir), so the message points at the right volume.
+    """
+    path = Path(exc.filename) if isinstance(exc.filename, str | os.PathLike) else fallback
+    if exc.errno == errno.ENOSPC:
+        fs = filesystem_of(path)
+        hint = (f"filesystem {fs} is full ({_human(free_bytes(fs))} free): "
+                "free space on that filesystem")
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        hint = f"make {path.parent if path.suffix else path} writable by uid {os.getuid()}"
+    elif exc.errno in (errno.ENOTDIR, errno.ENAMETOOLONG, errno.ENOENT):
+        hint = f"check the path {path}"
+    else:
+        hint = f"check {path}"
+    return f"disk error: {exc}; {hint}, and the next sync retries"
+
+
+@dataclass(frozen=True)
+class DirHealth:
+    path: str
+    writable: bool
+    filesystem: str
+    free_bytes: int | None
+    problem: str | None
+
+
+def _try_write(path: Path) -> None:
+    """Create and remove one small file in ``path`` (raises OSError when it cannot)."""
+    probe = path / f".probe-{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+        os.unlink(probe)
+
+
+# Below this much room a release of a few thousand skills no longer fits.
+LOW_SPACE = 16 * 1024 * 1024
+
+
+def probe_dir(path: Path) -> DirHealth:
+    """Whether ``path`` is writable and how much room its filesystem has."""
+    fs = filesystem_of(path)
+    free = free_bytes(path)
+    problem = None
+    writable = True
+    if path.is_dir():
+        try:
+            _try_write(path)
+        except OSError as exc:
+            writable = False
+            problem = f"{path} is not writable: {exc.strerror or exc}"
+    if problem is None and free is not None and free < LOW_SPACE:
+        problem = f"filesystem {fs} has {_human(free)} free"
+    return DirHealth(str(path), writable, str(fs), free, problem)
+
+
+def state_dir_health(cfg: Config) -> dict[str, Any]:
+    """The state dir and its releases/ folder (often a volume of its own), worst first."""
+    checks = [probe_dir(cfg.state_dir)]
+    releases = Releases(cfg.state_dir).root
+    if releases.is_dir() and os.stat(releases).st_dev != os.stat(cfg.state_dir).st_dev:
+        checks.append(probe_dir(releases))
+    worst = next((c for c in checks if c.problem), checks[0])
+    return asdict(worst)
+
+
+def status_dict(cfg: Config) -> dict[str, Any]:
+    """``skillsyncd status --json``."""
+    releases = Releases(cfg.state_dir)
+    state = load_state(cfg.state_file)
+    current = releases.current()
+    manifest: Manifest | None = releases.manifest(current) if current else None
+    skills = manifest.live if manifest else ()
+    behind = None
+    if state.upstream_commit:
+        deployed = manifest.commit if manifest else None
+        behind = state.upstream_commit != deployed
+    return {
+        "state_dir": str(cfg.state_dir),
+        "current_release": current,
+        "deployed_commit": manifest.commit if manifest else None,
+        "source": (manifest.source if manifest else None) or state.source,
+        "ref": cfg.ref,
+        "skills_live": len(skills),
+        "skills_held_back": list(manifest.validation.held_back) if manifest else [],
+        # What the gateway will list: its name (the folder's when SKILL.md has none) and description.
+        "skills": [{"folder": s.name, "name": s.gateway_name, "description": s.description,
+                    "version": s.version} for s in skills],
+        # What the repository holds that the release does not (a skills/ set, a root SKILL.md, ...).
+        "layout": [{"rule": f.rule, "path": f.path, "message": f.message}
+                   for f in (manifest.layout if manifest else ())],
+        "upstream_commit": state.upstream_commit,
+        "behind_upstream": behind,
+        "behind_reason": state.bad_commits.get(state.upstream_commit or "")
+        or ("rejected by validation" if state.rejected_commit == state.upstream_commit
+            and state.rejected_commit else None),
+        "bad_commits": state.bad_commits,
+        "last_attempt": state.last_attempt,
+        "last_success": state.last_success,
+        "last_error": state.last_error,
+        "failure_streak": state.failure_streak,
+        "releases": len(releases.complete()),
+        "state_dir_health": state_dir_health(cfg),
+        "created": manifest.created if manifest else None,
+    }
