@@ -14,6 +14,7 @@ from skillsyncd.daemon.checks import post_deploy_checks
 from skillsyncd.publish import publish, verify_published
 from skillsyncd.release import Releases
 from skillsyncd.sync import Check, Syncer, readback_check
+from skillsyncd.tellers import attach as attach_tellers
 
 
 def _publisher(cfg: Config, release_id: str) -> Any:
@@ -23,6 +24,7 @@ def _publisher(cfg: Config, release_id: str) -> Any:
 def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = (),
                  journal: Journal | None = None) -> Syncer:
     journal = journal or open_journal(cfg)
+    attach_tellers(cfg, journal)  # alerts and commit statuses read the journal (issue 17)
     return Syncer(
         cfg,
         record=journal.append,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from skillsyncd import tellers
 from skillsyncd.audit import Neo4jSink, open_journal
 from skillsyncd.config import Config
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
@@ -37,11 +38,13 @@ def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
 
     journal = open_journal(cfg)
     syncer = build_syncer(cfg, journal=journal)
+    tellers.export(cfg, metrics.registry)  # issue 17: alert and commit-status counters
     if not cfg.neo4j_uri:
         return syncer, None
     sink = Neo4jSink(cfg, journal)
     journal.subscribe(sink.notify)
     metrics.watch_audit(sink)
+    tellers.watch_lag(cfg, sink.lag_seen)
     return syncer, sink
 
 
