@@ -11,7 +11,7 @@ from aiohttp import web
 from skillsyncd.errors import ConfigError
 from skillsyncd.sync import now_iso
 
-from . import dashboard, status, webhook
+from . import access, dashboard, status, webhook
 from .loop import Daemon
 
 log = structlog.get_logger(__name__)
@@ -107,6 +107,7 @@ class Endpoints:
 
 def make_app(daemon: Daemon) -> web.Application:
     app = web.Application(client_max_size=daemon.cfg.webhook_max_bytes)
+    app.middlewares.append(access.middleware(daemon.cfg))  # issue 17: token rule off loopback
     ep = Endpoints(daemon)
     app.router.add_get("/", ep.dashboard)
     app.router.add_get("/healthz", ep.healthz)
