@@ -49,26 +49,30 @@ def notify_urls(raw: str | None) -> list[str]:
     return urls
 
 
+SECRET_PART_MIN = 12  # shorter parts (user names, "alerts", "hooks") are not worth masking everywhere
+
+
 def register_url_secrets(url: str) -> None:
-    """Mask a notifier URL and each part of it that may be a credential in every later log line."""
+    """Mask a notifier URL, its password, and each long part that may be a key, in every later log line.
+
+    Apprise URLs put keys in the user, host, path or query (slack://TokenA/TokenB/TokenC,
+    discord://ID/TOKEN, json://user:pass@host/...). Parts shorter than SECRET_PART_MIN are
+    masked only as part of the whole URL, so ordinary words stay readable in the logs.
+    """
     register_secret(url)
     try:
         parts = urlsplit(url)
     except ValueError:
         return
-    for value in (parts.username, parts.password):
-        if value:
-            register_secret(unquote(value))
-    for segment in parts.path.split("/"):
-        if len(segment) >= 6:
-            register_secret(unquote(segment))
-    for _key, value in parse_qsl(parts.query):
-        if len(value) >= 6:
-            register_secret(value)
+    if parts.password:
+        register_secret(unquote(parts.password))
+    candidates = [parts.username or "", *parts.path.split("/"), *(v for _k, v in parse_qsl(parts.query))]
     host = parts.netloc.rsplit("@", 1)[-1]
-    if host and "." not in host and not host.startswith(("localhost", "[")) and len(host) >= 8:
-        register_secret(host)  # slack://TOKEN/..., discord://ID/TOKEN, tgram://BOT:TOKEN/...: a key
-        register_secret(host.split(":", 1)[-1])
+    if "." not in host and not host.startswith(("localhost", "[")):
+        candidates += [host, *host.split(":")]  # slack://TOKEN/..., tgram://BOT:TOKEN/...: a key
+    for value in candidates:
+        if len(value) >= SECRET_PART_MIN:
+            register_secret(unquote(value))
 
 
 def safe_scheme(url: str) -> str:
@@ -98,15 +102,24 @@ def apprise_sender(urls: list[str]) -> tuple[Send, list[str]]:
     logger.setLevel(logging.WARNING)
     ap = apprise.Apprise()
     refused = [safe_scheme(u) for u in urls if not ap.add(u)]
+    servers = list(ap)
 
     def send(alert: alerts.Alert) -> str | None:
-        if not len(ap):
+        """Each receiver in turn, in the Outbox thread. Not Apprise.notify: its thread pool
+        refuses work once the interpreter is exiting, exactly when a one-shot sends its last."""
+        if not servers:
             return "no usable SKILLSYNC_NOTIFY entry"
-        captured.first = None
-        ok = ap.notify(body=alert.body, title=alert.title, notify_type=alert.level)
-        if ok:
-            return None
-        return redact_text(captured.first or "a receiver refused the message")[:300]
+        errors = []
+        for server in servers:
+            captured.first = None
+            try:
+                ok = server.notify(body=alert.body, title=alert.title, notify_type=alert.level)
+            except Exception as exc:  # a plugin bug is this receiver's failure, not ours
+                ok, captured.first = False, f"{type(exc).__name__}: {exc}"
+            if not ok:
+                errors.append(f"{server.service_name or type(server).__name__}: "
+                              f"{captured.first or 'refused the message'}")
+        return redact_text("; ".join(errors))[:300] if errors else None
 
     return send, refused
 

@@ -192,7 +192,7 @@ def test_failing_streak_and_recovery_and_a_failing_notifier(
     assert "503" in failing["message"]
     ok = _once(url, state, json_receiver.url)
     assert ok.returncode == 0, ok.stderr
-    assert [m["type"] for m in json_receiver.messages()] == ["failure", "success"]
+    assert [m["type"] for m in json_receiver.messages()] == ["failure", "success"], ok.stdout[-3000:]
     # a notifier that refuses: one log line, the sync itself unaffected
     json_receiver.code = 500
     repo.write("other/SKILL.md", "---\nname: other\n---\n")
