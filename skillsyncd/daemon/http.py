@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from skillsyncd.errors import ConfigError
+from skillsyncd.state import load_state
 from skillsyncd.sync import now_iso
 
 from . import access, dashboard, status, webhook
@@ -75,13 +76,20 @@ class Endpoints:
         delivery = request.headers.get(webhook.DELIVERY_HEADER)
         if verdict.status < 300:
             self.daemon.observed.webhook_last_received = now_iso()
-        if verdict.trigger:
-            self.daemon.trigger("webhook")
+        if verdict.trigger:  # issue 17: a signed push of a new head skips the token bucket
+            self.daemon.trigger("webhook", urgent=await self._new_head(verdict.head))
         (log.info if verdict.status < 400 else log.warning)(
             "webhook", result=verdict.result, reason=verdict.reason, http_status=verdict.status,
             delivery=delivery, github_event=request.headers.get(webhook.EVENT_HEADER))
         return web.json_response({"result": verdict.result, "reason": verdict.reason},
                                  status=verdict.status)
+
+    async def _new_head(self, head: str | None) -> bool:
+        """Whether a signed push names a commit that is not the deployed one."""
+        if head is None:
+            return False
+        deployed = (await asyncio.to_thread(load_state, self.daemon.cfg.state_file)).commit
+        return head != deployed
 
     async def _judge(self, request: web.Request) -> webhook.Verdict:
         cfg = self.daemon.cfg
