@@ -8,6 +8,7 @@ does not start a second set of threads (or send everything twice).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -23,7 +24,8 @@ class _Journal(Protocol):
 
 
 _ACTIVE: dict[str, list[Any]] = {}
-_SUBSCRIBED: set[tuple[int, str]] = set()
+# Journals already feeding the senders of a state dir (weak: a journal's id may be reused).
+_SUBSCRIBED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 def attach(cfg: Config, journal: _Journal) -> list[Any]:
@@ -44,10 +46,11 @@ def attach(cfg: Config, journal: _Journal) -> list[Any]:
             if poster is not None:
                 senders.append(poster)
         _ACTIVE[key] = senders
-    for sender in _ACTIVE[key]:
-        if (id(journal), key) not in _SUBSCRIBED:
+    done = _SUBSCRIBED.setdefault(journal, set())
+    if key not in done:
+        for sender in _ACTIVE[key]:
             journal.subscribe(sender.event)
-    _SUBSCRIBED.add((id(journal), key))
+        done.add(key)
     return _ACTIVE[key]
 
 
