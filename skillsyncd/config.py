@@ -117,10 +117,19 @@ class Config:
     health_command: str | None = None
     health_timeout: float = 5.0
     health_retries: int = 3
-    # seconds to wait before a flip for a health URL that is down or starting (issue 14)
+    # seconds to wait before a flip for a health URL that is down or starting
     health_start_wait: float = 60.0
     hook_command: str | None = None
     hook_url: str | None = None
+    # telling people: alerts, commit statuses, the HTTP side beyond loopback
+    notify: Secret = NO_SECRET  # Apprise URLs, space or newline separated (SKILLSYNC_NOTIFY[_FILE])
+    notify_failing_after: int = 3  # failed syncs in a row before an alert
+    notify_audit_lag: int = 100  # journal events not yet in Neo4j before an alert
+    commit_status: bool = False  # post a GitHub commit status per decision (needs GITHUB_TOKEN)
+    commit_status_url: str | None = None  # the status's target_url (e.g. the public dashboard)
+    github_api_url: str = "https://api.github.com"
+    github_repository: str | None = None  # OWNER/REPO; default: from repo when it is on github.com
+    http_token: Secret = NO_SECRET  # bearer token for everything but the webhook off loopback
     # Below supervisord's default stopwaitsecs (10 s): exit before it sends SIGKILL.
     stop_grace: float = 8.0
     # audit
@@ -182,7 +191,8 @@ class Config:
 # --- loading -----------------------------------------------------------------
 
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
-_SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "allowed_signers", "gpg_keys"}
+_SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
+                  "gpg_keys"}
 
 # Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
 _ENV_ALIASES: dict[str, tuple[str, ...]] = {

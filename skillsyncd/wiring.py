@@ -11,9 +11,11 @@ from typing import Any
 from skillsyncd.audit import Journal, open_journal
 from skillsyncd.config import Config
 from skillsyncd.daemon.checks import post_deploy_checks
+from skillsyncd.ownership import require_owner
 from skillsyncd.publish import publish, unpublish, verify_published
 from skillsyncd.release import Releases
 from skillsyncd.sync import Check, Syncer, readback_check
+from skillsyncd.tellers import attach as attach_tellers
 
 
 def _publisher(cfg: Config, release_id: str) -> Any:
@@ -22,7 +24,9 @@ def _publisher(cfg: Config, release_id: str) -> Any:
 
 def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = (),
                  journal: Journal | None = None) -> Syncer:
+    require_owner(cfg.state_dir)  # a root --once must not leave root-owned files
     journal = journal or open_journal(cfg)
+    attach_tellers(cfg, journal)  # alerts and commit statuses read the journal
     return Syncer(
         cfg,
         record=journal.append,

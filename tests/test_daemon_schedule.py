@@ -97,3 +97,36 @@ def test_polls_are_not_rate_limited_and_absorb_a_deferred_trigger() -> None:
     assert s.decide(1).trigger == "poll"
     _finish(s, "no_change", 1)
     assert s.pending is None
+
+
+def test_an_urgent_trigger_skips_the_bucket_and_a_plain_one_does_not() -> None:
+    """A signed push of a head not yet deployed starts at once, however many came before."""
+    s = Scheduler(T, now=0)
+    s.decide(0)
+    _finish(s, "deployed", 0)
+    for i in range(6):  # a burst of real pushes, each with a new head
+        s.request("webhook", urgent=True)
+        assert s.decide(0.1 * i).trigger == "webhook"
+        _finish(s, "deployed", 0.1 * i)
+    for _ in range(T.trigger_burst):  # plain triggers (replays, SIGHUP) still spend the bucket,
+        s.request("signal")  # which the urgent ones left full
+        assert s.decide(0.6).trigger == "signal"
+        _finish(s, "no_change", 0.6)
+    s.request("signal")
+    d = s.decide(0.6)
+    assert d.trigger is None and d.wait > 0
+
+
+def test_an_urgent_trigger_joins_a_pending_one() -> None:
+    s = Scheduler(T, now=0)
+    s.decide(0)
+    _finish(s, "deployed", 0)
+    for _ in range(2):
+        s.request("webhook")
+        s.decide(0)
+        _finish(s, "no_change", 0)
+    s.request("webhook")  # deferred: no token left
+    assert s.decide(0).trigger is None
+    assert s.request("webhook", urgent=True) is False  # merged into the pending one...
+    assert s.decide(0).trigger == "webhook"  # ...which now starts at once
+    assert s.pending_urgent is False

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gitserver import HttpGitServer, RepoBuilder
+from receivers import JsonReceiver
 from test_daemon import SKILLSYNCD, Daemon, _clean_env
 
 from skillsyncd.daemon.webhook import sign
@@ -31,6 +32,12 @@ WRONG_TOKEN = "ghs_WrongCanaryToken0d9e8f7a6b5c4d3e2f1a"
 URL_TOKEN = "ghs_UrlCanaryToken5e4d3c2b1a0f9e8d7c6b"
 NEO4J_PASSWORD = "neo4j-canary-pw-Q8zL2vX9"
 WEBHOOK_SECRET = "webhook-canary-secret-M4nB7cR1"
+# Alert receivers (SKILLSYNC_NOTIFY): a password and path tokens inside Apprise URLs, one
+# receiver that answers and one that is down (so the failure path prints too).
+NOTIFY_PASSWORD = "notify-canary-pw-Zx81Lq0"
+NOTIFY_TOKEN = "notifyCanaryTokenT7y2Wd5s"
+NOTIFY_DOWN_TOKEN = "notifyCanaryDownK3m9Rp4v"
+HTTP_TOKEN = "http-canary-token-Hc6Nw2Qa"
 # Credentials committed into a skill (held back by the validation gate): the findings
 # about them are logged, journalled and returned, and must name them by rule, file, line
 # and keyed fingerprint only. Assembled at run time so no literal looks live.
@@ -40,7 +47,8 @@ SKILL_SECRETS = {
     "url_password": "Pg7!qZ2" + "xW9mK4t",
     "hex_secret": "9c2e5b1d8f4a6c0e" + "3b7a1f9d2c8e4b6a",
 }
-SECRETS = (TOKEN, WRONG_TOKEN, URL_TOKEN, NEO4J_PASSWORD, WEBHOOK_SECRET, *SKILL_SECRETS.values())
+SECRETS = (TOKEN, WRONG_TOKEN, URL_TOKEN, NEO4J_PASSWORD, WEBHOOK_SECRET, NOTIFY_PASSWORD, NOTIFY_TOKEN,
+           NOTIFY_DOWN_TOKEN, HTTP_TOKEN, *SKILL_SECRETS.values())
 
 
 def needles() -> dict[str, bytes]:
@@ -84,10 +92,13 @@ def test_no_secret_in_any_log_line_answer_or_file(
     })
     repo.commit("v1")
     url = http_git_server.url_for(repo)
+    receiver = JsonReceiver()
     base = {
         "SKILLSYNC_PUBLISH_MODE": "mirror", "SKILLSYNC_PUBLISH_DIR": str(published),
         "NEO4J_URI": f"bolt://127.0.0.1:{closed_port}", "NEO4J_PASSWORD": NEO4J_PASSWORD,
         "SKILLSYNC_NETWORK_TIMEOUT": "2",
+        "SKILLSYNC_NOTIFY": f"json://alert:{NOTIFY_PASSWORD}@127.0.0.1:{receiver.port}/hook/{NOTIFY_TOKEN}"
+                            f" json://127.0.0.1:{closed_port}/down/{NOTIFY_DOWN_TOKEN}",
     }
     printed: list[str] = []  # every line any process wrote, and every HTTP answer
 
@@ -123,7 +134,8 @@ def test_no_secret_in_any_log_line_answer_or_file(
         third = repo.commit("v3")
         d = Daemon([SKILLSYNCD, "run", *common, "--http-bind", "127.0.0.1:0"],
                    _clean_env({**base, "GITHUB_TOKEN": TOKEN, "SKILLSYNC_INTERVAL": "0.5",
-                               "GITHUB_WEBHOOK_SECRET_FILE": str(hook_secret_file)}))
+                               "GITHUB_WEBHOOK_SECRET_FILE": str(hook_secret_file),
+                               "SKILLSYNC_HTTP_TOKEN": HTTP_TOKEN}))
         try:
             d.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("commit") == third,
                          timeout=20)
@@ -153,7 +165,11 @@ def test_no_secret_in_any_log_line_answer_or_file(
             printed.extend(d.lines)
     finally:
         http_git_server.require_auth(None, None)
+        receiver.close()
 
+    assert receiver.posts, "the held-back skill should have been announced"
+    printed.extend(json.dumps(body) for _headers, body in receiver.posts)
+    assert any('"alert_failed"' in line for line in printed), "the receiver that is down is reported"
     assert any("neo4j" in line.lower() or "sink" in line.lower() for line in printed), \
         "the unreachable Neo4j replica should have been tried (and reported) at least once"
     text = "\n".join(printed).encode()

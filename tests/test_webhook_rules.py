@@ -83,3 +83,13 @@ def test_delivery_log_is_bounded() -> None:
         log.add(str(i))
     assert not log.seen("0") and not log.seen("1")
     assert all(log.seen(str(i)) for i in (2, 3, 4))
+
+
+def test_pushed_head_is_the_after_commit() -> None:
+    from skillsyncd.daemon.webhook import pushed_head
+
+    sha = "1" * 40
+    assert pushed_head(json.dumps({"ref": "refs/heads/main", "after": sha}).encode()) == sha
+    assert pushed_head(json.dumps({"after": "0" * 40}).encode()) is None  # a deleted ref
+    assert pushed_head(json.dumps({"after": "main"}).encode()) is None
+    assert pushed_head(b"not json") is None

@@ -16,9 +16,10 @@ import structlog
 from aiohttp import web
 
 from skillsyncd.errors import ConfigError
+from skillsyncd.state import load_state
 from skillsyncd.sync import now_iso
 
-from . import dashboard, status, webhook
+from . import access, dashboard, status, webhook
 from .connections import ConnectionCap
 from .loop import Daemon
 
@@ -83,8 +84,8 @@ class Endpoints:
         delivery = request.headers.get(webhook.DELIVERY_HEADER)
         if verdict.status < 300:
             self.daemon.observed.webhook_last_received = now_iso()
-        if verdict.trigger:
-            self.daemon.trigger("webhook")
+        if verdict.trigger:  # a signed push of a new head skips the token bucket
+            self.daemon.trigger("webhook", urgent=await self._new_head(verdict.head))
         (log.info if verdict.status < 400 else log.warning)(
             "webhook", result=verdict.result, reason=verdict.reason, http_status=verdict.status,
             delivery=delivery, github_event=request.headers.get(webhook.EVENT_HEADER))
@@ -93,6 +94,13 @@ class Endpoints:
         if verdict is webhook.TOO_SLOW:
             response.force_close()  # no lingering read of the rest of a trickled body
         return response
+
+    async def _new_head(self, head: str | None) -> bool:
+        """Whether a signed push names a commit that is not the deployed one."""
+        if head is None:
+            return False
+        deployed = (await asyncio.to_thread(load_state, self.daemon.cfg.state_file)).commit
+        return head != deployed
 
     async def _judge(self, request: web.Request) -> webhook.Verdict:
         cfg = self.daemon.cfg
@@ -122,6 +130,7 @@ class Endpoints:
 
 def make_app(daemon: Daemon) -> web.Application:
     app = web.Application(client_max_size=daemon.cfg.webhook_max_bytes)
+    app.middlewares.append(access.middleware(daemon.cfg))  # the token rule off loopback
     ep = Endpoints(daemon)
     app.router.add_get("/", ep.dashboard)
     app.router.add_get("/healthz", ep.healthz)

@@ -132,13 +132,13 @@ class Daemon:
 
     # -- inputs --
 
-    def trigger(self, name: str) -> bool:
+    def trigger(self, name: str, urgent: bool = False) -> bool:
         """Ask for a sync now. False if stopping or merged into one already pending."""
         if self.stopping:
             log.info("trigger_refused", trigger=name, reason="stopping")
             return False
-        queued = self.scheduler.request(name)
-        log.info("trigger_received", trigger=name, coalesced=not queued)
+        queued = self.scheduler.request(name, urgent=urgent)
+        log.info("trigger_received", trigger=name, coalesced=not queued, urgent=urgent)
         self._wake.set()
         return queued
 

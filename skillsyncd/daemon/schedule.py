@@ -67,13 +67,20 @@ class Scheduler:
         self.timing = timing
         self.failure_streak = 0
         self.pending: str | None = "startup"
+        self.pending_urgent = False  # a signed push of a head not yet deployed: no token spent
         self.next_poll = now
         self.running = False
         self._tokens = float(timing.trigger_burst)
         self._tokens_at = now
 
-    def request(self, trigger: str) -> bool:
-        """Ask for a sync. Returns False when it merged into one already pending."""
+    def request(self, trigger: str, urgent: bool = False) -> bool:
+        """Ask for a sync. Returns False when it merged into one already pending.
+
+        ``urgent`` (a signed push whose head is not deployed yet) skips the token bucket:
+        coalescing already bounds the work, and a burst of real pushes must not queue
+        behind the refill. The bucket keeps guarding plain triggers and replays.
+        """
+        self.pending_urgent = self.pending_urgent or urgent
         if self.pending is not None:
             return False
         self.pending = trigger
@@ -84,7 +91,7 @@ class Scheduler:
             raise RuntimeError("decide() called while a sync is running")
         self._refill(now)
         if self.pending is not None:
-            if self.pending not in EVENT_TRIGGERS:
+            if self.pending not in EVENT_TRIGGERS or self.pending_urgent:
                 return self._start(self.pending)
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
@@ -107,6 +114,7 @@ class Scheduler:
 
     def _start(self, trigger: str) -> Decision:
         self.pending = None
+        self.pending_urgent = False
         self.running = True
         return Decision(trigger)
 

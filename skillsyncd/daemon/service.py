@@ -35,13 +35,16 @@ log = structlog.get_logger(__name__)
 
 AUDIT_STOP_WAIT = 2.0  # seconds the shutdown waits for the audit sink's thread
 
+
 def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
     """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append)."""
+    from skillsyncd import tellers
     from skillsyncd.audit.commands import open_journal
     from skillsyncd.wiring import build_syncer
 
     journal = open_journal(cfg)
     syncer = build_syncer(cfg, journal=journal)
+    tellers.export(cfg, metrics.registry)  # alert and commit-status counters
     if not cfg.neo4j_uri:
         return syncer, None
     from skillsyncd.audit.neo4j import Neo4jSink
@@ -49,6 +52,7 @@ def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
     sink = Neo4jSink(cfg, journal)
     journal.subscribe(sink.notify)
     metrics.watch_audit(sink)
+    tellers.watch_lag(cfg, sink.lag_seen)
     return syncer, sink
 
 

@@ -46,6 +46,18 @@ def ref_matches(configured: str, pushed: str) -> bool:
     return pushed in (f"refs/heads/{configured}", f"refs/tags/{configured}")
 
 
+def pushed_head(body: bytes) -> str | None:
+    """The commit a push payload moved its ref to (``after``), or None (deleted ref, not a push)."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    after = payload.get("after") if isinstance(payload, dict) else None
+    if not isinstance(after, str) or not _FULL_SHA.match(after) or after == "0" * 40:
+        return None
+    return after
+
+
 def pushed_ref(body: bytes) -> str | None:
     """The ``ref`` of a push payload, or None when the body is not a push payload."""
     try:
@@ -81,6 +93,7 @@ class Verdict:
     result: str
     reason: str
     trigger: bool = False
+    head: str | None = None  # the pushed commit ("after"), when the push moved the configured ref
 
 
 DISABLED = Verdict(404, "disabled", "webhook disabled: set GITHUB_WEBHOOK_SECRET to turn it on")
@@ -119,4 +132,4 @@ def judge(
         return Verdict(400, "bad_request", "push payload without a ref")
     if not ref_matches(configured_ref, ref):
         return Verdict(202, "ignored", f"ignored push to {ref}")
-    return Verdict(202, "triggered", "sync triggered", trigger=True)
+    return Verdict(202, "triggered", "sync triggered", trigger=True, head=pushed_head(body))

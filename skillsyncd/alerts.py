@@ -1,0 +1,238 @@
+"""Which alerts a journal event raises, given what was already sent (pure: no I/O, no clock).
+
+Alerts are derived from the audit journal's events, the same record every other
+consumer reads, so they say exactly what the journal says and need no hook into
+the sync itself. The sender (``skillsyncd.notify``) feeds each appended event
+through :func:`decide` and delivers what comes out; the :class:`Book` it keeps in
+``<state>/alerts.json`` is what makes "not twice for the same commit and event"
+hold across restarts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Journal kinds that mean "this sync could not reach or finish its work" (validation
+# refusals are decisions, not failures, and raise their own alert).
+FAILURE_KINDS = frozenset({"fetch_failed", "sync_failed"})
+# sync_finished statuses that end a failure streak (the remote answered and we acted on it).
+RECOVERED_STATUSES = frozenset({"deployed", "no_change", "skipped_bad", "rejected"})
+SENT_KEEP = 1000  # dedup keys remembered; the oldest are forgotten first
+
+FAILURE, WARNING, SUCCESS, INFO = "failure", "warning", "success", "info"  # Apprise's notify types
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What shapes the alerts (from Config; kept apart so decisions need no Config)."""
+
+    replica: str = "skillsyncd"
+    failing_after: int = 3  # failed syncs in a row before an alert
+    audit_lag_events: int = 100  # unshipped journal events before an alert
+    commit_web: str | None = None  # e.g. https://github.com/OWNER/REPO (GitHub remotes only)
+
+    def commit_link(self, commit: str | None) -> str | None:
+        return f"{self.commit_web}/commit/{commit}" if self.commit_web and commit else None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One message: ``keys`` are recorded as sent once it went out (or was given up on)."""
+
+    event: str
+    level: str
+    title: str
+    body: str
+    keys: tuple[str, ...]
+    commit: str | None = None
+
+
+@dataclass(frozen=True)
+class Book:
+    """What was already sent, and the running failure streak; persisted as alerts.json."""
+
+    sent: tuple[str, ...] = ()
+    streak: int = 0
+    streak_alerted: bool = False
+    last_error: str | None = None
+    lag_alerted: bool = False
+
+    def has(self, key: str) -> bool:
+        return key in self.sent
+
+    def with_sent(self, keys: Sequence[str]) -> Book:
+        fresh = [k for k in keys if k not in self.sent]
+        return dataclasses.replace(self, sent=(*self.sent, *fresh)[-SENT_KEEP:])
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Book:
+        """A damaged or foreign file starts a fresh book (at worst one repeated alert)."""
+        try:
+            raw = json.loads(data)
+            return cls(sent=tuple(str(k) for k in raw.get("sent", [])),
+                       streak=int(raw.get("streak", 0)),
+                       streak_alerted=bool(raw.get("streak_alerted", False)),
+                       last_error=raw.get("last_error"),
+                       lag_alerted=bool(raw.get("lag_alerted", False)))
+        except (ValueError, TypeError, AttributeError):
+            return cls()
+
+
+_GITHUB = re.compile(
+    r"^(?:https?://(?:[^@/]+@)?github\.com/|git@github\.com:|ssh://git@github\.com/)"
+    r"(?P<owner>[A-Za-z0-9_.-]+)/(?P<repo>[A-Za-z0-9_.-]+?)(?:\.git)?/?$")
+
+
+def github_repository(repo_url: str | None) -> tuple[str, str] | None:
+    """(owner, repo) when the remote is on github.com, else None."""
+    m = _GITHUB.match((repo_url or "").strip())
+    return (m.group("owner"), m.group("repo")) if m else None
+
+
+def github_web(repo_url: str | None) -> str | None:
+    found = github_repository(repo_url)
+    return f"https://github.com/{found[0]}/{found[1]}" if found else None
+
+
+def _short(commit: str | None) -> str:
+    return (commit or "unknown")[:12]
+
+
+def _finding_text(f: Any) -> str:
+    """A finding as one line, whether journalled as a dict or already as text."""
+    if isinstance(f, Mapping):
+        where = f"{f.get('path')}:{f['line']}" if f.get("line") else str(f.get("path") or "")
+        return f"{where}: [{f.get('rule')}] {f.get('message')}".strip()
+    return str(f)
+
+
+def _first_per_skill(findings: Sequence[Any]) -> dict[str, str]:
+    """The first error finding per top-level path (skill folder) of a journalled finding list."""
+    out: dict[str, str] = {}
+    for f in findings:
+        if isinstance(f, Mapping) and f.get("severity") not in (None, "error"):
+            continue
+        path = str(f.get("path") or ".") if isinstance(f, Mapping) else "."
+        out.setdefault(path.split("/", 1)[0] if "/" in path else path, _finding_text(f))
+    return out
+
+
+def _commit_lines(s: Settings, event: Mapping[str, Any]) -> list[str]:
+    commit = event.get("commit")
+    lines = [f"Replica: {s.replica}", f"Commit: {_short(commit)}"]
+    link = s.commit_link(commit)
+    if link:
+        lines.append(f"Link: {link}")
+    return lines
+
+
+def decide(event: Mapping[str, Any], book: Book, s: Settings,
+           held_shas: Mapping[str, str] | None = None) -> tuple[list[Alert], Book]:
+    """The alerts one journal event raises and the book after it.
+
+    ``held_shas`` maps a held-back skill to the tree id of the version that was refused
+    (from the release manifest); a skill is announced once per refused version.
+    """
+    kind = event.get("kind")
+    commit = event.get("commit")
+    alerts: list[Alert] = []
+    if kind == "deployed" and event.get("held_back"):
+        held: Mapping[str, Sequence[str]] = event["held_back"]
+        fresh = {name: reasons for name, reasons in sorted(held.items())
+                 if not book.has(f"held_back:{name}@{(held_shas or {}).get(name) or commit}")}
+        if fresh:
+            keys = tuple(f"held_back:{n}@{(held_shas or {}).get(n) or commit}" for n in fresh)
+            body = [f"{len(fresh)} skill(s) of commit {_short(commit)} failed validation and were "
+                    "held back; their last good version (if any) stays live, the rest of the "
+                    "commit is deployed.", *_commit_lines(s, event), ""]
+            for name, reasons in fresh.items():
+                body.append(f"- {name}: {reasons[0] if reasons else 'failed validation'}")
+            body += ["", "What to do: fix the finding(s) and push; check locally with "
+                     "`skillsyncd validate . --format text`."]
+            alerts.append(Alert("held_back", WARNING,
+                                f"skillsyncd: {', '.join(fresh)} held back ({s.replica})",
+                                "\n".join(body), keys, commit))
+    elif kind == "validation_failed":
+        guard = event.get("policy") == "guard"
+        name = "mass_removal" if guard else "rejected"
+        key = f"{name}:{commit}"
+        if not book.has(key):
+            per_skill = _first_per_skill(event.get("findings") or [])
+            body = [("Commit {c} would remove too many live skills: the mass-removal guard "
+                     "refused it and nothing was changed.") if guard else
+                    "Commit {c} was rejected by validation (on_invalid=reject): nothing of it "
+                    "was deployed; the live release stays.", *_commit_lines(s, event), ""]
+            body = [b.replace("{c}", _short(commit)) for b in body]
+            body += [f"- {path}: {text}" for path, text in list(per_skill.items())[:20]]
+            body += ["", "What to do: " + (
+                "if the removal is intended, run `skillsyncd --once --force` in the container "
+                "or set SKILLSYNC_ALLOW_MASS_REMOVAL=true; otherwise restore the skills and push."
+                if guard else "fix the findings and push a new commit.")]
+            alerts.append(Alert(name, FAILURE,
+                                f"skillsyncd: commit {_short(commit)} "
+                                f"{'refused by the mass-removal guard' if guard else 'rejected'} "
+                                f"({s.replica})", "\n".join(body), (key,), commit))
+    elif kind == "rolled_back":
+        key = f"rolled_back:{commit}"
+        if not book.has(key):
+            body = [f"Commit {_short(commit)} went live and failed its post-deploy checks; "
+                    f"skillsyncd rolled back to release {event.get('release')}.",
+                    *_commit_lines(s, event), f"Reason: {str(event.get('reason') or '')[:500]}", "",
+                    "What to do: the commit is marked bad and will not be retried; fix it and push "
+                    "a new commit. `skillsyncd status` shows the live release."]
+            alerts.append(Alert("rolled_back", FAILURE,
+                                f"skillsyncd: rolled back commit {_short(commit)} ({s.replica})",
+                                "\n".join(body), (key,), commit))
+    if kind in FAILURE_KINDS:
+        error = str(event.get("error") or "")[:500]
+        book = dataclasses.replace(book, streak=book.streak + 1, last_error=error)
+        if book.streak >= s.failing_after and not book.streak_alerted:
+            body = [f"The last {book.streak} syncs in a row failed; the live release keeps "
+                    "serving.", f"Replica: {s.replica}", f"Last error: {error}", "",
+                    "What to do: check the remote, the token and the disk; `skillsyncd status` "
+                    "shows the last error. A recovery message follows when a sync succeeds."]
+            alerts.append(Alert("failing", FAILURE, f"skillsyncd: syncs failing ({s.replica})",
+                                "\n".join(body), ()))
+            book = dataclasses.replace(book, streak_alerted=True)
+    elif kind == "sync_finished" and event.get("status") in RECOVERED_STATUSES:
+        if book.streak_alerted:
+            alerts.append(Alert("recovered", SUCCESS, f"skillsyncd: syncs recovered ({s.replica})",
+                                f"Syncs succeed again after {book.streak} failures in a row "
+                                f"(last error: {book.last_error}).\nReplica: {s.replica}", ()))
+        if book.streak or book.streak_alerted:
+            book = dataclasses.replace(book, streak=0, streak_alerted=False, last_error=None)
+    return alerts, book
+
+
+def decide_lag(lag: int, book: Book, s: Settings) -> tuple[list[Alert], Book]:
+    """Audit replication lag: one alert when it passes the threshold, one when it is back to 0."""
+    if lag >= s.audit_lag_events and not book.lag_alerted:
+        return [Alert("audit_lag", WARNING, f"skillsyncd: audit replication behind ({s.replica})",
+                      f"{lag} journal events are not in Neo4j yet; deployments carry on and the "
+                      "events wait in the journal.\n"
+                      f"Replica: {s.replica}\n\nWhat to do: check NEO4J_URI and the database; "
+                      "`skillsyncd audit push` ships the backlog by hand.", ())], \
+            dataclasses.replace(book, lag_alerted=True)
+    if lag == 0 and book.lag_alerted:
+        return [Alert("audit_caught_up", SUCCESS, f"skillsyncd: audit replication caught up "
+                      f"({s.replica})", f"Neo4j has every journal event again.\nReplica: {s.replica}",
+                      ())], dataclasses.replace(book, lag_alerted=False)
+    return [], book
+
+
+def held_shas_of(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """Held-back skill -> the refused version's tree id, from a release manifest."""
+    return {str(r["name"]): str(r["rejected_sha"]) for r in manifest.get("skills", [])
+            if r.get("status") == "held_back" and r.get("rejected_sha")}
+
+
+__all__ = ["Alert", "Book", "Settings", "decide", "decide_lag", "github_repository", "github_web",
+           "held_shas_of"]
