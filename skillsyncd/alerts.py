@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from skillsyncd.events import Event, event_kind
+
 # Journal kinds that mean "this sync could not reach or finish its work" (validation
 # refusals are decisions, not failures, and raise their own alert).
 FAILURE_KINDS = frozenset({"fetch_failed", "sync_failed"})
@@ -141,7 +143,7 @@ def decide(event: Mapping[str, Any], book: Book, s: Settings,
     ``held_shas`` maps a held-back skill to the tree id of the version that was refused
     (from the release manifest); a skill is announced once per refused version.
     """
-    kind = event.get("kind")
+    kind = event_kind(event.get("kind"))  # 0.1.0's 'validation_failed' is today's 'rejected'
     commit = event.get("commit")
     alerts: list[Alert] = []
     if kind == "deployed" and event.get("held_back"):
@@ -160,7 +162,7 @@ def decide(event: Mapping[str, Any], book: Book, s: Settings,
             alerts.append(Alert("held_back", WARNING,
                                 f"skillsyncd: {', '.join(fresh)} held back ({s.replica})",
                                 "\n".join(body), keys, commit))
-    elif kind == "validation_failed":
+    elif kind == Event.REJECTED:
         guard = event.get("policy") == "guard"
         name = "mass_removal" if guard else "rejected"
         key = f"{name}:{commit}"

@@ -23,6 +23,7 @@ import urllib3
 from skillsyncd import alerts
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError
+from skillsyncd.events import Event, event_kind
 from skillsyncd.log import redact_text, register_secret
 from skillsyncd.outbox import Outbox
 
@@ -63,7 +64,7 @@ def _first(findings: Any) -> str:
 
 def status_for(event: Mapping[str, Any], context: str, target_url: str | None) -> Status | None:
     """The status a journal event calls for, or None (pure)."""
-    kind, sha = event.get("kind"), event.get("commit")
+    kind, sha = event_kind(event.get("kind")), event.get("commit")
     if not isinstance(sha, str) or len(sha) != 40:
         return None
     if kind == "deployed":
@@ -74,7 +75,7 @@ def status_for(event: Mapping[str, Any], context: str, target_url: str | None) -
         n = event.get("skills_count") or 0
         return Status(sha, "success", _cut(f"deployed {n} skill{'s' if n != 1 else ''}"), context,
                       target_url)
-    if kind == "validation_failed":
+    if kind == Event.REJECTED:
         what = "refused (mass removal)" if event.get("policy") == "guard" else "rejected"
         return Status(sha, "failure", _cut(f"{what}: {_first(event.get('findings'))}"), context,
                       target_url)

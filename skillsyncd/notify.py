@@ -32,7 +32,8 @@ from skillsyncd.outbox import Outbox
 log = structlog.get_logger(__name__)
 
 # Journal kinds the alerts look at; everything else is never queued.
-KINDS = frozenset({"deployed", "validation_failed", "rolled_back", "sync_finished",
+# Journal kinds that can raise an alert; 'validation_failed' is 0.1.0's name for 'rejected'.
+KINDS = frozenset({"deployed", "rejected", "validation_failed", "rolled_back", "sync_finished",
                    *alerts.FAILURE_KINDS})
 _SPLIT = re.compile(r"[\s]+")
 

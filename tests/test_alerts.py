@@ -46,7 +46,7 @@ def test_held_back_is_announced_once_per_skill_version() -> None:
 
 
 def test_rejection_guard_and_rollback_once_per_commit() -> None:
-    rejected = {"kind": "validation_failed", "commit": C1, "policy": "reject", "findings": [
+    rejected = {"kind": "rejected", "commit": C1, "policy": "reject", "findings": [
         {"rule": "secret.github-token", "severity": "error", "path": "x/run.sh", "line": 3,
          "message": "a GitHub token"},
         {"rule": "secret.other", "severity": "error", "path": "x/b.sh", "line": 1, "message": "second"}]}
@@ -168,7 +168,7 @@ def test_held_back_and_rejected_reach_json_and_email_once(
     bad = repo.commit("v3")
     rej = _once(url, state, "", SKILLSYNC_NOTIFY_FILE=str(notify_file), SKILLSYNC_ON_INVALID="reject")
     assert rej.returncode == 4, rej.stderr
-    assert len(json_receiver.posts) == 2
+    assert len(json_receiver.posts) == 2, rej.stdout[-3000:] + rej.stderr[-3000:]
     last = json_receiver.messages()[-1]
     assert last["type"] == "failure" and bad[:12] in last["message"] and "good" in last["message"]
     assert len(smtp_receiver.messages) == 2

@@ -34,7 +34,7 @@ def test_status_for_each_decision() -> None:
         "bad": ["bad/SKILL.md: error [frontmatter.required] description is missing"] * 9}}, ctx, None)
     assert held is not None and held.state == "failure" and held.description.startswith("held back: bad (")
     assert len(held.body()["description"]) <= 140 and "target_url" not in held.body()
-    rej = status_for({"kind": "validation_failed", "commit": SHA, "policy": "reject", "findings": [
+    rej = status_for({"kind": "rejected", "commit": SHA, "policy": "reject", "findings": [
         {"rule": "secret.npm-token", "severity": "error", "path": "x/a.sh", "message": "npm token"}]},
         ctx, None)
     assert rej is not None and rej.description == "rejected: x/a.sh: [secret.npm-token] npm token"
