@@ -134,16 +134,30 @@ def test_report_mode_reports_and_leaves_the_edit(repo: Any, tmp_path: Path) -> N
 
 
 def test_the_gateways_watcher_sees_the_repaired_state(
-    deployed: tuple[Config, Path, list[str]], watchers: Callable[..., Any]  # noqa: F811
+    repo: Any, tmp_path: Path, watchers: Callable[..., Any]  # noqa: F811
 ) -> None:
-    cfg, release, _ = deployed
+    """The edit reaches a chokidar watcher configured as the gateway's, then the repair does.
+
+    The repair restores the file's bytes, size and mtime exactly, so a watcher that never
+    saw the edit has nothing to report (and nothing wrong to show). To prove the repair
+    reaches it, the edit is made first and seen, then the check runs (as the watch would).
+    """
+    repo.write("alpha/SKILL.md", skill_md("alpha", "alpha skill."))
+    repo.commit("one")
+    cfg = dataclasses.replace(mirror_cfg(repo, tmp_path), drift="repair")
+    assert build_syncer(cfg).sync().status == "deployed"
     published = cfg.publish_dir
     assert published is not None
+    release = Releases(cfg.state_dir).dir(Releases(cfg.state_dir).current() or "")
+    good = (release / "alpha" / "SKILL.md").read_text()
     w = watchers(published)
     md = published / "alpha" / "SKILL.md"
     md.chmod(0o644)
     md.write_text("---\nname: alpha\ndescription: hijacked\n---\n")
-    good = (release / "alpha" / "SKILL.md").read_text()
+    seen = w.until(lambda evs: any("hijacked" in str(e.get("content")) for e in evs),
+                   time.monotonic() + LIVENESS)
+    assert any("hijacked" in str(e.get("content")) for e in seen), seen
+    assert DriftWatcher(cfg).check(["alpha/SKILL.md"]).damaged == ("alpha",)
     events = w.until(lambda evs: any(e.get("path") == "alpha/SKILL.md" and e.get("content") == good
                                      for e in evs), time.monotonic() + LIVENESS)
     assert any(e.get("content") == good for e in events if e.get("path") == "alpha/SKILL.md"), events
