@@ -93,7 +93,7 @@ def test_gateway_sees_add_change_remove_and_rollback(
     print(f"openclaw {mode}: v2 visible {took:.2f} s after the sync began")
 
     t0 = time.monotonic()
-    assert syncer.rollback(to=first.release).status == "rolled_back"
+    assert syncer.rollback(to=first.release).status == "manual_rollback"
     took = wait_for(gw, ours, V1, t0)
     print(f"openclaw {mode}: rollback visible {took:.2f} s after it began")
     assert gw.proc.poll() is None  # the same gateway process all along: no restart
