@@ -124,6 +124,7 @@ class SkillRegistry:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.reloads = 0  # how many reloads changed something (for status pages and tests)
+        self.armed = threading.Event()  # set once the watcher runs: every later change is seen
 
     @property
     def snapshot(self) -> Snapshot:
@@ -181,6 +182,7 @@ class SkillRegistry:
                 if (changes and self._relevant(changes, recursive)) or not armed:
                     self.reload()  # ...and once more when armed: nothing slips in between
                     armed = True
+                    self.armed.set()
                 if self._target() != (target, recursive):
                     break  # e.g. the mirror directory appeared, or a dir became a link
 
@@ -195,6 +197,7 @@ class SkillRegistry:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self.armed.clear()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

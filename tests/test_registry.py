@@ -66,7 +66,7 @@ def running() -> Iterator[Callable[..., SkillRegistry]]:
         reg = SkillRegistry(root, **kw)
         reg.start()
         regs.append(reg)
-        time.sleep(0.3)  # let the watcher arm (a reload on arming covers anything earlier)
+        assert reg.armed.wait(15), "the registry's watcher never armed"
         return reg
 
     yield start
