@@ -113,6 +113,7 @@ class ValidationSummary:
     held_back: tuple[str, ...] = ()
     errors: int = 0
     warnings: int = 0
+    basis: str | None = None  # digest of the settings and allow-list the skills were judged by
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ class Manifest:
             "settings": self.settings, "layout": [finding_to_json(f) for f in self.layout],
             "validation": {"policy": self.validation.policy,
                            "held_back": list(self.validation.held_back),
-                           "errors": self.validation.errors, "warnings": self.validation.warnings},
+                           "errors": self.validation.errors, "warnings": self.validation.warnings,
+                           "basis": self.validation.basis},
         }
         head = json.dumps(body, indent=2)
         lines = ",\n".join("    " + json.dumps(s.to_json(), separators=(", ", ": "))
@@ -189,7 +191,8 @@ class Manifest:
             validation=ValidationSummary(
                 policy=str(val.get("policy", "skip")),
                 held_back=tuple(str(n) for n in val.get("held_back") or ()),
-                errors=int(val.get("errors") or 0), warnings=int(val.get("warnings") or 0)),
+                errors=int(val.get("errors") or 0), warnings=int(val.get("warnings") or 0),
+                basis=val.get("basis")),
             skills=tuple(SkillRecord.from_json(s) for s in raw.get("skills") or ()),
             format=int(raw.get("format") or MANIFEST_FORMAT),
         )

@@ -1,23 +1,25 @@
-"""Releases on disk: stage an immutable tree, write its manifest last, flip ``current``.
+"""Releases on disk: stage one link per skill, write the manifest last, flip ``current``.
 
 Layout (README "On-disk contract"):
-    releases/<id>/<skill>/...   the skill folders, read-only
-    releases/<id>.json          the manifest; a release without one is incomplete
-    current -> releases/<id>    relative symlink, replaced only by rename(2)
+    store/<sha>/...                     skill versions, read-only, each stored once
+    releases/<id>/<skill> -> ../../store/<sha>   one relative link per live skill
+    releases/<id>.json                  the manifest; a release without one is incomplete
+    current -> releases/<id>            relative symlink, replaced only by rename(2)
+
+Releases written by 0.1.0 hold real skill folders instead of links; they stay
+valid (readable, verifiable, a rollback target) until retention removes them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import functools
+import json
 import os
 import re
-import shutil
-import stat
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +28,10 @@ import structlog
 from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd.errors import ReleaseError
-from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink, write_all
+from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink
 from skillsyncd.manifest import Manifest
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Skill
+from skillsyncd.store import Store, Written, _force_remove
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +66,10 @@ class Releases:
     @property
     def current_link(self) -> Path:
         return self.state_dir / "current"
+
+    @property
+    def store(self) -> Store:
+        return Store(self.state_dir)
 
     def dir(self, release_id: str) -> Path:
         return self.root / release_id
@@ -130,6 +137,7 @@ class Releases:
                     with contextlib.suppress(FileNotFoundError):
                         tmp.unlink()
                         removed.append(tmp.name)
+        removed += self.store.recover()
         if not self.root.is_dir():
             return removed
         for path in self.root.iterdir():
@@ -146,109 +154,146 @@ class Releases:
         return removed
 
     def delete(self, release_id: str) -> None:
-        """Delete a release: manifest first, so a crash leaves only an incomplete leftover."""
+        """Delete a release: manifest first, so a crash leaves only an incomplete leftover.
+
+        Its skill versions stay in the store until ``collect`` finds no release using them.
+        """
         with contextlib.suppress(FileNotFoundError):
             self.manifest_path(release_id).unlink()
         fsync_dir(self.root)
         _force_remove(self.dir(release_id))
 
+    def referenced(self) -> set[str]:
+        """Content shas of every skill a complete release (or ``current``) serves."""
+        wanted = set(self.complete())
+        if (live := self.current()) is not None:
+            wanted.add(live)
+        shas: set[str] = set()
+        for rid in wanted:
+            try:
+                raw = json.loads(self.manifest_path(rid).read_bytes())
+            except (OSError, ValueError) as exc:
+                raise ReleaseError(f"release {rid} has no readable manifest: {exc}") from exc
+            shas.update(str(s["content_sha"]) for s in raw.get("skills") or ()
+                        if isinstance(s, dict) and s.get("live", True) and s.get("content_sha"))
+        return shas
 
-def _force_remove(path: Path) -> None:
-    """rmtree that first restores write permission on the read-only release folders."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-        return
-
-    for dirpath, dirnames, _ in os.walk(path):
-        with contextlib.suppress(OSError):
-            os.chmod(dirpath, stat.S_IRWXU)
-        for d in dirnames:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(dirpath, d), stat.S_IRWXU)
-    shutil.rmtree(path)
+    def collect(self) -> list[str]:
+        """Remove skill versions no complete release uses (retention's second half)."""
+        store = self.store
+        unused = store.shas() - self.referenced()
+        return store.remove(sorted(unused))
 
 
 # --- staging ---------------------------------------------------------------------
 
+# Up to this many new files, each written file and folder is fsynced; above it, one
+# ``syncfs`` of the file system is cheaper (on ext4 every fsync is a journal commit).
+FSYNC_MAX_FILES = 256
+
 
 @dataclass(frozen=True)
 class StageStats:
-    files_written: int
-    files_linked: int
+    files_written: int  # files of new skill versions
+    versions_written: int  # new skill versions in the store
+    versions_reused: int  # skill versions already in the store
     bytes_written: int
-
-
-def file_mode(git_mode: int) -> int:
-    return 0o555 if git_mode == MODE_EXEC else 0o444
 
 
 def stage_release(
     releases: Releases,
     release_id: str,
+    live: Mapping[str, str],
     build: Iterable[Skill],
-    reuse: Mapping[str, str],
     read_blob: Callable[[str], bytes],
     manifest: Manifest,
-    copy_names: frozenset[str] = frozenset(),
+    copies: Mapping[str, Path] | None = None,
 ) -> StageStats:
-    """Build ``releases/<id>/`` and write its manifest last.
+    """Write the skill versions that are missing, then ``releases/<id>/``, then its manifest.
 
-    ``build`` are skills materialised from git blobs; ``reuse`` maps skill name ->
-    previous release id whose copy is hard-linked (unchanged or held-back skills),
-    except files at a skill's top level named in ``copy_names``, which are copied:
-    OpenClaw refuses a ``SKILL.md`` with more than one link when it reads releases
-    through the ``current`` link.
+    ``live`` maps every skill the release serves to its content sha. Versions
+    missing from the store come from ``build`` (skills materialised from git
+    blobs) or ``copies`` (sha -> a skill folder of a 0.1.0 release, on upgrade).
+    The release itself is one symlink per skill into the store, so a deploy
+    writes only what changed plus one link per skill.
 
-    Durability: files and folders are not fsynced one by one (on ext4 every fsync
-    is a journal commit, ~40 ms per thousand files here, minutes for 10,000 skills);
-    one ``syncfs`` of the release's file system makes all of them durable before the
-    manifest is written, and the manifest is what makes a release complete.
+    Order, so that a crash at any instant leaves no complete-looking half: new
+    versions are written under temporary names and made durable, renamed to
+    their sha, then the release's links are made durable, then the manifest
+    (what makes a release complete) is written.
     """
+    store = releases.store
+    written: list[Written] = []
+    for skill in build:  # two skill folders with the same bytes share one version
+        if not store.has(skill.tree_sha) and all(w.sha != skill.tree_sha for w in written):
+            written.append(store.write(skill, read_blob))
+    for sha, folder in (copies or {}).items():
+        if not store.has(sha) and all(w.sha != sha for w in written):
+            written.append(store.copy_in(sha, folder))
+    nfiles = sum(len(w.files) for w in written)
+    bulk = nfiles > FSYNC_MAX_FILES
+    if written:
+        _make_durable(written, bulk, store.root)
+        store.place(written)
+    missing = sorted({sha for sha in live.values() if not store.has(sha)})
+    if missing:
+        raise ReleaseError(f"skill versions missing from the store: {', '.join(missing[:5])}")
+
     releases.root.mkdir(parents=True, exist_ok=True)
     target = releases.dir(release_id)
     if target.exists():
         raise ReleaseError(f"release {release_id} already exists")
     target.mkdir()
-    root = str(target)
-    written = linked = nbytes = 0
-    dirs: list[str] = []
-    made: set[str] = {root}
-    for skill in build:
-        for entry in skill.entries:
-            dest = os.path.join(root, skill.name, entry.path)
-            _makedirs(os.path.dirname(dest), made, dirs)
-            data = read_blob(entry.sha)
-            write_new(Path(dest), data, file_mode(entry.mode))
-            written += 1
-            nbytes += len(data)
-    sources = {rid: str(releases.dir(rid)) for rid in set(reuse.values())}
-    for name, source_release in reuse.items():
-        _makedirs(os.path.dirname(os.path.join(root, name)), made, dirs)  # a grouped skill's group
-        linked += _link_tree(os.path.join(sources[source_release], name),
-                             os.path.join(root, name), dirs, copy_names)
-    # Directories become read-only, deepest first, then the release root; then one
-    # file-system sync makes every file, link, folder and mode above durable.
-    for d in sorted(dirs, key=lambda p: p.count(os.sep), reverse=True):
+    groups = _link_skills(target, live, store)
+    for d in sorted(groups, key=lambda p: p.count(os.sep), reverse=True):
         os.chmod(d, 0o555)
     os.chmod(target, 0o555)
-    sync_filesystem(target)
+    if bulk:
+        sync_filesystem(target)
+    else:
+        for d in [*groups, str(target), str(releases.root)] + ([str(store.root)] if written else []):
+            fsync_dir(Path(d))
     atomic_write(releases.manifest_path(release_id), manifest.to_json(), mode=0o444)
-    return StageStats(files_written=written, files_linked=linked, bytes_written=nbytes)
+    return StageStats(files_written=nfiles, versions_written=len(written),
+                      versions_reused=len(set(live.values())) - len(written),
+                      bytes_written=sum(w.nbytes for w in written))
 
 
-def write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create one file of a release being staged (it must not exist yet); no fsync.
+def store_target(name: str, sha: str) -> str:
+    """Where a release's link for skill ``name`` points: relative, so the state dir can move."""
+    return "../" * (name.count("/") + 2) + f"store/{sha}"
 
-    Durable once ``stage_release`` has run ``sync_filesystem``, which it does
-    before the manifest makes the release complete; nothing sees the file before.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        write_all(fd, data)
-    except OSError as exc:  # os.write names no file: say which one (and so which filesystem)
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    finally:
-        os.close(fd)
+
+def _link_skills(target: Path, live: Mapping[str, str], store: Store) -> list[str]:
+    """One symlink per skill (grouped skills inside real group folders); the groups made."""
+    root = str(target)
+    made: set[str] = {root}
+    groups: list[str] = []
+    for name, sha in live.items():
+        dest = os.path.join(root, name)
+        _makedirs(os.path.dirname(dest), made, groups)
+        _link_skill(store_target(name, sha), dest)
+    return groups
+
+
+def _link_skill(target: str, dest: str) -> None:
+    os.symlink(target, dest)
+
+
+def _make_durable(written: Sequence[Written], bulk: bool, store_root: Path) -> None:
+    """New versions' files and folders on disk before they are renamed to their sha."""
+    if bulk:
+        sync_filesystem(store_root)
+        return
+    for w in written:
+        for f in w.files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for d in w.dirs:
+            fsync_dir(d)
 
 
 def sync_filesystem(path: Path) -> None:
@@ -290,78 +335,6 @@ def _makedirs(path: str, made: set[str], created: list[str]) -> None:
     created.append(path)
 
 
-def _link_tree(src_root: str, dest_root: str, created: list[str],
-               copy_names: frozenset[str] = frozenset()) -> int:
-    """Hard-link every file of one skill folder of an earlier release; returns the count.
-
-    Top-level files named in ``copy_names`` are copied instead (durable via sync_filesystem).
-    """
-    linked = 0
-    for dirpath, _dirnames, filenames in os.walk(src_root):
-        dest_dir = dest_root + dirpath[len(src_root):]
-        os.mkdir(dest_dir)
-        created.append(dest_dir)
-        for name in filenames:
-            src, dest = os.path.join(dirpath, name), os.path.join(dest_dir, name)
-            if name in copy_names and dirpath == src_root:
-                _copy_file(src, dest)
-            else:
-                _link_or_copy(src, dest)
-            linked += 1
-    return linked
-
-
-def _link_or_copy(src: str | Path, dest: str | Path) -> None:
-    """A hard link; a copy where the file system refuses one (durable via sync_filesystem)."""
-    try:
-        os.link(src, dest)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        _copy_file(src, dest)
-
-
-def _copy_file(src: str | Path, dest: str | Path) -> None:
-    """A new file with the bytes and permission bits of ``src`` (durable via sync_filesystem).
-
-    Leaner than ``shutil.copy2`` (no timestamps or xattrs, which a release does not
-    promise), and the copy stays in the kernel where ``copy_file_range`` exists.
-    """
-    fd_in = os.open(src, os.O_RDONLY)
-    try:
-        st = os.fstat(fd_in)
-        fd_out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(st.st_mode))
-        try:
-            if not _copy_in_kernel(fd_in, fd_out, st.st_size):
-                while chunk := os.read(fd_in, 1 << 20):
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd_out, view):]
-        finally:
-            os.close(fd_out)
-    finally:
-        os.close(fd_in)
-
-
-def _copy_in_kernel(fd_in: int, fd_out: int, size: int) -> bool:
-    """Copy with copy_file_range; False (nothing written) where it is unavailable."""
-    copy_range = getattr(os, "copy_file_range", None)
-    if copy_range is None:
-        return False
-    done = 0
-    try:
-        while done < size:
-            n = copy_range(fd_in, fd_out, size - done)
-            if n == 0:
-                break
-            done += n
-    except OSError as exc:
-        if done or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-        return False
-    return True
-
-
 # --- verification -------------------------------------------------------------------
 
 
@@ -382,7 +355,7 @@ def tree_sha_of(folder: Path) -> str:
 
 
 def _skill_folders(root: Path, expected: set[str]) -> tuple[set[str], list[str]]:
-    """Skill folders of a release (grouped ones as 'group/skill'), and entries that are none."""
+    """Skill entries of a release (grouped ones as 'group/skill'), and entries that are none."""
     groups = {n.rsplit("/", i)[0] for n in expected for i in range(1, n.count("/") + 1)}
     present: set[str] = set()
     extras: list[str] = []
@@ -400,13 +373,38 @@ def _skill_folders(root: Path, expected: set[str]) -> tuple[set[str], list[str]]
     return present, sorted(extras)
 
 
+def skill_problem(releases: Releases, root: Path, name: str, sha: str, hash_it: bool) -> str | None:
+    """Why one skill entry of a release does not serve ``sha``; None when it does.
+
+    A link must point at ``store/<sha>`` and that version must exist; a real folder
+    (a 0.1.0 release) must exist. With ``hash_it`` the bytes are hashed too.
+    """
+    entry = root / name
+    if entry.is_symlink():
+        want = store_target(name, sha)
+        got = os.readlink(entry)
+        if got != want:
+            return f"{name}: links to {got}, not to {want}"
+        folder = releases.store.path(sha)
+        if not folder.is_dir():
+            return f"{name}: skill version {sha[:12]} is missing from the store"
+    else:
+        folder = entry
+    if hash_it:
+        actual = tree_sha_of(folder)
+        if actual != sha:
+            return f"{name}: content {actual[:12]} does not match manifest {sha[:12]}"
+    return None
+
+
 def verify_release(
     releases: Releases, release_id: str, only: Collection[str] | None = None
 ) -> list[str]:
     """Differences between a release's files and its manifest; empty when intact.
 
     With ``only``, just those skills are hashed; the others must merely be present
-    (used after a flip, where unchanged skills are links to an already-verified copy).
+    and point at the right skill version (used after a flip, where unchanged skills
+    are versions an earlier release already verified).
     """
     problems: list[str] = []
     try:
@@ -422,9 +420,7 @@ def verify_release(
         if name not in present:
             problems.append(f"{name}: in the manifest but missing from the release")
             continue
-        if only is not None and name not in only:
-            continue
-        actual = tree_sha_of(root / name)
-        if actual != sha:
-            problems.append(f"{name}: content {actual[:12]} does not match manifest {sha[:12]}")
+        problem = skill_problem(releases, root, name, sha, only is None or name in only)
+        if problem is not None:
+            problems.append(problem)
     return problems

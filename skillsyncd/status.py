@@ -112,11 +112,12 @@ def probe_dir(path: Path) -> DirHealth:
 
 
 def state_dir_health(cfg: Config) -> dict[str, Any]:
-    """The state dir and its releases/ folder (often a volume of its own), worst first."""
+    """The state dir and its store/ and releases/ folders (each may be a volume), worst first."""
     checks = [probe_dir(cfg.state_dir)]
-    releases = Releases(cfg.state_dir).root
-    if releases.is_dir() and os.stat(releases).st_dev != os.stat(cfg.state_dir).st_dev:
-        checks.append(probe_dir(releases))
+    releases = Releases(cfg.state_dir)
+    for folder in (releases.store.root, releases.root):
+        if folder.is_dir() and os.stat(folder).st_dev != os.stat(cfg.state_dir).st_dev:
+            checks.append(probe_dir(folder))
     worst = next((c for c in checks if c.problem), checks[0])
     return asdict(worst)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import stat
@@ -494,7 +495,14 @@ class Syncer:
         findings: dict[str, tuple[Finding, ...]] = {}
         metadata: dict[str, dict[str, Any]] = {}
         allowed = read_allowlist(repo.object_store, fetched.tree, cfg.skills_path)
+        basis = judgement_basis(settings, allowed)
+        judged = held_verdicts(live.manifest, basis)
+        again: list[str] = []  # held back before, same bytes, same rules: not judged twice
         for name in plan.to_build:
+            if skills[name].tree_sha in judged:
+                findings[name], metadata[name] = judged[skills[name].tree_sha], {}
+                again.append(name)
+                continue
             findings[name], metadata[name] = self._validate(skills[name], read_blob, allowed)
         release_findings = validation.check_release(
             list(skills.values()), cfg,
@@ -504,10 +512,16 @@ class Syncer:
         blocked = {n: f for n, f in findings.items() if validation.has_errors(f)}
         release_errors = [f for f in release_findings if f.severity is Severity.ERROR]
         all_findings = tuple(f for fs in findings.values() for f in fs) + release_findings + layout
+        repeated = {id(f) for n in again for f in findings[n]}
         for f in all_findings:
-            (log.warning if f.severity is Severity.ERROR else log.info)(
-                "validation_finding", rule=f.rule, severity=str(f.severity),
-                path=f.location(), message=f.message)
+            if id(f) not in repeated:
+                (log.warning if f.severity is Severity.ERROR else log.info)(
+                    "validation_finding", rule=f.rule, severity=str(f.severity),
+                    path=f.location(), message=f.message)
+        if again:
+            log.info("still_held_back", skills=again[:50], count=len(again),
+                     hint="same content and rules as when it was held back; its findings are in "
+                          "the manifest and `skillsyncd status`")
 
         errors = [f for f in all_findings if f.severity is Severity.ERROR]
         if (blocked or release_errors) and cfg.on_invalid == "reject":
@@ -518,7 +532,7 @@ class Syncer:
             raise reject("reject", release_errors, "; ".join(str(f) for f in release_errors))
 
         build: list[Skill] = []
-        reuse: dict[str, str] = {}
+        serve: dict[str, str] = {}  # skill -> the content sha this release serves
         records: list[SkillRecord] = []
         held: dict[str, list[str]] = {}
         for name in sorted(skills):
@@ -526,15 +540,15 @@ class Syncer:
             if name in blocked:
                 held[name] = [str(f) for f in blocked[name] if f.severity is Severity.ERROR]
                 if name in old and live.current:
-                    reuse[name] = live.current
+                    serve[name] = old[name].content_sha or ""
                     records.append(old[name].held_back(skill.tree_sha, blocked[name]))
                 else:
                     records.append(SkillRecord(name=name, live=False, status="held_back",
                                                rejected_sha=skill.tree_sha,
                                                findings=blocked[name]))
                 continue
+            serve[name] = skill.tree_sha
             if plan.change_of(name) is Change.UNCHANGED and live.current:
-                reuse[name] = live.current
                 records.append(dataclasses.replace(old[name], status="ok", change="unchanged",
                                                    rejected_sha=None, findings=()))
                 continue
@@ -582,17 +596,16 @@ class Syncer:
             previous_release=live.current, history_rewritten=fetched.history_rewritten,
             settings=settings, layout=layout,
             validation=ValidationSummary(
-                policy=cfg.on_invalid, held_back=tuple(sorted(held)),
+                policy=cfg.on_invalid, held_back=tuple(sorted(held)), basis=basis,
                 errors=sum(1 for f in all_findings if f.severity is Severity.ERROR),
                 warnings=sum(1 for f in all_findings if f.severity is Severity.WARNING)),
             skills=tuple(records),
         )
-        # A gateway reading through `current` (link mode) must see single-link SKILL.md
-        # files (OpenClaw refuses hard-linked ones); a mirror copies them anyway.
-        copy_names = frozenset({"SKILL.md"}) if cfg.publish_mode == "link" else frozenset()
-        stats = stage_release(self.releases, release_id, build, reuse, read_blob, manifest,
-                              copy_names=copy_names)
-        log.info("staged", files_written=stats.files_written, files_linked=stats.files_linked,
+        build, copies = self._missing_versions(live, skills, serve, build)
+        stats = stage_release(self.releases, release_id, serve, build, read_blob, manifest,
+                              copies=copies)
+        log.info("staged", files_written=stats.files_written,
+                 versions_written=stats.versions_written, versions_reused=stats.versions_reused,
                  bytes_written=stats.bytes_written)
         skill_events = [
             r.event(r.change if r.status == "ok" else "held_back") if r.live
@@ -601,6 +614,32 @@ class Syncer:
         ] + [old[n].event("removed") for n in plan.removed]
         return Candidate(manifest, plan, held, all_findings, skill_events,
                          tuple(s.name for s in build), bool(fetched.history_rewritten))
+
+    def _missing_versions(self, live: Live, skills: Mapping[str, Skill], serve: Mapping[str, str],
+                          build: list[Skill]) -> tuple[list[Skill], dict[str, Path]]:
+        """What to write beyond the changed skills: versions this release serves that the
+        store lacks (the first deploy after an upgrade from 0.1.0, whose releases hold real
+        folders). Copied from the live release's folder where it has one, else from git."""
+        store = self.releases.store
+        have = store.shas()
+        building = {s.tree_sha for s in build}
+        extra: list[Skill] = []
+        copies: dict[str, Path] = {}
+        live_dir = self.releases.dir(live.current) if live.current else None
+        for name, sha in serve.items():
+            if sha in have or sha in building or sha in copies:
+                continue
+            folder = live_dir / name if live_dir is not None else None
+            if (folder is not None and not folder.is_symlink() and folder.is_dir()
+                    and live.manifest.live_shas().get(name) == sha):
+                copies[sha] = folder
+            elif name in skills and skills[name].tree_sha == sha:
+                extra.append(skills[name])
+                building.add(sha)
+        if copies or extra:
+            log.info("store_filled", copied=len(copies), built=len(extra),
+                     hint="skill versions missing from the store (first deploy after an upgrade)")
+        return build + extra, copies
 
     def _signature_refusal(self, repo: Repo, commit: str) -> Finding | None:
         """The finding that refuses the commit when SKILLSYNC_VERIFY wants a trusted signature
@@ -731,6 +770,7 @@ class Syncer:
         return blamed, notes
 
     def _prune(self, state: State) -> None:
+        """Retention: old releases first, then the skill versions no kept release uses."""
         complete = self.releases.complete()
         doomed = choose_deletions(
             complete, self.cfg.keep_releases, protect=(state.release, state.last_good_release)
@@ -738,9 +778,36 @@ class Syncer:
         for release_id in doomed:
             self.releases.delete(release_id)
             log.info("release_pruned", release=release_id)
+        try:
+            removed = self.releases.collect()
+        except ReleaseError as exc:  # an unreadable manifest: keep every version, say why
+            log.warning("store_not_collected", error=str(exc))
+            return
+        if removed:
+            log.info("skill_versions_pruned", count=len(removed), content_shas=removed[:20])
 
 
 ALLOWLIST_MAX_BYTES = 64 * 1024
+
+
+def judgement_basis(settings: str, allowed: frozenset[str]) -> str:
+    """What a skill's verdict depends on besides its bytes: the settings and the allow-list."""
+    digest = hashlib.sha256(settings.encode())
+    for fingerprint in sorted(allowed):
+        digest.update(b"\n" + fingerprint.encode())
+    return digest.hexdigest()[:16]
+
+
+def held_verdicts(manifest: Manifest, basis: str) -> dict[str, tuple[Finding, ...]]:
+    """Content sha -> findings of the versions ``manifest`` held back under the same basis (pure).
+
+    A held-back skill pushed again unchanged keeps its verdict: it is neither parsed
+    nor scanned nor logged as new on every sync.
+    """
+    if manifest.validation.basis != basis:
+        return {}
+    return {s.rejected_sha: s.findings for s in manifest.skills
+            if s.rejected_sha and s.findings and validation.has_errors(s.findings)}
 
 
 def layout_findings(skipped: Sequence[discovery.Skipped], cfg: Config) -> tuple[Finding, ...]:

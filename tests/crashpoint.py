@@ -16,6 +16,7 @@ from typing import Any
 
 import skillsyncd.ledger as ledger
 import skillsyncd.release as release
+import skillsyncd.store as store
 import skillsyncd.sync as sync
 from skillsyncd.cli import main
 
@@ -40,8 +41,9 @@ def before(owner: Any, name: str, after_calls: int = 0) -> None:
 
 POINTS: dict[str, Callable[[], None]] = {
     "before-stage": lambda: before(sync, "stage_release"),
-    "mid-stage": lambda: before(release, "write_new", after_calls=1),
-    "mid-link": lambda: before(release, "_link_or_copy", after_calls=0),
+    "mid-stage": lambda: before(store, "write_new", after_calls=1),
+    "mid-place": lambda: before(store.Store, "_place_one", after_calls=1),
+    "mid-link": lambda: before(release, "_link_skill", after_calls=1),
     "manifest-write": lambda: before(release, "atomic_write"),
     "before-flip": lambda: before(release.Releases, "flip"),
     "after-flip": lambda: before(sync.Syncer, "_publish"),

@@ -38,10 +38,10 @@ SECRET = "webhook-secret-for-tests"
 STALL = """
 import sys, time
 from pathlib import Path
-import skillsyncd.release as release
+import skillsyncd.store as store
 from skillsyncd.cli import main
 seconds, marker = float(sys.argv[1]), Path(sys.argv[2])
-real = release.write_new
+real = store.write_new
 calls = {"n": 0}
 def slow(*a, **k):
     out = real(*a, **k)
@@ -50,7 +50,7 @@ def slow(*a, **k):
         marker.write_text("staging")
         time.sleep(seconds)
     return out
-release.write_new = slow
+store.write_new = slow
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -382,14 +382,14 @@ def test_sigterm_mid_staging_abandons_cleanly(
     assert any(e.get("event") == "sync_abandoned" for e in d.events)
     releases = Releases(state)
     assert releases.current() == live and releases.complete() == [live]
-    leftovers = [p.name for p in (state / "releases").iterdir() if p.is_dir() and p.name != live]
-    assert leftovers, "the abandoned sync should have left an incomplete release"
+    leftovers = [p.name for p in (state / "store").iterdir() if p.name.startswith(".new-")]
+    assert leftovers, "the abandoned sync should have left a half-written skill version"
 
     d = start_daemon(str(repo.path), state=state)
     d.wait_event(lambda e: e.get("event") == "recovered_leftovers")
     done = d.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("status") == "deployed")
     assert Releases(state).current() == done["release"]
-    assert not any((state / "releases" / name).exists() for name in leftovers)
+    assert not any((state / "store" / name).exists() for name in leftovers)
 
 
 def test_sigterm_waits_for_a_short_sync_to_flip(

@@ -455,8 +455,8 @@ repo = RepoBuilder(work / "origin")
 repo.add_skill("alpha", description="v1")
 repo.commit("v1")
 if case == "enospc":
-    (state / "releases").mkdir()
-    sh("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(state / "releases"))
+    (state / "store").mkdir()
+    sh("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(state / "store"))
 else:
     sh("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(state))
 out["first"] = once()
@@ -465,14 +465,14 @@ repo.add_skill("alpha", description="v2",
                extra_files={f"asset{i}.bin": os.urandom(100_000) for i in range(4)})
 out["head"] = repo.commit("v2")
 if case == "enospc":
-    pass  # the mirror has room; releases/ (256 KB) cannot hold the new release
+    pass  # the mirror has room; store/ (256 KB) cannot hold the new skill version
 else:
     sh("mount", "-o", "remount,ro", str(state))
 out["faulty"] = once()
 out["after_fault"] = intact()
 out["status_fault"] = status()
 if case == "enospc":
-    sh("mount", "-o", "remount,size=32m", str(state / "releases"))
+    sh("mount", "-o", "remount,size=32m", str(state / "store"))
 else:
     sh("mount", "-o", "remount,rw", str(state))
 out["recovered"] = once()
@@ -480,6 +480,7 @@ out["after_recovery"] = intact()
 out["status_recovered"] = status()
 out["leftovers"] = sorted(p.name for p in (state / "releases").iterdir()
                           if p.is_dir() and not (state / "releases" / (p.name + ".json")).exists())
+out["leftovers"] += sorted(p.name for p in (state / "store").iterdir() if p.name.startswith("."))
 print("RESULT " + json.dumps(out))
 """
 
@@ -523,8 +524,8 @@ def test_disk_full_or_read_only_state_dir(case: str, tmp_path: Path) -> None:
     if case == "enospc":  # state.json is writable: the failure is on record
         assert words in (out["status_fault"]["last_error"] or "")
         assert out["status_fault"]["failure_streak"] >= 1
-        # the line names the full filesystem (releases/ is a volume of its own) and its free space
-        assert f"filesystem {tmp_path / 'state' / 'releases'} is full" in err, err
+        # the line names the full filesystem (store/ is a volume of its own) and its free space
+        assert f"filesystem {tmp_path / 'state' / 'store'} is full" in err, err
         assert " free)" in err, err
     else:  # nothing could be written, yet status says what is wrong
         disk = out["status_fault"]["state_dir_health"]
@@ -535,7 +536,7 @@ def test_disk_full_or_read_only_state_dir(case: str, tmp_path: Path) -> None:
     assert new != live and problems == []
     assert out["status_recovered"]["deployed_commit"] == out["head"]
     assert out["status_recovered"]["failure_streak"] == 0
-    assert out["leftovers"] == []  # the half-staged release was removed
+    assert out["leftovers"] == []  # the half-written skill version was removed
 
 
 # --- the daemon under faults ------------------------------------------------------------------

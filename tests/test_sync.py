@@ -327,7 +327,7 @@ def test_demo_script_runs(tmp_path: Path) -> None:
 
 # --- crash consistency ---------------------------------------------------------------
 
-CRASH_POINTS = ["before-stage", "mid-stage", "mid-link", "manifest-write", "before-flip",
+CRASH_POINTS = ["before-stage", "mid-stage", "mid-place", "mid-link", "manifest-write", "before-flip",
                 "after-flip", "before-state", "before-prune"]
 
 
@@ -364,6 +364,9 @@ def test_kill_9_at_each_step_leaves_current_complete_and_converges(
     leftovers = [p.name for p in Releases(state).root.iterdir()
                  if not (Releases(state).manifest_path(p.name.removesuffix(".json")).exists())]
     assert leftovers == []
+    store = Releases(state).store
+    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == []
+    assert store.shas() == Releases(state).referenced()  # nothing orphaned by the crash
 
 
 def test_allowlist_in_the_repository_lets_a_known_false_positive_through(

@@ -32,6 +32,7 @@ import skillsyncd.ledger as ledger
 import skillsyncd.publish as publish
 import skillsyncd.release as release
 import skillsyncd.source as source
+import skillsyncd.store as store
 import skillsyncd.sync as sync
 from skillsyncd.cli import main
 
@@ -135,8 +136,9 @@ POINTS: dict[str, Callable[[int], None]] = {
     "mid-fetch": mid_fetch,
     "after-fetch": lambda k: before(source.Source, "_bound_packs", k),
     "before-stage": lambda k: before(sync, "stage_release", k),
-    "mid-stage": lambda k: before(release, "write_new", k),
-    "mid-link": lambda k: before(release, "_link_or_copy", k),
+    "mid-stage": lambda k: before(store, "write_new", k),
+    "mid-place": lambda k: before(store.Store, "_place_one", k),
+    "mid-link": lambda k: before(release, "_link_skill", k),
     "manifest-write": lambda k: before(release, "atomic_write", k),
     "before-flip": lambda k: before(release.Releases, "flip", k),
     "after-flip": lambda k: before(sync.Syncer, "_publish", k),
@@ -149,6 +151,7 @@ POINTS: dict[str, Callable[[int], None]] = {
     "mid-journal": torn_journal,
     "before-prune": lambda k: before(sync.Syncer, "_prune", k),
     "mid-prune": lambda k: before(release, "_force_remove", k),
+    "mid-collect": lambda k: before(store, "_force_remove", k),
 }
 
 _MUTATIONS = ("fsync", "write", "rename", "replace", "link", "symlink", "unlink", "mkdir",

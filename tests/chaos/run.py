@@ -50,10 +50,10 @@ from skillsyncd.status import status_dict  # noqa: E402
 
 KILLER = HERE / "killer.py"
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
-POINT_NAMES = ("mid-fetch", "after-fetch", "before-stage", "mid-stage", "mid-link",
+POINT_NAMES = ("mid-fetch", "after-fetch", "before-stage", "mid-stage", "mid-place", "mid-link",
                "manifest-write", "before-flip", "after-flip", "mid-publish", "publish-claim",
                "publish-remove", "before-check", "journal-then-state", "before-state",
-               "mid-journal", "before-prune", "mid-prune")
+               "mid-journal", "before-prune", "mid-prune", "mid-collect")
 MODES = ("random", "point", "syscall", "daemon")
 
 
@@ -306,7 +306,7 @@ def one_trial(i: int, runner: Runner, origin: Origin, rng: random.Random, report
             code = runner.kill_at_random(rng)
         elif mode == "point":
             assert point is not None
-            k = rng.randint(0, 2) if point in ("mid-stage", "mid-publish", "mid-link",
+            k = rng.randint(0, 2) if point in ("mid-stage", "mid-place", "mid-publish", "mid-link",
                                                 "mid-journal", "publish-claim") else 0
             spec = f"point:{point}:{k}"
             report.by_point[point] += 1
