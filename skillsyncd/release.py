@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -208,6 +210,7 @@ def stage_release(
     read_blob: Callable[[str], bytes],
     manifest: Manifest,
     copies: Mapping[str, Path] | None = None,
+    folders: bool = False,
 ) -> StageStats:
     """Write the skill versions that are missing, then ``releases/<id>/``, then its manifest.
 
@@ -215,7 +218,11 @@ def stage_release(
     missing from the store come from ``build`` (skills materialised from git
     blobs) or ``copies`` (sha -> a skill folder of a 0.1.0 release, on upgrade).
     The release itself is one symlink per skill into the store, so a deploy
-    writes only what changed plus one link per skill.
+    writes only what changed plus one link per skill. With ``folders`` (link
+    mode) each skill is instead a real folder of hard links to its version's
+    files, SKILL.md copied: a gateway that reads skills through ``current``
+    refuses skill folders that are symlinks out of the release (OpenClaw 2026.9's
+    symlink-prefix check, which ``allowSymlinkTargets`` does not lift).
 
     Order, so that a crash at any instant leaves no complete-looking half: new
     versions are written under temporary names and made durable, renamed to
@@ -244,11 +251,11 @@ def stage_release(
     if target.exists():
         raise ReleaseError(f"release {release_id} already exists")
     target.mkdir()
-    groups = _link_skills(target, live, store)
+    groups = _link_skills(target, live, store, folders)
     for d in sorted(groups, key=lambda p: p.count(os.sep), reverse=True):
         os.chmod(d, 0o555)
     os.chmod(target, 0o555)
-    if bulk:
+    if bulk or folders:
         sync_filesystem(target)
     else:
         for d in [*groups, str(target), str(releases.root)] + ([str(store.root)] if written else []):
@@ -264,20 +271,98 @@ def store_target(name: str, sha: str) -> str:
     return "../" * (name.count("/") + 2) + f"store/{sha}"
 
 
-def _link_skills(target: Path, live: Mapping[str, str], store: Store) -> list[str]:
-    """One symlink per skill (grouped skills inside real group folders); the groups made."""
+def _link_skills(target: Path, live: Mapping[str, str], store: Store, folders: bool) -> list[str]:
+    """Each skill into the release: a symlink to its version, or (``folders``) a real
+    folder of hard links to the version's files. Returns every folder made."""
     root = str(target)
     made: set[str] = {root}
-    groups: list[str] = []
+    created: list[str] = []
     for name, sha in live.items():
         dest = os.path.join(root, name)
-        _makedirs(os.path.dirname(dest), made, groups)
-        _link_skill(store_target(name, sha), dest)
-    return groups
+        _makedirs(os.path.dirname(dest), made, created)
+        _link_skill(store, name, sha, dest, created if folders else None)
+    return created
 
 
-def _link_skill(target: str, dest: str) -> None:
-    os.symlink(target, dest)
+def _link_skill(store: Store, name: str, sha: str, dest: str, folders: list[str] | None) -> None:
+    if folders is None:
+        os.symlink(store_target(name, sha), dest)
+    else:  # OpenClaw skips a SKILL.md with more than one link: each release copies its own
+        _link_tree(str(store.path(sha)), dest, folders, copy_names=frozenset({"SKILL.md"}))
+
+
+def _link_tree(src_root: str, dest_root: str, created: list[str],
+               copy_names: frozenset[str] = frozenset()) -> int:
+    """Hard-link every file of one skill version into a real folder; returns the count.
+
+    Top-level files named in ``copy_names`` are copied instead.
+    """
+    linked = 0
+    for dirpath, _dirnames, filenames in os.walk(src_root):
+        dest_dir = dest_root + dirpath[len(src_root):]
+        os.mkdir(dest_dir)
+        created.append(dest_dir)
+        for name in filenames:
+            src, dest = os.path.join(dirpath, name), os.path.join(dest_dir, name)
+            if name in copy_names and dirpath == src_root:
+                _copy_file(src, dest)
+            else:
+                _link_or_copy(src, dest)
+            linked += 1
+    return linked
+
+
+def _link_or_copy(src: str | Path, dest: str | Path) -> None:
+    """A hard link; a copy where the file system refuses one (durable via sync_filesystem)."""
+    try:
+        os.link(src, dest)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        _copy_file(src, dest)
+
+
+def _copy_file(src: str | Path, dest: str | Path) -> None:
+    """A new file with the bytes and permission bits of ``src`` (durable via sync_filesystem).
+
+    Leaner than ``shutil.copy2`` (no timestamps or xattrs, which a release does not
+    promise), and the copy stays in the kernel where ``copy_file_range`` exists.
+    """
+    fd_in = os.open(src, os.O_RDONLY)
+    try:
+        st = os.fstat(fd_in)
+        fd_out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(st.st_mode))
+        try:
+            if not _copy_in_kernel(fd_in, fd_out, st.st_size):
+                while chunk := os.read(fd_in, 1 << 20):
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd_out, view):]
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _copy_in_kernel(fd_in: int, fd_out: int, size: int) -> bool:
+    """Copy with copy_file_range; False (nothing written) where it is unavailable."""
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is None:
+        return False
+    done = 0
+    try:
+        while done < size:
+            n = copy_range(fd_in, fd_out, size - done)
+            if n == 0:
+                break
+            done += n
+    except OSError as exc:
+        if done or exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+        return False
+    return True
+
+
 
 
 def _make_durable(written: Sequence[Written], bulk: bool, store_root: Path) -> None:

@@ -603,7 +603,7 @@ class Syncer:
         )
         build, copies = self._missing_versions(live, skills, serve, build)
         stats = stage_release(self.releases, release_id, serve, build, read_blob, manifest,
-                              copies=copies)
+                              copies=copies, folders=cfg.publish_mode == "link")
         log.info("staged", files_written=stats.files_written,
                  versions_written=stats.versions_written, versions_reused=stats.versions_reused,
                  bytes_written=stats.bytes_written)

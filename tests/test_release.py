@@ -309,3 +309,25 @@ def test_verify_only_hashes_the_named_skills(releases: Releases) -> None:
     writable(releases.dir(rid))
     (releases.dir(rid) / "a").unlink()
     assert verify_release(releases, rid, only=set()) == ["a: in the manifest but missing from the release"]
+
+
+def test_folders_give_each_release_real_skill_folders_linked_from_the_store(releases: Releases) -> None:
+    """Link mode: the gateway reads through `current` and refuses symlinked skill folders
+    there, and any SKILL.md with more than one link; other files share the store's inode."""
+    blobs: dict[str, bytes] = {}
+    a = make_skill("a", {"SKILL.md": b"a", "ref/SKILL.md": b"nested", "run.sh": b"echo"}, blobs)
+    g = make_skill("tools/b", {"SKILL.md": b"b"}, blobs)
+    r1, r2 = "20260101T000000Z-111111111111", "20260101T000001Z-222222222222"
+    for rid in (r1, r2):
+        stage_release(releases, rid, {"a": a.tree_sha, "tools/b": g.tree_sha}, [a, g],
+                      blobs.__getitem__, manifest_for(rid, [a, g]), folders=True)
+    for rid in (r1, r2):
+        folder = releases.dir(rid) / "a"
+        assert folder.is_dir() and not folder.is_symlink()
+        assert os.stat(folder / "SKILL.md").st_nlink == 1 and (folder / "SKILL.md").read_bytes() == b"a"
+        assert not (releases.dir(rid) / "tools" / "b").is_symlink()
+        assert verify_release(releases, rid) == []
+    version = releases.store.path(a.tree_sha)
+    assert os.stat(version / "SKILL.md").st_nlink == 1
+    assert os.stat(version / "run.sh").st_nlink == 3  # the store's file, shared by both releases
+    assert os.stat(version / "ref/SKILL.md").st_nlink == 3  # only the top-level SKILL.md is copied

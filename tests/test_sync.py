@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from polling import wait_for
+from structlog.testing import capture_logs
 
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
@@ -480,3 +481,39 @@ def test_status_json_stays_parseable_when_state_json_is_corrupt(
     doc = json.loads(out)  # the log line about the damaged file went to stderr
     assert doc["current_release"] == Releases(state).current()
     assert "state" in err
+
+
+def test_a_held_back_skill_is_judged_once_per_version(repo: Any, state: Path) -> None:
+    """Pushed again unchanged, a held-back skill keeps its verdict: not re-scanned, not re-logged."""
+    fake = "gh" + "p_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"  # made up, GitHub token shape
+    repo.add_skill("leaky", description="Holds a token.", extra_files={"ref.md": f"GH={fake}\n"})
+    repo.add_skill("plain", description="one")
+    repo.commit("a held-back skill")
+    cfg = cfg_for(str(repo.path), state)
+    syncer = build_syncer(cfg)
+    judged: list[str] = []
+    real = syncer._validate
+
+    def counting(skill: Any, *args: Any, **kwargs: Any) -> Any:
+        judged.append(skill.name)
+        return real(skill, *args, **kwargs)
+
+    syncer._validate = counting  # type: ignore[method-assign]
+    first = syncer.sync()
+    assert "leaky" in first.held_back and judged == ["leaky", "plain"]
+    repo.add_skill("plain", description="two")
+    repo.commit("another skill changes")
+    with capture_logs() as logs:
+        second = syncer.sync()
+    assert second.status == "deployed" and "leaky" in second.held_back
+    assert judged == ["leaky", "plain", "plain"]  # leaky's same bytes were not judged again
+    assert not [e for e in logs if e["event"] == "validation_finding" and "leaky" in e["path"]]
+    assert [e["skills"] for e in logs if e["event"] == "still_held_back"] == [["leaky"]]
+    manifest = Releases(state).manifest(second.release or "")
+    record = next(s for s in manifest.skills if s.name == "leaky")
+    assert record.status == "held_back" and any(f.rule.startswith("secret.") for f in record.findings)
+    # new bytes, or new rules, are judged again
+    repo.add_skill("leaky", description="Still holds a token.", extra_files={"ref.md": f"GH={fake}\n"})
+    repo.commit("leaky changes")
+    syncer.sync()
+    assert judged[-1] == "leaky"

@@ -87,8 +87,8 @@ def test_gateway_sees_add_change_remove_and_rollback(
     repo.commit("v2: change alpha, remove beta, add delta")
     t0 = time.monotonic()
     assert syncer.sync().status == "deployed"
-    # In link mode this needs each release's own copy of an unchanged skill's SKILL.md:
-    # OpenClaw refuses any SKILL.md with more than one link (HARDLINK_REFUSED).
+    # OpenClaw refuses any SKILL.md with more than one link (HARDLINK_REFUSED): a skill
+    # version's files are never hard-linked anywhere.
     took = wait_for(gw, ours, V2, t0)
     print(f"openclaw {mode}: v2 visible {took:.2f} s after the sync began")
 
@@ -98,6 +98,33 @@ def test_gateway_sees_add_change_remove_and_rollback(
     print(f"openclaw {mode}: rollback visible {took:.2f} s after it began")
     assert gw.proc.poll() is None  # the same gateway process all along: no restart
     assert HARDLINK_REFUSED not in gw.log_tail(50_000)
+
+
+OUTSIDE = "symlink prefix resolves outside the root ancestry"
+
+
+def test_symlinked_skill_folders_read_through_current_are_refused_even_when_trusted(
+    repo: Any, tmp_path: Path, gateway: Callable[..., Gateway]
+) -> None:
+    """Why link mode gives each release real skill folders.
+
+    A mirror-mode release is one symlink per skill into store/. A gateway that
+    reads it through the `current` link refuses every skill, even with
+    ``skills.load.allowSymlinkTargets`` trusting the store: the path crosses the
+    `current` link, whose target is no ancestor of the skill's real folder.
+    """
+    repo.add_skill("alpha", description="Alpha v1.")
+    repo.commit("v1")
+    cfg = load_config(flags={"repo": str(repo.path), "state_dir": str(tmp_path / "state"),
+                             "publish_mode": "mirror", "publish_dir": str(tmp_path / "pub")}, env={})
+    assert build_syncer(cfg).sync().status == "deployed"
+    assert (cfg.current_link / "alpha").is_symlink()
+    gw = gateway([str(cfg.current_link)], allow_symlink_targets=[str(cfg.state_dir / "store")])
+    assert gw.skills(cfg.state_dir) == {}
+    deadline = time.monotonic() + 30
+    while OUTSIDE not in gw.log_tail(200_000):
+        assert time.monotonic() < deadline, f"no {OUTSIDE!r} in the gateway log:\n{gw.log_tail(3000)}"
+        time.sleep(0.1)
 
 
 def test_mirror_into_the_managed_dir_overrides_bundled_and_spares_the_users_skills(
