@@ -20,6 +20,7 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,12 @@ RELEASE_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")
 # are written outside the lock, so their temp files are not ours to remove.
 _ATOMIC_TMP = re.compile(r"^\.(state|published)\.json\.[a-z0-9_]{8}\.tmp$")
 _CURRENT_TMP = re.compile(r"^\.current\.tmp-\d+$")
+
+
+# Parsed manifests by (path, size, mtime, inode); the live one and the one before it.
+_MANIFESTS: dict[tuple[str, int, int, int], Manifest] = {}
+_MANIFESTS_KEPT = 2
+_MANIFESTS_LOCK = threading.Lock()
 
 
 def new_release_id(commit: str, now: float | None = None) -> str:
@@ -108,11 +115,27 @@ class Releases:
         return None
 
     def manifest(self, release_id: str) -> Manifest:
-        """The release's manifest (the one reader of ``releases/<id>.json``)."""
+        """The release's manifest (the one reader of ``releases/<id>.json``).
+
+        Manifests are immutable, so the last few parsed are kept, keyed by path,
+        size and mtime: a daemon's poll does not re-parse 10,000 skills each time.
+        """
+        path = self.manifest_path(release_id)
         try:
-            return Manifest.from_json(self.manifest_path(release_id).read_bytes())
+            st = os.stat(path)
+            key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+            with _MANIFESTS_LOCK:
+                cached = _MANIFESTS.get(key)
+            if cached is not None:
+                return cached
+            manifest = Manifest.from_json(path.read_bytes())
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReleaseError(f"release {release_id} has no readable manifest: {exc}") from exc
+        with _MANIFESTS_LOCK:  # the daemon's HTTP thread reads manifests too
+            _MANIFESTS[key] = manifest
+            while len(_MANIFESTS) > _MANIFESTS_KEPT:
+                del _MANIFESTS[next(iter(_MANIFESTS))]
+        return manifest
 
     # --- writing ----------------------------------------------------------------
 

@@ -110,13 +110,23 @@ def _kind(mode: int) -> Kind:
     return Kind.FILE
 
 
-def _lister(store: BaseObjectStore) -> discovery.ListFolder:
+def _lister(store: BaseObjectStore, known: Mapping[bytes, tuple[Entry, ...]]) -> discovery.ListFolder:
+    """List folders by tree id; a folder the last snapshot found as a skill is not read again.
+
+    Discovery asks a skill folder only whether it holds a SKILL.md, and never looks
+    below one, so its top-level files (from the cached entries) answer that.
+    """
     listed: dict[Hashable, Sequence[Child]] = {}
 
     def list_folder(key: Hashable) -> Sequence[Child]:
         if key not in listed:
-            tree = _tree(store, key)  # type: ignore[arg-type]
-            listed[key] = [Child(item.path, _kind(item.mode), item.sha) for item in tree.iteritems()]
+            entries = known.get(key) if isinstance(key, bytes) else None
+            if entries is not None and any(e.path == discovery.SKILL_FILE for e in entries):
+                listed[key] = [Child(e.path.encode("utf-8", "surrogateescape"), Kind.FILE, e.sha.encode())
+                               for e in entries if "/" not in e.path]
+            else:
+                tree = _tree(store, key)  # type: ignore[arg-type]
+                listed[key] = [Child(item.path, _kind(item.mode), item.sha) for item in tree.iteritems()]
         return listed[key]
 
     return list_folder
@@ -159,9 +169,9 @@ def survey(
     def ignored(path: str, is_dir: bool) -> bool:
         return rules.matches(f"{base}/{path}" if base else path, is_dir)
 
-    found, skipped = discovery.discover(root.id, _lister(store), max_depth=max_depth,
-                                        skills_path_set=bool(base), ignored=ignored)
     known = _CACHE.get()
+    found, skipped = discovery.discover(root.id, _lister(store, known), max_depth=max_depth,
+                                        skills_path_set=bool(base), ignored=ignored)
     seen: dict[bytes, tuple[Entry, ...]] = {}
     skills: dict[str, Skill] = {}
     nested: list[Skipped] = []

@@ -10,7 +10,9 @@ the Ledger. The rule after any failure: what serves is what served before
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -208,6 +210,7 @@ class Syncer:
                 return self._sync_locked(run)
         finally:
             structlog.contextvars.unbind_contextvars("sync_id", "commit", "release")
+            release_free_memory()
 
     def _sync_locked(self, run: Run) -> SyncOutcome:
         source = Source(self.cfg)
@@ -788,6 +791,26 @@ class Syncer:
 
 
 ALLOWLIST_MAX_BYTES = 64 * 1024
+
+
+def release_free_memory() -> None:
+    """Give the heap pages a sync freed back to the OS (glibc ``malloc_trim``).
+
+    A first sync of 10,000 skills peaks far above what an idle daemon holds; without
+    this the freed pages stay in the process and count as its resident memory.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        fn: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return fn
 
 
 def judgement_basis(settings: str, allowed: frozenset[str]) -> str:

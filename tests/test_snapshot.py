@@ -70,3 +70,42 @@ def test_find_skills_ignores_non_skills(tmp_path: Path) -> None:
     entries = {e.path: e for e in skills["a"].entries}
     assert set(entries) == {"SKILL.md", "asset.bin"}
     assert entries["asset.bin"].size == 256 * 4000 + 4
+
+
+def test_a_second_survey_reads_only_the_folders_that_changed(tmp_path: Path) -> None:
+    """A daemon's next sync does not list 10,000 unchanged skill folders again."""
+    from skillsyncd.snapshot import survey
+
+    repo = tmp_path / "many"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=GIT_ENV)
+    for i in range(40):
+        (repo / f"s{i:02d}" / "refs").mkdir(parents=True)
+        (repo / f"s{i:02d}" / "SKILL.md").write_text(f"---\nname: s{i:02d}\ndescription: d\n---\n")
+        (repo / f"s{i:02d}" / "refs" / "notes.md").write_text(f"notes {i}\n")
+    (repo / "group" / "inner").mkdir(parents=True)
+    (repo / "group" / "inner" / "SKILL.md").write_text("---\ndescription: grouped\n---\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    r = Repo(str(repo))
+    first = survey(r.object_store, r[r.head()].tree.decode())
+    (repo / "s07" / "SKILL.md").write_text("---\nname: s07\ndescription: changed\n---\n")
+    git(repo, "commit", "-qam", "two")
+    r = Repo(str(repo))
+    store = r.object_store
+    reads: list[bytes] = []
+    real = type(store).__getitem__
+
+    class Counting(type(store)):  # type: ignore[misc]
+        def __getitem__(self, sha: bytes) -> object:
+            reads.append(sha)
+            return real(self, sha)
+
+    store.__class__ = Counting
+    second = survey(store, r[r.head()].tree.decode())
+    store.__class__ = Counting.__mro__[1]
+    trees = {sha for sha in reads if r[sha].type_name == b"tree"}
+    assert set(second.skills) == set(first.skills) == {f"s{i:02d}" for i in range(40)} | {"group/inner"}
+    # the root, the group folder (not a skill itself) and the changed skill's two folders
+    assert len(trees) == 4, sorted(t.decode()[:8] for t in trees)
+    assert second.skills["s07"].tree_sha != first.skills["s07"].tree_sha
+    assert second.skills["s08"] == first.skills["s08"]
