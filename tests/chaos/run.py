@@ -206,8 +206,14 @@ def check_after_restart(cfg: Config, origin: Origin, head: str) -> None:
                   or (p.suffix == ".pack" and not p.with_suffix(".idx").exists())]
     assert cfg.publish_dir is not None
     leftovers += [p.name for p in cfg.publish_dir.iterdir() if p.name == TMP_DIR]
+    if rel.store.root.is_dir():  # half-written or half-removed skill versions
+        leftovers += [f"store/{p.name}" for p in rel.store.root.iterdir() if p.name.startswith(".")]
     if leftovers:
         raise TrialFailure(f"leftovers after restart: {leftovers}")
+    for rid in rel.complete():  # every kept release is still a rollback target: no version lost
+        missing = verify_release(rel, rid, only=set())
+        if missing:
+            raise TrialFailure(f"kept release {rid} lost what it serves: {missing[:3]}")
     check_journal(cfg, allow_torn=False)
     manifest = rel.manifest(current)
     if manifest.commit != head:
