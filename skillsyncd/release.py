@@ -253,19 +253,21 @@ def stage_release(
     (what makes a release complete) is written.
     """
     store = releases.store
-    written: list[Written] = []
-    for skill in build:  # two skill folders with the same bytes share one version
-        if not store.has(skill.tree_sha) and all(w.sha != skill.tree_sha for w in written):
-            written.append(store.write(skill, read_blob))
-    for sha, folder in (copies or {}).items():
-        if not store.has(sha) and all(w.sha != sha for w in written):
-            written.append(store.copy_in(sha, folder))
+    stored = store.shas()
+    todo: dict[str, Skill] = {}  # two skill folders with the same bytes share one version
+    for skill in build:
+        if skill.tree_sha not in stored:
+            todo.setdefault(skill.tree_sha, skill)
+    written = store.write_many(list(todo.values()), read_blob)
+    written += [store.copy_in(sha, folder) for sha, folder in (copies or {}).items()
+                if sha not in stored and sha not in todo]
     nfiles = sum(len(w.files) for w in written)
     bulk = nfiles > FSYNC_MAX_FILES
     if written:
         _make_durable(written, bulk, store.root)
         store.place(written)
-    missing = sorted({sha for sha in live.values() if not store.has(sha)})
+    stored |= {w.sha for w in written}
+    missing = sorted({sha for sha in live.values() if sha not in stored})
     if missing:
         raise ReleaseError(f"skill versions missing from the store: {', '.join(missing[:5])}")
 

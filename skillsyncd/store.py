@@ -17,7 +17,9 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,9 @@ from skillsyncd.fsutil import fsync_dir, write_all
 from skillsyncd.model import MODE_EXEC, Skill
 
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+WRITE_WORKERS = 4  # threads creating files during a large write (first sync)
+PARALLEL_MIN_SKILLS = 64  # below this, threads cost more than they save
+IN_FLIGHT_PER_WORKER = 8
 _NEW = ".new-"  # a version being written
 _OLD = ".old-"  # a version being removed
 
@@ -74,6 +79,32 @@ class Store:
     def write(self, skill: Skill, read_blob: Callable[[str], bytes]) -> Written:
         """Write one skill's files from git blobs under a temporary name (no fsync)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        return self._write(skill, [read_blob(e.sha) for e in skill.entries])
+
+    def write_many(self, skills: Sequence[Skill], read_blob: Callable[[str], bytes],
+                   workers: int = WRITE_WORKERS) -> list[Written]:
+        """Write many skills; file writes run in threads while this one reads the pack.
+
+        dulwich reads the pack through one file position, so blobs are read here,
+        in order; creating and writing files releases the GIL, so a first sync of
+        thousands of skills overlaps reading with writing. In-flight skills are
+        bounded, and so is the memory their blobs hold.
+        """
+        if workers <= 1 or len(skills) < PARALLEL_MIN_SKILLS:
+            return [self.write(skill, read_blob) for skill in skills]
+        self.root.mkdir(parents=True, exist_ok=True)
+        done: list[Written] = []
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store-write") as pool:
+            pending: deque[Future[Written]] = deque()
+            for skill in skills:
+                blobs = [read_blob(e.sha) for e in skill.entries]
+                pending.append(pool.submit(self._write, skill, blobs))
+                while len(pending) > workers * IN_FLIGHT_PER_WORKER:
+                    done.append(pending.popleft().result())
+            done.extend(f.result() for f in pending)
+        return done
+
+    def _write(self, skill: Skill, blobs: Sequence[bytes]) -> Written:
         tmp = self.root / f"{_NEW}{skill.tree_sha}"
         if tmp.exists() or tmp.is_symlink():
             _force_remove(tmp)
@@ -82,10 +113,9 @@ class Store:
         made = {str(tmp)}
         files: list[Path] = []
         nbytes = 0
-        for entry in skill.entries:
+        for entry, data in zip(skill.entries, blobs, strict=True):
             dest = os.path.join(tmp, entry.path)
             _makedirs(os.path.dirname(dest), made, dirs)
-            data = read_blob(entry.sha)
             write_new(dest, data, file_mode(entry.mode))
             files.append(Path(dest))
             nbytes += len(data)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from dulwich.objects import Blob, Tree
 
+import skillsyncd.store as store_module
 from skillsyncd.errors import ReleaseError
 from skillsyncd.manifest import Manifest, SkillRecord
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Entry, Skill
@@ -331,3 +332,34 @@ def test_folders_give_each_release_real_skill_folders_linked_from_the_store(rele
     assert os.stat(version / "SKILL.md").st_nlink == 1
     assert os.stat(version / "run.sh").st_nlink == 3  # the store's file, shared by both releases
     assert os.stat(version / "ref/SKILL.md").st_nlink == 3  # only the top-level SKILL.md is copied
+
+
+def test_a_large_first_stage_writes_in_threads_and_a_failing_write_stops_it(
+    releases: Releases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blobs: dict[str, bytes] = {}
+    skills = [make_skill(f"s{i:03d}", {"SKILL.md": f"skill {i}".encode(), "ref/a.md": b"x" * i}, blobs)
+              for i in range(120)]
+    rid = "20260101T000000Z-111111111111"
+    stats = stage(releases, rid, skills, skills, blobs)
+    assert stats.versions_written == 120 and stats.files_written == 240
+    assert verify_release(releases, rid) == []
+
+    more = [make_skill(f"t{i:03d}", {"SKILL.md": f"other {i}".encode()}, blobs) for i in range(100)]
+    real = store_module.write_new
+    calls = {"n": 0}
+
+    def fails_once_past_50(path: str | Path, data: bytes, mode: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 50:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data, mode)
+
+    monkeypatch.setattr(store_module, "write_new", fails_once_past_50)
+    r2 = "20260101T000001Z-222222222222"
+    with pytest.raises(OSError, match="No space left"):
+        stage(releases, r2, skills + more, more, blobs)
+    monkeypatch.undo()
+    assert releases.complete() == [rid] and not any(releases.store.has(s.tree_sha) for s in more)
+    assert all(n.startswith("store/.new-") for n in releases.recover())
+    assert releases.store.shas() == {s.tree_sha for s in skills}
