@@ -46,9 +46,9 @@ _ATOMIC_TMP = re.compile(r"^\.(state|published)\.json\.[a-z0-9_]{8}\.tmp$")
 _CURRENT_TMP = re.compile(r"^\.current\.tmp-\d+$")
 
 
-# Parsed manifests by (path, size, mtime, inode); the live one and the one before it.
+# The last parsed manifest by (path, size, mtime, inode): the live one, read on every poll.
 _MANIFESTS: dict[tuple[str, int, int, int], Manifest] = {}
-_MANIFESTS_KEPT = 2
+_MANIFESTS_KEPT = 1
 _MANIFESTS_LOCK = threading.Lock()
 
 
