@@ -18,7 +18,9 @@ gateway's watcher). Every step must be visible within 1 s of the flip. The
 daemon is not used: its trigger bucket (3 back to back, then one per 5 s)
 would make 100 steps take 8 minutes and measure the bucket. The numbers go to stdout and to
 ``<tmp>/soak-<mode>.json``; docs/benchmarks.md quotes them.
-Rerun: ``.venv/bin/pytest -m e2e -s tests/e2e/test_publish_soak.py``.
+Rerun: ``.venv/bin/pytest -m e2e -s tests/e2e/test_publish_soak.py``
+(``SKILLSYNC_SOAK_STEPS=n`` for fewer steps, ``SKILLSYNC_SOAK_MARKER=0`` to measure
+mirror mode without the marker folder).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from skillsyncd.wiring import build_syncer
 pytestmark = pytest.mark.e2e
 
 STEPS = int(os.environ.get("SKILLSYNC_SOAK_STEPS", "100"))
+MARKER = os.environ.get("SKILLSYNC_SOAK_MARKER", "1") != "0"  # 0: measure mirror mode without it
 BUDGET = 1.0  # seconds from the flip to skills.status showing the commit
 GIVE_UP = 10.0  # keep polling past the budget, so a miss is measured, not just flagged
 KINDS = ("add", "change", "rollback", "remove")
@@ -176,7 +179,7 @@ def test_hundred_syncs_each_visible_within_a_second(
     state = tmp_path / "state"
     flags: dict[str, Any] = {"repo": http_git_server.url_for(repo), "state_dir": str(state)}
     if mode == "mirror":
-        flags.update(publish_mode="mirror", publish_dir=str(published))
+        flags.update(publish_mode="mirror", publish_dir=str(published), publish_marker=MARKER)
     syncer = build_syncer(load_config(flags=flags, env={}))
     flips = FlipClock(syncer)
     under = published if mode == "mirror" else state  # skills.status baseDir prefix
