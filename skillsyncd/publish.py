@@ -44,6 +44,7 @@ OWNERSHIP_FILE = "published.json"
 MARKER_PREFIX = ".skillsyncd-reload-"
 TMP_DIR = ".skillsyncd-tmp"  # inside publish_dir, only when the state dir is on another device
 STATE_TMP_DIR = "publish-tmp"  # inside the state dir: no watcher event at all for staging
+STORE_DIR = "store"  # <state>/store/<content sha>: one immutable copy of each skill version
 SKILL_FILE = "SKILL.md"
 PENDING = "pending"
 
@@ -203,7 +204,7 @@ class Mirror:
         # Grouped skills ('group/skill') live below a group folder: ask for each name.
         present = {n for n in {*wanted, *owned} if os.path.lexists(self.root / n)}
         damaged = {n for n in present if n in wanted and owned.get(n) == wanted[n]
-                   and not _intact(release_dir / n, self.root / n)}
+                   and not _intact(skill_source(release_dir, n), self.root / n)}
         plan = plan_mirror(wanted, owned, present, damaged)
         for name in plan.foreign:
             log.warning("publish_skipped_foreign", skill=name, dir=str(self.root),
@@ -224,7 +225,7 @@ class Mirror:
                 for name in plan.remove:
                     self._remove_skill(name)
                 for name in (*plan.add, *plan.change):
-                    self._copy_skill(release_dir / name, self.root / name, tmp)
+                    self._copy_skill(skill_source(release_dir, name), self.root / name, tmp)
                 final = {n: wanted[n] for n in claimed if n in wanted and not is_watcher_ignored(n)}
                 self._save(final)
                 if self.marker:
@@ -307,6 +308,24 @@ class Mirror:
             if old != marker:
                 shutil.rmtree(old, ignore_errors=True)
         return marker.name
+
+
+def skill_source(release_dir: Path, name: str) -> Path:
+    """The folder holding a release's copy of skill ``name``, read through its link if it has one.
+
+    A release written by 0.1.0 holds real folders; a newer one holds a relative symlink
+    per skill into ``<state>/store/<content sha>`` (no symlinks inside a store version).
+    A link that leads anywhere but a version in that store is refused: publishing copies
+    what it reads into the gateway's folder.
+    """
+    folder = release_dir / name
+    if not folder.is_symlink():
+        return folder
+    store = (release_dir.parent.parent / STORE_DIR).resolve()
+    target = folder.resolve()
+    if target.parent != store or not target.is_dir():
+        raise PublishError(f"{folder} does not lead to a skill version in {store}")
+    return target
 
 
 def _intact(src: Path, dest: Path) -> bool:

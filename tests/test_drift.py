@@ -161,3 +161,36 @@ def test_the_gateways_watcher_sees_the_repaired_state(
     events = w.until(lambda evs: any(e.get("path") == "alpha/SKILL.md" and e.get("content") == good
                                      for e in evs), time.monotonic() + LIVENESS)
     assert any(e.get("content") == good for e in events if e.get("path") == "alpha/SKILL.md"), events
+
+
+def to_store_layout(cfg: Config, release: Path) -> None:
+    """Rewrite a deployed release by hand into the store layout: store/<tree id> + one link per skill."""
+    store = cfg.state_dir / "store"
+    store.mkdir(exist_ok=True)
+    mode = release.stat().st_mode
+    release.chmod(0o755)
+    for folder in sorted(p for p in release.iterdir() if p.is_dir()):
+        version = store / tree_sha_of(folder)
+        folder.chmod(0o755)
+        os.rename(folder, version)
+        os.symlink(f"../../store/{version.name}", folder)
+    release.chmod(mode)
+
+
+def test_drift_is_judged_and_repaired_through_a_link_into_the_store(repo: Any, tmp_path: Path) -> None:
+    repo.write("alpha/SKILL.md", skill_md("alpha", "alpha skill."))
+    repo.write("alpha/scripts/run.sh", "#!/bin/sh\necho hi\n")
+    repo.commit("one")
+    cfg = dataclasses.replace(mirror_cfg(repo, tmp_path), drift="repair")
+    assert build_syncer(cfg).sync().status == "deployed"
+    releases = Releases(cfg.state_dir)
+    release = releases.dir(releases.current() or "")
+    to_store_layout(cfg, release)
+    assert (release / "alpha").is_symlink()
+    watcher = DriftWatcher(cfg)
+    assert not watcher.check(["alpha/SKILL.md"])  # the copy matches the store version
+    md = (cfg.publish_dir or Path()) / "alpha" / "SKILL.md"
+    md.chmod(0o644)
+    md.write_text("edited by hand\n")
+    assert watcher.check(["alpha/SKILL.md"]).damaged == ("alpha",)
+    assert intact(cfg, release, "alpha") and not md.is_symlink() and md.stat().st_nlink == 1

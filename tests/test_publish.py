@@ -567,3 +567,76 @@ def test_publish_dir_inside_skillsyncds_own_state_is_refused(tmp_path: Path, ins
     ok = load_config(flags={"state_dir": str(tmp_path / "s"), "publish_mode": "mirror",
                             "publish_dir": str(tmp_path / "s" / "published")}, env={})
     assert ok.publish_dir == tmp_path / "s" / "published"
+
+
+# --- releases whose skill folders are links into <state>/store ---------------------
+
+
+def make_store_release(state: Path, rid: str, skills: dict[str, Files]) -> tuple[Path, Manifest]:
+    """A release in the store layout: each version once in store/<tree id>, a relative link
+    per skill in the release (a grouped skill's link sits in a real group folder)."""
+    root = state / "releases" / rid
+    root.mkdir(parents=True)
+    records = []
+    for name, files in sorted(skills.items()):
+        scratch = state / "scratch" / name
+        for rel, data in files.items():
+            path = scratch / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            path.chmod(0o555 if rel.endswith(".sh") else 0o444)
+        sha = tree_sha_of(scratch)
+        version = state / "store" / sha
+        if version.exists():
+            shutil.rmtree(scratch)
+        else:
+            version.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(scratch, version)
+        link = root / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(version, link.parent), link)
+        records.append(SkillRecord(name=name, content_sha=sha))
+    return root, Manifest(release=rid, commit="c" * 40, skills=tuple(records))
+
+
+def test_mirror_reads_a_release_of_links_into_the_store(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v1 = {**V1, "team/inner": skill("Grouped one.", ref__g_md=b"grouped\n")}
+    v2 = {**V2, "team/inner": v1["team/inner"]}  # unchanged: the same store version
+    r1, m1 = make_store_release(env["state"], "r1", v1)
+    assert os.readlink(r1 / "alpha") == f"../../store/{m1.live_shas()['alpha']}"
+    assert os.readlink(r1 / "team" / "inner").startswith("../../../store/")
+    first = mirror_of(env).sync(r1, m1)
+    assert first.added == ("alpha", "beta", "gamma", "team/inner")
+    assert snapshot(env["pub"]) == expected_view(v1)
+
+    r2, m2 = make_store_release(env["state"], "r2", v2)
+    second = mirror_of(env).sync(r2, m2)
+    assert (second.added, second.changed, second.removed) == (("delta",), ("beta",), ("gamma",))
+    assert snapshot(env["pub"]) == expected_view(v2)
+    for name, sha in m2.live_shas().items():  # real folders of private, single-link copies
+        folder = env["pub"] / name
+        assert not folder.is_symlink() and folder.is_dir() and tree_sha_of(folder) == sha
+        for path in folder.rglob("*"):
+            assert not path.is_symlink()
+            assert path.is_dir() or path.stat().st_nlink == 1
+    assert verify_published_dirs(env, m2) == []
+    rec = FsRecorder(monkeypatch, env["pub"])
+    again = mirror_of(env).sync(r2, m2)  # intact through the links: nothing to do
+    assert rec.ops == [] and (again.added, again.changed, again.removed) == ((), (), ())
+
+
+def verify_published_dirs(env: dict[str, Path], manifest: Manifest) -> list[str]:
+    return [n for n, sha in manifest.live_shas().items() if tree_sha_of(env["pub"] / n) != sha]
+
+
+def test_a_skill_link_leading_out_of_the_store_is_refused(env: dict[str, Path], tmp_path: Path) -> None:
+    r1, m1 = make_store_release(env["state"], "r1", {"alpha": V1["alpha"]})
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(env["state"] / "store" / m1.live_shas()["alpha"], elsewhere)
+    (r1 / "alpha").unlink()
+    os.symlink(elsewhere, r1 / "alpha")
+    with pytest.raises(PublishError, match="does not lead to a skill version"):
+        mirror_of(env).sync(r1, m1)
+    assert not any(p.name == "alpha" for p in env["pub"].iterdir())

@@ -9,9 +9,9 @@ default), published again, which restores exactly those skills. Folders
 skillsyncd does not own are reported and never touched.
 
 Checks run under the deploy lock, so a sync's own publish has finished (and
-left nothing to find) before its events are judged. In link mode releases are
-read-only and shared between releases by hard links; there drift is only
-reported (``drift = repair`` acts as ``report``).
+left nothing to find) before its events are judged. A release's skill folder may
+be a link into ``<state>/store``; it is compared through that link. Drift is
+watched in mirror mode only: releases themselves are read-only.
 """
 
 from __future__ import annotations
@@ -123,7 +123,15 @@ class DriftWatcher:
 
     def check(self, paths: Iterable[str]) -> Drift:
         """Judge changed paths against the live release; report and repair. Returns what was found."""
-        from skillsyncd.publish import MARKER_PREFIX, OWNERSHIP_FILE, TMP_DIR, Mirror, _intact, load_owned
+        from skillsyncd.publish import (
+            MARKER_PREFIX,
+            OWNERSHIP_FILE,
+            TMP_DIR,
+            Mirror,
+            _intact,
+            load_owned,
+            skill_source,
+        )
         from skillsyncd.sync import DeployLock
 
         root = self.root
@@ -140,7 +148,8 @@ class DriftWatcher:
                 touched, foreign = classify(
                     paths, owned, lambda p: p.startswith((MARKER_PREFIX, TMP_DIR)))
                 release_dir = releases.dir(current)
-                damaged = tuple(sorted(n for n in touched if not _intact(release_dir / n, root / n)))
+                damaged = tuple(sorted(n for n in touched
+                                       if not _intact(skill_source(release_dir, n), root / n)))
                 new_foreign = tuple(sorted(f for f in foreign
                                            if f not in self.reported_foreign and (root / f).exists()))
                 found = Drift(damaged, new_foreign)
