@@ -2,9 +2,10 @@
 
 The user's set-up in small: a repository served over smart HTTP on 127.0.0.1,
 one Syncer (what ``skillsyncd run`` runs on each trigger) and the real gateway
-reading what it publishes (mirror: a real folder in ``extraDirs``; link:
-``<state>/current`` in ``extraDirs`` with ``allowSymlinkTargets`` trusting
-``<state>/store``). Each step is one commit of one kind, in turn:
+reading what it publishes (mirror: a real folder in ``extraDirs``, copied from
+a release of per-skill links into ``<state>/store``; link: ``<state>/current``
+in ``extraDirs``, releases of real skill folders). Each step is one commit of
+one kind, in turn:
 
 - ``add``: a new skill;
 - ``change``: a new description (and supporting file) for an existing skill;
@@ -128,10 +129,8 @@ def published(tmp_path: Path) -> Path:
 def _gateway(openclaw: Install, tmp_path: Path, mode: str, state: Path, published: Path) -> Gateway:
     if mode == "mirror":
         return Gateway(openclaw, tmp_path / "gw", free_port(), [str(published)])
-    # Trusting <state>/store is harmless while releases hold real folders, and needed once
-    # they hold per-skill symlinks into the store.
-    return Gateway(openclaw, tmp_path / "gw", free_port(), [str(state / "current")],
-                   allow_symlink_targets=[str(state / "store")])
+    # Link mode's releases hold real skill folders: no gateway setting beyond extraDirs.
+    return Gateway(openclaw, tmp_path / "gw", free_port(), [str(state / "current")])
 
 
 def _wait_visible(gw: Gateway, under: Path, want: dict[str, str], t0: float) -> float:
