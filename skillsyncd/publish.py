@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import stat
+import threading
 import uuid
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from pathlib import Path
 import structlog
 
 from skillsyncd.config import WATCHER_IGNORED_NAMES, Config
-from skillsyncd.errors import ConfigError, SkillsyncError
+from skillsyncd.errors import ConfigError, ReleaseError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.manifest import EMPTY, Manifest
 from skillsyncd.release import Releases, tree_sha_of
@@ -146,8 +147,22 @@ def unpublish(cfg: Config) -> PublishResult | None:
     return mirror.sync(Releases(cfg.state_dir).root / "none", EMPTY)
 
 
-def verify_published(cfg: Config, release_id: str) -> list[str]:
-    """Post-flip check: the published view holds exactly the release's live skills."""
+def published_check(cfg: Config, release_id: str) -> list[str]:
+    """Post-flip check: :func:`verify_published`, hashing only the skills this release wrote.
+
+    The others were hashed when they were published, and publishing compares each
+    kept skill with its release copy (stat) before trusting it.
+    """
+    try:
+        manifest = Releases(cfg.state_dir).manifest(release_id)
+    except ReleaseError as exc:
+        return [str(exc)]
+    return verify_published(cfg, release_id, only={s.name for s in manifest.live
+                                                   if s.change != "unchanged"})
+
+
+def verify_published(cfg: Config, release_id: str, only: Set[str] | None = None) -> list[str]:
+    """The published view holds exactly the release's live skills (``only``: hash just those)."""
     if cfg.publish_mode != "mirror" or cfg.publish_dir is None:
         target = os.readlink(cfg.current_link) if cfg.current_link.is_symlink() else None
         if target is None or Path(target).name != release_id:
@@ -167,6 +182,8 @@ def verify_published(cfg: Config, release_id: str) -> list[str]:
             problems.append(f"{name}: not published in {cfg.publish_dir}")
         elif not folder.is_dir():
             problems.append(f"{name}: missing from {cfg.publish_dir}")
+        elif only is not None and name not in only:
+            continue
         elif (actual := tree_sha_of(folder)) != sha:
             problems.append(f"{name}: published content {actual[:12]} is not {sha[:12]}")
     for name in sorted(set(owned) - set(live)):
@@ -194,16 +211,21 @@ class Mirror:
         self.ownership = ownership
         self.marker = marker
 
-    def sync(self, release_dir: Path, manifest: Manifest) -> PublishResult:
+    def sync(self, release_dir: Path, manifest: Manifest, recheck: bool = False) -> PublishResult:
+        """Publish ``release_dir``. Kept skills are compared with the release (stat) once
+        per process, or every time with ``recheck`` (drift repair); a restart after a
+        crash or power cut therefore compares them all."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise PublishError(f"cannot publish into {self.root}: {exc}") from exc
         wanted = manifest.live_shas()
         owned = load_owned(self.ownership, self.root)
+        known = {} if recheck else _checked(self.root)
         # Grouped skills ('group/skill') live below a group folder: ask for each name.
         present = {n for n in {*wanted, *owned} if os.path.lexists(self.root / n)}
         damaged = {n for n in present if n in wanted and owned.get(n) == wanted[n]
+                   and known.get(n) != wanted[n]
                    and not _intact(skill_source(release_dir, n), self.root / n)}
         plan = plan_mirror(wanted, owned, present, damaged)
         for name in plan.foreign:
@@ -236,6 +258,8 @@ class Mirror:
                 shutil.rmtree(tmp, ignore_errors=True)
         elif (self.root / TMP_DIR).exists():
             shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)  # a crash's leftovers
+        _remember(self.root, {n: sha for n, sha in wanted.items()
+                              if n not in plan.foreign and n not in plan.ignored})
         return PublishResult(
             mode="mirror", path=str(self.root), release=release_dir.name,
             added=plan.add, changed=plan.change, removed=plan.remove, foreign=plan.foreign,
@@ -326,6 +350,21 @@ def skill_source(release_dir: Path, name: str) -> Path:
     if target.parent != store or not target.is_dir():
         raise PublishError(f"{folder} does not lead to a skill version in {store}")
     return target
+
+
+# Per published folder, the skills this process published or compared: name -> content sha.
+_CHECKED: dict[str, dict[str, str]] = {}
+_CHECKED_LOCK = threading.Lock()
+
+
+def _checked(root: Path) -> dict[str, str]:
+    with _CHECKED_LOCK:
+        return dict(_CHECKED.get(str(root), {}))
+
+
+def _remember(root: Path, skills: Mapping[str, str]) -> None:
+    with _CHECKED_LOCK:
+        _CHECKED[str(root)] = dict(skills)
 
 
 def _intact(src: Path, dest: Path) -> bool:

@@ -12,7 +12,7 @@ from skillsyncd.audit import Journal, open_journal
 from skillsyncd.config import Config
 from skillsyncd.daemon.checks import post_deploy_checks
 from skillsyncd.ownership import require_owner
-from skillsyncd.publish import publish, unpublish, verify_published
+from skillsyncd.publish import publish, published_check, unpublish
 from skillsyncd.release import Releases
 from skillsyncd.sync import Check, Syncer, readback_check
 from skillsyncd.tellers import attach as attach_tellers
@@ -31,7 +31,7 @@ def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = (),
         cfg,
         record=journal.append,
         publish=_publisher,
-        checks=(readback_check, verify_published, *post_deploy_checks(cfg), *extra_checks),
+        checks=(readback_check, published_check, *post_deploy_checks(cfg), *extra_checks),
         journalled=journal.journalled,
         unpublish=unpublish,
     )

@@ -94,6 +94,13 @@ def test_plan_properties(wanted: dict[str, str], owned: dict[str, str], present:
 # --- hand-built releases -----------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _each_publish_as_a_fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests damage the mirror between publishes and expect a restart's full compare;
+    the once-per-process shortcut has its own test (test_kept_skills_are_compared_once_per_process)."""
+    monkeypatch.setattr(publish_mod, "_checked", lambda root: {})
+
+
 def make_release(base: Path, rid: str, skills: dict[str, Files]) -> tuple[Path, Manifest]:
     """A release folder like stage_release makes one: read-only files, a manifest of tree ids."""
     root = base / "releases" / rid
@@ -640,3 +647,36 @@ def test_a_skill_link_leading_out_of_the_store_is_refused(env: dict[str, Path], 
     with pytest.raises(PublishError, match="does not lead to a skill version"):
         mirror_of(env).sync(r1, m1)
     assert not any(p.name == "alpha" for p in env["pub"].iterdir())
+
+
+def test_kept_skills_are_compared_once_per_process(
+    env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deploy of one skill among thousands does not stat every kept skill again: this
+    process published them. A restart (power cut) and drift repair compare them all."""
+    monkeypatch.undo()  # the real once-per-process memory, not the fixture's
+    publish_mod._CHECKED.clear()
+    r1, m1 = make_release(env["base"], "r1", V1)
+    r2, m2 = make_release(env["base"], "r2", V2)
+    mirror_of(env).sync(r1, m1)
+    compared: list[str] = []
+    real = publish_mod._intact
+
+    def counting(src: Path, dest: Path) -> bool:
+        compared.append(dest.name)
+        return real(src, dest)
+
+    monkeypatch.setattr(publish_mod, "_intact", counting)
+    mirror_of(env).sync(r2, m2)
+    assert compared == []  # every kept skill was published by this process
+    target = env["pub"] / "alpha" / "SKILL.md"
+    os.chmod(target, 0o644)
+    target.write_bytes(b"edited by hand")
+    assert mirror_of(env).sync(r2, m2).changed == ()  # trusted within the process...
+    out = mirror_of(env).sync(r2, m2, recheck=True)  # ...until drift repair asks
+    assert out.changed == ("alpha",) and "alpha" in compared
+    assert tree_sha_of(env["pub"] / "alpha") == m2.live_shas()["alpha"]
+    publish_mod._CHECKED.clear()  # a new process: everything is compared
+    compared.clear()
+    mirror_of(env).sync(r2, m2)
+    assert sorted(compared) == sorted(n for n in m2.live_shas() if (env["pub"] / n).is_dir())

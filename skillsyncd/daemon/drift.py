@@ -165,7 +165,7 @@ class DriftWatcher:
                 if damaged and self.cfg.drift == "repair":
                     start = time.monotonic()
                     mirror = Mirror(root, self.cfg.state_dir / OWNERSHIP_FILE, self.cfg.publish_marker)
-                    result = mirror.sync(release_dir, releases.manifest(current))
+                    result = mirror.sync(release_dir, releases.manifest(current), recheck=True)
                     log.info("drift_repaired", skills=list(damaged), release=current,
                              changed=list(result.changed), added=list(result.added),
                              duration=round(time.monotonic() - start, 3))
