@@ -200,10 +200,13 @@ class Mirror:
     Crash safety comes from three facts: every file lands by rename(2) of a complete
     staged copy; ``published.json`` (written durably) claims a name (PENDING)
     before its first byte lands and forgets it only after its folder is gone; and
-    every run compares each kept skill with the release (stat, not read). A re-run
-    therefore redoes any half-done skill, including one a power cut left behind
-    after its name was recorded as done, so the mirror itself needs no fsync: the
-    release is the durable copy.
+    the first publish of a process (and every drift repair, and every publish after
+    one that failed part-way) compares each kept skill with the release (stat, not
+    read). A restart therefore redoes any half-done skill, including one a power cut
+    left behind after its name was recorded as done, so the mirror itself needs no
+    fsync: the release is the durable copy. Later publishes of the same process trust
+    the skills it published itself, so one changed skill does not cost a stat of
+    every file of every kept skill.
     """
 
     def __init__(self, root: Path, ownership: Path, marker: bool = True) -> None:
@@ -237,6 +240,7 @@ class Mirror:
                              "rename the skill folder in the repository")
         marker = None
         if plan.touches:
+            _remember(self.root, {})  # a publish that fails part-way leaves a full compare next
             tmp = self._tmp_dir()
             try:
                 # One claim for every name about to be written or removed, before the first
