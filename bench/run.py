@@ -906,7 +906,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         default=DEFAULT_SIZES, help="comma-separated skill counts")
     parser.add_argument("--runs", type=int, default=3, help="first-sync runs (no-change polls: at least 3)")
     parser.add_argument("--change-runs", type=int, default=4, help="runs of each change scenario")
-    parser.add_argument("--churn", type=int, default=25, help="extra one-skill deploys (mirror pack growth)")
+    parser.add_argument("--churn", type=int, default=10, help="extra one-skill deploys (mirror pack growth)")
     parser.add_argument("--idle-window", type=float, default=10.0, help="seconds of idle CPU sampling")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile'd first sync")
     parser.add_argument("--label", help="names the code measured (e.g. '0.2.0-dev before the store')")
