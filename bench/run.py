@@ -1,26 +1,34 @@
 """Benchmarks: skillsyncd against git's own CLI on the same machine, in the same run.
 
-Repositories of generated skills are served over smart HTTP on 127.0.0.1 (the
-test peer in tests/gitserver.py, ``git http-backend`` behind a Python server).
-Every skillsyncd figure comes from a real process: ``skillsyncd --once`` for
-first syncs, ``skillsyncd run`` (the daemon, poked with SIGHUP) for polls,
-changes, CPU and RSS. The baselines are plain ``git`` commands doing the same
-job the way kubernetes/git-sync does it.
+Generated repositories of skills are served over ``git://`` (``git daemon``, the
+test peer in tests/gitserver.py) on 127.0.0.1. Every skillsyncd figure comes
+from a real process: ``skillsyncd --once`` for first syncs, ``skillsyncd run``
+(the daemon, poked with SIGHUP or a signed webhook push) for polls, changes,
+CPU, RSS and disk; a second daemon in mirror mode for the published folder.
+The baselines are plain ``git`` commands doing the same job.
 
-    .venv/bin/python bench/run.py --out bench/results.json
-    .venv/bin/python bench/run.py --sizes 100 --runs 1      # a quick look
+What is observed is the on-disk contract, not the release layout: the
+``current`` link naming the new commit, the published folder's bytes, ``du`` of
+the state dir minus the mirror. So the harness measures a new layout unchanged.
+
+    .venv/bin/python bench/run.py --out bench/results.json --readme   # make bench
+    .venv/bin/python bench/run.py --quick                              # a look in ~30 s
+    .venv/bin/python bench/run.py --readme                             # README from results.json only
 
 Benchmarks are not tests: nothing here fails on a slow figure. The targets of
-issue 5 are evaluated and printed, met or not.
+the release-store issue are evaluated (bench/report.py) and printed, met or not.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import platform
+import pstats
 import random
 import shutil
 import signal
@@ -29,27 +37,35 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(BENCH))
 
-from gitserver import GitRoot, HttpGitServer, RepoBuilder, free_port, git_env, run_git  # noqa: E402
+import report  # noqa: E402
+from gitserver import GitDaemonServer, GitRoot, RepoBuilder, free_port, git_env, run_git  # noqa: E402
 
 PYTHON = Path(sys.executable)
 SKILLSYNCD = [str(PYTHON), "-m", "skillsyncd"]
 DEFAULT_SIZES = (100, 1_000, 10_000)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = 4096
+MB = report.MB
+README = ROOT / "README.md"
+DOCS = ROOT / "docs" / "benchmarks.md"
+RESULTS = BENCH / "results.json"
+FIVE = 5  # deploys after the first before the disk is measured again (keep_releases is 5)
 
 # Token bucket of event triggers (skillsyncd.daemon.schedule.Timing): SIGHUPs beyond
 # the burst are deferred, so the bench waits for a token before it starts a clock.
 from skillsyncd.daemon.schedule import Timing  # noqa: E402
-from skillsyncd.validation import secrets as secret_scan  # noqa: E402
 
 _TIMING = Timing(interval=60.0, jitter=0.1, backoff_max=600.0)
 
@@ -140,14 +156,21 @@ def generate_repo(path: Path, n: int, seed: int = 5) -> RepoBuilder:
     return repo
 
 
-def change_skills(repo: RepoBuilder, indices: Sequence[int], revision: int) -> str:
-    """Rewrite the SKILL.md of the given skills (new body and version); one commit."""
+def change_skills(repo: RepoBuilder, indices: Sequence[int], revision: int) -> tuple[str, dict[str, bytes]]:
+    """Rewrite the SKILL.md of the given skills (new body and version); one commit.
+
+    Returns the commit and each changed skill's new SKILL.md, which the published
+    folder must end up holding in mirror mode.
+    """
     rng = random.Random(1_000_003 * revision + len(indices))
+    wanted: dict[str, bytes] = {}
     for i in indices:
         name = skill_name(i)
-        (repo.path / name / "SKILL.md").write_text(skill_md(name, rng, revision))
+        text = skill_md(name, rng, revision)
+        (repo.path / name / "SKILL.md").write_text(text)
+        wanted[name] = text.encode()
     run_git("add", "-A", cwd=repo.path, timeout=600)
-    return repo.commit(f"change {len(indices)} skills (revision {revision})")
+    return repo.commit(f"change {len(indices)} skills (revision {revision})"), wanted
 
 
 # --------------------------------------------------------------------------- processes
@@ -201,22 +224,28 @@ def _check(done: Finished, what: str, log: Path | None = None) -> None:
         raise RuntimeError(f"{what} exited {done.returncode}\n{tail}")
 
 
-def skillsyncd_env(url: str, state: Path, bind: str | None = None) -> dict[str, str]:
+def skillsyncd_env(url: str, state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SKILLSYNC_", "GITHUB_", "NEO4J_", "POLLING_", "MAX_SKILL"))}
     env.update(SKILLSYNC_REPO=url, SKILLSYNC_STATE_DIR=str(state), SKILLSYNC_REF="main",
-               SKILLSYNC_HTTP_BIND=bind or f"127.0.0.1:{free_port()}", PYTHONDONTWRITEBYTECODE="1")
+               SKILLSYNC_HTTP_BIND=f"127.0.0.1:{free_port()}", PYTHONDONTWRITEBYTECODE="1")
+    env.update(extra)
     return env
 
 
 class Daemon:
-    """A real ``skillsyncd run`` process; its JSON log lines are read back from a file."""
+    """A real ``skillsyncd run`` process; its JSON log lines are read back from a file.
 
-    def __init__(self, url: str, state: Path, log: Path, interval: float = 60.0) -> None:
+    It answers signed webhook pushes (a fresh secret per daemon, never logged).
+    """
+
+    def __init__(self, url: str, state: Path, log: Path, **extra: str) -> None:
         self.log_path = log
-        env = skillsyncd_env(url, state)
+        self.secret = uuid.uuid4().hex
+        env = skillsyncd_env(url, state, GITHUB_WEBHOOK_SECRET=self.secret, **extra)
+        self.http = env["SKILLSYNC_HTTP_BIND"]
         self._fh = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*SKILLSYNCD, "run", "--interval", str(interval)], env=env,
+        self.proc = subprocess.Popen([*SKILLSYNCD, "run", "--interval", "60"], env=env,
                                      stdout=self._fh, stderr=self._fh, start_new_session=True)
         self.pid = self.proc.pid
         self.state = state
@@ -244,7 +273,7 @@ class Daemon:
         self.lines()
         self._cursor = len(self.history)
 
-    def wait_event(self, event: str, timeout: float = 600.0, **match: Any) -> dict[str, Any]:
+    def wait_event(self, event: str, timeout: float = 900.0, **match: Any) -> dict[str, Any]:
         """The next event named ``event`` (with ``match`` fields) after the last one returned."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -254,11 +283,14 @@ class Daemon:
                 self._cursor += 1
                 if ev.get("event") == event and all(ev.get(k) == v for k, v in match.items()):
                     return ev
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}:\n"
-                                   + self.log_path.read_text(errors="replace")[-3000:])
+            self.alive()
             time.sleep(0.005)
         raise TimeoutError(f"no {event} {match} from the daemon after {timeout}s")
+
+    def alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"daemon exited {self.proc.returncode}:\n"
+                               + self.log_path.read_text(errors="replace")[-3000:])
 
     def wait_for_token(self) -> None:
         """Sleep until the daemon's trigger bucket holds a token (mirrors Scheduler._refill)."""
@@ -270,9 +302,24 @@ class Daemon:
             time.sleep((1.05 - self._tokens) * _TIMING.trigger_refill)
             self._tokens, self._tokens_at = 1.05, time.monotonic()
 
-    def trigger(self) -> None:
+    def sighup(self) -> None:
         self._tokens -= 1.0
         os.kill(self.pid, signal.SIGHUP)
+
+    def push(self, commit: str) -> None:
+        """A signed GitHub push of ``commit`` to main, as GitHub sends it (a new head skips the bucket)."""
+        body = json.dumps({"ref": "refs/heads/main", "after": commit, "before": "0" * 40,
+                           "repository": {"full_name": "bench/skills"}}).encode()
+        sig = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(f"http://{self.http}/webhook/github", data=body, method="POST", headers={
+            "Content-Type": "application/json", "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": sig})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            if resp.status != 202:
+                raise RuntimeError(f"webhook answered {resp.status}")
+
+    def rss(self) -> dict[str, int]:
+        return proc_status(self.pid)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -286,22 +333,49 @@ class Daemon:
 
 
 def current_commit(state: Path) -> str | None:
-    """The 12-hex commit the live release names (from ``readlink current`` alone)."""
+    """The 12-hex commit the live release names (``readlink current`` alone, per the contract)."""
     try:
         return os.readlink(state / "current").rsplit("-", 1)[-1]
     except OSError:
         return None
 
 
-def wait_visible(state: Path, commit: str, timeout: float = 600.0) -> float:
-    """Block until ``current`` names ``commit``; returns the monotonic time it was seen."""
+def published(publish_dir: Path, wanted: dict[str, bytes]) -> bool:
+    """Whether every changed skill's SKILL.md in the published folder has its new bytes."""
+    for name, data in wanted.items():
+        try:
+            if (publish_dir / name / "SKILL.md").read_bytes() != data:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Seen:
+    """When (perf_counter) a change was observed: ``current`` naming it, the published folder holding it."""
+
+    current: float
+    published: float | None
+
+
+def watch(state: Path, commit: str, publish_dir: Path | None = None,
+          wanted: dict[str, bytes] | None = None, timeout: float = 900.0) -> Seen:
+    """Poll (1 ms) until ``current`` names ``commit`` and, if given, the published folder has ``wanted``."""
     deadline = time.monotonic() + timeout
     want = commit[:12]
+    at_current: float | None = None
+    at_published: float | None = None
     while time.monotonic() < deadline:
-        if current_commit(state) == want:
-            return time.perf_counter()
+        now = time.perf_counter()
+        if at_current is None and current_commit(state) == want:
+            at_current = now
+        if publish_dir is not None and wanted and at_published is None and published(publish_dir, wanted):
+            at_published = now
+        if at_current is not None and (publish_dir is None or at_published is not None):
+            return Seen(at_current, at_published)
         time.sleep(0.001)
-    raise TimeoutError(f"current did not reach {want} within {timeout}s")
+    raise TimeoutError(f"{want} not live{' and published' if publish_dir else ''} within {timeout}s")
 
 
 # --------------------------------------------------------------------------- git baselines
@@ -316,19 +390,18 @@ def flip(link: Path, target: str) -> None:
 
 
 def git_first_sync(url: str, work: Path) -> float:
-    """Baseline 2: shallow single-branch clone with checkout into a fresh folder, then flip."""
+    """Baseline: shallow single-branch clone with checkout into a fresh folder, then flip."""
     shutil.rmtree(work, ignore_errors=True)
     (work / "releases").mkdir(parents=True)
-    env = git_env()
     start = time.perf_counter()
     subprocess.run(["git", "clone", "-q", "--depth", "1", "--single-branch", "--branch", "main",
-                    url, str(work / "releases" / "r1")], env=env, check=True, capture_output=True)
+                    url, str(work / "releases" / "r1")], env=git_env(), check=True, capture_output=True)
     flip(work / "current", "releases/r1")
     return time.perf_counter() - start
 
 
 class GitSyncBaseline:
-    """Baseline 3/4, what kubernetes/git-sync does on each change: ``fetch --depth 1``,
+    """Baseline, what kubernetes/git-sync does on each change: ``fetch --depth 1``,
     ``worktree add`` of the fetched commit, flip the link."""
 
     def __init__(self, url: str, work: Path) -> None:
@@ -384,36 +457,61 @@ def disk_blocks(paths: Sequence[Path]) -> int:
     return total
 
 
-def release_disk(state: Path) -> dict[str, Any]:
-    """Disk of the retained releases (folders and manifests) against the live one alone."""
-    root = state / "releases"
-    ids = sorted(p.name for p in root.iterdir() if p.is_dir())
-    live = os.readlink(state / "current").rsplit("/", 1)[-1]
-
-    def parts(rid: str) -> list[Path]:
-        return [root / rid, root / f"{rid}.json"]
-
-    one = disk_blocks(parts(live))
-    everything = disk_blocks([p for rid in ids for p in parts(rid)])
-    one_files = disk_blocks([root / live])
-    all_files = disk_blocks([root / rid for rid in ids])
-    return {
-        "releases": len(ids),
-        "one_bytes": one,
-        "all_bytes": everything,
-        "ratio": round(everything / one, 3) if one else None,
-        "tree_only_ratio": round(all_files / one_files, 3) if one_files else None,
-        "manifest_bytes": (root / f"{live}.json").stat().st_size,
-        "mirror_bytes": disk_blocks([state / "mirror.git"]),
-    }
+def state_disk(state: Path) -> dict[str, int]:
+    """Disk of the state dir without the fetch mirror (releases, store, manifests, journal),
+    each inode once: whatever the release layout, this is what the releases cost."""
+    parts = [p for p in state.iterdir() if p.name != "mirror.git"]
+    return {"state_bytes": disk_blocks(parts),
+            "releases_store_bytes": disk_blocks([state / "releases", state / "store"]),
+            "releases": sum(1 for p in (state / "releases").iterdir() if p.is_dir() and not p.is_symlink())}
 
 
-def mirror_packs(state: Path) -> list[str]:
+def mirror_packs(state: Path) -> list[Path]:
     pack = state / "mirror.git" / "objects" / "pack"
-    return sorted(p.name for p in pack.glob("*.pack")) if pack.is_dir() else []
+    return sorted(pack.glob("*.pack")) if pack.is_dir() else []
+
+
+def mirror_size(state: Path) -> tuple[int, int]:
+    """Pack count and bytes (packs and their indexes) of the fetch mirror."""
+    packs = mirror_packs(state)
+    size = sum(p.stat().st_size + p.with_suffix(".idx").stat().st_size for p in packs
+               if p.with_suffix(".idx").exists())
+    return len(packs), size
+
+
+def objects_in(state: Path, before: Sequence[Path]) -> int:
+    """Objects in mirror packs that were not there before (0 for a poll that fetched nothing)."""
+    total = 0
+    for pack in sorted(set(mirror_packs(state)) - set(before)):
+        with pack.with_suffix(".idx").open("rb") as idx:
+            out = subprocess.run(["git", "show-index"], stdin=idx, capture_output=True, check=True)
+        total += out.stdout.count(b"\n")
+    return total
+
+
+def ls_remote(url: str) -> float:
+    """Wall time of ``git ls-remote`` of the one branch, as a process (what a shell poller pays)."""
+    start = time.perf_counter()
+    run_git("ls-remote", url, "refs/heads/main")
+    return time.perf_counter() - start
 
 
 # --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Change:
+    """Edits the repository one commit at a time (a skill picked at random each time)."""
+
+    repo: RepoBuilder
+    size: int
+    rng: random.Random = field(default_factory=lambda: random.Random(11))
+    revision: int = 1
+
+    def next(self, count: int = 1) -> tuple[str, dict[str, bytes]]:
+        picks = sorted(self.rng.sample(range(self.size), count))
+        self.revision += 1
+        return change_skills(self.repo, picks, self.revision)
 
 
 @dataclass
@@ -421,8 +519,10 @@ class Bench:
     size: int
     runs: int
     change_runs: int
+    churn: int
     idle_window: float
     workdir: Path
+    profile: Path | None
     say: Callable[[str], None]
 
     def run(self) -> dict[str, Any]:
@@ -431,183 +531,272 @@ class Bench:
         t0 = time.perf_counter()
         repo = generate_repo(self.workdir / "src" / f"skills-{n}", n)
         gen = time.perf_counter() - t0
-        files = int(run_git("ls-files", cwd=repo.path).count("\n"))
-        server = HttpGitServer(git_root)
+        files = run_git("ls-files", cwd=repo.path).count("\n")
+        server = GitDaemonServer(git_root)
         try:
             url = server.url_for(repo)
             self.say(f"[{n}] repository: {files} files, generated in {gen:.1f}s; serving {url}")
             result: dict[str, Any] = {"skills": n, "files": files,
                                       "repo_bytes": disk_blocks([repo.git_dir / "objects"])}
-            result["first_sync"] = self.first_sync(url, server)
-            daemon_part = self.with_daemon(url, repo, server)
-            result.update(daemon_part)
+            result["first_sync"] = self.first_sync(url)
+            change = Change(repo, n)
+            result.update(self.link_daemon(url, change))
+            result["mirror_one_changed"] = self.mirror_daemon(url, change)
         finally:
             server.close()
         return result
 
-    # -- 2. first sync
+    # -- first sync: --once against git clone, then one profiled run
 
-    def first_sync(self, url: str, server: HttpGitServer) -> dict[str, Any]:
-        ours, peaks, cpus, git, nbytes = [], [], [], [], []
+    def first_sync(self, url: str) -> dict[str, Any]:
+        ours, peaks, cpus, git = [], [], [], []
         for r in range(self.runs):
             state = self.workdir / f"once-{r}"
             log = self.workdir / f"once-{r}.log"
-            server.requests.clear()
             done = run_timed([*SKILLSYNCD, "--once"], skillsyncd_env(url, state), log=log)
             _check(done, "skillsyncd --once", log)
             if current_commit(state) is None:
                 raise RuntimeError("skillsyncd --once exited 0 without a live release")
             ours.append(done.wall)
-            nbytes.append(server.bytes_sent())
             peaks.append(done.maxrss)
             cpus.append(done.cpu)
             git.append(git_first_sync(url, self.workdir / f"git-first-{r}"))
             shutil.rmtree(self.workdir / f"git-first-{r}", ignore_errors=True)
-            if r:
-                _force_rmtree(state)
+            _force_rmtree(state)
         self.say(f"[{self.size}] first sync: skillsyncd {statistics.median(ours):.2f}s "
                  f"git {statistics.median(git):.2f}s")
-        return {"skillsyncd_s": summary(ours), "git_s": summary(git),
-                "ratio": round(statistics.median(ours) / statistics.median(git), 3),
-                "once_peak_rss_bytes": summary(peaks, 0), "once_cpu_s": summary(cpus),
-                "bytes_from_server": summary(nbytes, 0)}
+        out = {"skillsyncd_s": summary(ours), "git_s": summary(git),
+               "ratio": round(statistics.median(ours) / statistics.median(git), 3),
+               "once_peak_rss_bytes": summary(peaks, 0), "once_cpu_s": summary(cpus)}
+        if self.profile is not None:
+            out["profile"] = self.profile_first_sync(url)
+        return out
 
-    # -- 1, 3, 4, 5 with one long-lived daemon
+    def profile_first_sync(self, url: str) -> dict[str, Any]:
+        """One more ``--once`` under cProfile (inflates pure-Python parts; the shares are what count)."""
+        assert self.profile is not None
+        self.profile.mkdir(parents=True, exist_ok=True)
+        prof = self.profile / f"first-sync-{self.size}.prof"
+        state = self.workdir / "once-profiled"
+        log = self.workdir / "once-profiled.log"
+        done = run_timed([str(PYTHON), "-m", "cProfile", "-o", str(prof), "-m", "skillsyncd", "--once"],
+                         skillsyncd_env(url, state), log=log)
+        _check(done, "skillsyncd --once under cProfile", log)
+        _force_rmtree(state)
+        phases = profile_phases(prof)
+        (self.profile / f"first-sync-{self.size}.txt").write_text(profile_text(prof, phases))
+        self.say(f"[{self.size}] profile: {phases}")
+        return {"file": str(prof.relative_to(ROOT)) if prof.is_relative_to(ROOT) else str(prof),
+                "wall_s": round(done.wall, 3), "phases_s": phases}
 
-    def with_daemon(self, url: str, repo: RepoBuilder, server: HttpGitServer) -> dict[str, Any]:
+    # -- one long-lived daemon in link mode: polls, changes, disk, packs, RSS
+
+    def link_daemon(self, url: str, change: Change) -> dict[str, Any]:
         state = self.workdir / "daemon-state"
-        out: dict[str, Any] = {}
         daemon = Daemon(url, state, self.workdir / "daemon.log")
+        track = Tracker(state)
+        out: dict[str, Any] = {}
         try:
             start = time.perf_counter()
             daemon.wait_event("sync_finished", status="deployed")
-            startup_sync = time.perf_counter() - start
-            first_hwm = proc_status(daemon.pid)["VmHWM"]
+            startup = time.perf_counter() - start
+            peak = daemon.rss()["VmHWM"]
             daemon.wait_event("next_sync")
-            time.sleep(2.0)  # let the event loop settle after the first sync
-            idle_rss = proc_status(daemon.pid)["VmRSS"]
-
-            # Idle CPU between polls: a window with no sync at all.
+            idle = settled_rss(daemon)
+            track.first()
             cpu0, w0 = proc_cpu(daemon.pid), time.perf_counter()
-            time.sleep(self.idle_window)
+            time.sleep(self.idle_window)  # a window with no sync: what the idle loop costs
             idle_rate = (proc_cpu(daemon.pid) - cpu0) / (time.perf_counter() - w0)
-
-            out["no_change_poll"] = self.no_change(daemon, server, url, state, idle_rate)
-            out["rss"] = {"startup_first_sync_s": round(startup_sync, 3),
-                          "peak_first_sync_bytes": first_hwm, "idle_bytes": idle_rss}
-
-            baseline = GitSyncBaseline(url, self.workdir / "git-sync")
-            rng = random.Random(11)
-            revision = 1
-            for label, count in (("one_changed", 1), ("one_percent_changed", max(1, self.size // 100))):
-                visible, total, git, fetched, git_bytes = [], [], [], [], []
-                for _ in range(self.change_runs):
-                    daemon.wait_for_token()
-                    daemon.skip()
-                    picks = sorted(rng.sample(range(self.size), count))
-                    commit = change_skills(repo, picks, revision)
-                    revision += 1
-                    server.requests.clear()
-                    t_commit = time.perf_counter()
-                    daemon.trigger()
-                    visible.append(wait_visible(state, commit) - t_commit)
-                    ev = daemon.wait_event("sync_finished", status="deployed")
-                    total.append(float(ev["duration"]))
-                    fetched.append(server.bytes_sent())
-                    server.requests.clear()
-                    git.append(baseline.sync(commit))
-                    git_bytes.append(server.bytes_sent())
-                shutil.rmtree(self.workdir / "git-sync", ignore_errors=True)
-                baseline = GitSyncBaseline(url, self.workdir / "git-sync")
-                out[label] = {
-                    "skills_changed": count,
-                    "visible_s": summary(visible),
-                    "sync_total_s": summary(total),
-                    "git_s": summary(git),
-                    "ratio": round(statistics.median(visible) / statistics.median(git), 3),
-                    "bytes_from_server": summary(fetched, 0),
-                    "git_bytes_from_server": summary(git_bytes, 0),
-                }
-                self.say(f"[{self.size}] {label}: visible {statistics.median(visible):.3f}s "
-                         f"(sync {statistics.median(total):.3f}s) git {statistics.median(git):.3f}s")
-            out["rss"]["peak_bytes"] = proc_status(daemon.pid)["VmHWM"]
-            out["rss"]["after_changes_bytes"] = proc_status(daemon.pid)["VmRSS"]
-            out["disk"] = release_disk(state)
+            out["no_change_poll"] = self.no_change(daemon, url, state, idle_rate)
+            out["one_changed_sighup"] = self.changes(daemon, change, "sighup", 1, track, url)
+            out["one_changed_webhook"] = self.changes(daemon, change, "webhook", 1, track)
+            one_percent = max(1, self.size // 100)
+            out["one_percent_changed"] = self.changes(daemon, change, "webhook", one_percent, track)
+            for _ in range(max(self.churn, FIVE - track.deploys)):
+                self.deploy(daemon, change, "webhook", 1, track)
+            out["rss"] = {"startup_first_sync_s": round(startup, 3), "peak_first_sync_bytes": peak,
+                          "idle_bytes": idle, "idle_end_bytes": settled_rss(daemon),
+                          "peak_end_bytes": daemon.rss()["VmHWM"]}
+            out["disk"] = track.disk()
+            out["mirror_packs"] = track.packs()
+            self.say(f"[{self.size}] rss {out['rss']}, disk {out['disk']}, packs {out['mirror_packs']}")
         finally:
             daemon.stop()
+            _force_rmtree(state)
         return out
 
-    def no_change(self, daemon: Daemon, server: HttpGitServer, url: str, state: Path,
-                  idle_rate: float) -> dict[str, Any]:
-        """Probes with nothing new: server-side bytes and requests, objects, CPU per poll."""
-        polls = max(1, self.runs)
-        durations, requests, nbytes, cpu = [], [], [], []
+    def no_change(self, daemon: Daemon, url: str, state: Path, idle_rate: float) -> dict[str, Any]:
+        """SIGHUPs with nothing new, each followed by a ``git ls-remote`` of the same ref."""
+        durations, cpu, git = [], [], []
         packs_before = mirror_packs(state)
         mark = len(daemon.history)
-        for _ in range(polls):
+        for _ in range(max(3, self.runs)):
             daemon.wait_for_token()
             daemon.skip()
-            server.requests.clear()
             c0 = proc_cpu(daemon.pid)
-            daemon.trigger()
+            daemon.sighup()
             ev = daemon.wait_event("sync_finished")
             if ev.get("status") != "no_change":
                 raise RuntimeError(f"expected a no-change poll, got {ev}")
             daemon.wait_event("next_sync")
             cpu.append(proc_cpu(daemon.pid) - c0)
             durations.append(float(ev["duration"]))
-            reqs = list(server.requests)
-            requests.append(reqs)
-            if os.environ.get("BENCH_DEBUG"):
-                say_reqs = [str(r) for r in reqs]
-                print(say_reqs, ev, file=sys.stderr)
-            nbytes.append(sum(r.nbytes for r in reqs))
-        packs_after = mirror_packs(state)
+            git.append(ls_remote(url))
         fetches = sum(1 for ev in daemon.history[mark:] if ev.get("event") == "fetched")
-        git_ls = ls_remote_baseline(server, url)
         per_poll_cpu = sum(cpu) / len(cpu)  # /proc counts in 10 ms ticks: average, not median
-        shape = [_shape(r) for r in requests[-1]]
         cpu_hour = idle_rate * 3600 + per_poll_cpu * 3600 / _TIMING.interval
+        ratio = statistics.median(durations) / statistics.median(git)
         self.say(f"[{self.size}] no-change poll: {statistics.median(durations) * 1000:.1f} ms, "
-                 f"{statistics.median(nbytes):.0f} B, requests {shape}, CPU {cpu_hour:.1f} s/h")
-        return {
-            "duration_s": summary(durations),
-            "response_bytes": summary(nbytes, 0),
-            "requests_per_probe": shape,
-            "ref_round_trips": max(len(r) for r in requests),
-            "fetch_requests": fetches,
-            "git_ls_remote": git_ls,
-            "objects_fetched": 0 if packs_after == packs_before else _objects_in(state, packs_before),
-            "cpu_per_poll_s": summary(cpu),
-            "idle_cpu_s_per_s": round(idle_rate, 6),
-            "cpu_s_per_hour_at_60s": round(cpu_hour, 2),
-        }
+                 f"ls-remote {statistics.median(git) * 1000:.1f} ms ({ratio:.2f}x), CPU {cpu_hour:.1f} s/h")
+        return {"duration_s": summary(durations), "git_ls_remote_s": summary(git), "ratio": round(ratio, 3),
+                "fetches": fetches, "objects_fetched": objects_in(state, packs_before),
+                "cpu_per_poll_s": summary(cpu), "idle_cpu_s_per_s": round(idle_rate, 6),
+                "cpu_s_per_hour_at_60s": round(cpu_hour, 2)}
+
+    def changes(self, daemon: Daemon, change: Change, how: str, count: int, track: Tracker,
+                git_url: str | None = None) -> dict[str, Any]:
+        """``change_runs`` commits of ``count`` skills, each triggered by ``how``; git-sync's way too."""
+        to_current, total, git = [], [], []
+        baseline = GitSyncBaseline(git_url, self.workdir / "git-sync") if git_url else None
+        for _ in range(self.change_runs):
+            seen, ev, commit = self.deploy(daemon, change, how, count, track)
+            to_current.append(seen)
+            total.append(float(ev["duration"]))
+            if baseline is not None:
+                git.append(baseline.sync(commit))
+        shutil.rmtree(self.workdir / "git-sync", ignore_errors=True)
+        self.say(f"[{self.size}] {count} changed via {how}: current moved after "
+                 f"{statistics.median(to_current):.3f}s"
+                 + (f", git {statistics.median(git):.3f}s" if git else ""))
+        return {"skills_changed": count, "trigger": how, "to_current_s": summary(to_current),
+                "sync_total_s": summary(total), "git_s": summary(git)}
+
+    def deploy(self, daemon: Daemon, change: Change, how: str, count: int,
+               track: Tracker) -> tuple[float, dict[str, Any], str]:
+        """One commit, one trigger; seconds from the trigger to ``current`` naming the commit."""
+        if how == "sighup":
+            daemon.wait_for_token()
+        daemon.skip()
+        commit, _ = change.next(count)
+        start = time.perf_counter()
+        daemon.sighup() if how == "sighup" else daemon.push(commit)
+        seen = watch(daemon.state, commit)
+        ev = daemon.wait_event("sync_finished", status="deployed")
+        track.deployed()
+        return seen.current - start, ev, commit
+
+    # -- a second daemon in mirror mode: how soon the published folder follows `current`
+
+    def mirror_daemon(self, url: str, change: Change) -> dict[str, Any]:
+        state = self.workdir / "mirror-state"
+        publish = self.workdir / "published"
+        publish.mkdir()
+        daemon = Daemon(url, state, self.workdir / "mirror-daemon.log",
+                        SKILLSYNC_PUBLISH_MODE="mirror", SKILLSYNC_PUBLISH_DIR=str(publish))
+        to_current, to_published, lag = [], [], []
+        try:
+            daemon.wait_event("sync_finished", status="deployed")
+            daemon.wait_event("next_sync")
+            for _ in range(self.change_runs):
+                daemon.skip()
+                commit, wanted = change.next(1)
+                start = time.perf_counter()
+                daemon.push(commit)
+                seen = watch(state, commit, publish, wanted)
+                assert seen.published is not None
+                daemon.wait_event("sync_finished", status="deployed")
+                to_current.append(seen.current - start)
+                to_published.append(seen.published - start)
+                lag.append(seen.published - seen.current)
+        finally:
+            daemon.stop()
+            _force_rmtree(state)
+            _force_rmtree(publish)
+        self.say(f"[{self.size}] mirror: current {statistics.median(to_current):.3f}s, "
+                 f"published +{statistics.median(lag):.3f}s")
+        return {"trigger": "webhook", "to_current_s": summary(to_current),
+                "to_published_s": summary(to_published), "published_after_current_s": summary(lag)}
 
 
-def ls_remote_baseline(server: HttpGitServer, url: str) -> dict[str, Any]:
-    """What ``git ls-remote`` of the one branch costs against the same server."""
-    server.requests.clear()
-    start = time.perf_counter()
-    run_git("-c", "protocol.version=2", "ls-remote", url, "refs/heads/main")
-    elapsed = time.perf_counter() - start
-    reqs = list(server.requests)
-    return {"duration_s": round(elapsed, 4), "response_bytes": sum(r.nbytes for r in reqs),
-            "requests": [_shape(r) for r in reqs]}
+def settled_rss(daemon: Daemon) -> int:
+    """VmRSS once the loop is idle: two seconds after the sync ended (the trim runs after it)."""
+    time.sleep(2.0)
+    return daemon.rss()["VmRSS"]
 
 
-def _shape(req: Any) -> str:
-    path = req.path.split("?")[0]
-    return f"{req.method} {path.split('/', 2)[-1]}"
+class Tracker:
+    """Disk after the first deploy and after FIVE more; mirror packs after every deploy."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.deploys = 0
+        self.one: dict[str, int] | None = None
+        self.five: dict[str, int] | None = None
+        self.series: list[tuple[int, int]] = []
+
+    def first(self) -> None:
+        self.one = state_disk(self.state)
+        self.series.append(mirror_size(self.state))
+
+    def deployed(self) -> None:
+        self.deploys += 1
+        self.series.append(mirror_size(self.state))
+        if self.deploys == FIVE:
+            self.five = state_disk(self.state)
+
+    def disk(self) -> dict[str, Any]:
+        assert self.one is not None
+        out: dict[str, Any] = {"one_bytes": self.one["state_bytes"],
+                               "one_releases_store_bytes": self.one["releases_store_bytes"],
+                               "five_bytes": None, "ratio": None, "releases_after_five": None}
+        if self.five is not None:
+            out.update(five_bytes=self.five["state_bytes"],
+                       five_releases_store_bytes=self.five["releases_store_bytes"],
+                       releases_after_five=self.five["releases"],
+                       ratio=round(self.five["state_bytes"] / self.one["state_bytes"], 3),
+                       releases_store_ratio=round(self.five["releases_store_bytes"]
+                                                  / max(1, self.one["releases_store_bytes"]), 3))
+        return out
+
+    def packs(self) -> dict[str, Any]:
+        counts = [c for c, _ in self.series]
+        sizes = [b for _, b in self.series]
+        # bounded: the pack count never passes the mirror's repack threshold (max_packs, 20)
+        return {"syncs": len(self.series), "series": self.series, "final_count": counts[-1],
+                "final_bytes": sizes[-1], "max_count": max(counts), "max_bytes": max(sizes),
+                "first_bytes": sizes[0], "bounded": max(counts) <= 20}
 
 
-def _objects_in(state: Path, before: Sequence[str]) -> int:
-    pack_dir = state / "mirror.git" / "objects" / "pack"
-    total = 0
-    for pack in sorted(set(mirror_packs(state)) - set(before)):
-        idx = pack_dir / pack.replace(".pack", ".idx")
-        out = subprocess.run(["git", "show-index"], stdin=idx.open("rb"), capture_output=True, check=True)
-        total += out.stdout.count(b"\n")
-    return total
+# --------------------------------------------------------------------------- profile
+
+
+PHASES = ("_recover", "_probe", "_fetch", "_stage", "_validate", "stage_release", "find_skills",
+          "_go_live", "publish", "readback_check", "verify_release", "_record", "prune")
+
+
+def _stats_by_name(prof: Path) -> dict[str, float]:
+    stats = pstats.Stats(str(prof))
+    out: dict[str, float] = {}
+    for (filename, _, func), (_, _, _, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        if "skillsyncd" in filename and func in PHASES:
+            out[func] = max(out.get(func, 0.0), cumtime)
+    return out
+
+
+def profile_phases(prof: Path) -> dict[str, float]:
+    """Cumulative seconds of the pipeline's named steps (those present in this code)."""
+    return {k: round(v, 3) for k, v in sorted(_stats_by_name(prof).items(), key=lambda kv: -kv[1])}
+
+
+def profile_text(prof: Path, phases: dict[str, float]) -> str:
+    import io
+
+    buf = io.StringIO()
+    buf.write(f"cProfile of one `skillsyncd --once` first sync; pipeline steps (cumulative s): {phases}\n\n")
+    stats = pstats.Stats(str(prof), stream=buf)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.sort_stats("tottime").print_stats(30)
+    return buf.getvalue().replace(str(ROOT) + "/", "")
 
 
 def _force_rmtree(path: Path) -> None:
@@ -620,7 +809,7 @@ def _force_rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- targets & report
+# --------------------------------------------------------------------------- results
 
 
 def machine() -> dict[str, Any]:
@@ -646,173 +835,124 @@ def machine() -> dict[str, Any]:
     }
 
 
-MB = 1024 * 1024
+def code_info(label: str | None) -> dict[str, Any]:
+    """Which skillsyncd the child processes import (PYTHONPATH may point at another copy)."""
+    where = subprocess.run([*SKILLSYNCD[:1], "-c", "import skillsyncd; print(skillsyncd.__file__)"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    top = Path(where).resolve().parent.parent
+    commit = subprocess.run(["git", "-C", str(top), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(top), "status", "--porcelain", "--", "skillsyncd"],
+                           capture_output=True, text=True)
+    return {"label": label or "", "path": str(top), "commit": commit.stdout.strip() or "unknown",
+            "dirty": bool(dirty.stdout.strip())}
 
 
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 5's targets against this run; a size missing from the run is not judged."""
-    out: list[dict[str, Any]] = []
-
-    def add(name: str, ok: bool, value: str) -> None:
-        out.append({"target": name, "met": ok, "value": value})
-
-    sizes = {r["skills"]: r for r in results["sizes"]}
-    for n, r in sorted(sizes.items()):
-        p = r["no_change_poll"]
-        add(f"no-change poll fetches 0 objects, one ref round trip ({n})",
-            p["objects_fetched"] == 0 and p["fetch_requests"] == 0,
-            f"{p['objects_fetched']} objects, requests {p['requests_per_probe']}")
-    big = sizes.get(max(sizes))
-    if big is not None:
-        n = big["skills"]
-        one = big["one_changed"]
-        add(f"one skill changed in {n}: <= 0.5 s end to end",
-            one["visible_s"]["median"] <= 0.5,
-            f"{one['visible_s']['median']:.3f} s visible, {one['sync_total_s']['median']:.3f} s whole sync")
-        add(f"one skill changed in {n}: <= 1/10 of git", one["ratio"] <= 0.1,
-            f"{one['ratio']:.3f} x git ({one['git_s']['median']:.3f} s)")
-        first = big["first_sync"]
-        add(f"first sync of {n} <= 2x git", first["ratio"] <= 2.0,
-            f"{first['ratio']:.2f} x git ({first['skillsyncd_s']['median']:.2f} s vs "
-            f"{first['git_s']['median']:.2f} s)")
-        add(f"peak RSS during first sync of {n} <= 120 MB", big["rss"]["peak_first_sync_bytes"] <= 120 * MB,
-            f"{big['rss']['peak_first_sync_bytes'] / MB:.1f} MB (daemon); --once "
-            f"{first['once_peak_rss_bytes']['median'] / MB:.1f} MB")
-        add(f"5 releases <= 1.2x the disk of one ({n})", big["disk"]["ratio"] <= 1.2,
-            f"{big['disk']['ratio']:.2f}x ({big['disk']['releases']} releases)")
-    idle = max(r["rss"]["idle_bytes"] for r in sizes.values())
-    add("idle RSS <= 45 MB (every size)", idle <= 45 * MB, f"{idle / MB:.1f} MB at most")
-    return out
+@dataclass(frozen=True)
+class Options:
+    sizes: tuple[int, ...]
+    runs: int
+    change_runs: int
+    churn: int
+    idle_window: float
+    profile: bool
 
 
-def _kb(n: float) -> str:
-    return f"{n / 1024:.1f} KB" if n < MB else f"{n / MB:.1f} MB"
+QUICK = Options(sizes=(100,), runs=1, change_runs=1, churn=3, idle_window=0.5, profile=False)
 
 
-def _fmt_s(s: dict[str, Any]) -> str:
-    med, lo, hi = s["median"], s["min"], s["max"]
-    if med < 1:
-        return f"{med * 1000:.0f} ms ({lo * 1000:.0f}-{hi * 1000:.0f})"
-    return f"{med:.2f} s ({lo:.2f}-{hi:.2f})"
+def run_bench(opts: Options, workdir: Path | None, label: str | None,
+              say: Callable[[str], None]) -> dict[str, Any]:
+    """Every size in turn; returns the results document (machine, code, sizes, targets)."""
+    started = time.perf_counter()
+    with _workdir(workdir) as base:
+        results: dict[str, Any] = {
+            "machine": machine(),
+            "code": code_info(label),
+            "command": "make bench  # .venv/bin/python bench/run.py --out bench/results.json --readme",
+            "settings": {"runs": opts.runs, "change_runs": opts.change_runs, "churn": opts.churn,
+                         "idle_window_s": opts.idle_window, "interval_s": _TIMING.interval,
+                         "transport": "git://"},
+            "sizes": [],
+        }
+        for n in opts.sizes:
+            work = base / f"n{n}"
+            work.mkdir()
+            profile = BENCH / "profiles" if opts.profile and n == max(opts.sizes) else None
+            bench = Bench(n, opts.runs, opts.change_runs, opts.churn, opts.idle_window, work, profile, say)
+            results["sizes"].append(bench.run())
+            _force_rmtree(work)
+    results["targets"] = [t.as_dict() for t in report.targets(results)]
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return results
 
 
-def table(results: dict[str, Any]) -> str:
-    """The Markdown table of a run (median, then min-max of the runs)."""
-    rows = ["| scenario | " + " | ".join(f"{r['skills']:,} skills" for r in results["sizes"]) + " |",
-            "| --- |" + " --- |" * len(results["sizes"])]
+def rewrite_docs(results: dict[str, Any]) -> list[Path]:
+    """Regenerate the README's and docs/benchmarks.md's generated blocks from ``results``."""
+    block = report.readme_block(results)
+    done = []
+    for path in (README, DOCS):
+        text = path.read_text()
+        if report.BEGIN in text:
+            path.write_text(report.rewrite_between(text, block))
+            done.append(path)
+    return done
 
-    def row(label: str, cell: Callable[[dict[str, Any]], str]) -> None:
-        rows.append(f"| {label} | " + " | ".join(cell(r) for r in results["sizes"]) + " |")
 
-    row("files in the repository", lambda r: f"{r['files']:,}")
-    row("no-change poll: time", lambda r: _fmt_s(r["no_change_poll"]["duration_s"]))
-    row("no-change poll: bytes from server",
-        lambda r: f"{r['no_change_poll']['response_bytes']['median']:.0f} B")
-    row("no-change poll: requests / objects",
-        lambda r: f"{len(r['no_change_poll']['requests_per_probe'])} / "
-                  f"{r['no_change_poll']['objects_fetched']}")
-    row("git ls-remote of the branch: bytes / requests",
-        lambda r: f"{r['no_change_poll']['git_ls_remote']['response_bytes']} B / "
-                  f"{len(r['no_change_poll']['git_ls_remote']['requests'])}")
-    row("idle CPU at 60 s interval", lambda r: f"{r['no_change_poll']['cpu_s_per_hour_at_60s']:.1f} s/h")
-    row("first sync: skillsyncd --once", lambda r: _fmt_s(r["first_sync"]["skillsyncd_s"]))
-    row("first sync: git clone --depth 1 + flip", lambda r: _fmt_s(r["first_sync"]["git_s"]))
-    row("first sync: ratio", lambda r: f"{r['first_sync']['ratio']:.2f}x")
-    for key, label in (("one_changed", "1 skill changed"), ("one_percent_changed", "1% changed")):
-        row(f"{label}: push to visible", lambda r, k=key: _fmt_s(r[k]["visible_s"]))
-        row(f"{label}: whole sync (incl. checks)", lambda r, k=key: _fmt_s(r[k]["sync_total_s"]))
-        row(f"{label}: git fetch + worktree add + flip", lambda r, k=key: _fmt_s(r[k]["git_s"]))
-        row(f"{label}: ratio", lambda r, k=key: f"{r[k]['ratio']:.3f}x")
-        row(f"{label}: bytes from server, skillsyncd / git",
-            lambda r, k=key: f"{_kb(r[k]['bytes_from_server']['median'])} / "
-                             f"{_kb(r[k]['git_bytes_from_server']['median'])}")
-    row("daemon RSS idle", lambda r: f"{r['rss']['idle_bytes'] / MB:.1f} MB")
-    row("daemon RSS peak, first sync", lambda r: f"{r['rss']['peak_first_sync_bytes'] / MB:.1f} MB")
-    row("--once peak RSS, first sync",
-        lambda r: f"{r['first_sync']['once_peak_rss_bytes']['median'] / MB:.1f} MB")
-    row("disk: one release", lambda r: f"{r['disk']['one_bytes'] / MB:.1f} MB")
-    row("disk: retained releases / one",
-        lambda r: f"{r['disk']['ratio']:.2f}x ({r['disk']['releases']})")
-    return "\n".join(rows)
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--quick", action="store_true", help="100 skills, one run of each: about 30 s")
+    parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")),
+                        default=DEFAULT_SIZES, help="comma-separated skill counts")
+    parser.add_argument("--runs", type=int, default=3, help="first-sync runs (no-change polls: at least 3)")
+    parser.add_argument("--change-runs", type=int, default=4, help="runs of each change scenario")
+    parser.add_argument("--churn", type=int, default=10, help="extra one-skill deploys (mirror pack growth)")
+    parser.add_argument("--idle-window", type=float, default=10.0, help="seconds of idle CPU sampling")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile'd first sync")
+    parser.add_argument("--label", help="names the code measured (e.g. '0.2.0-dev before the store')")
+    parser.add_argument("--readme", action="store_true",
+                        help="rewrite the README's table from the results (with no --sizes/--quick run: "
+                             "from bench/results.json alone)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="results read by a --readme-only call")
+    parser.add_argument("--workdir", type=Path, help="keep the work here (default: a temp dir, removed)")
+    parser.add_argument("--quiet", action="store_true")
+    return parser.parse_args(argv)
+
+
+def options(args: argparse.Namespace) -> Options:
+    if args.quick:
+        return QUICK
+    return Options(sizes=tuple(args.sizes), runs=args.runs, change_runs=args.change_runs, churn=args.churn,
+                   idle_window=args.idle_window, profile=not args.no_profile)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    parser.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
-                        default=list(DEFAULT_SIZES), help="comma-separated skill counts")
-    parser.add_argument("--runs", type=int, default=3, help="first-sync runs and no-change polls")
-    parser.add_argument("--change-runs", type=int, default=4, help="runs of each change scenario")
-    parser.add_argument("--idle-window", type=float, default=10.0, help="seconds of idle CPU sampling")
-    parser.add_argument("--workdir", type=Path, help="keep the work here (default: a temp dir, removed)")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    readme_only = args.readme and not any(a.startswith(("--sizes", "--quick", "--out")) for a in argv_list)
+    if readme_only:
+        results = json.loads(args.results.read_text())
+        for path in rewrite_docs(results):
+            print(f"rewrote {path.relative_to(ROOT)} from {args.results}")
+        return 0
 
     def say(text: str) -> None:
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
 
-    results = run_bench(args.sizes, args.runs, args.change_runs, args.idle_window, args.workdir, say)
-    print(table(results))
-    scan = results["secret_scan"]
-    print(f"\nsecret scan: {scan['prose_mb_s']:.1f} MB/s prose, {scan['code_mb_s']:.1f} MB/s code, "
-          f"{scan['per_3kb_file_ms']:.2f} ms per 3 KB file (part of every first sync above)")
-    print()
-    for t in results["targets"]:
-        print(f"{'MET ' if t['met'] else 'MISS'}  {t['target']}: {t['value']}")
+    results = run_bench(options(args), args.workdir, args.label, say)
+    if not args.quiet:
+        print(report.table(results))
+        print()
+        for t in results["targets"]:
+            print(f"{report._verdict(t['met']).upper():12s}  {t['target']}: {t['value']}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.readme:
+        for path in rewrite_docs(results):
+            say(f"rewrote {path.relative_to(ROOT)}")
     return 0
-
-
-def scan_speed(nbytes: int = 2 * MB, seed: int = 11) -> dict[str, Any]:
-    """The secret scanner's throughput on prose (generated Markdown) and on code (this
-    repository's Python), and its cost per small file: the part of every first sync that
-    reads each blob of every skill."""
-    rng = random.Random(seed)
-    prose = _text(rng, nbytes).encode()
-    source = b"".join(p.read_bytes() for p in sorted((ROOT / "skillsyncd").rglob("*.py"))
-                      if "secret" not in p.name)  # the rule table itself is all prefixes
-    code = (source * (nbytes // len(source) + 1))[:nbytes]
-    out: dict[str, Any] = {}
-    for name, data in (("prose", prose), ("code", code)):
-        started = time.perf_counter()
-        hits = sum(1 for _ in secret_scan.scan_bytes(data))
-        elapsed = time.perf_counter() - started
-        out[f"{name}_mb_s"] = round(len(data) / MB / elapsed, 2)
-        out[f"{name}_hits"] = hits
-    small = [prose[i:i + 3000] for i in range(0, 300 * 3000, 3000)]
-    started = time.perf_counter()
-    for blob in small:
-        for _ in secret_scan.scan_bytes(blob):
-            pass
-    out["per_3kb_file_ms"] = round((time.perf_counter() - started) / len(small) * 1000, 3)
-    return out
-
-
-def run_bench(sizes: Sequence[int], runs: int, change_runs: int, idle_window: float,
-              workdir: Path | None, say: Callable[[str], None]) -> dict[str, Any]:
-    """Every size in turn; returns the results document (machine, sizes, targets)."""
-    started = time.perf_counter()
-    with _workdir(workdir) as base:
-        results: dict[str, Any] = {
-            "machine": machine(),
-            "command": "make bench  # .venv/bin/python bench/run.py --out bench/results.json",
-            "settings": {"runs": runs, "change_runs": change_runs, "idle_window_s": idle_window,
-                         "interval_s": _TIMING.interval},
-            "sizes": [],
-        }
-        for n in sizes:
-            work = base / f"n{n}"
-            work.mkdir()
-            results["sizes"].append(Bench(n, runs, change_runs, idle_window, work, say).run())
-            _force_rmtree(work)
-    results["secret_scan"] = scan_speed()
-    say(f"secret scan: {results['secret_scan']}")
-    results["targets"] = targets(results)
-    results["elapsed_s"] = round(time.perf_counter() - started, 1)
-    return results
 
 
 @contextlib.contextmanager

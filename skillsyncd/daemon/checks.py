@@ -20,7 +20,6 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import stamina
 import structlog
 import urllib3
 
@@ -94,6 +93,8 @@ class HealthUrlCheck:
 def _retry(attempt: Callable[[], str | None], attempts: int | None, what: str,
            timeout: float | None = None, **fields: object) -> str | None:
     """Call ``attempt`` until it returns None (healthy), through stamina; the last error if never."""
+    import stamina  # deferred: only a configured health URL or command retries (~24 modules)
+
     last: str | None = None
     try:
         for number, tried in enumerate(stamina.retry_context(

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 import aiohttp
-import stamina
 import structlog
 
 from skillsyncd.log import redact_text
@@ -131,6 +130,8 @@ class HookRunner:
     async def _retry(self, hook: str, deployment: Deployment,
                      attempt_once: Callable[[Deployment], Awaitable[str | None]]) -> None:
         """Up to ``attempts`` tries, through stamina (back-off from ``pause``, doubling)."""
+        import stamina  # deferred: an idle daemon without hooks never loads stamina and tenacity
+
         attempt = 0
         try:
             async for tried in stamina.retry_context(
