@@ -31,8 +31,9 @@ SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 WRITE_WORKERS = 4  # threads creating files during a large write (first sync)
 PARALLEL_MIN_SKILLS = 64  # below this, threads cost more than they save
 IN_FLIGHT_PER_WORKER = 8
-_NEW = ".new-"  # a version being written
-_OLD = ".old-"  # a version being removed
+WORK = ".work"  # store/.work/: versions being written (new-<sha>) or removed (old-<sha>)
+_NEW = "new-"
+_OLD = "old-"
 
 
 def file_mode(git_mode: int) -> int:
@@ -60,6 +61,11 @@ class Store:
     def root(self) -> Path:
         return self.state_dir / "store"
 
+    @property
+    def work(self) -> Path:
+        """Where versions are written and removed: recovery lists this, never all of store/."""
+        return self.root / WORK
+
     def path(self, sha: str) -> Path:
         return self.root / sha
 
@@ -78,7 +84,7 @@ class Store:
 
     def write(self, skill: Skill, read_blob: Callable[[str], bytes]) -> Written:
         """Write one skill's files from git blobs under a temporary name (no fsync)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
         return self._write(skill, [read_blob(e.sha) for e in skill.entries])
 
     def write_many(self, skills: Sequence[Skill], read_blob: Callable[[str], bytes],
@@ -92,7 +98,7 @@ class Store:
         """
         if workers <= 1 or len(skills) < PARALLEL_MIN_SKILLS:
             return [self.write(skill, read_blob) for skill in skills]
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
         done: list[Written] = []
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="store-write") as pool:
             pending: deque[Future[Written]] = deque()
@@ -105,7 +111,7 @@ class Store:
         return done
 
     def _write(self, skill: Skill, blobs: Sequence[bytes]) -> Written:
-        tmp = self.root / f"{_NEW}{skill.tree_sha}"
+        tmp = self.work / f"{_NEW}{skill.tree_sha}"
         if tmp.exists() or tmp.is_symlink():
             _force_remove(tmp)
         os.mkdir(tmp)
@@ -126,8 +132,8 @@ class Store:
 
     def copy_in(self, sha: str, folder: Path) -> Written:
         """A version copied from a skill folder of a release written by 0.1.0 (upgrade)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f"{_NEW}{sha}"
+        self.work.mkdir(parents=True, exist_ok=True)
+        tmp = self.work / f"{_NEW}{sha}"
         if tmp.exists() or tmp.is_symlink():
             _force_remove(tmp)
         files: list[Path] = []
@@ -173,29 +179,28 @@ class Store:
         """Remove what a crash can leave: versions half written or half removed."""
         removed: list[str] = []
         try:
-            names = os.listdir(self.root)
+            names = os.listdir(self.work)
         except FileNotFoundError:
             return removed
         for name in names:
-            if name.startswith((_NEW, _OLD)):
-                _force_remove(self.root / name)
-                removed.append(f"store/{name}")
+            _force_remove(self.work / name)
+            removed.append(f"store/{WORK}/{name}")
         return removed
 
     def remove(self, shas: Iterable[str]) -> list[str]:
         """Remove versions no release refers to: rename aside (atomic), then delete."""
         removed: list[str] = []
         for sha in shas:
-            aside = self.root / f"{_OLD}{sha}"
+            self.work.mkdir(parents=True, exist_ok=True)
             try:
-                os.rename(self.path(sha), aside)
+                os.rename(self.path(sha), self.work / f"{_OLD}{sha}")
             except FileNotFoundError:
                 continue
             removed.append(sha)
         if removed:
             fsync_dir(self.root)
         for sha in removed:
-            _force_remove(self.root / f"{_OLD}{sha}")
+            _force_remove(self.work / f"{_OLD}{sha}")
         return removed
 
 

@@ -382,14 +382,14 @@ def test_sigterm_mid_staging_abandons_cleanly(
     assert any(e.get("event") == "sync_abandoned" for e in d.events)
     releases = Releases(state)
     assert releases.current() == live and releases.complete() == [live]
-    leftovers = [p.name for p in (state / "store").iterdir() if p.name.startswith(".new-")]
+    leftovers = [p.name for p in (state / "store" / ".work").iterdir() if p.name.startswith("new-")]
     assert leftovers, "the abandoned sync should have left a half-written skill version"
 
     d = start_daemon(str(repo.path), state=state)
     d.wait_event(lambda e: e.get("event") == "recovered_leftovers")
     done = d.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("status") == "deployed")
     assert Releases(state).current() == done["release"]
-    assert not any((state / "store" / name).exists() for name in leftovers)
+    assert not any((state / "store" / ".work" / name).exists() for name in leftovers)
 
 
 def test_sigterm_waits_for_a_short_sync_to_flip(

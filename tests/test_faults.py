@@ -480,7 +480,8 @@ out["after_recovery"] = intact()
 out["status_recovered"] = status()
 out["leftovers"] = sorted(p.name for p in (state / "releases").iterdir()
                           if p.is_dir() and not (state / "releases" / (p.name + ".json")).exists())
-out["leftovers"] += sorted(p.name for p in (state / "store").iterdir() if p.name.startswith("."))
+work = state / "store" / ".work"
+out["leftovers"] += sorted(p.name for p in work.iterdir()) if work.is_dir() else []
 print("RESULT " + json.dumps(out))
 """
 

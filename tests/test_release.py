@@ -193,17 +193,17 @@ def test_recover_removes_incomplete_and_temp_leftovers(releases: Releases) -> No
     (releases.root / ".20260101T000006Z-666666666666.json.abc.tmp").write_text("{")
     (releases.root / "20260101T000007Z-777777777777.json").write_text("{}")  # orphan manifest
     os.symlink("releases/x", releases.state_dir / ".current.tmp-123")
-    new = releases.store.root / f".new-{'d' * 40}"
-    new.mkdir()
+    new = releases.store.work / f"new-{'d' * 40}"
+    new.mkdir(parents=True)
     (new / "SKILL.md").write_text("half a version")
     os.chmod(new, 0o555)
-    old = releases.store.root / f".old-{'e' * 40}"
+    old = releases.store.work / f"old-{'e' * 40}"
     old.mkdir()
     removed = releases.recover()
     assert len(removed) == 6
     assert sorted(p.name for p in releases.root.iterdir()) == [good, f"{good}.json"]
     assert not (releases.state_dir / ".current.tmp-123").exists()
-    assert sorted(p.name for p in releases.store.root.iterdir()) == [s.tree_sha]
+    assert releases.store.shas() == {s.tree_sha} and list(releases.store.work.iterdir()) == []
 
 
 def test_verify_detects_tampering_in_the_store(releases: Releases) -> None:
@@ -291,7 +291,7 @@ def test_enospc_while_staging_leaves_leftovers_that_recover_removes(
     assert releases.current() == r1
     with pytest.raises(ReleaseError):
         releases.flip(r2)
-    assert releases.recover() == [f"store/.new-{big.tree_sha}"]
+    assert releases.recover() == [f"store/.work/new-{big.tree_sha}"]
     assert releases.complete() == [r1] and releases.store.shas() == {good.tree_sha}
 
 
@@ -361,5 +361,5 @@ def test_a_large_first_stage_writes_in_threads_and_a_failing_write_stops_it(
         stage(releases, r2, skills + more, more, blobs)
     monkeypatch.undo()
     assert releases.complete() == [rid] and not any(releases.store.has(s.tree_sha) for s in more)
-    assert all(n.startswith("store/.new-") for n in releases.recover())
+    assert all(n.startswith("store/.work/new-") for n in releases.recover())
     assert releases.store.shas() == {s.tree_sha for s in skills}

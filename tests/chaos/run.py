@@ -206,8 +206,8 @@ def check_after_restart(cfg: Config, origin: Origin, head: str) -> None:
                   or (p.suffix == ".pack" and not p.with_suffix(".idx").exists())]
     assert cfg.publish_dir is not None
     leftovers += [p.name for p in cfg.publish_dir.iterdir() if p.name == TMP_DIR]
-    if rel.store.root.is_dir():  # half-written or half-removed skill versions
-        leftovers += [f"store/{p.name}" for p in rel.store.root.iterdir() if p.name.startswith(".")]
+    if rel.store.work.is_dir():  # half-written or half-removed skill versions
+        leftovers += [f"store/.work/{p.name}" for p in rel.store.work.iterdir()]
     if leftovers:
         raise TrialFailure(f"leftovers after restart: {leftovers}")
     for rid in rel.complete():  # every kept release is still a rollback target: no version lost
