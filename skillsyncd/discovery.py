@@ -34,7 +34,7 @@ class Kind(enum.Enum):
     GITLINK = "gitlink"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Child:
     """One entry of a folder: its raw name, what it is, and the key to list or read it by."""
 

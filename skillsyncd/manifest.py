@@ -36,7 +36,7 @@ def _findings(raw: Any) -> tuple[Finding, ...]:
     return tuple(finding_from_json(f) for f in raw or () if isinstance(f, Mapping))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SkillRecord:
     """One skill of a release: live (its bytes are in the release) or held back."""
 

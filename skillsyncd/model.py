@@ -15,7 +15,7 @@ MODE_GITLINK = 0o160000
 REGULAR_MODES = frozenset({MODE_FILE, MODE_EXEC})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One blob-like entry of a skill folder, path relative to the folder (posix)."""
 
@@ -25,7 +25,7 @@ class Entry:
     size: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skill:
     """A skill as it exists in one commit: `<skills_path>/<name>/` with a SKILL.md."""
 
@@ -44,7 +44,7 @@ class Severity(enum.StrEnum):
     WARNING = "warning"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One validation result, precise enough for an author to fix it."""
 
