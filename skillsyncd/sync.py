@@ -606,7 +606,8 @@ class Syncer:
         )
         build, copies = self._missing_versions(live, skills, serve, build)
         stats = stage_release(self.releases, release_id, serve, build, read_blob, manifest,
-                              copies=copies, folders=cfg.publish_mode == "link")
+                              copies=copies, folders=cfg.publish_mode == "link",
+                              previous=live.current)
         log.info("staged", files_written=stats.files_written,
                  versions_written=stats.versions_written, versions_reused=stats.versions_reused,
                  bytes_written=stats.bytes_written)

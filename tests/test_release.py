@@ -109,10 +109,14 @@ def test_a_deploy_writes_only_the_changed_version(releases: Releases) -> None:
         return blobs[sha]
 
     stats = stage_release(releases, r2, {"a": a.tree_sha, "b": b2.tree_sha}, [a, b2], read,
-                          manifest_for(r2, [a, b2]))
+                          manifest_for(r2, [a, b2]), previous=r1)
     assert (stats.files_written, stats.versions_written, stats.versions_reused) == (1, 1, 1)
     assert reads == [b2.entries[0].sha]  # a's version was in the store: not one byte read
     assert os.path.samefile(releases.dir(r1) / "a", releases.dir(r2) / "a")
+    # a's link is the live release's link inode, hard-linked: no new inode per unchanged skill
+    assert os.lstat(releases.dir(r1) / "a").st_ino == os.lstat(releases.dir(r2) / "a").st_ino
+    assert os.lstat(releases.dir(r2) / "a").st_nlink == 2
+    assert os.lstat(releases.dir(r1) / "b").st_ino != os.lstat(releases.dir(r2) / "b").st_ino
     assert releases.store.shas() == {a.tree_sha, b1.tree_sha, b2.tree_sha}
     assert verify_release(releases, r1) == [] and verify_release(releases, r2) == []
 
