@@ -327,17 +327,15 @@ def _link_skill(store: Store, name: str, sha: str, dest: str, folders: list[str]
     if folders is not None:  # OpenClaw skips a SKILL.md with more than one link: copy each
         _link_tree(str(store.path(sha)), dest, folders, copy_names=frozenset({"SKILL.md"}))
         return
-    target = store_target(name, sha)
-    if reuse is not None:
+    if reuse is not None:  # same sha, same depth: the same link target
         try:
-            if os.readlink(reuse) == target:
-                os.link(reuse, dest, follow_symlinks=False)
-                return
-        except OSError as exc:  # not a link (a 0.1.0 release), or no hard links here
-            if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EPERM, errno.EMLINK,
+            os.link(reuse, dest, follow_symlinks=False)
+            return
+        except OSError as exc:  # a 0.1.0 release's real folder (EPERM), or no hard links here
+            if exc.errno not in (errno.EISDIR, errno.ENOENT, errno.EPERM, errno.EMLINK,
                                  errno.ENOTSUP, errno.EXDEV):
                 raise
-    os.symlink(target, dest)
+    os.symlink(store_target(name, sha), dest)
 
 
 def _link_tree(src_root: str, dest_root: str, created: list[str],
@@ -493,17 +491,18 @@ def _skill_folders(root: Path, expected: set[str]) -> tuple[set[str], list[str]]
     groups = {n.rsplit("/", i)[0] for n in expected for i in range(1, n.count("/") + 1)}
     present: set[str] = set()
     extras: list[str] = []
-    stack = [("", root)] if root.is_dir() else []
+    stack = [("", str(root))] if root.is_dir() else []
     while stack:
         rel, folder = stack.pop()
-        for p in sorted(folder.iterdir()):
-            name = f"{rel}{p.name}"
-            if name in expected:
-                present.add(name)
-            elif name in groups and p.is_dir() and not p.is_symlink():
-                stack.append((f"{name}/", p))
-            else:
-                extras.append(name)
+        with os.scandir(folder) as entries:
+            for e in sorted(entries, key=lambda e: e.name):
+                name = f"{rel}{e.name}"
+                if name in expected:
+                    present.add(name)
+                elif name in groups and e.is_dir(follow_symlinks=False):
+                    stack.append((f"{name}/", e.path))
+                else:
+                    extras.append(name)
     return present, sorted(extras)
 
 
@@ -511,21 +510,21 @@ def skill_problem(releases: Releases, root: Path, name: str, sha: str, hash_it: 
     """Why one skill entry of a release does not serve ``sha``; None when it does.
 
     A link must point at ``store/<sha>`` and that version must exist; a real folder
-    (a 0.1.0 release) must exist. With ``hash_it`` the bytes are hashed too.
+    (a 0.1.0 release, or link mode) must exist. With ``hash_it`` the bytes are hashed too.
     """
-    entry = root / name
-    if entry.is_symlink():
+    entry = os.path.join(root, name)
+    if os.path.islink(entry):
         want = store_target(name, sha)
         got = os.readlink(entry)
         if got != want:
             return f"{name}: links to {got}, not to {want}"
         folder = releases.store.path(sha)
-        if not folder.is_dir():
+        if not os.path.isdir(folder):
             return f"{name}: skill version {sha[:12]} is missing from the store"
     else:
-        folder = entry
+        folder = Path(entry)
     if hash_it:
-        actual = tree_sha_of(folder)
+        actual = tree_sha_of(Path(folder))
         if actual != sha:
             return f"{name}: content {actual[:12]} does not match manifest {sha[:12]}"
     return None
