@@ -540,7 +540,7 @@ class Bench:
                                       "repo_bytes": disk_blocks([repo.git_dir / "objects"])}
             result["first_sync"] = self.first_sync(url)
             change = Change(repo, n)
-            result.update(self.link_daemon(url, change))
+            result.update(self.main_daemon(url, change))
             result["mirror_one_changed"] = self.mirror_daemon(url, change)
         finally:
             server.close()
@@ -589,11 +589,14 @@ class Bench:
         return {"file": str(prof.relative_to(ROOT)) if prof.is_relative_to(ROOT) else str(prof),
                 "wall_s": round(done.wall, 3), "phases_s": phases}
 
-    # -- one long-lived daemon in link mode: polls, changes, disk, packs, RSS
+    # -- one long-lived daemon in mirror mode, the container's: polls, changes, disk, packs, RSS
 
-    def link_daemon(self, url: str, change: Change) -> dict[str, Any]:
+    def main_daemon(self, url: str, change: Change) -> dict[str, Any]:
         state = self.workdir / "daemon-state"
-        daemon = Daemon(url, state, self.workdir / "daemon.log")
+        published = self.workdir / "daemon-published"
+        published.mkdir()
+        daemon = Daemon(url, state, self.workdir / "daemon.log",
+                        SKILLSYNC_PUBLISH_MODE="mirror", SKILLSYNC_PUBLISH_DIR=str(published))
         track = Tracker(state)
         out: dict[str, Any] = {}
         try:
@@ -623,6 +626,7 @@ class Bench:
         finally:
             daemon.stop()
             _force_rmtree(state)
+            _force_rmtree(published)
         return out
 
     def no_change(self, daemon: Daemon, url: str, state: Path, idle_rate: float) -> dict[str, Any]:
