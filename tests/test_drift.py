@@ -179,3 +179,16 @@ def test_drift_is_judged_and_repaired_through_a_link_into_the_store(repo: Any, t
     md.write_text("edited by hand\n")
     assert watcher.check(["alpha/SKILL.md"]).damaged == ("alpha",)
     assert intact(cfg, release, "alpha") and not md.is_symlink() and md.stat().st_nlink == 1
+
+
+def test_classify_splits_paths_by_owner_for_thousands_of_skills() -> None:
+    """A first publish of 10,000 skills reports 20,000 paths: each is judged by its own prefixes."""
+
+    owned = {f"s{i:05d}" for i in range(10_000)} | {"tools/pdf", "tools/deep/x"}
+    paths = [f"s{i:05d}/SKILL.md" for i in range(10_000)]
+    paths += [f"s{i:05d}/ref/a.md" for i in range(0, 10_000, 7)]
+    paths += ["tools", "tools/pdf/SKILL.md", "tools/deep", "tools/deep/x/run.sh", "stray/file.txt",
+              "tools/other/SKILL.md", ".skillsyncd-reload-1", "s1"]
+    touched, foreign = classify(paths, owned, lambda p: p.startswith(".skillsyncd-reload-"))
+    assert touched == {f"s{i:05d}" for i in range(10_000)} | {"tools/pdf", "tools/deep/x"}
+    assert foreign == {"stray", "tools", "s1"}  # 'tools/other' is nobody's: its top folder is named

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,27 +46,36 @@ class Drift:
         return bool(self.damaged or self.foreign)
 
 
-def owner_of(path: str, owned: Iterable[str]) -> str | None:
-    """The owned skill a path (relative to the published folder) belongs to, if any."""
-    for name in owned:
-        if path == name or path.startswith(name + "/"):
-            return name
+def owner_of(path: str, owned: Collection[str]) -> str | None:
+    """The owned skill a path (relative to the published folder) belongs to, if any.
+
+    Looks up the path's own prefixes (a skill is at most a few folders deep), so a
+    first publish of 10,000 skills (20,000 paths) costs set lookups, not a scan of
+    every owned name per path.
+    """
+    names = owned if isinstance(owned, set | frozenset | dict) else set(owned)
+    parts = path.split("/")
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        if prefix in names:
+            return prefix
     return None
 
 
 def classify(paths: Iterable[str], owned: Iterable[str], internal: Callable[[str], bool]
              ) -> tuple[set[str], set[str]]:
     """Split changed paths into the owned skills they touch and foreign top-level entries (pure)."""
-    owned = list(owned)
+    names = set(owned)
+    groups = {n.rsplit("/", i)[0] for n in names for i in range(1, n.count("/") + 1)}
     touched: set[str] = set()
     foreign: set[str] = set()
     for p in paths:
         if not p or internal(p):
             continue
-        name = owner_of(p, owned)
+        name = owner_of(p, names)
         if name is not None:
             touched.add(name)
-        elif not any(o.startswith(p + "/") for o in owned):  # not a grouped skill's group folder
+        elif p not in groups:  # a grouped skill's group folder is nobody's
             foreign.add(p.split("/", 1)[0])
     return touched, foreign
 
