@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import structlog
 import urllib3
@@ -46,6 +46,7 @@ from dulwich.pack import UnresolvedDeltas
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from skillsyncd import mirror
 from skillsyncd.config import Config
 from skillsyncd.errors import RefNotFound, SourceError
 from skillsyncd.log import register_secret
@@ -116,6 +117,8 @@ class FetchResult:
     fetched: bool  # False when the commit was already in the mirror
     history_rewritten: bool | None  # None: unknown (no previous commit, or not decidable)
     duration: float
+    objects: int = 0  # objects this fetch added to the mirror (thin-pack bases included)
+    bytes: int = 0  # bytes of the packs (and indexes) this fetch added to the mirror
 
 
 # What dulwich raises when pack bytes are damaged (see tests/test_faults.py).
@@ -359,11 +362,12 @@ class Source:
                                   f"({type(again).__name__}: {again}); will retry") from again
 
     def _fetch_once(self, commit: str, previous: str | None = None) -> FetchResult:
-        """One attempt: single ref, shallow.
+        """One attempt: single ref, shallow, then keep the mirror bounded.
 
-        With a previous commit in the mirror the fetch reaches back to that
-        commit's time (``deepen-since``) instead of depth 1, so one round trip
-        also tells whether history was rewritten.
+        Over the network, with a previous commit in the mirror the fetch reaches
+        back to that commit's time (``deepen-since``) instead of depth 1, so one
+        round trip also tells whether history was rewritten. A local source is
+        read directly (see :mod:`skillsyncd.mirror`).
         """
         start = time.monotonic()
         wanted = blob_limit(self.cfg)
@@ -371,23 +375,16 @@ class Source:
         repo = self.open_mirror()
         self._record_limit(wanted)
         sha = commit.encode()
+        before = mirror.complete_packs(Path(repo.object_store.path))
         fetched = False
-        since: str | None = None
+        rewritten: bool | None = None
         try:
-            if not _has_commit(repo, sha):
-                old = repo[previous.encode()] if previous and _has_commit(repo, previous.encode()) \
-                    else None
-                if isinstance(old, Commit):
-                    since = str(old.commit_time - 1)
-                try:
-                    self._fetch_into(repo, sha, depth=None if since else 1, since=since,
-                                     limit=wanted)
-                except SourceError:
-                    if since is None:
-                        raise
-                    # e.g. clock skew: nothing newer than the previous commit's time
-                    since = None
-                    self._fetch_into(repo, sha, depth=1, limit=wanted)
+            if not _has_commit(repo, sha, with_tree=True):
+                local = _local_path(self.url)
+                if local is not None:
+                    rewritten = self._copy_local(local, repo, sha, previous, wanted)
+                else:
+                    rewritten = self._fetch_remote(repo, sha, previous, wanted)
                 fetched = True
             target = repo[sha]
             if isinstance(target, Tag):
@@ -396,18 +393,64 @@ class Source:
             if not isinstance(target, Commit):
                 raise SourceError(f"{commit} is not a commit")
             repo.refs[FETCHED_REF] = ObjectID(sha)
-            rewritten = _history_rewritten(repo, target, previous, deepened=since is not None) \
-                if fetched else None
-            self._bound_packs(repo)
+            added = mirror.added_since(repo.object_store, before)
+            self._bound(repo, [ObjectID(sha)] + ([ObjectID(previous.encode())] if previous else []))
             return FetchResult(
                 commit=sha.decode(),
                 tree=target.tree.decode(),
                 fetched=fetched,
-                history_rewritten=rewritten,
+                history_rewritten=rewritten if fetched else None,
                 duration=time.monotonic() - start,
+                objects=added.objects,
+                bytes=added.bytes,
             )
         finally:
             repo.close()
+
+    def _fetch_remote(self, repo: Repo, sha: bytes, previous: str | None,
+                      limit: int | None) -> bool | None:
+        """Fetch over the network (git://, http(s)://, ssh); whether history was rewritten."""
+        since: str | None = None
+        old = repo[previous.encode()] if previous and _has_commit(repo, previous.encode()) \
+            else None
+        if isinstance(old, Commit):
+            since = str(old.commit_time - 1)
+        try:
+            self._fetch_into(repo, sha, depth=None if since else 1, since=since, limit=limit)
+        except SourceError:
+            if since is None:
+                raise
+            # e.g. clock skew: nothing newer than the previous commit's time
+            since = None
+            self._fetch_into(repo, sha, depth=1, limit=limit)
+        target = repo[sha]
+        if isinstance(target, Tag):
+            target = repo[target.object[1]]
+        if not isinstance(target, Commit):
+            return None
+        return _history_rewritten(repo, target, previous, deepened=since is not None)
+
+    def _copy_local(self, path: str, repo: Repo, sha: bytes, previous: str | None,
+                    limit: int | None) -> bool | None:
+        """Copy one commit from a repository on this machine: only what the mirror lacks.
+
+        dulwich's own local fetch sends the whole tree into a shallow mirror every
+        time; reading the source directly costs what changed. History is checked in
+        the source itself, which holds all of it.
+        """
+        with self._network("fetch"):
+            try:
+                with contextlib.closing(Repo(path)) as src:
+                    mirror.copy_commit(src, repo, ObjectID(sha), limit)
+                    head = src[ObjectID(sha)]
+                    while isinstance(head, Tag):
+                        head = src[head.object[1]]
+                    if isinstance(head, Commit):
+                        mirror.mark_shallow(repo, [head.id])
+                        return _ancestry_rewritten(src, head, previous)
+                    return None
+            except KeyError as exc:  # the source's object store lacks an object
+                raise SourceError(_missing_object(self.safe_url, exc)) from None
 
     def _fetch_into(self, repo: Repo, sha: bytes, *, depth: int | None = None,
                     since: str | None = None, limit: int | None = None) -> None:
@@ -459,13 +502,19 @@ class Source:
                 f"fetch {self.safe_url}: the server did not send commit {sha.decode()[:12]}"
             )
 
-    def _bound_packs(self, repo: Repo) -> None:
-        """Every fetch adds a pack; merge them once there are too many."""
-        pack_dir = Path(repo.object_store.path) / "pack"
-        packs = list(pack_dir.glob("*.pack")) if pack_dir.exists() else []
-        if len(packs) > self.cfg.max_packs:
-            log.info("mirror_repack", packs=len(packs))
-            repo.object_store.repack()
+    def _bound(self, repo: Repo, keep: list[ObjectID]) -> None:
+        """Prune the mirror to the head and the previous commit once it holds too many
+        packs or has grown well past its size after the last prune."""
+        mirror_dir = Path(repo.controldir())
+        now = mirror.usage(Path(repo.object_store.path))
+        baseline = mirror.pruned_bytes(mirror_dir)
+        if not mirror.needs_prune(now, baseline, self.cfg.max_packs):
+            if baseline is None:
+                mirror.record_baseline(mirror_dir, now.bytes)
+            return
+        after = mirror.prune(repo, keep)
+        log.info("mirror_pruned", packs=now.packs, loose=now.loose, bytes=now.bytes,
+                 bytes_after=after.bytes)
 
     # --- reading --------------------------------------------------------------
 
@@ -543,15 +592,67 @@ def _missing_object(url: str, exc: KeyError) -> str:
             "pushed incompletely: run `git fsck` there and push again")
 
 
-def _has_commit(repo: Repo, sha: bytes) -> bool:
+def _has_commit(repo: Repo, sha: bytes, with_tree: bool = False) -> bool:
+    """Whether the mirror holds commit (or tag) ``sha``; ``with_tree``: and its root tree.
+
+    The tree check keeps a commit object that arrived without its tree (a
+    deepened history's edge, a mirror damaged on disk) from passing for fetched.
+    """
     try:
-        oid = ObjectID(sha)
-        return oid in repo.object_store and repo.object_store[oid].type_name in (
-            b"commit",
-            b"tag",
-        )
+        obj = repo.object_store[ObjectID(sha)]
+        while with_tree and isinstance(obj, Tag):
+            obj = repo.object_store[obj.object[1]]
+        if with_tree and isinstance(obj, Commit):
+            return obj.tree in repo.object_store
+        return obj.type_name in (b"commit", b"tag")
     except (KeyError, ValueError):
         return False
+
+
+def _local_path(url: str) -> str | None:
+    """The filesystem path of a local source (a path or ``file://`` URL), else None."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return unquote(parts.path)
+    if parts.scheme or _is_ssh(url):
+        return None
+    return url
+
+
+def _ancestry_rewritten(src: Repo, new: Commit, previous: str | None) -> bool | None:
+    """Whether ``previous`` is no ancestor of ``new`` in a full local repository.
+
+    The walk stops at commits older than ``previous`` (as ``deepen-since`` does over
+    the network) and after 10,000 commits (then: unknown).
+    """
+    if not previous or previous == new.id.decode():
+        return None
+    prev = ObjectID(previous.encode())
+    if prev in new.parents:
+        return False
+    try:
+        old = src[prev]
+    except KeyError:
+        return True if not src.get_shallow() else None
+    since = old.commit_time - 1 if isinstance(old, Commit) else 0
+    seen: set[bytes] = set()
+    todo = [new.id]
+    edge = False
+    while todo and len(seen) < 10_000:
+        oid = todo.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        if oid == prev:
+            return False
+        try:
+            commit = src[ObjectID(oid)]
+        except KeyError:
+            edge = True  # a shallow source
+            continue
+        if isinstance(commit, Commit) and commit.commit_time >= since:
+            todo.extend(commit.parents)
+    return True if not todo and not edge else None
 
 
 def _pick_ref(
