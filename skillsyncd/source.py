@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import shutil
 import socket
@@ -133,7 +134,9 @@ class _Deadline:
     That alone cannot stop a server that trickles one pkt-line a byte at a time
     (each read succeeds inside the socket timeout), so a watchdog also shuts down
     every socket this thread connected during the operation once the budget is
-    spent; the blocked read then fails at once.
+    spent; the blocked read then fails at once. One shared watchdog thread serves
+    every deadline: starting a timer thread per operation cost about 5 ms of a
+    60 ms no-change poll on a loaded 2-core box.
     """
 
     def __init__(self, seconds: float, socket_timeout: float | None = None) -> None:
@@ -143,8 +146,6 @@ class _Deadline:
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __call__(self, _nbytes: int = 0, _direction: str = "") -> None:
         if self.expired or time.monotonic() > self.expires:
@@ -153,11 +154,11 @@ class _Deadline:
     def __enter__(self) -> _Deadline:
         _install_audit_hook()
         _active.deadline = self
-        self._timer.start()
+        _watchdog.arm(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        _watchdog.disarm(self)
         _active.deadline = None
         with self._lock:
             self._sockets.clear()
@@ -177,6 +178,42 @@ class _Deadline:
         for sock in doomed:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread that expires armed deadlines; started at the first operation."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: set[_Deadline] = set()
+        self._pid: int | None = None
+
+    def arm(self, deadline: _Deadline) -> None:
+        with self._cond:
+            self._armed.add(deadline)
+            if self._pid != os.getpid():  # first use, or a forked child without the thread
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="skillsyncd-deadline", daemon=True).start()
+            self._cond.notify()
+
+    def disarm(self, deadline: _Deadline) -> None:
+        with self._cond:
+            self._armed.discard(deadline)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [d for d in self._armed if d.expires <= now]
+                self._armed.difference_update(due)
+                nxt = min((d.expires for d in self._armed), default=None)
+                if not due:
+                    self._cond.wait(None if nxt is None else nxt - now)
+            for deadline in due:
+                deadline._expire()
+
+
+_watchdog = _Watchdog()
 
 
 class _Active(threading.local):
@@ -297,10 +334,14 @@ class Source:
         """The commit the configured ref points at now (one ls-remote round trip)."""
         if _SHA_RE.match(self.cfg.ref):
             return self.cfg.ref
+        local = _local_path(self.url)
         with self._network("ls-remote") as deadline:
-            client, path = self._client(deadline)
-            result = client.get_refs(path.encode(), ref_prefix=self.candidate_refs())
-            refs: dict[bytes, bytes | None] = {bytes(k): v for k, v in result.refs.items()}
+            if local is not None:
+                refs = _local_refs(local, self.candidate_refs())
+            else:
+                client, path = self._client(deadline)
+                result = client.get_refs(path.encode(), ref_prefix=self.candidate_refs())
+                refs = {bytes(k): v for k, v in result.refs.items()}
         return _pick_ref(refs, self.candidate_refs(), self.cfg.ref, self.safe_url)
 
     # --- fetch ----------------------------------------------------------------
@@ -373,6 +414,7 @@ class Source:
         wanted = blob_limit(self.cfg)
         self._drop_mirror_if_limit_grew(wanted)
         repo = self.open_mirror()
+        _check_packs(repo)
         self._record_limit(wanted)
         sha = commit.encode()
         before = mirror.complete_packs(Path(repo.object_store.path))
@@ -598,15 +640,34 @@ def _has_commit(repo: Repo, sha: bytes, with_tree: bool = False) -> bool:
     The tree check keeps a commit object that arrived without its tree (a
     deepened history's edge, a mirror damaged on disk) from passing for fetched.
     """
+    store = repo.object_store
     try:
-        obj = repo.object_store[ObjectID(sha)]
+        oid = ObjectID(sha)
+        if oid not in store:
+            return False
+        obj = store[oid]
         while with_tree and isinstance(obj, Tag):
-            obj = repo.object_store[obj.object[1]]
+            obj = store[obj.object[1]]
         if with_tree and isinstance(obj, Commit):
-            return obj.tree in repo.object_store
+            return obj.tree in store
         return obj.type_name in (b"commit", b"tag")
-    except (KeyError, ValueError):
+    except ValueError:
         return False
+    except KeyError:
+        # indexed but unreadable (dulwich skips a pack whose data is damaged): a mirror
+        # trusted for its trees must not be half read; fetch() resets it
+        raise ObjectMissing(sha) from None
+
+
+def _check_packs(repo: Repo) -> None:
+    """Each pack's length and trailer against its index, before the mirror's trees are
+    trusted: a truncated or overwritten pack would otherwise pass for present (its index
+    is intact) and fail only when staging reads it. Reads two small spans per pack."""
+    for pack in repo.object_store.packs:
+        try:
+            pack.check_length_and_checksum()
+        except AssertionError as exc:  # dulwich's length check
+            raise ObjectFormatException(f"pack {pack.name().decode()}: {exc}") from None
 
 
 def _local_path(url: str) -> str | None:
@@ -617,6 +678,20 @@ def _local_path(url: str) -> str | None:
     if parts.scheme or _is_ssh(url):
         return None
     return url
+
+
+def _local_refs(path: str, names: list[bytes]) -> dict[bytes, bytes | None]:
+    """The candidate refs of a local repository and their peeled values: only those
+    are read (dulwich's local ls-remote reads every ref and every symref)."""
+    refs: dict[bytes, bytes | None] = {}
+    with contextlib.closing(Repo(path)) as repo:
+        for name in names:
+            try:
+                refs[name] = repo.refs[Ref(name)]
+                refs[name + b"^{}"] = repo.get_peeled(Ref(name))
+            except KeyError:
+                continue
+    return refs
 
 
 def _ancestry_rewritten(src: Repo, new: Commit, previous: str | None) -> bool | None:
