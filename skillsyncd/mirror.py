@@ -197,17 +197,46 @@ def pruned_bytes(mirror_dir: Path) -> int | None:
         return None
 
 
-def needs_prune(now: Usage, baseline: int | None, max_packs: int) -> bool:
-    """Too many packs, or the bytes grew well past what the last prune kept.
+def needs_prune(now: Usage, baseline: int | None) -> bool:
+    """The bytes grew well past what the last prune kept (garbage, or a bigger head).
 
     A mirror with no baseline is pruned once unless it is a single pack (a first
     fetch): that pack is the baseline.
     """
-    if now.packs > max_packs:
-        return True
     if baseline is None:
         return now.packs > 1 or now.loose > 0
     return now.bytes > baseline * GROWTH
+
+
+def needs_merge(now: Usage, max_packs: int) -> bool:
+    """Too many packs: merge the small ones (see :func:`merge_small_packs`)."""
+    return now.packs > max_packs
+
+
+def merge_small_packs(repo: Repo) -> Usage:
+    """Merge every pack but the largest (and the loose objects) into one pack.
+
+    The cheap way to bound the pack count between prunes: the largest pack is
+    usually the head's full pack and is neither read nor rewritten; the others
+    hold what the incremental fetches added since. Same crash-safety order as
+    :func:`prune`. Garbage in them is kept; the size trigger prunes it.
+    """
+    store = repo.object_store
+    objects_dir = Path(store.path)
+    old = complete_packs(objects_dir)
+    largest = max(old, key=lambda n: old[n].stat().st_size, default=None)
+    small = [pack for pack in store.packs if os.path.basename(pack._basename) != largest]
+    wanted = {ObjectID(sha) for pack in small for sha in pack}
+    wanted |= set(store._iter_loose_objects())
+    pack = store.add_pack_data(
+        len(wanted), generate_unpacked_objects(store, [(o, None) for o in sorted(wanted)]))
+    kept = {largest, os.path.basename(pack._basename) if pack is not None else None}
+    for name, data_path in old.items():
+        if name not in kept:
+            _remove_pack(data_path)
+    _remove_loose(objects_dir)
+    store.close()
+    return usage(objects_dir)
 
 
 def record_baseline(mirror_dir: Path, size: int) -> None:

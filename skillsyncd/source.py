@@ -436,7 +436,7 @@ class Source:
                 raise SourceError(f"{commit} is not a commit")
             repo.refs[FETCHED_REF] = ObjectID(sha)
             added = mirror.added_since(repo.object_store, before)
-            self._bound(repo, [ObjectID(sha)] + ([ObjectID(previous.encode())] if previous else []))
+            self._bound_packs(repo, [ObjectID(sha)] + ([ObjectID(previous.encode())] if previous else []))
             return FetchResult(
                 commit=sha.decode(),
                 tree=target.tree.decode(),
@@ -544,19 +544,25 @@ class Source:
                 f"fetch {self.safe_url}: the server did not send commit {sha.decode()[:12]}"
             )
 
-    def _bound(self, repo: Repo, keep: list[ObjectID]) -> None:
-        """Prune the mirror to the head and the previous commit once it holds too many
-        packs or has grown well past its size after the last prune."""
+    def _bound_packs(self, repo: Repo, keep: list[ObjectID]) -> None:
+        """Keep the mirror's size and pack count bounded.
+
+        Grown well past its size after the last prune: rewrite it as one pack of the
+        head and the previous commit (a full read of the head). Only too many packs:
+        merge the small ones, which costs what the fetches since added.
+        """
         mirror_dir = Path(repo.controldir())
         now = mirror.usage(Path(repo.object_store.path))
         baseline = mirror.pruned_bytes(mirror_dir)
-        if not mirror.needs_prune(now, baseline, self.cfg.max_packs):
-            if baseline is None:
-                mirror.record_baseline(mirror_dir, now.bytes)
-            return
-        after = mirror.prune(repo, keep)
-        log.info("mirror_pruned", packs=now.packs, loose=now.loose, bytes=now.bytes,
-                 bytes_after=after.bytes)
+        if mirror.needs_prune(now, baseline):
+            after = mirror.prune(repo, keep)
+            log.info("mirror_pruned", packs=now.packs, loose=now.loose, bytes=now.bytes,
+                     bytes_after=after.bytes)
+        elif mirror.needs_merge(now, self.cfg.max_packs):
+            after = mirror.merge_small_packs(repo)
+            log.info("mirror_packs_merged", packs=now.packs, packs_after=after.packs)
+        elif baseline is None:
+            mirror.record_baseline(mirror_dir, now.bytes)
 
     # --- reading --------------------------------------------------------------
 

@@ -161,30 +161,44 @@ def test_a_no_change_sync_adds_nothing_to_the_mirror(
 
 
 def _crash_run(point: str, url: str, state: Path) -> int:
-    env = {**os.environ, "SKILLSYNC_MAX_PACKS": "1", "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "SKILLSYNC_MAX_PACKS": "2", "PYTHONPATH": str(HERE)}
+    env.pop("SKILLSYNC_REPO", None)
     proc = subprocess.run([sys.executable, str(HERE / "source_crashpoint.py"), point, "--once",
                            "--repo", url, "--state-dir", str(state)],
                           env=env, capture_output=True, timeout=120, check=False)
     return proc.returncode
 
 
-@pytest.mark.parametrize("point", ["mid-pack", "before-index", "before-remove", "mid-remove",
-                                   "before-loose", "before-baseline"])
+CRASHES = [(kind, point) for kind in ("prune", "merge")
+           for point in ("mid-pack", "before-index", "before-remove", "mid-remove", "before-loose")]
+CRASHES.append(("prune", "before-baseline"))
+
+
+@pytest.mark.parametrize(("kind", "point"), CRASHES)
 def test_a_kill_mid_prune_leaves_a_mirror_the_next_sync_uses(
-    point: str, repo: RepoBuilder, http_git_server: HttpGitServer, tmp_path: Path
+    kind: str, point: str, repo: RepoBuilder, http_git_server: HttpGitServer, tmp_path: Path
 ) -> None:
+    """``prune``: the commit grows the mirror past 1.25x, so it is rewritten whole;
+    ``merge``: a second one-skill commit with max_packs=2 merges the two small packs."""
     _populate(repo)
     url = http_git_server.url_for(repo)
     state = tmp_path / "s"
     cfg = load_config(flags={"repo": url, "state_dir": str(state)}, env={})
     assert build_syncer(cfg).sync().status == "deployed"
-    killed_head = _change_one(repo, 1)
+    if kind == "prune":
+        repo.add_skill("big", description="grows the mirror",
+                       extra_files={"data.md": _noise("big", 2000)})
+        killed_head = repo.commit("big")
+    else:
+        _change_one(repo, 0)
+        assert build_syncer(cfg).sync().status == "deployed"
+        killed_head = _change_one(repo, 1)
     assert _crash_run(point, url, state) == -9  # SIGKILLed inside the prune
     out = build_syncer(cfg).sync()
     assert out.status == "deployed" and out.commit == killed_head, out
     _assert_mirror_holds_head(cfg.mirror_dir, killed_head)
     # the mirror was not thrown away: the next commit is still an incremental fetch
-    head = _change_one(repo, 2)
+    head = _change_one(repo, 5)
     again = Source(cfg).fetch(head, previous=killed_head)
     assert again.fetched and 4 <= again.objects <= 8, again
     assert not [p for p in (cfg.mirror_dir / "objects" / "pack").iterdir()
@@ -228,10 +242,34 @@ def test_prune_keeps_exactly_the_head_and_previous_commit(
 @pytest.mark.parametrize(("packs", "loose", "size", "baseline", "due"), [
     (1, 0, 100, None, False),  # a first fetch: its pack is the baseline
     (2, 0, 100, None, True),  # a mirror from before pruning existed
+    (1, 3, 100, None, True),
     (3, 0, 120, 100, False),
+    (21, 0, 120, 100, False),  # many packs alone are merged, not pruned
     (3, 0, 126, 100, True),  # grew by more than a quarter
-    (21, 0, 100, 100, True),  # too many packs
 ])
 def test_when_the_mirror_is_pruned(packs: int, loose: int, size: int, baseline: int | None,
                                    due: bool) -> None:
-    assert mirror.needs_prune(mirror.Usage(packs, loose, size), baseline, 20) is due
+    assert mirror.needs_prune(mirror.Usage(packs, loose, size), baseline) is due
+    assert mirror.needs_merge(mirror.Usage(packs, loose, size), 20) is (packs > 20)
+
+
+def test_too_many_packs_are_merged_without_rewriting_the_head_pack(
+    repo: RepoBuilder, http_git_server: HttpGitServer, tmp_path: Path
+) -> None:
+    _populate(repo)
+    cfg = load_config(flags={"repo": http_git_server.url_for(repo),
+                             "state_dir": str(tmp_path / "s")}, env={"SKILLSYNC_MAX_PACKS": "3"})
+    syncer = build_syncer(cfg)
+    assert syncer.sync().status == "deployed"
+    objects = cfg.mirror_dir / "objects"
+    (base,) = mirror.complete_packs(objects)
+    baseline = mirror.pruned_bytes(cfg.mirror_dir)
+    assert baseline is not None
+    for n in range(6):  # few enough to stay under the 1.25x growth that prunes
+        head = _change_one(repo, n)
+        assert syncer.sync().commit == head
+        assert mirror.usage(objects).packs <= 3
+    assert mirror.usage(objects).bytes <= baseline * mirror.GROWTH
+    assert base in mirror.complete_packs(objects)  # the big pack was never rewritten
+    assert mirror.pruned_bytes(cfg.mirror_dir) == baseline  # and no prune happened
+    _assert_mirror_holds_head(cfg.mirror_dir, head)
