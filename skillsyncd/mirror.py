@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from dulwich.errors import ObjectMissing
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import Commit, ObjectID, Tag, Tree
 from dulwich.pack import generate_unpacked_objects
@@ -243,16 +244,19 @@ def record_baseline(mirror_dir: Path, size: int) -> None:
     _atomic_write(mirror_dir / PRUNED_BYTES_FILE, f"{size}\n".encode())
 
 
-def prune(repo: Repo, keep: Iterable[ObjectID]) -> Usage:
-    """Leave the mirror holding exactly the objects of the ``keep`` commits, in one pack.
+def prune(repo: Repo, head: ObjectID, previous: ObjectID | None = None) -> Usage:
+    """Leave the mirror holding exactly the objects of ``head`` and ``previous``, in one pack.
 
-    A kept commit whose tree is not all there (only blobs the fetch filter left
-    out may be missing) is dropped from ``keep`` rather than kept half, since a
-    commit in the mirror promises its tree to the next fetch.
+    A previous commit whose tree is not all there (only blobs the fetch filter
+    left out may be missing) is dropped rather than kept half, since a commit in
+    the mirror promises its tree to the next fetch. A head that is not whole means
+    a damaged mirror: ObjectMissing, which ``Source.fetch`` answers with a reset.
     """
     store = repo.object_store
     objects_dir = Path(store.path)
-    commits, wanted = _closure(store, keep)
+    commits, wanted = _closure(store, [head] + ([previous] if previous else []))
+    if head not in commits:
+        raise ObjectMissing(head)
     old = complete_packs(objects_dir)
     pack = store.add_pack_data(
         len(wanted), generate_unpacked_objects(store, [(o, None) for o in sorted(wanted)]))

@@ -436,7 +436,7 @@ class Source:
                 raise SourceError(f"{commit} is not a commit")
             repo.refs[FETCHED_REF] = ObjectID(sha)
             added = mirror.added_since(repo.object_store, before)
-            self._bound_packs(repo, [ObjectID(sha)] + ([ObjectID(previous.encode())] if previous else []))
+            self._bound_packs(repo, ObjectID(sha), ObjectID(previous.encode()) if previous else None)
             return FetchResult(
                 commit=sha.decode(),
                 tree=target.tree.decode(),
@@ -544,7 +544,7 @@ class Source:
                 f"fetch {self.safe_url}: the server did not send commit {sha.decode()[:12]}"
             )
 
-    def _bound_packs(self, repo: Repo, keep: list[ObjectID]) -> None:
+    def _bound_packs(self, repo: Repo, head: ObjectID, previous: ObjectID | None) -> None:
         """Keep the mirror's size and pack count bounded.
 
         Grown well past its size after the last prune: rewrite it as one pack of the
@@ -555,7 +555,7 @@ class Source:
         now = mirror.usage(Path(repo.object_store.path))
         baseline = mirror.pruned_bytes(mirror_dir)
         if mirror.needs_prune(now, baseline):
-            after = mirror.prune(repo, keep)
+            after = mirror.prune(repo, head, previous)
             log.info("mirror_pruned", packs=now.packs, loose=now.loose, bytes=now.bytes,
                      bytes_after=after.bytes)
         elif mirror.needs_merge(now, self.cfg.max_packs):

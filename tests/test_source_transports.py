@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from dulwich.errors import ObjectMissing
 from dulwich.objects import Commit, ObjectID, Tree
 from dulwich.repo import Repo
 from gitserver import GitDaemonServer, HttpGitServer, RepoBuilder, git_env, run_git
@@ -221,7 +222,7 @@ def test_prune_keeps_exactly_the_head_and_previous_commit(
     source.fetch(head, previous=old)
     store = Repo(str(cfg.mirror_dir))
     try:
-        mirror.prune(store, [ObjectID(head.encode()), ObjectID(old.encode())])
+        mirror.prune(store, ObjectID(head.encode()), ObjectID(old.encode()))
     finally:
         store.close()
     usage = mirror.usage(cfg.mirror_dir / "objects")
@@ -237,6 +238,36 @@ def test_prune_keeps_exactly_the_head_and_previous_commit(
     assert held == want
     assert shallow == {old}  # head's parent is kept; old's is not
     assert mirror.pruned_bytes(cfg.mirror_dir) == usage.bytes
+
+
+def test_a_head_whose_tree_is_not_whole_resets_the_mirror_instead_of_pruning_it(
+    repo: RepoBuilder, tmp_path: Path
+) -> None:
+    _populate(repo)
+    cfg = load_config(flags={"repo": str(repo.path), "state_dir": str(tmp_path / "s")}, env={})
+    source = Source(cfg)
+    first = source.fetch(source.probe()).commit
+    head = _change_one(repo, 1)
+    source.fetch(head, previous=first)
+    lost = repo.rev_parse("HEAD:s01")  # a subtree of the head, dropped from the mirror
+    store = Repo(str(cfg.mirror_dir))
+    try:
+        keep = {o for o in store.object_store if o != lost.encode()}
+        pack = store.object_store.add_objects([(store.object_store[o], None) for o in keep])
+        assert pack is not None
+        for name, path in mirror.complete_packs(cfg.mirror_dir / "objects").items():
+            if name != os.path.basename(pack._basename):
+                path.with_suffix(".idx").unlink()
+                path.unlink()
+    finally:
+        store.close()
+    store = Repo(str(cfg.mirror_dir))
+    try:
+        with pytest.raises(ObjectMissing):
+            mirror.prune(store, ObjectID(head.encode()), ObjectID(first.encode()))
+    finally:
+        store.close()
+    assert mirror.complete_packs(cfg.mirror_dir / "objects")  # nothing was removed
 
 
 @pytest.mark.parametrize(("packs", "loose", "size", "baseline", "due"), [
