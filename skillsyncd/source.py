@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import shutil
 import socket
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import structlog
 import urllib3
@@ -46,6 +47,7 @@ from dulwich.pack import UnresolvedDeltas
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from skillsyncd import mirror
 from skillsyncd.config import Config
 from skillsyncd.errors import RefNotFound, SourceError
 from skillsyncd.log import register_secret
@@ -116,6 +118,8 @@ class FetchResult:
     fetched: bool  # False when the commit was already in the mirror
     history_rewritten: bool | None  # None: unknown (no previous commit, or not decidable)
     duration: float
+    objects: int = 0  # objects this fetch added to the mirror (thin-pack bases included)
+    bytes: int = 0  # bytes of the packs (and indexes) this fetch added to the mirror
 
 
 # What dulwich raises when pack bytes are damaged (see tests/test_faults.py).
@@ -130,7 +134,9 @@ class _Deadline:
     That alone cannot stop a server that trickles one pkt-line a byte at a time
     (each read succeeds inside the socket timeout), so a watchdog also shuts down
     every socket this thread connected during the operation once the budget is
-    spent; the blocked read then fails at once.
+    spent; the blocked read then fails at once. One shared watchdog thread serves
+    every deadline: starting a timer thread per operation cost about 5 ms of a
+    60 ms no-change poll on a loaded 2-core box.
     """
 
     def __init__(self, seconds: float, socket_timeout: float | None = None) -> None:
@@ -140,8 +146,6 @@ class _Deadline:
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __call__(self, _nbytes: int = 0, _direction: str = "") -> None:
         if self.expired or time.monotonic() > self.expires:
@@ -150,11 +154,11 @@ class _Deadline:
     def __enter__(self) -> _Deadline:
         _install_audit_hook()
         _active.deadline = self
-        self._timer.start()
+        _watchdog.arm(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        _watchdog.disarm(self)
         _active.deadline = None
         with self._lock:
             self._sockets.clear()
@@ -174,6 +178,42 @@ class _Deadline:
         for sock in doomed:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One daemon thread that expires armed deadlines; started at the first operation."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: set[_Deadline] = set()
+        self._pid: int | None = None
+
+    def arm(self, deadline: _Deadline) -> None:
+        with self._cond:
+            self._armed.add(deadline)
+            if self._pid != os.getpid():  # first use, or a forked child without the thread
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="skillsyncd-deadline", daemon=True).start()
+            self._cond.notify()
+
+    def disarm(self, deadline: _Deadline) -> None:
+        with self._cond:
+            self._armed.discard(deadline)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [d for d in self._armed if d.expires <= now]
+                self._armed.difference_update(due)
+                nxt = min((d.expires for d in self._armed), default=None)
+                if not due:
+                    self._cond.wait(None if nxt is None else nxt - now)
+            for deadline in due:
+                deadline._expire()
+
+
+_watchdog = _Watchdog()
 
 
 class _Active(threading.local):
@@ -294,10 +334,14 @@ class Source:
         """The commit the configured ref points at now (one ls-remote round trip)."""
         if _SHA_RE.match(self.cfg.ref):
             return self.cfg.ref
+        local = _local_path(self.url)
         with self._network("ls-remote") as deadline:
-            client, path = self._client(deadline)
-            result = client.get_refs(path.encode(), ref_prefix=self.candidate_refs())
-            refs: dict[bytes, bytes | None] = {bytes(k): v for k, v in result.refs.items()}
+            if local is not None:
+                refs = _local_refs(local, self.candidate_refs())
+            else:
+                client, path = self._client(deadline)
+                result = client.get_refs(path.encode(), ref_prefix=self.candidate_refs())
+                refs = {bytes(k): v for k, v in result.refs.items()}
         return _pick_ref(refs, self.candidate_refs(), self.cfg.ref, self.safe_url)
 
     # --- fetch ----------------------------------------------------------------
@@ -359,35 +403,30 @@ class Source:
                                   f"({type(again).__name__}: {again}); will retry") from again
 
     def _fetch_once(self, commit: str, previous: str | None = None) -> FetchResult:
-        """One attempt: single ref, shallow.
+        """One attempt: single ref, shallow, then keep the mirror bounded.
 
-        With a previous commit in the mirror the fetch reaches back to that
-        commit's time (``deepen-since``) instead of depth 1, so one round trip
-        also tells whether history was rewritten.
+        Over the network, with a previous commit in the mirror the fetch reaches
+        back to that commit's time (``deepen-since``) instead of depth 1, so one
+        round trip also tells whether history was rewritten. A local source is
+        read directly (see :mod:`skillsyncd.mirror`).
         """
         start = time.monotonic()
         wanted = blob_limit(self.cfg)
         self._drop_mirror_if_limit_grew(wanted)
         repo = self.open_mirror()
+        _check_packs(repo)
         self._record_limit(wanted)
         sha = commit.encode()
+        before = mirror.complete_packs(Path(repo.object_store.path))
         fetched = False
-        since: str | None = None
+        rewritten: bool | None = None
         try:
-            if not _has_commit(repo, sha):
-                old = repo[previous.encode()] if previous and _has_commit(repo, previous.encode()) \
-                    else None
-                if isinstance(old, Commit):
-                    since = str(old.commit_time - 1)
-                try:
-                    self._fetch_into(repo, sha, depth=None if since else 1, since=since,
-                                     limit=wanted)
-                except SourceError:
-                    if since is None:
-                        raise
-                    # e.g. clock skew: nothing newer than the previous commit's time
-                    since = None
-                    self._fetch_into(repo, sha, depth=1, limit=wanted)
+            if not _has_commit(repo, sha, with_tree=True):
+                local = _local_path(self.url)
+                if local is not None:
+                    rewritten = self._copy_local(local, repo, sha, previous, wanted)
+                else:
+                    rewritten = self._fetch_remote(repo, sha, previous, wanted)
                 fetched = True
             target = repo[sha]
             if isinstance(target, Tag):
@@ -396,18 +435,64 @@ class Source:
             if not isinstance(target, Commit):
                 raise SourceError(f"{commit} is not a commit")
             repo.refs[FETCHED_REF] = ObjectID(sha)
-            rewritten = _history_rewritten(repo, target, previous, deepened=since is not None) \
-                if fetched else None
-            self._bound_packs(repo)
+            added = mirror.added_since(repo.object_store, before)
+            self._bound_packs(repo, ObjectID(sha), ObjectID(previous.encode()) if previous else None)
             return FetchResult(
                 commit=sha.decode(),
                 tree=target.tree.decode(),
                 fetched=fetched,
-                history_rewritten=rewritten,
+                history_rewritten=rewritten if fetched else None,
                 duration=time.monotonic() - start,
+                objects=added.objects,
+                bytes=added.bytes,
             )
         finally:
             repo.close()
+
+    def _fetch_remote(self, repo: Repo, sha: bytes, previous: str | None,
+                      limit: int | None) -> bool | None:
+        """Fetch over the network (git://, http(s)://, ssh); whether history was rewritten."""
+        since: str | None = None
+        old = repo[previous.encode()] if previous and _has_commit(repo, previous.encode()) \
+            else None
+        if isinstance(old, Commit):
+            since = str(old.commit_time - 1)
+        try:
+            self._fetch_into(repo, sha, depth=None if since else 1, since=since, limit=limit)
+        except SourceError:
+            if since is None:
+                raise
+            # e.g. clock skew: nothing newer than the previous commit's time
+            since = None
+            self._fetch_into(repo, sha, depth=1, limit=limit)
+        target = repo[sha]
+        if isinstance(target, Tag):
+            target = repo[target.object[1]]
+        if not isinstance(target, Commit):
+            return None
+        return _history_rewritten(repo, target, previous, deepened=since is not None)
+
+    def _copy_local(self, path: str, repo: Repo, sha: bytes, previous: str | None,
+                    limit: int | None) -> bool | None:
+        """Copy one commit from a repository on this machine: only what the mirror lacks.
+
+        dulwich's own local fetch sends the whole tree into a shallow mirror every
+        time; reading the source directly costs what changed. History is checked in
+        the source itself, which holds all of it.
+        """
+        with self._network("fetch"):
+            try:
+                with contextlib.closing(Repo(path)) as src:
+                    mirror.copy_commit(src, repo, ObjectID(sha), limit)
+                    head = src[ObjectID(sha)]
+                    while isinstance(head, Tag):
+                        head = src[head.object[1]]
+                    if isinstance(head, Commit):
+                        mirror.mark_shallow(repo, [head.id])
+                        return _ancestry_rewritten(src, head, previous)
+                    return None
+            except KeyError as exc:  # the source's object store lacks an object
+                raise SourceError(_missing_object(self.safe_url, exc)) from None
 
     def _fetch_into(self, repo: Repo, sha: bytes, *, depth: int | None = None,
                     since: str | None = None, limit: int | None = None) -> None:
@@ -459,13 +544,25 @@ class Source:
                 f"fetch {self.safe_url}: the server did not send commit {sha.decode()[:12]}"
             )
 
-    def _bound_packs(self, repo: Repo) -> None:
-        """Every fetch adds a pack; merge them once there are too many."""
-        pack_dir = Path(repo.object_store.path) / "pack"
-        packs = list(pack_dir.glob("*.pack")) if pack_dir.exists() else []
-        if len(packs) > self.cfg.max_packs:
-            log.info("mirror_repack", packs=len(packs))
-            repo.object_store.repack()
+    def _bound_packs(self, repo: Repo, head: ObjectID, previous: ObjectID | None) -> None:
+        """Keep the mirror's size and pack count bounded.
+
+        Grown well past its size after the last prune: rewrite it as one pack of the
+        head and the previous commit (a full read of the head). Only too many packs:
+        merge the small ones, which costs what the fetches since added.
+        """
+        mirror_dir = Path(repo.controldir())
+        now = mirror.usage(Path(repo.object_store.path))
+        baseline = mirror.pruned_bytes(mirror_dir)
+        if mirror.needs_prune(now, baseline):
+            after = mirror.prune(repo, head, previous)
+            log.info("mirror_pruned", packs=now.packs, loose=now.loose, bytes=now.bytes,
+                     bytes_after=after.bytes)
+        elif mirror.needs_merge(now, self.cfg.max_packs):
+            after = mirror.merge_small_packs(repo)
+            log.info("mirror_packs_merged", packs=now.packs, packs_after=after.packs)
+        elif baseline is None:
+            mirror.record_baseline(mirror_dir, now.bytes)
 
     # --- reading --------------------------------------------------------------
 
@@ -543,15 +640,100 @@ def _missing_object(url: str, exc: KeyError) -> str:
             "pushed incompletely: run `git fsck` there and push again")
 
 
-def _has_commit(repo: Repo, sha: bytes) -> bool:
+def _has_commit(repo: Repo, sha: bytes, with_tree: bool = False) -> bool:
+    """Whether the mirror holds commit (or tag) ``sha``; ``with_tree``: and its root tree.
+
+    The tree check keeps a commit object that arrived without its tree (a
+    deepened history's edge, a mirror damaged on disk) from passing for fetched.
+    """
+    store = repo.object_store
     try:
         oid = ObjectID(sha)
-        return oid in repo.object_store and repo.object_store[oid].type_name in (
-            b"commit",
-            b"tag",
-        )
-    except (KeyError, ValueError):
+        if oid not in store:
+            return False
+        obj = store[oid]
+        while with_tree and isinstance(obj, Tag):
+            obj = store[obj.object[1]]
+        if with_tree and isinstance(obj, Commit):
+            return obj.tree in store
+        return obj.type_name in (b"commit", b"tag")
+    except ValueError:
         return False
+    except KeyError:
+        # indexed but unreadable (dulwich skips a pack whose data is damaged): a mirror
+        # trusted for its trees must not be half read; fetch() resets it
+        raise ObjectMissing(sha) from None
+
+
+def _check_packs(repo: Repo) -> None:
+    """Each pack's length and trailer against its index, before the mirror's trees are
+    trusted: a truncated or overwritten pack would otherwise pass for present (its index
+    is intact) and fail only when staging reads it. Reads two small spans per pack."""
+    for pack in repo.object_store.packs:
+        try:
+            pack.check_length_and_checksum()
+        except AssertionError as exc:  # dulwich's length check
+            raise ObjectFormatException(f"pack {pack.name().decode()}: {exc}") from None
+
+
+def _local_path(url: str) -> str | None:
+    """The filesystem path of a local source (a path or ``file://`` URL), else None."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return unquote(parts.path)
+    if parts.scheme or _is_ssh(url):
+        return None
+    return url
+
+
+def _local_refs(path: str, names: list[bytes]) -> dict[bytes, bytes | None]:
+    """The candidate refs of a local repository and their peeled values: only those
+    are read (dulwich's local ls-remote reads every ref and every symref)."""
+    refs: dict[bytes, bytes | None] = {}
+    with contextlib.closing(Repo(path)) as repo:
+        for name in names:
+            try:
+                refs[name] = repo.refs[Ref(name)]
+                refs[name + b"^{}"] = repo.get_peeled(Ref(name))
+            except KeyError:
+                continue
+    return refs
+
+
+def _ancestry_rewritten(src: Repo, new: Commit, previous: str | None) -> bool | None:
+    """Whether ``previous`` is no ancestor of ``new`` in a full local repository.
+
+    The walk stops at commits older than ``previous`` (as ``deepen-since`` does over
+    the network) and after 10,000 commits (then: unknown).
+    """
+    if not previous or previous == new.id.decode():
+        return None
+    prev = ObjectID(previous.encode())
+    if prev in new.parents:
+        return False
+    try:
+        old = src[prev]
+    except KeyError:
+        return True if not src.get_shallow() else None
+    since = old.commit_time - 1 if isinstance(old, Commit) else 0
+    seen: set[bytes] = set()
+    todo = [new.id]
+    edge = False
+    while todo and len(seen) < 10_000:
+        oid = todo.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        if oid == prev:
+            return False
+        try:
+            commit = src[ObjectID(oid)]
+        except KeyError:
+            edge = True  # a shallow source
+            continue
+        if isinstance(commit, Commit) and commit.commit_time >= since:
+            todo.extend(commit.parents)
+    return True if not todo and not edge else None
 
 
 def _pick_ref(

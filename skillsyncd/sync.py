@@ -362,7 +362,8 @@ class Syncer:
             log.warning("source_changed", old=live.state.source, new=source.safe_url)
             source.reset_mirror()
         fetched = source.fetch(head, previous=live.state.commit)
-        log.info("fetched", tree=fetched.tree, fetched_objects=fetched.fetched,
+        log.info("fetched", tree=fetched.tree, fetched=fetched.fetched, objects=fetched.objects,
+                 bytes=fetched.bytes,
                  duration=round(fetched.duration, 3), history_rewritten=fetched.history_rewritten)
         if fetched.history_rewritten:
             log.warning("history_rewritten", previous_commit=live.state.commit)

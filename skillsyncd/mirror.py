@@ -1,0 +1,336 @@
+"""The local mirror's objects: copy one commit from a local repository, keep the mirror small.
+
+Two jobs dulwich does not do the way a sync needs them:
+
+* **Local fetches.** dulwich's local client answers a fetch into a shallow
+  repository with every object of the wanted commit, whatever the mirror has
+  (its object finder drops the "have"s when the receiver is shallow), and it
+  ignores ``blob:limit``. So for a path or ``file://`` remote the mirror copies
+  the commit's tree itself, skipping every subtree and blob it already holds
+  and every blob the filter would leave out.
+* **A bounded mirror.** Each fetch adds a pack. Only the objects of the new
+  head (and of the previously deployed commit, whose time dates a history
+  rewrite check) are ever read again; old skill versions needed for rollback
+  live in the release store. :func:`prune` writes one pack of exactly those
+  objects, then removes every other pack and loose object.
+
+Crash safety rests on two facts of git's layout that dulwich shares: a pack
+counts only once its ``.idx`` exists (written last, by rename), and objects are
+only removed after the pack that keeps them is complete. A SIGKILL at any
+instant leaves either the old packs, or the new pack plus some old ones, never
+a mirror missing a kept object. Half-written packs are removed by the sync's
+recovery (``clear_mirror_leftovers``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dulwich.errors import ObjectMissing
+from dulwich.object_store import BaseObjectStore, DiskObjectStore
+from dulwich.objects import Commit, ObjectID, Tag, Tree
+from dulwich.pack import generate_unpacked_objects
+from dulwich.repo import Repo
+
+from skillsyncd.snapshot import object_size
+
+# The object bytes the mirror held right after its last prune, one decimal line.
+PRUNED_BYTES_FILE = "skillsyncd-pruned-bytes"
+# Growth beyond the last pruned size that triggers a prune (garbage and new versions).
+GROWTH = 1.25
+_MODE_GITLINK = 0o160000
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the mirror's object store holds on disk."""
+
+    packs: int
+    loose: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Added:
+    """What one fetch added to the mirror: objects and their pack bytes."""
+
+    objects: int
+    bytes: int
+
+
+def usage(objects_dir: Path) -> Usage:
+    """Count complete packs and loose objects, and the bytes of both."""
+    packs = loose = size = 0
+    pack_dir = objects_dir / "pack"
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(pack_dir):
+            if entry.name.endswith((".pack", ".idx")) and entry.is_file():
+                size += entry.stat().st_size
+                packs += entry.name.endswith(".pack")
+    with contextlib.suppress(FileNotFoundError):
+        for sub in os.scandir(objects_dir):
+            if len(sub.name) == 2 and sub.is_dir():
+                for entry in os.scandir(sub.path):
+                    loose += 1
+                    size += entry.stat().st_size
+    return Usage(packs=packs, loose=loose, bytes=size)
+
+
+def complete_packs(objects_dir: Path) -> dict[str, Path]:
+    """Pack basename -> .pack path, for packs whose index exists (the ones git reads)."""
+    pack_dir = objects_dir / "pack"
+    try:
+        names = set(os.listdir(pack_dir))
+    except FileNotFoundError:
+        return {}
+    return {n[:-5]: pack_dir / n for n in names
+            if n.endswith(".pack") and n[:-5] + ".idx" in names}
+
+
+def added_since(store: DiskObjectStore, before: dict[str, Path]) -> Added:
+    """Objects and bytes in the packs that appeared since ``before`` was taken."""
+    objects = size = 0
+    new = set(complete_packs(Path(store.path))) - set(before)
+    for pack in store.packs:
+        name = os.path.basename(pack._basename)
+        if name in new:
+            objects += len(pack.index)
+            size += os.path.getsize(pack._data_path) + os.path.getsize(pack._idx_path)
+    return Added(objects=objects, bytes=size)
+
+
+# --- local fetch ------------------------------------------------------------------------
+
+
+def copy_commit(source: Repo, mirror: Repo, sha: ObjectID, limit: int | None) -> int:
+    """Copy the commit (or tag) ``sha`` and what the mirror lacks of its tree; one pack.
+
+    A tree the mirror holds is complete there (every fetch and every prune keeps
+    whole trees), so its subtree is skipped unread. Blobs of at least ``limit``
+    bytes are left out, as a server honouring ``blob:limit`` would. Returns the
+    number of objects written.
+    """
+    wanted = list(_missing_of(source.object_store, mirror.object_store, sha, limit))
+    if wanted:
+        mirror.object_store.add_pack_data(
+            len(wanted),
+            generate_unpacked_objects(source.object_store, [(oid, None) for oid in wanted]),
+        )
+    return len(wanted)
+
+
+def _missing_of(src: BaseObjectStore, have: BaseObjectStore, sha: ObjectID,
+                limit: int | None) -> Iterator[ObjectID]:
+    obj = src[sha]
+    while isinstance(obj, Tag):
+        yield obj.id
+        obj = src[obj.object[1]]
+    if not isinstance(obj, Commit):
+        yield obj.id
+        return
+    if obj.id not in have:
+        yield obj.id
+    seen: set[ObjectID] = set()
+    todo = [obj.tree]
+    while todo:
+        tree_id = todo.pop()
+        if tree_id in seen or tree_id in have:
+            continue
+        seen.add(tree_id)
+        yield tree_id
+        tree = src[tree_id]
+        if not isinstance(tree, Tree):
+            raise KeyError(tree_id)
+        for entry in tree.iteritems():
+            mode, oid = entry.mode, entry.sha
+            if mode is None or oid is None or mode == _MODE_GITLINK or oid in seen:
+                continue
+            if stat.S_ISDIR(mode):
+                todo.append(oid)
+            elif oid not in have and not _too_big(src, oid, limit):
+                seen.add(oid)
+                yield oid
+
+
+def _too_big(store: BaseObjectStore, oid: ObjectID, limit: int | None) -> bool:
+    if limit is None:
+        return False
+    size = object_size(store, oid.decode())
+    return size is not None and size >= limit
+
+
+def mark_shallow(repo: Repo, commits: Iterable[ObjectID]) -> None:
+    """Record as shallow each commit whose parents the mirror lacks, as git would."""
+    store = repo.object_store
+    commits = set(commits)
+    edge = {c for c in commits if any(p not in store for p in _parents(store, c))}
+    still = {s for s in repo.get_shallow() if s in store and s not in commits}
+    _write_shallow(repo, still | edge)
+
+
+def _write_shallow(repo: Repo, commits: set[ObjectID]) -> None:
+    path = Path(repo.controldir()) / "shallow"
+    if not commits:
+        path.unlink(missing_ok=True)
+        return
+    _atomic_write(path, b"".join(sorted(c + b"\n" for c in commits)))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+# --- bounding ---------------------------------------------------------------------------
+
+
+def pruned_bytes(mirror_dir: Path) -> int | None:
+    """The mirror's size after its last prune; None when unknown (never pruned, unreadable)."""
+    try:
+        return int((mirror_dir / PRUNED_BYTES_FILE).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def needs_prune(now: Usage, baseline: int | None) -> bool:
+    """The bytes grew well past what the last prune kept (garbage, or a bigger head).
+
+    A mirror with no baseline is pruned once unless it is a single pack (a first
+    fetch): that pack is the baseline.
+    """
+    if baseline is None:
+        return now.packs > 1 or now.loose > 0
+    return now.bytes > baseline * GROWTH
+
+
+def needs_merge(now: Usage, max_packs: int) -> bool:
+    """Too many packs: merge the small ones (see :func:`merge_small_packs`)."""
+    return now.packs > max_packs
+
+
+def merge_small_packs(repo: Repo) -> Usage:
+    """Merge every pack but the largest (and the loose objects) into one pack.
+
+    The cheap way to bound the pack count between prunes: the largest pack is
+    usually the head's full pack and is neither read nor rewritten; the others
+    hold what the incremental fetches added since. Same crash-safety order as
+    :func:`prune`. Garbage in them is kept; the size trigger prunes it.
+    """
+    store = repo.object_store
+    objects_dir = Path(store.path)
+    old = complete_packs(objects_dir)
+    largest = max(old, key=lambda n: old[n].stat().st_size, default=None)
+    small = [pack for pack in store.packs if os.path.basename(pack._basename) != largest]
+    wanted = {ObjectID(sha) for pack in small for sha in pack}
+    wanted |= set(store._iter_loose_objects())
+    pack = store.add_pack_data(
+        len(wanted), generate_unpacked_objects(store, [(o, None) for o in sorted(wanted)]))
+    kept = {largest, os.path.basename(pack._basename) if pack is not None else None}
+    for name, data_path in old.items():
+        if name not in kept:
+            _remove_pack(data_path)
+    _remove_loose(objects_dir)
+    store.close()
+    return usage(objects_dir)
+
+
+def record_baseline(mirror_dir: Path, size: int) -> None:
+    _atomic_write(mirror_dir / PRUNED_BYTES_FILE, f"{size}\n".encode())
+
+
+def prune(repo: Repo, head: ObjectID, previous: ObjectID | None = None) -> Usage:
+    """Leave the mirror holding exactly the objects of ``head`` and ``previous``, in one pack.
+
+    A previous commit whose tree is not all there (only blobs the fetch filter
+    left out may be missing) is dropped rather than kept half, since a commit in
+    the mirror promises its tree to the next fetch. A head that is not whole means
+    a damaged mirror: ObjectMissing, which ``Source.fetch`` answers with a reset.
+    """
+    store = repo.object_store
+    objects_dir = Path(store.path)
+    commits, wanted = _closure(store, [head] + ([previous] if previous else []))
+    if head not in commits:
+        raise ObjectMissing(head)
+    old = complete_packs(objects_dir)
+    pack = store.add_pack_data(
+        len(wanted), generate_unpacked_objects(store, [(o, None) for o in sorted(wanted)]))
+    _write_shallow(repo, {c for c in commits
+                          if any(p not in commits for p in _parents(store, c))})
+    kept = os.path.basename(pack._basename) if pack is not None else None
+    for name, data_path in old.items():
+        if name != kept:
+            _remove_pack(data_path)
+    _remove_loose(objects_dir)
+    store.close()
+    now = usage(objects_dir)
+    record_baseline(Path(repo.controldir()), now.bytes)
+    return now
+
+
+def _parents(store: BaseObjectStore, oid: ObjectID) -> list[ObjectID]:
+    commit = store[oid]
+    return list(commit.parents) if isinstance(commit, Commit) else []
+
+
+def _closure(store: BaseObjectStore, keep: Iterable[ObjectID]) -> tuple[set[ObjectID], set[ObjectID]]:
+    """The kept commits and every object their trees reach (missing blobs skipped)."""
+    commits: set[ObjectID] = set()
+    wanted: set[ObjectID] = set()
+    for oid in keep:
+        if oid in commits:
+            continue
+        try:
+            reach = _reach(store, oid, wanted)
+        except KeyError:
+            continue  # this commit's tree is not whole here: do not keep it
+        commits.add(oid)
+        wanted |= reach
+    return commits, wanted
+
+
+def _reach(store: BaseObjectStore, oid: ObjectID, already: set[ObjectID]) -> set[ObjectID]:
+    commit = store[oid]
+    if not isinstance(commit, Commit):
+        raise KeyError(oid)
+    found = {oid}
+    todo = [commit.tree]
+    while todo:
+        tree_id = todo.pop()
+        if tree_id in found or tree_id in already:
+            continue
+        tree = store[tree_id]
+        if not isinstance(tree, Tree):
+            raise KeyError(tree_id)
+        found.add(tree_id)
+        for entry in tree.iteritems():
+            mode, sha = entry.mode, entry.sha
+            if mode is None or sha is None or mode == _MODE_GITLINK:
+                continue
+            if stat.S_ISDIR(mode):
+                todo.append(sha)
+            elif sha in store:  # a blob the filter left out stays out
+                found.add(sha)
+    return found
+
+
+def _remove_pack(data_path: Path) -> None:
+    """Index first: a pack without one is ignored by readers and removed at recovery."""
+    for path in (data_path.with_suffix(".idx"), data_path.with_suffix(".bitmap"),
+                 data_path.with_suffix(".rev"), data_path):
+        path.unlink(missing_ok=True)
+
+
+def _remove_loose(objects_dir: Path) -> None:
+    """Every loose object is either in the new pack or garbage."""
+    for sub in objects_dir.iterdir():
+        if len(sub.name) == 2 and sub.is_dir():
+            for entry in sub.iterdir():
+                entry.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                sub.rmdir()
