@@ -126,7 +126,7 @@ class Store:
             files.append(Path(dest))
             nbytes += len(data)
         ordered = sorted(dirs, key=lambda p: p.count(os.sep), reverse=True)
-        for d in ordered:
+        for d in ordered[:-1]:  # the version's own folder stays writable until it is placed
             os.chmod(d, 0o555)
         return Written(skill.tree_sha, tmp, tuple(files), tuple(Path(d) for d in ordered), nbytes)
 
@@ -156,7 +156,7 @@ class Store:
                 files.append(dest_dir / name)
                 nbytes += len(data)
         ordered = sorted(dirs, key=lambda p: str(p).count(os.sep), reverse=True)
-        for d in ordered:
+        for d in ordered[:-1]:  # the version's own folder stays writable until it is placed
             os.chmod(d, 0o555)
         return Written(sha, tmp, tuple(files), tuple(ordered), nbytes)
 
@@ -166,12 +166,20 @@ class Store:
             self._place_one(w)
 
     def _place_one(self, w: Written) -> None:
+        """Rename into place, then make the version's folder read-only.
+
+        Moving a folder to another parent rewrites its '..' entry, which needs write
+        permission on the folder itself (for any user but root): so it is read-only
+        only once it is in place.
+        """
         try:
             os.rename(w.tmp, self.path(w.sha))
         except OSError:
             if not self.has(w.sha):
                 raise
             _force_remove(w.tmp)  # written twice (a retry): the placed one is identical
+            return
+        os.chmod(self.path(w.sha), 0o555)
 
     # --- removing -----------------------------------------------------------------
 
@@ -193,6 +201,7 @@ class Store:
         for sha in shas:
             self.work.mkdir(parents=True, exist_ok=True)
             try:
+                os.chmod(self.path(sha), 0o755)  # a folder moved to another parent must be writable
                 os.rename(self.path(sha), self.work / f"{_OLD}{sha}")
             except FileNotFoundError:
                 continue
