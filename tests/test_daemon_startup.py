@@ -106,7 +106,14 @@ def test_sigterm_at_each_startup_step_exits_0_with_current_intact(
     events = [json.loads(line) for line in out.splitlines()]  # every line is JSON
     names = [e["event"] for e in events]
     assert "stopped" in names, out
-    assert "sync_started" not in names, "a stop during start-up must not start a sync"
+    if step.endswith(":go"):
+        # The signal lands wherever start-up has got to by then; on a loaded machine that
+        # can be past the last start-up step, in the first sync. That sync must then end
+        # (finished or abandoned) before the exit, and change nothing live.
+        if "sync_started" in names:
+            assert {"sync_finished", "sync_abandoned"} & set(names), out
+    else:
+        assert "sync_started" not in names, "a stop during start-up must not start a sync"
     assert Releases(state).current() == live
     assert err == "" or all(line.startswith("{") for line in err.splitlines()), err
 
