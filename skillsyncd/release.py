@@ -35,6 +35,7 @@ from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink
 from skillsyncd.manifest import Manifest
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Skill
 from skillsyncd.store import Store, Written, _force_remove
+from skillsyncd.store import makedirs as _makedirs
 
 log = structlog.get_logger(__name__)
 
@@ -455,16 +456,6 @@ def _syncfs() -> Callable[[int], int] | None:
     except (OSError, AttributeError):
         return None
     return fn
-
-
-def _makedirs(path: str, made: set[str], created: list[str]) -> None:
-    """Create ``path`` and any missing parents below the release root (in ``made``)."""
-    if path in made:
-        return
-    _makedirs(os.path.dirname(path), made, created)
-    os.mkdir(path)
-    made.add(path)
-    created.append(path)
 
 
 # --- verification -------------------------------------------------------------------

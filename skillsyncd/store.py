@@ -121,7 +121,7 @@ class Store:
         nbytes = 0
         for entry, data in zip(skill.entries, blobs, strict=True):
             dest = os.path.join(tmp, entry.path)
-            _makedirs(os.path.dirname(dest), made, dirs)
+            makedirs(os.path.dirname(dest), made, dirs)
             write_new(dest, data, file_mode(entry.mode))
             files.append(Path(dest))
             nbytes += len(data)
@@ -224,11 +224,12 @@ def write_new(path: str | Path, data: bytes, mode: int) -> None:
         os.close(fd)
 
 
-def _makedirs(path: str, made: set[str], created: list[str]) -> None:
-    """Create ``path`` and any missing parents below a root already in ``made``."""
+def makedirs(path: str, made: set[str], created: list[str]) -> None:
+    """Create ``path`` and any missing parents below a root already in ``made``
+    (recording each folder made, for the read-only pass that follows)."""
     if path in made:
         return
-    _makedirs(os.path.dirname(path), made, created)
+    makedirs(os.path.dirname(path), made, created)
     os.mkdir(path)
     made.add(path)
     created.append(path)
