@@ -30,7 +30,7 @@ from dulwich.object_store import tree_lookup_path
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
-from skillsyncd import discovery, validation
+from skillsyncd import __version__, discovery, validation
 from skillsyncd.config import Config
 from skillsyncd.errors import (
     LockBusy,
@@ -816,8 +816,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 def judgement_basis(settings: str, allowed: frozenset[str]) -> str:
-    """What a skill's verdict depends on besides its bytes: the settings and the allow-list."""
-    digest = hashlib.sha256(settings.encode())
+    """What a skill's verdict depends on besides its bytes: the settings, the allow-list
+    and the rules themselves (skillsyncd's version)."""
+    digest = hashlib.sha256(f"{__version__}\n{settings}".encode())
     for fingerprint in sorted(allowed):
         digest.update(b"\n" + fingerprint.encode())
     return digest.hexdigest()[:16]
