@@ -607,22 +607,40 @@ def _history_rewritten(repo: Repo, new: Commit, previous: str | None, deepened: 
         return False
     if not deepened:
         return None
+    walk = _walk_back(repo, new, prev)  # a missing commit is the mirror's shallow edge
+    if walk.met:
+        return False
+    return True if walk.finished else None
+
+
+@dataclass(frozen=True)
+class _Walk:
+    met: bool  # the commit looked for was reached
+    finished: bool  # every commit to look at was looked at (not cut off at 10,000)
+    missing: bool  # some parent is not in the repository (a shallow edge)
+
+
+def _walk_back(repo: Repo, new: Commit, prev: bytes, since: int | None = None) -> _Walk:
+    """Walk ``new``'s ancestry looking for ``prev``, at most 10,000 commits; with ``since``,
+    not past commits older than that (as ``deepen-since`` does over the network)."""
     seen: set[bytes] = set()
     todo = [new.id]
+    missing = False
     while todo and len(seen) < 10_000:
         oid = todo.pop()
         if oid in seen:
             continue
         seen.add(oid)
         if oid == prev:
-            return False
+            return _Walk(met=True, finished=False, missing=missing)
         try:
-            commit = repo[oid]
+            commit = repo[ObjectID(oid)]
         except KeyError:
-            continue  # the shallow edge
-        if isinstance(commit, Commit):
+            missing = True
+            continue
+        if isinstance(commit, Commit) and (since is None or commit.commit_time >= since):
             todo.extend(commit.parents)
-    return True if not todo else None
+    return _Walk(met=False, finished=not todo, missing=missing)
 
 
 def _is_ssh(url: str) -> bool:
@@ -716,24 +734,10 @@ def _ancestry_rewritten(src: Repo, new: Commit, previous: str | None) -> bool | 
     except KeyError:
         return True if not src.get_shallow() else None
     since = old.commit_time - 1 if isinstance(old, Commit) else 0
-    seen: set[bytes] = set()
-    todo = [new.id]
-    edge = False
-    while todo and len(seen) < 10_000:
-        oid = todo.pop()
-        if oid in seen:
-            continue
-        seen.add(oid)
-        if oid == prev:
-            return False
-        try:
-            commit = src[ObjectID(oid)]
-        except KeyError:
-            edge = True  # a shallow source
-            continue
-        if isinstance(commit, Commit) and commit.commit_time >= since:
-            todo.extend(commit.parents)
-    return True if not todo and not edge else None
+    walk = _walk_back(src, new, prev, since)
+    if walk.met:
+        return False
+    return True if walk.finished and not walk.missing else None  # missing: a shallow source
 
 
 def _pick_ref(
