@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from gitserver import GitDaemonServer, GitRoot, HttpGitServer, RepoBuilder, git_env, run_git  # noqa: E402
 
 from skillsyncd.config import load_config  # noqa: E402
-from skillsyncd.source import Source  # noqa: E402
+from skillsyncd.source.remote import Source  # noqa: E402
 
 
 def make_repo(root: Path, skills: int, file_bytes: int, seed: int = 16) -> RepoBuilder:

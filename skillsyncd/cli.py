@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skillsyncd import __version__
+from skillsyncd.daemon.stopping import PENDING, StopRequested
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED, EXIT_USAGE, ConfigError, SkillsyncError
-from skillsyncd.events import Status
-from skillsyncd.stopping import PENDING, StopRequested
+from skillsyncd.model import Status
 
 if TYPE_CHECKING:
     from skillsyncd.config import Config
@@ -188,7 +188,7 @@ def _stopped_early(stop: StopRequested) -> None:
 
 def make_syncer(cfg: Config) -> Any:
     """The Syncer with the journal, publisher and read-back check wired in."""
-    from skillsyncd.wiring import build_syncer
+    from skillsyncd.sync.assembly import build_syncer
 
     return build_syncer(cfg)
 
@@ -316,7 +316,7 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:
     import json
 
-    from skillsyncd.release import Releases
+    from skillsyncd.release.releases import Releases
 
     releases = Releases(cfg.state_dir)
     current = releases.current()

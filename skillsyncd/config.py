@@ -92,7 +92,7 @@ class Config:
     gateway_max_skills: int = 200  # OpenClaw skills.limits.maxSkillsLoadedPerSource
     allow_mass_removal: bool = False  # a commit may remove more than half of the live skills
     ignore: tuple[str, ...] = ()  # gitignore patterns, on top of the defaults and .skillsyncignore
-    # trust (skillsyncd.trust): which commit signatures may deploy, and the keys trusted
+    # trust (skillsyncd.source.signatures): which commit signatures may deploy, and the keys trusted
     verify: str = "none"  # none | ssh | gpg | any
     allowed_signers: Secret = NO_SECRET  # git's allowed_signers format (or ..._FILE)
     gpg_keys: Secret = NO_SECRET  # armored OpenPGP public keys (or ..._FILE)

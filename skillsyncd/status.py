@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from skillsyncd.config import Config
-from skillsyncd.manifest import Manifest
-from skillsyncd.release import Releases
-from skillsyncd.state import load_state
+from skillsyncd.release.manifest import Manifest
+from skillsyncd.release.releases import Releases
+from skillsyncd.sync.state import load_state
 
 
 def filesystem_of(path: Path) -> Path:

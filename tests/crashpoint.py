@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import skillsyncd.ledger as ledger
-import skillsyncd.release as release
-import skillsyncd.store as store
-import skillsyncd.sync as sync
+import skillsyncd.release.releases as release
+import skillsyncd.release.store as store
+import skillsyncd.sync.ledger as ledger
+import skillsyncd.sync.pipeline as sync
 from skillsyncd.cli import main
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import dulwich.object_store as object_store
 
-import skillsyncd.mirror as mirror
+import skillsyncd.source.mirror as mirror
 from skillsyncd.cli import main
 
 

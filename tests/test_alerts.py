@@ -18,9 +18,9 @@ from gitserver import HttpGitServer, RepoBuilder
 from receivers import JsonReceiver, SmtpReceiver, wait_for
 from test_daemon import SKILLSYNCD, _clean_env, start_daemon  # noqa: F401 (fixture)
 
-from skillsyncd import alerts
-from skillsyncd.alerts import Book, Settings, decide, decide_lag
-from skillsyncd.notify import notify_urls
+from skillsyncd.notify import alerts
+from skillsyncd.notify.alerts import Book, Settings, decide, decide_lag
+from skillsyncd.notify.apprise import notify_urls
 
 C1, C2 = "a" * 40, "b" * 40
 S = Settings(replica="r1", failing_after=3, audit_lag_events=10,

@@ -18,9 +18,9 @@ from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import SourceError, ValidationRejected
-from skillsyncd.manifest import Manifest
-from skillsyncd.plan import rollback_skills
-from skillsyncd.wiring import build_syncer
+from skillsyncd.release.manifest import Manifest
+from skillsyncd.sync.assembly import build_syncer
+from skillsyncd.sync.decide import rollback_skills
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,7 @@ from skillsyncd.audit import Journal, Neo4jSink, SinkError, cmd_audit_push, cmd_
 from skillsyncd.audit.neo4j import Cursor, statements
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import ValidationRejected
-from skillsyncd.wiring import build_syncer
+from skillsyncd.sync.assembly import build_syncer
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")

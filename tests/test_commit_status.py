@@ -18,9 +18,9 @@ from gitserver import HttpGitServer, RepoBuilder
 from receivers import FakeGitHub
 from test_daemon import SKILLSYNCD, _clean_env
 
-from skillsyncd import commit_status
-from skillsyncd.commit_status import Status, status_for
 from skillsyncd.config import Config, Secret
+from skillsyncd.notify import commit_status
+from skillsyncd.notify.commit_status import Status, status_for
 
 TOKEN = "ghs_StatusCanaryToken1a2b3c4d5e6f7a8b9c"
 SHA = "c" * 40

@@ -28,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from skillsyncd.daemon.status import FIELDS
 from skillsyncd.daemon.webhook import sign
-from skillsyncd.release import Releases
+from skillsyncd.release.releases import Releases
 
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
 SECRET = "webhook-secret-for-tests"
@@ -38,7 +38,7 @@ SECRET = "webhook-secret-for-tests"
 STALL = """
 import sys, time
 from pathlib import Path
-import skillsyncd.store as store
+import skillsyncd.release.store as store
 from skillsyncd.cli import main
 seconds, marker = float(sys.argv[1]), Path(sys.argv[2])
 real = store.write_new

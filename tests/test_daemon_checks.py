@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from skillsyncd.config import Config
-from skillsyncd.daemon.checks import HealthCommandCheck, HealthUrlCheck, post_deploy_checks
 from skillsyncd.daemon.hooks import Deployment, HookRunner
+from skillsyncd.sync.checks import HealthCommandCheck, HealthUrlCheck, post_deploy_checks
 
 
 @pytest.fixture

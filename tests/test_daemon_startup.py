@@ -23,14 +23,14 @@ from gitserver import RepoBuilder
 from polling import wait_for
 from test_daemon import SKILLSYNCD, _clean_env
 
-from skillsyncd.release import Releases
+from skillsyncd.release.releases import Releases
 
 # argv: STEP[:go] MARKER skillsyncd-args...   (":go" does not wait: the signal lands
 # somewhere in whatever follows the step, e.g. the heavy imports)
 LAUNCHER = """
 import os, sys, time
 from pathlib import Path
-from skillsyncd.stopping import PendingStop
+from skillsyncd.daemon.stopping import PendingStop
 spec, marker = sys.argv[1], Path(sys.argv[2])
 step, _, mode = spec.partition(":")
 
@@ -49,7 +49,7 @@ PendingStop.check = check
 
 if step == "bound":  # after the port is bound, before the loop's own handlers exist
     import skillsyncd.daemon.http as http
-    from skillsyncd.stopping import PENDING
+    from skillsyncd.daemon.stopping import PENDING
     real_start = http.start
     async def start(*a, **k):
         out = await real_start(*a, **k)

@@ -121,7 +121,7 @@ def test_fleet_comes_from_neo4j_and_its_outage_is_shown(bolt, repo, tmp_path):  
 
     from skillsyncd.audit.commands import cmd_audit_push
     from skillsyncd.daemon import dashboard
-    from skillsyncd.wiring import build_syncer
+    from skillsyncd.sync.assembly import build_syncer
 
     repo.add_skill("alpha", description="v1")
     repo.commit("v1")

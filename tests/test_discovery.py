@@ -11,7 +11,9 @@ import pytest
 from test_hostile import GOOD_MD, push_tree
 
 from skillsyncd.config import Config, load_config
-from skillsyncd.discovery import (
+from skillsyncd.errors import SourceError, ValidationRejected
+from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.source.discovery import (
     Child,
     Kind,
     discover,
@@ -19,9 +21,7 @@ from skillsyncd.discovery import (
     name_problem,
     nested_skills,
 )
-from skillsyncd.errors import SourceError, ValidationRejected
-from skillsyncd.release import Releases, verify_release
-from skillsyncd.wiring import build_syncer
+from skillsyncd.sync.assembly import build_syncer
 
 # name -> file bytes | nested folder | ("symlink"|"gitlink",)
 Tree = dict[bytes, Union[bytes, "Tree", tuple[str]]]

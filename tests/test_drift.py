@@ -17,9 +17,9 @@ from structlog.testing import capture_logs
 from test_publish_watchers import mirror_cfg, node, skill_md, watchers  # noqa: F401  (fixtures)
 
 from skillsyncd.config import Config
-from skillsyncd.daemon.drift import DriftWatcher, classify
-from skillsyncd.release import Releases, tree_sha_of
-from skillsyncd.wiring import build_syncer
+from skillsyncd.publish.drift import DriftWatcher, classify
+from skillsyncd.release.releases import Releases, tree_sha_of
+from skillsyncd.sync.assembly import build_syncer
 
 LIVENESS = 20.0  # seconds: a bound that load cannot trip, not a speed target
 

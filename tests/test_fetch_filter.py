@@ -22,12 +22,12 @@ from gitserver import GitDaemonServer, HttpGitServer, RepoBuilder
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import SourceError
 from skillsyncd.model import Entry, Severity, Skill
-from skillsyncd.release import Releases
-from skillsyncd.snapshot import find_skills
-from skillsyncd.source import BLOB_LIMIT_FILE, Source, blob_limit, limit_grew, mirror_blob_limit
+from skillsyncd.release.releases import Releases
+from skillsyncd.source.remote import BLOB_LIMIT_FILE, Source, blob_limit, limit_grew, mirror_blob_limit
+from skillsyncd.source.snapshot import find_skills
+from skillsyncd.sync.assembly import build_syncer
 from skillsyncd.validation import check_entries
 from skillsyncd.validation.paths import OmittedBlob
-from skillsyncd.wiring import build_syncer
 
 LIMIT = 1000  # max_file_bytes in the network tests
 BIG = b"x" * 5000  # left out by the filter

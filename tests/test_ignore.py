@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from skillsyncd.config import Config, load_config
-from skillsyncd.ignore import IgnoreRules, filter_entries, parse, tree_id
 from skillsyncd.model import Entry
-from skillsyncd.release import Releases, tree_sha_of, verify_release
+from skillsyncd.release.releases import Releases, tree_sha_of, verify_release
+from skillsyncd.source.ignore import IgnoreRules, filter_entries, parse, tree_id
+from skillsyncd.sync.assembly import build_syncer
 from skillsyncd.validation import validate_tree
-from skillsyncd.wiring import build_syncer
 
 # A credential-shaped value, built here so no literal token sits in the repository.
 SECRET = "ghp_" + "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xY2z4C"

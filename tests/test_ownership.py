@@ -15,7 +15,7 @@ import pytest
 from gitserver import HttpGitServer, RepoBuilder
 from test_daemon import SKILLSYNCD, _clean_env
 
-from skillsyncd.ownership import wrong_user
+from skillsyncd.sync.user_guard import wrong_user
 
 
 def test_only_root_on_someone_elses_dir_is_refused(tmp_path: Path) -> None:

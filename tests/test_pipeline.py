@@ -21,9 +21,9 @@ import pytest
 
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
-from skillsyncd.publish import publish
-from skillsyncd.release import Releases
-from skillsyncd.wiring import build_syncer
+from skillsyncd.publish.publisher import publish
+from skillsyncd.release.releases import Releases
+from skillsyncd.sync.assembly import build_syncer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -408,14 +408,15 @@ def test_importing_the_package_changes_nothing_process_wide() -> None:
         "import socket, sys\n"
         "hooks = []\n"
         "before = socket.getdefaulttimeout()\n"
-        "import skillsyncd.source, skillsyncd.sync, skillsyncd.wiring, skillsyncd.cli\n"
+        "import skillsyncd.source.remote, skillsyncd.sync.pipeline\n"
+        "import skillsyncd.sync.assembly, skillsyncd.cli\n"
         "assert socket.getdefaulttimeout() == before, socket.getdefaulttimeout()\n"
-        "import skillsyncd.source as s\n"
+        "import skillsyncd.source.remote as s\n"
         "assert s._hook_installed is False\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    source = (ROOT / "skillsyncd" / "source.py").read_text()
+    source = (ROOT / "skillsyncd" / "source" / "remote.py").read_text()
     tree = ast.parse(source)
     top_level_calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
     assert top_level_calls == [], "a module-level call runs on import"
@@ -425,7 +426,7 @@ def test_importing_the_package_changes_nothing_process_wide() -> None:
 
 
 def test_a_0_1_0_manifest_reads_with_defaults_and_round_trips_the_documented_keys() -> None:
-    from skillsyncd.manifest import Manifest
+    from skillsyncd.release.manifest import Manifest
 
     old = {"format": 1, "release": "20260101T000000Z-aaaaaaaaaaaa", "commit": "a" * 40,
            "tree": "t", "ref": "main", "source": "https://x/y", "skills_path": "",

@@ -1,7 +1,7 @@
 """The pure planning functions: no I/O, just values in and out."""
 
 from skillsyncd.model import Change
-from skillsyncd.plan import choose_deletions, make_plan
+from skillsyncd.sync.decide import choose_deletions, make_plan
 
 
 def test_plan_classifies_by_content_sha() -> None:
@@ -58,8 +58,8 @@ def test_change_of_answers_every_kind_for_a_large_plan() -> None:
 
 
 def test_rollback_target_follows_what_current_replaced_and_skips_bad_commits() -> None:
-    from skillsyncd.manifest import Manifest
-    from skillsyncd.plan import rollback_target
+    from skillsyncd.release.manifest import Manifest
+    from skillsyncd.sync.decide import rollback_target
 
     def m(rid: str, commit: str, prev: str | None) -> Manifest:
         return Manifest(release=rid, commit=commit, previous_release=prev)

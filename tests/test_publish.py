@@ -18,11 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import skillsyncd.publish as publish_mod
+import skillsyncd.publish.publisher as publish_mod
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import ConfigError
-from skillsyncd.manifest import Manifest, SkillRecord
-from skillsyncd.publish import (
+from skillsyncd.publish.publisher import (
     MARKER_PREFIX,
     OWNERSHIP_FILE,
     PENDING,
@@ -36,8 +35,9 @@ from skillsyncd.publish import (
     publish,
     verify_published,
 )
-from skillsyncd.release import Releases, tree_sha_of
-from skillsyncd.wiring import build_syncer
+from skillsyncd.release.manifest import Manifest, SkillRecord
+from skillsyncd.release.releases import Releases, tree_sha_of
+from skillsyncd.sync.assembly import build_syncer
 
 Files = dict[str, bytes]
 

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from skillsyncd.config import Config, load_config
-from skillsyncd.publish import verify_published
-from skillsyncd.release import Releases
-from skillsyncd.state import load_state
-from skillsyncd.wiring import build_syncer
+from skillsyncd.publish.publisher import verify_published
+from skillsyncd.release.releases import Releases
+from skillsyncd.sync.assembly import build_syncer
+from skillsyncd.sync.state import load_state
 
 # Dies at the N-th os.replace into the publish dir: after the flip, mid-publish.
 KILLER = textwrap.dedent("""

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from skillsyncd.config import Config, load_config
-from skillsyncd.wiring import build_syncer
+from skillsyncd.sync.assembly import build_syncer
 
 WATCHERS = Path(__file__).resolve().parent / "watchers"
 WATCH_JS = WATCHERS / "watch.mjs"

@@ -1,4 +1,4 @@
-"""skillsyncd.registry: the reference consumer, against real syncs in both publish modes."""
+"""registry: the reference consumer, against real syncs in both publish modes."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from registry import SkillRegistry, Snapshot, describe, load_skills
 
 from skillsyncd.config import Config, load_config
-from skillsyncd.registry import SkillRegistry, Snapshot, describe, load_skills
-from skillsyncd.release import Releases
-from skillsyncd.wiring import build_syncer
+from skillsyncd.release.releases import Releases
+from skillsyncd.sync.assembly import build_syncer
 
 DEADLINE = 2.0
 

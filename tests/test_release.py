@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from dulwich.objects import Blob, Tree
 
-import skillsyncd.store as store_module
+import skillsyncd.release.store as store_module
 from skillsyncd.errors import ReleaseError
-from skillsyncd.manifest import Manifest, SkillRecord
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Entry, Skill
-from skillsyncd.release import (
+from skillsyncd.release.manifest import Manifest, SkillRecord
+from skillsyncd.release.releases import (
     Releases,
     StageStats,
     commit_of,

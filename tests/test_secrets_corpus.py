@@ -10,6 +10,7 @@ import random
 from collections import Counter
 
 import pytest
+from inmemory import skill_from_files
 from secrets_corpus import (
     SKILL_HEAD,
     Credential,
@@ -23,7 +24,6 @@ from secrets_corpus import (
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
 from skillsyncd.validation import secrets, validate_skill
-from skillsyncd.validation.memory import skill_from_files
 from skillsyncd.validation.secret_rules import KEYED_RULES, SECRET_RULES, TOKEN_RULES, SecretRule
 
 CFG = Config()

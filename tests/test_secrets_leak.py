@@ -25,7 +25,7 @@ from receivers import JsonReceiver
 from test_daemon import SKILLSYNCD, Daemon, _clean_env
 
 from skillsyncd.daemon.webhook import sign
-from skillsyncd.release import Releases
+from skillsyncd.release.releases import Releases
 
 TOKEN = "ghs_LeakCanaryToken7f3a9c2e5b1d8f4a6c0e"
 WRONG_TOKEN = "ghs_WrongCanaryToken0d9e8f7a6b5c4d3e2f1a"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dulwich.repo import Repo
 
-from skillsyncd.snapshot import find_skills, object_size
+from skillsyncd.source.snapshot import find_skills, object_size
 
 GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t", "HOME": "/nonexistent"}
@@ -74,7 +74,7 @@ def test_find_skills_ignores_non_skills(tmp_path: Path) -> None:
 
 def test_a_second_survey_reads_only_the_folders_that_changed(tmp_path: Path) -> None:
     """A daemon's next sync does not list 10,000 unchanged skill folders again."""
-    from skillsyncd.snapshot import survey
+    from skillsyncd.source.snapshot import survey
 
     repo = tmp_path / "many"
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=GIT_ENV)

@@ -14,9 +14,9 @@ import pytest
 from skillsyncd.cli import main
 from skillsyncd.config import load_config
 from skillsyncd.errors import SourceError
-from skillsyncd.release import Releases
-from skillsyncd.source import Source, redact_url
-from skillsyncd.wiring import build_syncer
+from skillsyncd.release.releases import Releases
+from skillsyncd.source.remote import Source, redact_url
+from skillsyncd.sync.assembly import build_syncer
 
 
 def test_redact_url() -> None:

@@ -19,10 +19,10 @@ from dulwich.objects import Commit, ObjectID, Tree
 from dulwich.repo import Repo
 from gitserver import GitDaemonServer, HttpGitServer, RepoBuilder, git_env, run_git
 
-from skillsyncd import mirror
 from skillsyncd.config import load_config
-from skillsyncd.source import FETCHED_REF, Source
-from skillsyncd.wiring import build_syncer
+from skillsyncd.source import mirror
+from skillsyncd.source.remote import FETCHED_REF, Source
+from skillsyncd.sync.assembly import build_syncer
 
 TRANSPORTS = ["local", "file", "git", "http"]
 SKILLS = 30

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from skillsyncd.config import Config
-from skillsyncd.release import Releases, verify_release
+from skillsyncd.release.releases import Releases, verify_release
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "supervisord.conf"

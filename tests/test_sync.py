@@ -17,9 +17,9 @@ from structlog.testing import capture_logs
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import LockBusy, ReleaseError
-from skillsyncd.release import Releases, verify_release
-from skillsyncd.sync import DeployLock, Syncer
-from skillsyncd.wiring import build_syncer
+from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.sync.assembly import build_syncer
+from skillsyncd.sync.pipeline import DeployLock, Syncer
 
 ROOT = Path(__file__).resolve().parent.parent
 

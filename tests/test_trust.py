@@ -16,9 +16,9 @@ from dulwich.repo import Repo
 from skillsyncd.audit.commands import open_journal
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import ConfigError, ValidationRejected
-from skillsyncd.release import Releases
-from skillsyncd.trust import allowed_keys, split_commit, verify_commit
-from skillsyncd.wiring import build_syncer
+from skillsyncd.release.releases import Releases
+from skillsyncd.source.signatures import allowed_keys, split_commit, verify_commit
+from skillsyncd.sync.assembly import build_syncer
 
 PAST = "20200101T000000"
 

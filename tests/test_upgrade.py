@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from skillsyncd.config import load_config
-from skillsyncd.release import Releases, verify_release
-from skillsyncd.wiring import build_syncer
+from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.sync.assembly import build_syncer
 
 ROOT = Path(__file__).resolve().parent.parent
 V010 = "01bc92a8a8d06151a4880b397ab532ed3b4d6c19"  # the last commit of the 0.1.0 layout

@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any
 
 import pytest
+from inmemory import BlobStore, skill_from_files
 
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError
@@ -20,7 +21,6 @@ from skillsyncd.validation import (
     skill_metadata,
     validate_skill,
 )
-from skillsyncd.validation.memory import BlobStore, skill_from_files
 
 CFG = Config()
 GOOD = "---\nname: pdf\ndescription: Read PDF files.\nmetadata:\n  version: \"1.0\"\n---\n# PDF\n"

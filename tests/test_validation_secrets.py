@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from inmemory import skill_from_files
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
 from skillsyncd.validation import parse_allowlist, secrets, validate_skill
-from skillsyncd.validation.memory import skill_from_files
 from skillsyncd.validation.secrets import (
     MAX_HITS_PER_FILE,
     WINDOW_CHARS,

@@ -238,7 +238,7 @@ def test_corpus_through_a_real_git_commit(tmp_path: Path) -> None:
     from dulwich.objects import ObjectID
     from dulwich.repo import Repo
 
-    from skillsyncd.snapshot import find_skills
+    from skillsyncd.source.snapshot import find_skills
     from skillsyncd.validation import check_entries, has_errors, validate_skill
 
     work = tmp_path / "repo"

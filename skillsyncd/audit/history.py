@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from skillsyncd.events import Event, event_kind
+from skillsyncd.model import Event, event_kind
 
 # Events that say something happened to what is live; the rest is the sync's heartbeat.
 NOTABLE = frozenset(str(e) for e in (Event.DEPLOYED, Event.ROLLED_BACK, Event.MANUAL_ROLLBACK,

@@ -24,10 +24,10 @@ import structlog
 from skillsyncd.audit.journal import Journal
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError, SkillsyncError
-from skillsyncd.events import DEPLOYMENT_EVENTS, Event, event_kind
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text
-from skillsyncd.source import redact_url
+from skillsyncd.model import DEPLOYMENT_EVENTS, Event, event_kind
+from skillsyncd.source.remote import redact_url
 
 log = structlog.get_logger("skillsyncd.audit")
 

@@ -329,7 +329,7 @@ def gather(daemon: Any, doc: Mapping[str, Any], exposition: str) -> Page:
     from skillsyncd.audit.commands import FLEET_QUERY, fleet_rows, open_journal
     from skillsyncd.audit.history import select
     from skillsyncd.errors import ReleaseError
-    from skillsyncd.release import Releases
+    from skillsyncd.release.releases import Releases
 
     cfg = daemon.cfg
     current = doc.get("current_release")

@@ -16,8 +16,8 @@ import structlog
 from aiohttp import web
 
 from skillsyncd.errors import ConfigError
-from skillsyncd.state import load_state
-from skillsyncd.sync import now_iso
+from skillsyncd.sync.pipeline import now_iso
+from skillsyncd.sync.state import load_state
 
 from . import access, dashboard, status, webhook
 from .connections import ConnectionCap

@@ -23,9 +23,9 @@ import structlog
 
 from skillsyncd.config import Config
 from skillsyncd.errors import SkillsyncError, ValidationRejected
-from skillsyncd.events import Status
-from skillsyncd.state import load_state
-from skillsyncd.sync import Syncer, SyncOutcome
+from skillsyncd.model import Status
+from skillsyncd.sync.pipeline import Syncer, SyncOutcome
+from skillsyncd.sync.state import load_state
 
 from .hooks import Deployment, HookRunner
 from .metrics import Metrics

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from skillsyncd.events import Status
+from skillsyncd.model import Status
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skillsyncd.events import OK_STATUSES
+from skillsyncd.model import OK_STATUSES
 
 # Syncs that asked the remote and got an answer, even an unwelcome one (a commit
 # refused by validation is remembered and not fetched again): they end a failure

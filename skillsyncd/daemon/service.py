@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING
 import structlog
 
 from skillsyncd.config import Config
+from skillsyncd.daemon.stopping import PENDING
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
-from skillsyncd.stopping import PENDING
 
 # The heavy modules (dulwich through sync, aiohttp, prometheus_client, the Neo4j sink)
 # are imported inside serve(), one group at a time with a stop check in between: a
 # SIGTERM during start-up is honoured within one group's import time, not all of them.
 if TYPE_CHECKING:
     from skillsyncd.audit import Neo4jSink
-    from skillsyncd.sync import Syncer
+    from skillsyncd.sync.pipeline import Syncer
 
     from .metrics import Metrics
 
@@ -38,9 +38,9 @@ AUDIT_STOP_WAIT = 2.0  # seconds the shutdown waits for the audit sink's thread
 
 def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
     """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append)."""
-    from skillsyncd import tellers
     from skillsyncd.audit.commands import open_journal
-    from skillsyncd.wiring import build_syncer
+    from skillsyncd.notify import observers as tellers
+    from skillsyncd.sync.assembly import build_syncer
 
     journal = open_journal(cfg)
     syncer = build_syncer(cfg, journal=journal)
@@ -105,7 +105,7 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     if sink is not None and not daemon.stopping:
         sink.start()  # its own thread: a slow or absent Neo4j never holds up a sync
         log.info("audit_sink_started", uri=sink.status()["uri"], replica=cfg.replica_id)
-    from skillsyncd.daemon.drift import DriftWatcher
+    from skillsyncd.publish.drift import DriftWatcher
 
     drift = DriftWatcher(cfg, lambda kind: metrics.drift.labels(kind=kind).inc())
     drift.start()  # its own thread; a no-op unless mirror mode and drift != off

@@ -4,7 +4,7 @@ The skills repository's CI runs this on a plain checkout, without git objects:
 files on disk become :class:`Entry` values (mode 100755 when executable,
 symlinks as symlink entries, nested checkouts as gitlinks) and a blob is read
 from its file only when the gate asks for it. Skills are found by
-the same discovery as the sync (:mod:`skillsyncd.discovery`), so every folder
+the same discovery as the sync (:mod:`skillsyncd.source.discovery`), so every folder
 it would leave out is reported here too, such as a second set of skills under
 ``skills/`` while ``skills_path`` points at the root.
 """
@@ -16,11 +16,11 @@ import stat
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
-from skillsyncd import ignore
 from skillsyncd.config import Config
-from skillsyncd.discovery import Child, Kind, discover, nested_skills
 from skillsyncd.errors import ConfigError
 from skillsyncd.model import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, Entry, Finding, Skill
+from skillsyncd.source import ignore
+from skillsyncd.source.discovery import Child, Kind, discover, nested_skills
 from skillsyncd.validation import gate, secrets
 from skillsyncd.validation.paths import join
 from skillsyncd.validation.report import Report

@@ -28,12 +28,12 @@ from typing import Any
 import dulwich.object_store as object_store
 
 import skillsyncd.audit.journal as journal
-import skillsyncd.ledger as ledger
-import skillsyncd.publish as publish
-import skillsyncd.release as release
-import skillsyncd.source as source
-import skillsyncd.store as store
-import skillsyncd.sync as sync
+import skillsyncd.publish.publisher as publish
+import skillsyncd.release.releases as release
+import skillsyncd.release.store as store
+import skillsyncd.source.remote as source
+import skillsyncd.sync.ledger as ledger
+import skillsyncd.sync.pipeline as sync
 from skillsyncd.cli import main
 
 

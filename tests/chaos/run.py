@@ -43,10 +43,10 @@ sys.path.insert(0, str(TESTS))
 from gitserver import GitRoot, HttpGitServer, RepoBuilder, run_git  # noqa: E402
 
 from skillsyncd.config import Config, load_config  # noqa: E402
-from skillsyncd.publish import TMP_DIR, verify_published  # noqa: E402
-from skillsyncd.release import RELEASE_ID_RE, Releases, verify_release  # noqa: E402
-from skillsyncd.state import load_state  # noqa: E402
+from skillsyncd.publish.publisher import TMP_DIR, verify_published  # noqa: E402
+from skillsyncd.release.releases import RELEASE_ID_RE, Releases, verify_release  # noqa: E402
 from skillsyncd.status import status_dict  # noqa: E402
+from skillsyncd.sync.state import load_state  # noqa: E402
 
 KILLER = HERE / "killer.py"
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")

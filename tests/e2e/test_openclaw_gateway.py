@@ -19,7 +19,7 @@ from gitserver import free_port
 from openclaw_peer import Gateway, Install
 
 from skillsyncd.config import load_config
-from skillsyncd.wiring import build_syncer
+from skillsyncd.sync.assembly import build_syncer
 
 pytestmark = pytest.mark.e2e
 

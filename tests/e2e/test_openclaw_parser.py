@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from openclaw_peer import Install, verdicts
 
 from skillsyncd.config import load_config
-from skillsyncd.release import Releases
+from skillsyncd.release.releases import Releases
+from skillsyncd.sync.assembly import build_syncer
 from skillsyncd.validation import gateway
-from skillsyncd.wiring import build_syncer
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """Post-flip checks the operator configures: a health URL and a health command.
 
-Each is a :data:`skillsyncd.sync.Check` (``(cfg, release_id) -> problems``) run
+Each is a :data:`skillsyncd.sync.pipeline.Check` (``(cfg, release_id) -> problems``) run
 by the core in its worker thread right after the flip; a problem makes the core
 flip back and mark the commit bad. Both the daemon and ``--once`` use them
 (through ``wiring.build_syncer``).
@@ -26,7 +26,7 @@ import urllib3
 from skillsyncd.config import Config
 from skillsyncd.errors import ReleaseError
 from skillsyncd.log import redact_text
-from skillsyncd.release import Releases
+from skillsyncd.release.releases import Releases
 
 log = structlog.get_logger(__name__)
 

@@ -4,7 +4,7 @@ A skill version is the folder of one skill at one content sha (the git tree id
 of what is deployed of it). It is immutable: files and folders read-only, and
 written under a temporary name, made durable, then renamed into place, so a
 version under its final name is always complete. Releases refer to versions by
-symlink (skillsyncd.release), so a deploy writes only the skills that changed.
+symlink (skillsyncd.release.releases), so a deploy writes only the skills that changed.
 
 A version is removed only when no complete release refers to it, and removal
 renames it aside first: a half-removed version never sits under its sha.

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import structlog
 
 from skillsyncd.errors import SkillsyncError
-from skillsyncd.events import Event
 from skillsyncd.fsutil import atomic_write
-from skillsyncd.state import State, load_state
+from skillsyncd.model import Event
+from skillsyncd.sync.state import State, load_state
 
 log = structlog.get_logger(__name__)
 

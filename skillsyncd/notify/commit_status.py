@@ -20,12 +20,12 @@ from typing import Any
 import structlog
 import urllib3
 
-from skillsyncd import alerts
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError
-from skillsyncd.events import Event, event_kind
 from skillsyncd.log import redact_text, register_secret
-from skillsyncd.outbox import Outbox
+from skillsyncd.model import Event, event_kind
+from skillsyncd.notify import alerts
+from skillsyncd.notify.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 

@@ -34,13 +34,13 @@ def attach(cfg: Config, journal: _Journal) -> list[Any]:
     if key not in _ACTIVE:
         senders: list[Any] = []
         if cfg.notify:
-            from skillsyncd import notify
+            from skillsyncd.notify import apprise as notify
 
             notifier = notify.build(cfg)
             if notifier is not None:
                 senders.append(notifier)
         if cfg.commit_status:
-            from skillsyncd import commit_status
+            from skillsyncd.notify import commit_status
 
             poster = commit_status.build(cfg)
             if poster is not None:

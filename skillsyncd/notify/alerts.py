@@ -2,7 +2,7 @@
 
 Alerts are derived from the audit journal's events, the same record every other
 consumer reads, so they say exactly what the journal says and need no hook into
-the sync itself. The sender (``skillsyncd.notify``) feeds each appended event
+the sync itself. The sender (``skillsyncd.notify.apprise``) feeds each appended event
 through :func:`decide` and delivers what comes out; the :class:`Book` it keeps in
 ``<state>/alerts.json`` is what makes "not twice for the same commit and event"
 hold across restarts.
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skillsyncd.events import Event, event_kind
+from skillsyncd.model import Event, event_kind
 
 # Journal kinds that mean "this sync could not reach or finish its work" (validation
 # refusals are decisions, not failures, and raise their own alert).

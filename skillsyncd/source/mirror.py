@@ -37,7 +37,7 @@ from dulwich.objects import Commit, ObjectID, Tag, Tree
 from dulwich.pack import generate_unpacked_objects
 from dulwich.repo import Repo
 
-from skillsyncd.snapshot import object_size
+from skillsyncd.source.snapshot import object_size
 
 # The object bytes the mirror held right after its last prune, one decimal line.
 PRUNED_BYTES_FILE = "skillsyncd-pruned-bytes"

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from skillsyncd.events import Status
-from skillsyncd.manifest import Manifest
-from skillsyncd.model import Plan
-from skillsyncd.state import State
+from skillsyncd.model import Plan, Status
+from skillsyncd.release.manifest import Manifest
+from skillsyncd.sync.state import State
 
 
 def make_plan(deployed: Mapping[str, str], incoming: Mapping[str, str]) -> Plan:

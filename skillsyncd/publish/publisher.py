@@ -36,10 +36,10 @@ import structlog
 from skillsyncd.config import WATCHER_IGNORED_NAMES, Config
 from skillsyncd.errors import ConfigError, ReleaseError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
-from skillsyncd.manifest import EMPTY, Manifest
-from skillsyncd.release import Releases, tree_sha_of
+from skillsyncd.release.manifest import EMPTY, Manifest
+from skillsyncd.release.releases import Releases, tree_sha_of
 
-log = structlog.get_logger("skillsyncd.publish")
+log = structlog.get_logger("skillsyncd.publish.publisher")
 
 OWNERSHIP_FILE = "published.json"
 MARKER_PREFIX = ".skillsyncd-reload-"

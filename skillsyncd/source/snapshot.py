@@ -1,6 +1,6 @@
 """Read a commit's tree into Skill values, without reading any blob content.
 
-Which folders are skills is decided by :func:`skillsyncd.discovery.discover`,
+Which folders are skills is decided by :func:`skillsyncd.source.discovery.discover`,
 the gateway's own rules; this module supplies the git listing and the entries
 of each skill. Blob sizes come from object headers in the store, so a huge
 blob can be refused before it is read. A blob the store does not hold at all
@@ -20,10 +20,10 @@ from pathlib import Path
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Blob, ObjectID, Tree
 
-from skillsyncd import discovery
-from skillsyncd import ignore as ignore_rules
-from skillsyncd.discovery import Child, Kind, Skipped
 from skillsyncd.model import MODE_GITLINK, MODE_SYMLINK, MODE_TREE, Entry, Skill
+from skillsyncd.source import discovery
+from skillsyncd.source import ignore as ignore_rules
+from skillsyncd.source.discovery import Child, Kind, Skipped
 from skillsyncd.validation.paths import MAX_NESTING, OmittedBlob, UnsafeEntry
 
 SKILL_FILE = "SKILL.md"
@@ -158,7 +158,7 @@ def survey(
     """All skills of a commit's tree as the gateway would discover them, and what is left out.
 
     ``ignore``: patterns from the settings; the repository's own ``.skillsyncignore``
-    files and the defaults are added here (skillsyncd.ignore).
+    files and the defaults are added here (skillsyncd.source.ignore).
     """
     root = _subtree(store, tree_sha.encode(), skills_path)
     if root is None:

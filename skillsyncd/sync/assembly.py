@@ -10,12 +10,12 @@ from typing import Any
 
 from skillsyncd.audit import Journal, open_journal
 from skillsyncd.config import Config
-from skillsyncd.daemon.checks import post_deploy_checks
-from skillsyncd.ownership import require_owner
-from skillsyncd.publish import publish, published_check, unpublish
-from skillsyncd.release import Releases
-from skillsyncd.sync import Check, Syncer, readback_check
-from skillsyncd.tellers import attach as attach_tellers
+from skillsyncd.notify.observers import attach as attach_tellers
+from skillsyncd.publish.publisher import publish, published_check, unpublish
+from skillsyncd.release.releases import Releases
+from skillsyncd.sync.checks import post_deploy_checks
+from skillsyncd.sync.pipeline import Check, Syncer, readback_check
+from skillsyncd.sync.user_guard import require_owner
 
 
 def _publisher(cfg: Config, release_id: str) -> Any:

@@ -26,7 +26,7 @@ import structlog
 
 from skillsyncd.config import Config
 from skillsyncd.errors import SkillsyncError
-from skillsyncd.release import Releases
+from skillsyncd.release.releases import Releases
 
 log = structlog.get_logger("skillsyncd.drift")
 
@@ -132,7 +132,7 @@ class DriftWatcher:
 
     def check(self, paths: Iterable[str]) -> Drift:
         """Judge changed paths against the live release; report and repair. Returns what was found."""
-        from skillsyncd.publish import (
+        from skillsyncd.publish.publisher import (
             MARKER_PREFIX,
             OWNERSHIP_FILE,
             TMP_DIR,
@@ -141,7 +141,7 @@ class DriftWatcher:
             load_owned,
             skill_source,
         )
-        from skillsyncd.sync import DeployLock
+        from skillsyncd.sync.pipeline import DeployLock
 
         root = self.root
         if root is None:

@@ -30,7 +30,7 @@ from dulwich.object_store import tree_lookup_path
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
-from skillsyncd import __version__, discovery, validation
+from skillsyncd import __version__, validation
 from skillsyncd.config import Config
 from skillsyncd.errors import (
     LockBusy,
@@ -38,17 +38,17 @@ from skillsyncd.errors import (
     SourceError,
     ValidationRejected,
 )
-from skillsyncd.events import Event, Status
 from skillsyncd.fsutil import atomic_write
-from skillsyncd.ledger import Ledger, Recorder, now_iso
-from skillsyncd.manifest import EMPTY, Manifest, SkillRecord, ValidationSummary, finding_to_json
-from skillsyncd.model import Change, Finding, Plan, Severity, Skill
-from skillsyncd.plan import choose_deletions, make_plan, rollback_skills, rollback_target, skip_reason
-from skillsyncd.release import Releases, new_release_id, stage_release, verify_release
-from skillsyncd.snapshot import SnapshotError, object_size, survey
-from skillsyncd.source import FetchResult, Source, redact_url
-from skillsyncd.state import State
+from skillsyncd.model import Change, Event, Finding, Plan, Severity, Skill, Status
+from skillsyncd.release.manifest import EMPTY, Manifest, SkillRecord, ValidationSummary, finding_to_json
+from skillsyncd.release.releases import Releases, new_release_id, stage_release, verify_release
+from skillsyncd.source import discovery
+from skillsyncd.source.remote import FetchResult, Source, redact_url
+from skillsyncd.source.snapshot import SnapshotError, object_size, survey
 from skillsyncd.status import disk_error
+from skillsyncd.sync.decide import choose_deletions, make_plan, rollback_skills, rollback_target, skip_reason
+from skillsyncd.sync.ledger import Ledger, Recorder, now_iso
+from skillsyncd.sync.state import State
 from skillsyncd.validation.gate import policy_of
 
 log = structlog.get_logger(__name__)
@@ -648,11 +648,11 @@ class Syncer:
 
     def _signature_refusal(self, repo: Repo, commit: str) -> Finding | None:
         """The finding that refuses the commit when SKILLSYNC_VERIFY wants a trusted signature
-        it lacks (skillsyncd.trust); None when it may deploy."""
+        it lacks (skillsyncd.source.signatures); None when it may deploy."""
         cfg = self.cfg
         if cfg.verify == "none":
             return None
-        from skillsyncd.trust import verify_commit
+        from skillsyncd.source.signatures import verify_commit
 
         raw = repo.object_store[ObjectID(commit.encode())].as_raw_string()
         verdict = verify_commit(raw, cfg.verify, cfg.allowed_signers.get() or "", cfg.gpg_keys.get() or "",

@@ -37,7 +37,7 @@ import watchfiles
 
 from skillsyncd.validation import gateway
 
-log = structlog.get_logger("skillsyncd.registry")
+log = structlog.get_logger("registry")
 
 SKILL_FILE = "SKILL.md"
 

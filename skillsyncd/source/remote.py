@@ -47,11 +47,11 @@ from dulwich.pack import UnresolvedDeltas
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from skillsyncd import mirror
 from skillsyncd.config import Config
 from skillsyncd.errors import RefNotFound, SourceError
 from skillsyncd.log import register_secret
 from skillsyncd.model import Severity
+from skillsyncd.source import mirror
 from skillsyncd.validation.rules import Policy
 
 log = structlog.get_logger(__name__)
@@ -408,7 +408,7 @@ class Source:
         Over the network, with a previous commit in the mirror the fetch reaches
         back to that commit's time (``deepen-since``) instead of depth 1, so one
         round trip also tells whether history was rewritten. A local source is
-        read directly (see :mod:`skillsyncd.mirror`).
+        read directly (see :mod:`skillsyncd.source.mirror`).
         """
         start = time.monotonic()
         wanted = blob_limit(self.cfg)

@@ -32,10 +32,10 @@ from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd.errors import ReleaseError
 from skillsyncd.fsutil import atomic_write, fsync_dir, replace_symlink
-from skillsyncd.manifest import Manifest
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Skill
-from skillsyncd.store import Store, Written, _force_remove
-from skillsyncd.store import makedirs as _makedirs
+from skillsyncd.release.manifest import Manifest
+from skillsyncd.release.store import Store, Written, _force_remove
+from skillsyncd.release.store import makedirs as _makedirs
 
 log = structlog.get_logger(__name__)
 

@@ -3,7 +3,7 @@
 One setting reaches Slack, Discord, email, Telegram, ntfy, Matrix, Signal or a
 plain JSON webhook: each entry is an Apprise URL (https://github.com/caronc/apprise/wiki).
 Apprise is imported only when the setting is present, so a daemon without alerts
-pays nothing for it. What to send is decided by :mod:`skillsyncd.alerts`; this
+pays nothing for it. What to send is decided by :mod:`skillsyncd.notify.alerts`; this
 module only feeds it, remembers what was sent (``<state>/alerts.json``) and talks
 to Apprise. Notifier URLs carry secrets: every part of them is registered with
 the log redactor before anything can print it.
@@ -22,12 +22,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import filelock
 import structlog
 
-from skillsyncd import alerts
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text, register_secret
-from skillsyncd.outbox import Outbox
+from skillsyncd.notify import alerts
+from skillsyncd.notify.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 

@@ -1,0 +1,1 @@
+"""notify: see docs/architecture.md."""
