@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# Parallel workers (JOBS): most tests wait on subprocesses and sockets, not on the CPU.
+JOBS ?= 4
 test: $(STAMP)
-	$(BIN)/pytest -q -m "not e2e"
+	$(BIN)/pytest -q -m "not e2e" -n $(JOBS)
 
 # The real OpenClaw gateway and other slow peers; installs are cached in ~/.cache/skillsyncd-e2e.
 e2e: $(STAMP)

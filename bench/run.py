@@ -774,8 +774,8 @@ class Tracker:
 # --------------------------------------------------------------------------- profile
 
 
-PHASES = ("_recover", "_probe", "_fetch", "_stage", "_validate", "stage_release", "find_skills",
-          "_go_live", "publish", "readback_check", "verify_release", "_record", "prune")
+PHASES = ("recover", "_probe", "_fetch", "_stage", "validate_one", "stage_release", "find_skills",
+          "go_live", "publish", "readback_check", "verify_release", "_record", "prune")
 
 
 def _stats_by_name(prof: Path) -> dict[str, float]:

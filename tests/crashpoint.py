@@ -15,9 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import skillsyncd.release.releases as release
+import skillsyncd.release.staging as staging
 import skillsyncd.release.store as store
+import skillsyncd.sync.golive as golive
 import skillsyncd.sync.ledger as ledger
-import skillsyncd.sync.pipeline as sync
+import skillsyncd.sync.retention as retention
+import skillsyncd.sync.stage as stage
 from skillsyncd.cli import main
 
 
@@ -40,15 +43,15 @@ def before(owner: Any, name: str, after_calls: int = 0) -> None:
 
 
 POINTS: dict[str, Callable[[], None]] = {
-    "before-stage": lambda: before(sync, "stage_release"),
+    "before-stage": lambda: before(stage, "stage_release"),
     "mid-stage": lambda: before(store, "write_new", after_calls=1),
     "mid-place": lambda: before(store.Store, "_place_one", after_calls=1),
-    "mid-link": lambda: before(release, "_link_skill", after_calls=1),
-    "manifest-write": lambda: before(release, "atomic_write"),
+    "mid-link": lambda: before(staging, "_link_skill", after_calls=1),
+    "manifest-write": lambda: before(staging, "atomic_write"),
     "before-flip": lambda: before(release.Releases, "flip"),
-    "after-flip": lambda: before(sync.Syncer, "_publish"),
+    "after-flip": lambda: before(golive.GoLive, "publish"),
     "before-state": lambda: before(ledger, "save_state"),
-    "before-prune": lambda: before(sync.Syncer, "_prune"),
+    "before-prune": lambda: before(retention, "prune"),
 }
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from test_hostile import GOOD_MD, push_tree
 
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import SourceError, ValidationRejected
-from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
 from skillsyncd.source.discovery import (
     Child,
     Kind,

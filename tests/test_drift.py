@@ -18,7 +18,8 @@ from test_publish_watchers import mirror_cfg, node, skill_md, watchers  # noqa: 
 
 from skillsyncd.config import Config
 from skillsyncd.publish.drift import DriftWatcher, classify
-from skillsyncd.release.releases import Releases, tree_sha_of
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import tree_sha_of
 from skillsyncd.sync.assembly import build_syncer
 
 LIVENESS = 20.0  # seconds: a bound that load cannot trip, not a speed target

@@ -41,7 +41,8 @@ from test_daemon import SKILLSYNCD, Daemon, _clean_env
 from skillsyncd.cli import main
 from skillsyncd.config import load_config
 from skillsyncd.publish.publisher import verify_published
-from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -420,7 +421,8 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from gitserver import RepoBuilder
 from skillsyncd.cli import main
-from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
 import io, contextlib
 
 work, case = Path(sys.argv[2]), sys.argv[3]

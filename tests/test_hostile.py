@@ -37,7 +37,8 @@ from gitserver import GitRoot, HttpGitServer, RepoBuilder, run_git
 from test_daemon import SKILLSYNCD, Daemon, _clean_env
 
 from skillsyncd.daemon.webhook import sign
-from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
 
 # A tree spec: name -> file bytes | (mode, bytes) | nested spec | ("gitlink", sha) | ("tree", id)
 Spec = dict[bytes, Union[bytes, tuple[int, bytes], "Spec", tuple[str, bytes]]]

@@ -8,7 +8,8 @@ from typing import Any
 
 from skillsyncd.config import Config, load_config
 from skillsyncd.model import Entry
-from skillsyncd.release.releases import Releases, tree_sha_of, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import tree_sha_of, verify_release
 from skillsyncd.source.ignore import IgnoreRules, filter_entries, parse, tree_id
 from skillsyncd.sync.assembly import build_syncer
 from skillsyncd.validation import validate_tree

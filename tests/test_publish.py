@@ -36,7 +36,8 @@ from skillsyncd.publish.publisher import (
     verify_published,
 )
 from skillsyncd.release.manifest import Manifest, SkillRecord
-from skillsyncd.release.releases import Releases, tree_sha_of
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import tree_sha_of
 from skillsyncd.sync.assembly import build_syncer
 
 Files = dict[str, bytes]

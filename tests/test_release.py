@@ -13,16 +13,9 @@ import skillsyncd.release.store as store_module
 from skillsyncd.errors import ReleaseError
 from skillsyncd.model import MODE_EXEC, MODE_FILE, Entry, Skill
 from skillsyncd.release.manifest import Manifest, SkillRecord
-from skillsyncd.release.releases import (
-    Releases,
-    StageStats,
-    commit_of,
-    new_release_id,
-    stage_release,
-    store_target,
-    tree_sha_of,
-    verify_release,
-)
+from skillsyncd.release.releases import Releases, commit_of, new_release_id, store_target
+from skillsyncd.release.staging import StageStats, stage_release
+from skillsyncd.release.verify import tree_sha_of, verify_release
 
 
 def make_skill(name: str, files: dict[str, bytes], blobs: dict[str, bytes],

@@ -33,7 +33,8 @@ from typing import Any
 import pytest
 
 from skillsyncd.config import Config
-from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "supervisord.conf"

@@ -17,9 +17,12 @@ from structlog.testing import capture_logs
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import LockBusy, ReleaseError
-from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
+from skillsyncd.sync import stage
 from skillsyncd.sync.assembly import build_syncer
-from skillsyncd.sync.pipeline import DeployLock, Syncer
+from skillsyncd.sync.lock import DeployLock
+from skillsyncd.sync.pipeline import Syncer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -483,7 +486,8 @@ def test_status_json_stays_parseable_when_state_json_is_corrupt(
     assert "state" in err
 
 
-def test_a_held_back_skill_is_judged_once_per_version(repo: Any, state: Path) -> None:
+def test_a_held_back_skill_is_judged_once_per_version(repo: Any, state: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Pushed again unchanged, a held-back skill keeps its verdict: not re-scanned, not re-logged."""
     fake = "gh" + "p_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5"  # made up, GitHub token shape
     repo.add_skill("leaky", description="Holds a token.", extra_files={"ref.md": f"GH={fake}\n"})
@@ -492,13 +496,13 @@ def test_a_held_back_skill_is_judged_once_per_version(repo: Any, state: Path) ->
     cfg = cfg_for(str(repo.path), state)
     syncer = build_syncer(cfg)
     judged: list[str] = []
-    real = syncer._validate
+    real = stage.validate_one
 
-    def counting(skill: Any, *args: Any, **kwargs: Any) -> Any:
+    def counting(cfg: Any, skill: Any, *args: Any, **kwargs: Any) -> Any:
         judged.append(skill.name)
-        return real(skill, *args, **kwargs)
+        return real(cfg, skill, *args, **kwargs)
 
-    syncer._validate = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(stage, "validate_one", counting)
     first = syncer.sync()
     assert "leaky" in first.held_back and judged == ["leaky", "plain"]
     repo.add_skill("plain", description="two")

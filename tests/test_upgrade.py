@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from skillsyncd.config import load_config
-from skillsyncd.release.releases import Releases, verify_release
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
 from skillsyncd.sync.assembly import build_syncer
 
 ROOT = Path(__file__).resolve().parent.parent

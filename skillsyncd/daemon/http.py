@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from skillsyncd.audit.journal import now_iso
 from skillsyncd.errors import ConfigError
-from skillsyncd.sync.pipeline import now_iso
 from skillsyncd.sync.state import load_state
 
 from . import access, dashboard, status, webhook

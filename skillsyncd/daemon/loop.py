@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import random
 import threading
 import time
@@ -24,8 +22,9 @@ import structlog
 from skillsyncd.config import Config
 from skillsyncd.errors import SkillsyncError, ValidationRejected
 from skillsyncd.model import Status
-from skillsyncd.sync.pipeline import Syncer, SyncOutcome
+from skillsyncd.sync.pipeline import Syncer
 from skillsyncd.sync.state import load_state
+from skillsyncd.sync.values import SyncOutcome
 
 from .hooks import Deployment, HookRunner
 from .metrics import Metrics
@@ -46,25 +45,6 @@ class Observed:
     last_deployment: dict[str, Any] | None = None
     webhook_last_received: str | None = None
     last_ok: float | None = None  # unix time of the last sync that reached the remote
-
-
-def _release_freed_memory() -> None:
-    """Hand memory freed by a big sync back to the OS (glibc keeps it otherwise).
-
-    After a first sync of 10,000 skills the idle daemon stayed at ~88 MB without this.
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to do
-
-
-def _sync_then_trim(syncer: Syncer, trigger: str) -> SyncOutcome:
-    try:
-        return syncer.sync(trigger=trigger)
-    finally:
-        _release_freed_memory()
 
 
 def run_in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:
@@ -178,7 +158,7 @@ class Daemon:
         outcome: SyncOutcome | None = None
         reason: str | None = None
         try:
-            outcome = await run_in_thread(lambda: _sync_then_trim(self.syncer, trigger),
+            outcome = await run_in_thread(lambda: self.syncer.sync(trigger=trigger),
                                           name=f"sync-{trigger}")
             result = str(outcome.status)
             reason = outcome.reason

@@ -141,7 +141,7 @@ class DriftWatcher:
             load_owned,
             skill_source,
         )
-        from skillsyncd.sync.pipeline import DeployLock
+        from skillsyncd.sync.lock import DeployLock
 
         root = self.root
         if root is None:

@@ -37,7 +37,8 @@ from skillsyncd.config import WATCHER_IGNORED_NAMES, Config
 from skillsyncd.errors import ConfigError, ReleaseError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.release.manifest import EMPTY, Manifest
-from skillsyncd.release.releases import Releases, tree_sha_of
+from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import tree_sha_of
 
 log = structlog.get_logger("skillsyncd.publish.publisher")
 

@@ -19,7 +19,7 @@ counts only once its ``.idx`` exists (written last, by rename), and objects are
 only removed after the pack that keeps them is complete. A SIGKILL at any
 instant leaves either the old packs, or the new pack plus some old ones, never
 a mirror missing a kept object. Half-written packs are removed by the sync's
-recovery (``clear_mirror_leftovers``).
+recovery (``clear_leftovers``).
 """
 
 from __future__ import annotations
@@ -334,3 +334,33 @@ def _remove_loose(objects_dir: Path) -> None:
                 entry.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 sub.rmdir()
+
+
+def clear_leftovers(mirror: Path) -> list[str]:
+    """Remove what a killed fetch leaves in the mirror: git lock files and half-written packs.
+
+    Called under the deploy lock, so no other fetch can own them. A stale
+    ``refs/.../X.lock`` would otherwise fail every later fetch (dulwich FileLocked).
+    """
+    removed: list[str] = []
+    if not mirror.is_dir():
+        return removed
+    doomed: list[Path] = [p for p in mirror.glob("*.lock") if p.is_file()]
+    refs = mirror / "refs"
+    if refs.is_dir():
+        doomed += [p for p in refs.rglob("*.lock") if p.is_file()]
+    objects = mirror / "objects"
+    if objects.is_dir():
+        doomed += [p for p in objects.glob("tmp_pack_*") if p.is_file()]
+    packs = objects / "pack"
+    if packs.is_dir():
+        for p in packs.iterdir():
+            if not p.is_file():
+                continue
+            if p.suffix == ".lock" or (p.suffix == ".pack" and not p.with_suffix(".idx").exists()):
+                doomed.append(p)
+    for p in doomed:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(str(p.relative_to(mirror.parent)))
+    return removed

@@ -11,13 +11,15 @@ become UnsafeEntry values, refused by a path rule for their skill alone.
 
 from __future__ import annotations
 
+import stat
 import threading
 import zlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.object_store import BaseObjectStore
+import structlog
+from dulwich.object_store import BaseObjectStore, tree_lookup_path
 from dulwich.objects import Blob, ObjectID, Tree
 
 from skillsyncd.model import MODE_GITLINK, MODE_SYMLINK, MODE_TREE, Entry, Skill
@@ -25,8 +27,12 @@ from skillsyncd.source import discovery
 from skillsyncd.source import ignore as ignore_rules
 from skillsyncd.source.discovery import Child, Kind, Skipped
 from skillsyncd.validation.paths import MAX_NESTING, OmittedBlob, UnsafeEntry
+from skillsyncd.validation.secrets import ALLOWLIST_FILE, parse_allowlist
 
 SKILL_FILE = "SKILL.md"
+ALLOWLIST_MAX_BYTES = 64 * 1024
+
+log = structlog.get_logger(__name__)
 
 
 class SnapshotError(Exception):
@@ -319,3 +325,20 @@ def _loose_size(path: Path) -> int | None:
         return None
     _, _, size = header.partition(b" ")
     return int(size)
+
+
+def read_allowlist(store: BaseObjectStore, tree_sha: str, skills_path: str) -> frozenset[str]:
+    """Secret fingerprints allowed by ``.skillsync-allow`` at the repository or skills root."""
+    allowed: set[str] = set()
+    for folder in {"", skills_path}:
+        path = f"{folder}/{ALLOWLIST_FILE}" if folder else ALLOWLIST_FILE
+        try:
+            mode, sha = tree_lookup_path(store.__getitem__, ObjectID(tree_sha.encode()), path.encode())
+        except KeyError:
+            continue
+        size = object_size(store, sha.decode())
+        if not stat.S_ISREG(mode) or size is None or size > ALLOWLIST_MAX_BYTES:
+            log.warning("allowlist_ignored", path=path, reason="not a regular file under 64 KB")
+            continue
+        allowed |= parse_allowlist(store[sha].as_raw_string())
+    return frozenset(allowed)

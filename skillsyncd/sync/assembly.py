@@ -13,9 +13,10 @@ from skillsyncd.config import Config
 from skillsyncd.notify.observers import attach as attach_tellers
 from skillsyncd.publish.publisher import publish, published_check, unpublish
 from skillsyncd.release.releases import Releases
-from skillsyncd.sync.checks import post_deploy_checks
-from skillsyncd.sync.pipeline import Check, Syncer, readback_check
+from skillsyncd.sync.checks import post_deploy_checks, readback_check
+from skillsyncd.sync.pipeline import Syncer
 from skillsyncd.sync.user_guard import require_owner
+from skillsyncd.sync.values import Check
 
 
 def _publisher(cfg: Config, release_id: str) -> Any:

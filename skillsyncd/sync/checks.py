@@ -1,9 +1,9 @@
-"""Post-flip checks the operator configures: a health URL and a health command.
+"""Post-flip checks: the release read back, and what the operator configures (a health URL
+and a health command).
 
-Each is a :data:`skillsyncd.sync.pipeline.Check` (``(cfg, release_id) -> problems``) run
-by the core in its worker thread right after the flip; a problem makes the core
-flip back and mark the commit bad. Both the daemon and ``--once`` use them
-(through ``wiring.build_syncer``).
+Each is a :data:`skillsyncd.sync.values.Check` (``(cfg, release_id) -> problems``) run
+by go-live right after the flip; a problem makes it flip back and mark the commit
+bad. Both the daemon and ``--once`` use them (through ``sync.assembly.build_syncer``).
 
 A health URL names the gateway, which may be down or starting (the real one
 takes 15-19 s to listen): before the flip, :meth:`HealthUrlCheck.wait_ready`
@@ -27,6 +27,7 @@ from skillsyncd.config import Config
 from skillsyncd.errors import ReleaseError
 from skillsyncd.log import redact_text
 from skillsyncd.release.releases import Releases
+from skillsyncd.release.verify import verify_release
 
 log = structlog.get_logger(__name__)
 
@@ -156,3 +157,19 @@ def post_deploy_checks(cfg: Config) -> tuple[HealthUrlCheck | HealthCommandCheck
     if cfg.health_command:
         checks.append(HealthCommandCheck(cfg.health_command, cfg.health_timeout, cfg.health_retries))
     return tuple(checks)
+
+
+def readback_check(cfg: Config, release_id: str) -> list[str]:
+    """The skills this release wrote hash to the manifest's content sha.
+
+    Skills it reused are hard links to (or, for SKILL.md, copies from) a release that
+    passed this check when it went live; they are checked for presence only, so one
+    changed skill in 10,000 does not re-hash the other 9,999.
+    """
+    releases = Releases(cfg.state_dir)
+    try:
+        manifest = releases.manifest(release_id)
+    except ReleaseError as exc:
+        return [str(exc)]
+    written = {s.name for s in manifest.live if s.change != "unchanged"}
+    return verify_release(releases, release_id, only=written)

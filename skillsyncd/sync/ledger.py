@@ -1,24 +1,28 @@
-"""The one writer of state.json and the audit journal.
+"""The one writer of state.json and the audit journal, and the one State transition.
 
-Every record a sync leaves goes through :meth:`Ledger.write`: the journal event
-first, then state.json. A crash between the two leaves the journal ahead, which
-the next sync's recovery sees (``journalled``) and does not write twice.
+A sync touches the ledger twice: :meth:`Ledger.open` journals that it started,
+:meth:`Ledger.close` records how it ended. ``close`` journals the outcome's event
+first, then writes the state that :func:`advance` derives from the state the sync
+started from and its outcome. A crash between the two leaves the journal ahead,
+which start-up recovery sees (``journalled``) and does not write twice.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
+from skillsyncd.audit.journal import now_iso
 from skillsyncd.errors import SkillsyncError
 from skillsyncd.fsutil import atomic_write
-from skillsyncd.model import Event
+from skillsyncd.model import Event, Status
+from skillsyncd.release.manifest import finding_to_json
 from skillsyncd.sync.state import State, load_state
+from skillsyncd.sync.values import Run, SyncOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -33,8 +37,71 @@ def _no_record(kind: str, **fields: Any) -> None:
     return None
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def advance(state: State, run: Run, outcome: SyncOutcome, now: str) -> State:
+    """The state after ``outcome``, from the state the sync started from (pure).
+
+    The only place a new :class:`State` is built from an old one.
+    """
+    seen = dataclasses.replace(state, last_attempt=run.attempt,
+                               upstream_commit=outcome.upstream or state.upstream_commit)
+    ok = dataclasses.replace(seen, failure_streak=0, last_success=now, last_error=None)
+    status = outcome.status
+    if status is Status.DEPLOYED:
+        return dataclasses.replace(
+            ok, commit=outcome.commit, release=outcome.release, last_good_release=outcome.release,
+            source=outcome.source or state.source, ref=outcome.ref or state.ref,
+            settings=outcome.settings or state.settings,
+            rejected_commit=None if not outcome.recovered else state.rejected_commit)
+    if status is Status.REJECTED:
+        if outcome.event is None:  # the same refused commit again
+            return ok
+        return dataclasses.replace(ok, rejected_commit=outcome.commit, settings=outcome.settings)
+    if status in (Status.NO_CHANGE, Status.SKIPPED_BAD):
+        return ok
+    if status is Status.MANUAL_ROLLBACK:
+        bad = {k: v for k, v in state.bad_commits.items() if k != outcome.commit}
+        if outcome.previous_commit and outcome.previous_commit != outcome.commit:
+            bad[outcome.previous_commit] = f"manual rollback to {outcome.release}"
+        return dataclasses.replace(seen, commit=outcome.commit, release=outcome.release,
+                                   last_good_release=outcome.release, bad_commits=bad)
+    failed = dataclasses.replace(seen, failure_streak=state.failure_streak + 1,
+                                 last_error=outcome.reason)
+    if status is Status.ROLLED_BACK:  # what serves is what served before the flip
+        bad = dict(state.bad_commits)
+        if outcome.marked_bad and outcome.commit:
+            bad[outcome.commit] = f"health check failed: {outcome.reason}"
+        return dataclasses.replace(failed, bad_commits=bad, commit=outcome.previous_commit,
+                                   release=outcome.previous_release)
+    return failed
+
+
+def event_fields(run: Run, outcome: SyncOutcome) -> dict[str, Any]:
+    """The journal fields of ``outcome.event`` (pure); one shape per event kind (docs/audit.md)."""
+    base: dict[str, Any] = {"sync_id": outcome.sync_id, "trigger": run.trigger,
+                            "commit": outcome.commit}
+    moved = {"previous_commit": outcome.previous_commit, "previous_release": outcome.previous_release}
+    flag = {"recovered": True} if outcome.recovered else {}
+    event = outcome.event
+    if event is Event.NO_CHANGE:
+        return {**base, "release": outcome.release, **moved}
+    if event is Event.DEPLOYED:
+        extra = {} if outcome.recovered else {
+            "held_back": outcome.held_back, "history_rewritten": outcome.history_rewritten,
+            "findings": [finding_to_json(f) for f in outcome.findings]}
+        return {**base, **flag, "release": outcome.release, "skills": list(outcome.skills),
+                "skills_count": outcome.skills_live, **extra, **moved}
+    if event is Event.REJECTED:
+        return {**base, "policy": outcome.policy,
+                "findings": [finding_to_json(f) for f in outcome.findings], **moved}
+    if event is Event.ROLLED_BACK:
+        return {**base, "release": outcome.release, "rolled_back_release": outcome.rolled_back_release,
+                "reason": outcome.reason, "marked_bad": outcome.marked_bad,
+                "skills": list(outcome.skills), **flag, **moved}
+    if event is Event.MANUAL_ROLLBACK:
+        return {**base, "release": outcome.release, "reason": outcome.reason,
+                "skills": list(outcome.skills), "skills_count": outcome.skills_live, **moved}
+    # fetch_failed / sync_failed: the commit is the one that still serves
+    return {**base, "commit": outcome.previous_commit, "error": outcome.reason}
 
 
 def save_state(path: Path, state: State) -> None:
@@ -54,31 +121,35 @@ class Ledger:
     def load(self) -> State:
         return load_state(self.state_file)
 
-    def write(self, event: Event | None, state: State | None = None, **fields: Any) -> None:
-        """Journal ``event`` (if any), then save ``state`` (if any)."""
-        if event is not None:
-            self.record(str(event), **fields)
-        if state is not None:
-            save_state(self.state_file, state)
+    def open(self, run: Run, state: State) -> None:
+        """The start record: a journal line only; state.json is written when the sync ends."""
+        self.record(str(Event.SYNC_STARTED), sync_id=run.sync_id, trigger=run.trigger,
+                    commit=state.commit)
 
-    def failure(self, event: Event, error: str, attempt: str | None, **fields: Any) -> None:
-        """A sync failed before anything changed: count it and say why, best effort.
+    def close(self, run: Run, state: State, outcome: SyncOutcome, finished: bool = True) -> State:
+        """Record ``outcome``: its event, then the state :func:`advance` derives, then
+        ``sync_finished`` (left out for start-up recovery, which is no sync of its own).
 
-        The state is re-read: the failure may follow writes of this same sync. When
-        the disk that failed the sync also refuses this record, the original error is
-        the one to report; ``skillsyncd status`` probes the disk itself.
+        If the outcome's own record fails, the caller learns it (a deploy that is not
+        on record is undone). A failed sync's record, and ``sync_finished``, are best
+        effort: when the disk that failed the sync also refuses them, the original
+        error is the one to report.
         """
+        new = advance(state, run, outcome, now_iso())
+        failed = outcome.status is Status.FAILED
         try:
-            fresh = self.load()
-            self.write(event, dataclasses.replace(
-                fresh, failure_streak=fresh.failure_streak + 1, last_attempt=attempt,
-                last_error=error), error=error, **fields)
+            if outcome.event is not None:
+                self.record(str(outcome.event), **event_fields(run, outcome))
+            save_state(self.state_file, new)
         except (OSError, SkillsyncError) as book:
+            if not failed:
+                raise
             log.error("failure_not_recorded", error=str(book))
-
-    def note(self, event: Event, **fields: Any) -> None:
-        """Journal an event that must not fail the caller (sync_finished after a failure)."""
-        try:
-            self.record(str(event), **fields)
-        except (OSError, SkillsyncError) as book:
-            log.error("failure_not_recorded", error=str(book))
+        if finished:
+            try:
+                self.record(str(Event.SYNC_FINISHED), sync_id=outcome.sync_id, trigger=run.trigger,
+                            status=str(outcome.status), commit=outcome.commit,
+                            release=outcome.release, duration=outcome.duration)
+            except (OSError, SkillsyncError) as book:  # the outcome itself is on record
+                log.error("failure_not_recorded", error=str(book))
+        return new

@@ -30,10 +30,13 @@ import dulwich.object_store as object_store
 import skillsyncd.audit.journal as journal
 import skillsyncd.publish.publisher as publish
 import skillsyncd.release.releases as release
+import skillsyncd.release.staging as staging
 import skillsyncd.release.store as store
 import skillsyncd.source.remote as source
+import skillsyncd.sync.golive as golive
 import skillsyncd.sync.ledger as ledger
-import skillsyncd.sync.pipeline as sync
+import skillsyncd.sync.retention as retention
+import skillsyncd.sync.stage as stage
 from skillsyncd.cli import main
 
 
@@ -135,21 +138,21 @@ def _deployed(self: Any, kind: str, *args: Any, **kwargs: Any) -> bool:
 POINTS: dict[str, Callable[[int], None]] = {
     "mid-fetch": mid_fetch,
     "after-fetch": lambda k: before(source.Source, "_bound_packs", k),
-    "before-stage": lambda k: before(sync, "stage_release", k),
+    "before-stage": lambda k: before(stage, "stage_release", k),
     "mid-stage": lambda k: before(store, "write_new", k),
     "mid-place": lambda k: before(store.Store, "_place_one", k),
-    "mid-link": lambda k: before(release, "_link_skill", k),
-    "manifest-write": lambda k: before(release, "atomic_write", k),
+    "mid-link": lambda k: before(staging, "_link_skill", k),
+    "manifest-write": lambda k: before(staging, "atomic_write", k),
     "before-flip": lambda k: before(release.Releases, "flip", k),
-    "after-flip": lambda k: before(sync.Syncer, "_publish", k),
+    "after-flip": lambda k: before(golive.GoLive, "publish", k),
     "mid-publish": lambda k: before(publish, "_place", k),
     "publish-claim": lambda k: before(publish.Mirror, "_save", k),
     "publish-remove": lambda k: before(publish.Mirror, "_remove_skill", k),
-    "before-check": lambda k: before(sync.Syncer, "_check", k),
+    "before-check": lambda k: before(golive.GoLive, "check", k),
     "journal-then-state": lambda k: after(journal.Journal, "append", k, when=_deployed),
     "before-state": lambda k: before(ledger, "save_state", k),
     "mid-journal": torn_journal,
-    "before-prune": lambda k: before(sync.Syncer, "_prune", k),
+    "before-prune": lambda k: before(retention, "prune", k),
     "mid-prune": lambda k: before(release, "_force_remove", k),
     "mid-collect": lambda k: before(store, "_force_remove", k),
 }

@@ -44,7 +44,8 @@ from gitserver import GitRoot, HttpGitServer, RepoBuilder, run_git  # noqa: E402
 
 from skillsyncd.config import Config, load_config  # noqa: E402
 from skillsyncd.publish.publisher import TMP_DIR, verify_published  # noqa: E402
-from skillsyncd.release.releases import RELEASE_ID_RE, Releases, verify_release  # noqa: E402
+from skillsyncd.release.releases import RELEASE_ID_RE, Releases  # noqa: E402
+from skillsyncd.release.verify import verify_release  # noqa: E402
 from skillsyncd.status import status_dict  # noqa: E402
 from skillsyncd.sync.state import load_state  # noqa: E402
 

@@ -1,0 +1,259 @@
+"""The stage step: plan, validate and stage a fetched commit as a complete release, not live yet.
+
+The decisions are :mod:`skillsyncd.sync.decide`'s; this module reads the
+commit, runs the gate on what changed, and has the release written
+(:mod:`skillsyncd.release.staging`). A refusal of the whole commit is raised
+as :class:`Refused`; nothing is recorded here (the ledger records the outcome).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+from dulwich.objects import ObjectID
+from dulwich.repo import Repo
+
+from skillsyncd import validation
+from skillsyncd.audit.journal import now_iso
+from skillsyncd.config import Config
+from skillsyncd.errors import SourceError, ValidationRejected
+from skillsyncd.model import Finding, Plan, Severity, Skill
+from skillsyncd.release.manifest import Manifest, ValidationSummary
+from skillsyncd.release.releases import Releases, new_release_id
+from skillsyncd.release.staging import stage_release
+from skillsyncd.source.remote import FetchResult, Source
+from skillsyncd.source.snapshot import SnapshotError, read_allowlist, survey
+from skillsyncd.sync import decide
+from skillsyncd.sync.decide import Draft, Refusal
+from skillsyncd.sync.values import Candidate, Live, Run
+from skillsyncd.validation.gate import policy_of
+
+log = structlog.get_logger(__name__)
+
+
+class Refused(ValidationRejected):
+    """The whole commit is refused (validation under ``reject``, the guard, a signature)."""
+
+    def __init__(self, commit: str, settings: str, refusal: Refusal) -> None:
+        super().__init__(refusal.message)
+        self.commit = commit
+        self.settings = settings
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class Judged:
+    """The gate's verdicts on one commit's skills."""
+
+    findings: dict[str, tuple[Finding, ...]]  # skill -> its findings
+    metadata: dict[str, dict[str, Any]]  # skill -> what SKILL.md declares
+    again: tuple[str, ...]  # held back before with the same bytes and rules: not judged twice
+    basis: str
+
+
+def stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source,
+          fetched: FetchResult) -> Candidate:
+    repo = Repo(str(cfg.mirror_dir))
+    try:
+        return _stage(cfg, releases, run, live, source, fetched, repo)
+    finally:
+        repo.close()
+
+
+def _stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source,
+           fetched: FetchResult, repo: Repo) -> Candidate:
+    settings, policy = cfg.release_settings(), policy_of(cfg)
+    refused = signature_refusal(cfg, repo, fetched.commit)
+    if refused is not None:
+        raise Refused(fetched.commit, settings, refused)
+    skills, layout = _survey(cfg, repo, fetched.tree)
+    plan = decide.make_plan(live.manifest.live_shas(), {n: s.tree_sha for n, s in skills.items()})
+    log.info("planned", added=len(plan.added), changed=len(plan.changed),
+             removed=len(plan.removed), unchanged=len(plan.unchanged))
+    judged = judge(cfg, live, skills, plan, source.blob_reader(repo),
+                   read_allowlist(repo.object_store, fetched.tree, cfg.skills_path))
+    old = live.manifest.live_by_name()
+    names = {n: (judged.metadata[n].get("effective_name") if n in judged.metadata else
+                 (old[n].effective_name if n in old else None)) for n in skills}
+    release_findings = validation.check_release(list(skills.values()), cfg, names=names)
+    findings = (*(f for fs in judged.findings.values() for f in fs), *release_findings, *layout)
+    _log_findings(findings, judged)
+    blocked = any(validation.has_errors(f) for f in judged.findings.values())
+    refusal = decide.validation_refusal(fetched.commit, cfg.on_invalid, blocked, findings,
+                                        release_findings)
+    if refusal is not None:
+        raise Refused(fetched.commit, settings, refusal)
+    draft = decide.draft_release(skills, plan, fetched.commit, judged.findings, judged.metadata,
+                                 old, live.current is not None)
+    if not (run.force or cfg.allow_mass_removal):
+        guard = decide.mass_removal_refusal(fetched.commit, policy, cfg.skills_path, len(old),
+                                            len(draft.live_names), len(plan.removed))
+        if guard is not None:
+            raise Refused(fetched.commit, settings, guard)
+    cap = decide.gateway_cap_finding(policy, cfg.skills_path, draft.live_names,
+                                     cfg.gateway_max_candidates, cfg.gateway_max_skills)
+    if cap is not None:
+        layout, findings = (*layout, cap), (*findings, cap)
+        _log_findings((cap,))
+    for name in plan.removed:
+        log.info("skill_removed", skill=name)
+    manifest = _manifest(cfg, releases, live, source, fetched, draft, layout, findings, judged.basis)
+    _write(cfg, releases, live, skills, draft, manifest, source.blob_reader(repo))
+    return Candidate(manifest, plan, draft.held, findings,
+                     decide.skill_events(draft.records, old, plan.removed),
+                     tuple(s.name for s in draft.build), bool(fetched.history_rewritten),
+                     judged.again)
+
+
+def _survey(cfg: Config, repo: Repo, tree: str) -> tuple[dict[str, Skill], tuple[Finding, ...]]:
+    """The commit's skills, and what discovery left out as findings."""
+    try:
+        surveyed = survey(repo.object_store, tree, cfg.skills_path, cfg.skill_depth, cfg.ignore)
+    except SnapshotError as exc:
+        hint = "" if "missing" in str(exc) else "; check SKILLSYNC_SKILLS_PATH"
+        raise SourceError(f"{exc}{hint}") from exc
+    layout = decide.layout_findings(surveyed.skipped, policy_of(cfg), cfg.skills_path)
+    return dict(surveyed.skills), layout
+
+
+def judge(cfg: Config, live: Live, skills: Mapping[str, Skill], plan: Plan,
+          read_blob: Callable[[str], bytes], allowed: frozenset[str]) -> Judged:
+    """Run the gate on every skill the commit adds or changes, once per version and rules."""
+    basis = decide.judgement_basis(cfg.release_settings(), allowed)
+    known = decide.held_verdicts(live.manifest, basis)
+    findings: dict[str, tuple[Finding, ...]] = {}
+    metadata: dict[str, dict[str, Any]] = {}
+    again: list[str] = []
+    for name in plan.to_build:
+        if skills[name].tree_sha in known:
+            findings[name], metadata[name] = known[skills[name].tree_sha], {}
+            again.append(name)
+            continue
+        findings[name], metadata[name] = validate_one(cfg, skills[name], read_blob, allowed)
+    if again:
+        log.info("still_held_back", skills=again[:50], count=len(again),
+                 hint="same content and rules as when it was held back; its findings are in "
+                      "the manifest and `skillsyncd status`")
+    return Judged(findings, metadata, tuple(again), basis)
+
+
+def validate_one(cfg: Config, skill: Skill, read_blob: Callable[[str], bytes],
+                 allowed: frozenset[str] = frozenset()
+                 ) -> tuple[tuple[Finding, ...], dict[str, Any]]:
+    """One skill through the gate: its paths first, then (only if they are safe) its bytes."""
+    prefix = f"{cfg.skills_path}/{skill.name}" if cfg.skills_path else skill.name
+    entry_findings = validation.check_entries(skill, cfg, prefix=prefix)
+    if validation.has_errors(entry_findings):
+        # Unsafe paths or oversize blobs: not one byte of this skill is read.
+        return entry_findings, {}
+    # One pass: SKILL.md is parsed once for the rules and the metadata, and the
+    # path rules above are not run a second time.
+    checked = validation.check_skill(skill, read_blob, cfg, prefix=prefix,
+                                     allowed_fingerprints=allowed, entry_findings=entry_findings)
+    return checked.findings, dict(checked.metadata)
+
+
+def _log_findings(findings: Sequence[Finding], judged: Judged | None = None) -> None:
+    """One line per new finding; those of a skill held back again are not repeated."""
+    repeated = {id(f) for n in judged.again for f in judged.findings[n]} if judged else set()
+    for f in findings:
+        if id(f) not in repeated:
+            (log.warning if f.severity is Severity.ERROR else log.info)(
+                "validation_finding", rule=f.rule, severity=str(f.severity),
+                path=f.location(), message=f.message)
+
+
+def signature_refusal(cfg: Config, repo: Repo, commit: str) -> Refusal | None:
+    """The refusal when SKILLSYNC_VERIFY wants a trusted signature the commit lacks
+    (:mod:`skillsyncd.source.signatures`); None when it may deploy."""
+    if cfg.verify == "none":
+        return None
+    from skillsyncd.source.signatures import verify_commit
+
+    raw = repo.object_store[ObjectID(commit.encode())].as_raw_string()
+    verdict = verify_commit(raw, cfg.verify, cfg.allowed_signers.get() or "",
+                            cfg.gpg_keys.get() or "", commit)
+    if verdict.ok:
+        log.info("signature_verified", signer=verdict.signer)
+        return None
+    finding = policy_of(cfg).finding(verdict.rule or "commit.bad-signature", commit[:12],
+                                     verdict.message)
+    if finding is None or finding.severity is not Severity.ERROR:
+        log.warning("signature_not_enforced", rule=verdict.rule, message=verdict.message)
+        return None
+    return Refusal("verify", (finding,), f"commit {commit[:12]} refused: {finding}")
+
+
+def _manifest(cfg: Config, releases: Releases, live: Live, source: Source, fetched: FetchResult,
+              draft: Draft, layout: tuple[Finding, ...], findings: Sequence[Finding],
+              basis: str) -> Manifest:
+    release_id = free_release_id(releases, fetched.commit)
+    structlog.contextvars.bind_contextvars(release=release_id)
+    return Manifest(
+        release=release_id, commit=fetched.commit, tree=fetched.tree, ref=cfg.ref,
+        source=source.safe_url, skills_path=cfg.skills_path, created=now_iso(),
+        previous_release=live.current, history_rewritten=fetched.history_rewritten,
+        settings=cfg.release_settings(), layout=layout,
+        validation=ValidationSummary(
+            policy=cfg.on_invalid, held_back=tuple(sorted(draft.held)), basis=basis,
+            errors=sum(1 for f in findings if f.severity is Severity.ERROR),
+            warnings=sum(1 for f in findings if f.severity is Severity.WARNING)),
+        skills=draft.records,
+    )
+
+
+def _write(cfg: Config, releases: Releases, live: Live, skills: Mapping[str, Skill], draft: Draft,
+           manifest: Manifest, read_blob: Callable[[str], bytes]) -> None:
+    build, copies = missing_versions(releases, live, skills, draft.serve, list(draft.build))
+    stats = stage_release(releases, manifest.release, draft.serve, build, read_blob, manifest,
+                          copies=copies, folders=cfg.publish_mode == "link", previous=live.current)
+    log.info("staged", files_written=stats.files_written, versions_written=stats.versions_written,
+             versions_reused=stats.versions_reused, bytes_written=stats.bytes_written)
+
+
+def missing_versions(releases: Releases, live: Live, skills: Mapping[str, Skill],
+                     serve: Mapping[str, str], build: list[Skill]
+                     ) -> tuple[list[Skill], dict[str, Path]]:
+    """What to write beyond the changed skills: versions this release serves that the
+    store lacks (the first deploy after an upgrade from 0.1.0, whose releases hold real
+    folders). Copied from the live release's folder where it has one, else from git."""
+    have = releases.store.shas()
+    building = {s.tree_sha for s in build}
+    extra: list[Skill] = []
+    copies: dict[str, Path] = {}
+    live_dir = releases.dir(live.current) if live.current else None
+    live_shas = live.manifest.live_shas()
+    for name, sha in serve.items():
+        if sha in have or sha in building or sha in copies:
+            continue
+        folder = live_dir / name if live_dir is not None else None
+        if (folder is not None and not folder.is_symlink() and folder.is_dir()
+                and live_shas.get(name) == sha):
+            copies[sha] = folder
+        elif name in skills and skills[name].tree_sha == sha:
+            extra.append(skills[name])
+            building.add(sha)
+    if copies or extra:
+        log.info("store_filled", copied=len(copies), built=len(extra),
+                 hint="skill versions missing from the store (first deploy after an upgrade)")
+    return build + extra, copies
+
+
+def free_release_id(releases: Releases, commit: str) -> str:
+    """A new id that sorts after every release on disk (ids sort by time).
+
+    Two syncs within one second would otherwise be ordered by commit hash.
+    """
+    now = time.time()
+    newest = max((p.name for p in releases.root.iterdir()), default="") \
+        if releases.root.is_dir() else ""
+    release_id = new_release_id(commit, now)
+    while release_id[:16] <= newest[:16]:
+        now += 1
+        release_id = new_release_id(commit, now)
+    return release_id
