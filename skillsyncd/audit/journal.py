@@ -13,6 +13,7 @@ before writing; readers skip it too.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import itertools
 import json
@@ -27,19 +28,16 @@ from typing import Any, BinaryIO
 
 import structlog
 
+from skillsyncd.audit.events import Deployed, JournalEvent, decode, encode
 from skillsyncd.errors import SkillsyncError
 from skillsyncd.fsutil import fsync_dir, write_all
 
-log = structlog.get_logger("skillsyncd.audit")
+log = structlog.get_logger(__name__)
 
 ROTATE_BYTES = 16 * 1024 * 1024
 KEEP_SEGMENTS = 20
 _TAIL_CHUNK = 64 * 1024
 _SEGMENT = re.compile(r"^journal-(\d{12})\.jsonl$")
-# Every event carries these keys (null when they do not apply), so readers need no guessing.
-COMMON_FIELDS = ("trigger", "sync_id", "commit", "previous_commit", "release", "previous_release",
-                 "skills")
-_OWN_FIELDS = frozenset({"id", "seq", "kind", "timestamp", "replica"})
 
 
 class JournalError(SkillsyncError):
@@ -72,16 +70,17 @@ class Journal:
         self.rotate_bytes = rotate_bytes
         self.keep_segments = keep_segments
         self.shipped = shipped
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._listeners: list[Callable[[JournalEvent], None]] = []
 
     # -- writing --------------------------------------------------------------
 
-    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> None:
+    def subscribe(self, listener: Callable[[JournalEvent], None]) -> None:
         """Call ``listener(event)`` after each durable append (e.g. to wake a shipper)."""
         self._listeners.append(listener)
 
-    def append(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Write one event durably and return it; raise JournalError if that is impossible."""
+    def append(self, event: JournalEvent) -> JournalEvent:
+        """Write one event durably and return it with its id, seq, time and replica;
+        raise JournalError if that is impossible."""
         created = not self.path.exists()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,17 +92,10 @@ class Journal:
             last = _repair_tail(fd)
             if last is None:
                 last = self._last_rotated_seq()
-            event: dict[str, Any] = {
-                "id": uuid.uuid4().hex,
-                "seq": (last or 0) + 1,
-                "kind": kind,
-                "timestamp": now_iso(),
-                "replica": self.replica,
-                **dict.fromkeys(COMMON_FIELDS),
-            }
-            event.update({k: v for k, v in fields.items() if k not in _OWN_FIELDS})
-            line = (json.dumps(event, ensure_ascii=False, default=str, separators=(",", ":"))
-                    + "\n").encode("utf-8")
+            event = dataclasses.replace(event, id=uuid.uuid4().hex, seq=(last or 0) + 1,
+                                        timestamp=now_iso(), replica=self.replica)
+            line = (json.dumps(encode(event), ensure_ascii=False, default=str,
+                               separators=(",", ":")) + "\n").encode("utf-8")
             write_all(fd, line)
             os.fsync(fd)
             if created:
@@ -170,7 +162,7 @@ class Journal:
         found = [p for p in self.path.parent.iterdir() if _SEGMENT.match(p.name)]
         return sorted(found, key=_segment_first_seq)
 
-    def read(self, after: int = 0) -> Iterator[dict[str, Any]]:
+    def read(self, after: int = 0) -> Iterator[JournalEvent]:
         """Every complete event with ``seq > after``, oldest first, across segments.
 
         All files are opened before any is read, and the listing is retried if a
@@ -181,8 +173,9 @@ class Journal:
             for i, (path, fh) in enumerate(files):
                 if i + 1 < len(files) - 1 and _segment_first_seq(files[i + 1][0]) - 1 <= after:
                     continue  # the whole segment is at or before the cursor
-                for event in _events_from(fh, path):
-                    if int(event.get("seq", 0)) > after:
+                for raw in _events_from(fh, path):
+                    event = decode(raw)
+                    if event.seq > after:
                         yield event
         finally:
             for _path, fh in files:
@@ -217,8 +210,9 @@ class Journal:
     def journalled(self, release: str) -> bool:
         """Whether a ``deployed`` event for ``release`` exists (crash recovery asks this)."""
         for path in [self.path, *reversed(self.segments())]:
-            for event in _events_in(path):
-                if event.get("kind") == "deployed" and event.get("release") == release:
+            for raw in _events_in(path):
+                event = decode(raw)
+                if isinstance(event, Deployed) and event.release == release:
                     return True
         return False
 

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from skillsyncd.audit import events
+from skillsyncd.audit.events import JournalEvent
 from skillsyncd.audit.journal import now_iso
 from skillsyncd.errors import SkillsyncError
 from skillsyncd.fsutil import atomic_write
@@ -28,12 +30,12 @@ log = structlog.get_logger(__name__)
 
 
 class Recorder(Protocol):
-    """Where audit events go (the journal); called with an event kind and fields."""
+    """Where audit events go (the journal's ``append``)."""
 
-    def __call__(self, kind: str, **fields: Any) -> Any: ...
+    def __call__(self, event: JournalEvent) -> Any: ...
 
 
-def _no_record(kind: str, **fields: Any) -> None:
+def _no_record(event: JournalEvent) -> None:
     return None
 
 
@@ -75,33 +77,35 @@ def advance(state: State, run: Run, outcome: SyncOutcome, now: str) -> State:
     return failed
 
 
-def event_fields(run: Run, outcome: SyncOutcome) -> dict[str, Any]:
-    """The journal fields of ``outcome.event`` (pure); one shape per event kind (docs/audit.md)."""
-    base: dict[str, Any] = {"sync_id": outcome.sync_id, "trigger": run.trigger,
-                            "commit": outcome.commit}
-    moved = {"previous_commit": outcome.previous_commit, "previous_release": outcome.previous_release}
-    flag = {"recovered": True} if outcome.recovered else {}
+def journal_event(run: Run, outcome: SyncOutcome) -> JournalEvent:
+    """The typed journal event of ``outcome.event`` (pure); one class per kind (docs/audit.md)."""
     event = outcome.event
+    base: dict[str, Any] = {"sync_id": outcome.sync_id, "trigger": run.trigger,
+                            "commit": outcome.commit, "previous_commit": outcome.previous_commit,
+                            "previous_release": outcome.previous_release}
+    skills = tuple(outcome.skills)
+    findings = tuple(finding_to_json(f) for f in outcome.findings)
     if event is Event.NO_CHANGE:
-        return {**base, "release": outcome.release, **moved}
+        return events.NoChange(**base, release=outcome.release)
     if event is Event.DEPLOYED:
-        extra = {} if outcome.recovered else {
-            "held_back": outcome.held_back, "history_rewritten": outcome.history_rewritten,
-            "findings": [finding_to_json(f) for f in outcome.findings]}
-        return {**base, **flag, "release": outcome.release, "skills": list(outcome.skills),
-                "skills_count": outcome.skills_live, **extra, **moved}
+        extra: dict[str, Any] = {} if outcome.recovered else {
+            "held_back": {k: tuple(v) for k, v in outcome.held_back.items()},
+            "history_rewritten": bool(outcome.history_rewritten), "findings": findings}
+        return events.Deployed(**base, recovered=outcome.recovered, release=outcome.release,
+                               skills=skills, skills_count=outcome.skills_live, **extra)
     if event is Event.REJECTED:
-        return {**base, "policy": outcome.policy,
-                "findings": [finding_to_json(f) for f in outcome.findings], **moved}
+        return events.Rejected(**base, policy=outcome.policy, findings=findings)
     if event is Event.ROLLED_BACK:
-        return {**base, "release": outcome.release, "rolled_back_release": outcome.rolled_back_release,
-                "reason": outcome.reason, "marked_bad": outcome.marked_bad,
-                "skills": list(outcome.skills), **flag, **moved}
+        return events.RolledBack(**base, release=outcome.release, skills=skills,
+                                 rolled_back_release=outcome.rolled_back_release,
+                                 reason=outcome.reason, marked_bad=outcome.marked_bad,
+                                 recovered=outcome.recovered)
     if event is Event.MANUAL_ROLLBACK:
-        return {**base, "release": outcome.release, "reason": outcome.reason,
-                "skills": list(outcome.skills), "skills_count": outcome.skills_live, **moved}
+        return events.ManualRollback(**base, release=outcome.release, reason=outcome.reason,
+                                     skills=skills, skills_count=outcome.skills_live)
     # fetch_failed / sync_failed: the commit is the one that still serves
-    return {**base, "commit": outcome.previous_commit, "error": outcome.reason}
+    failed = events.FetchFailed if event is Event.FETCH_FAILED else events.SyncFailed
+    return failed(**{**base, "commit": outcome.previous_commit}, error=outcome.reason)
 
 
 def save_state(path: Path, state: State) -> None:
@@ -123,8 +127,8 @@ class Ledger:
 
     def open(self, run: Run, state: State) -> None:
         """The start record: a journal line only; state.json is written when the sync ends."""
-        self.record(str(Event.SYNC_STARTED), sync_id=run.sync_id, trigger=run.trigger,
-                    commit=state.commit)
+        self.record(events.SyncStarted(sync_id=run.sync_id, trigger=run.trigger,
+                                       commit=state.commit))
 
     def close(self, run: Run, state: State, outcome: SyncOutcome, finished: bool = True) -> State:
         """Record ``outcome``: its event, then the state :func:`advance` derives, then
@@ -139,7 +143,7 @@ class Ledger:
         failed = outcome.status is Status.FAILED
         try:
             if outcome.event is not None:
-                self.record(str(outcome.event), **event_fields(run, outcome))
+                self.record(journal_event(run, outcome))
             save_state(self.state_file, new)
         except (OSError, SkillsyncError) as book:
             if not failed:
@@ -147,9 +151,9 @@ class Ledger:
             log.error("failure_not_recorded", error=str(book))
         if finished:
             try:
-                self.record(str(Event.SYNC_FINISHED), sync_id=outcome.sync_id, trigger=run.trigger,
-                            status=str(outcome.status), commit=outcome.commit,
-                            release=outcome.release, duration=outcome.duration)
+                self.record(events.SyncFinished(
+                    sync_id=outcome.sync_id, trigger=run.trigger, status=str(outcome.status),
+                    commit=outcome.commit, release=outcome.release, duration=outcome.duration))
             except (OSError, SkillsyncError) as book:  # the outcome itself is on record
                 log.error("failure_not_recorded", error=str(book))
         return new
