@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from skillsyncd.audit import Journal, JournalError
+from skillsyncd.audit.events import JournalEvent, decode, encode
 from skillsyncd.audit.history import render_line, select
-from skillsyncd.audit.journal import COMMON_FIELDS
 from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
@@ -29,10 +29,11 @@ APPENDER = """
 import sys
 from pathlib import Path
 from skillsyncd.audit import Journal
+from skillsyncd.audit.events import decode
 path, worker, count, rotate = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 journal = Journal(path, replica=worker, rotate_bytes=rotate, keep_segments=10_000)
 for i in range(count):
-    journal.append("sync_started", trigger="poll", worker=worker, n=i)
+    journal.append(decode({"kind": "sync_started", "trigger": "poll", "worker": worker, "n": i}))
 """
 
 
@@ -41,12 +42,22 @@ def cfg_for(url: str, state: Path, **extra: Any) -> Config:
     return load_config(flags={"repo": url, "state_dir": str(state), **extra}, env=env)
 
 
-def events(cfg: Config) -> list[dict[str, Any]]:
+# Every line carries these keys (null when they do not apply), so readers need no guessing.
+COMMON_FIELDS = ("trigger", "sync_id", "commit", "previous_commit", "release", "previous_release",
+                 "skills")
+
+
+def ev(kind: str, **fields: Any) -> JournalEvent:
+    """An event as a writer hands it to the journal (fields no class names go to ``extra``)."""
+    return decode({"kind": kind, **fields})
+
+
+def events(cfg: Config) -> list[JournalEvent]:
     return list(Journal(cfg.journal_file).read())
 
 
-def of_kind(cfg: Config, kind: str) -> list[dict[str, Any]]:
-    return [e for e in events(cfg) if e["kind"] == kind]
+def of_kind(cfg: Config, kind: str) -> list[JournalEvent]:
+    return [e for e in events(cfg) if e.kind == kind]
 
 
 def failing_once_for(commit: str) -> Any:
@@ -89,51 +100,51 @@ def test_real_syncs_record_every_decision_with_its_fields(repo: Any, tmp_path: P
     assert back.release == one.release
 
     everything = events(cfg)
-    assert [e["seq"] for e in everything] == list(range(1, len(everything) + 1))
-    assert len({e["id"] for e in everything}) == len(everything)
+    assert [e.seq for e in everything] == list(range(1, len(everything) + 1))
+    assert len({e.id for e in everything}) == len(everything)
     for e in everything:
-        assert e["replica"] == "replica-test"
-        assert e["timestamp"].endswith("Z") and e["timestamp"][:4].isdigit()
+        assert e.replica == "replica-test"
+        assert e.timestamp.endswith("Z") and e.timestamp[:4].isdigit()
         for key in COMMON_FIELDS:
-            assert key in e, (key, e["kind"])
+            assert key in encode(e), (key, e.kind)
 
     deployed = of_kind(cfg, "deployed")
-    assert [(e["commit"], e["previous_commit"], e["trigger"]) for e in deployed] == [
+    assert [(e.commit, e.previous_commit, e.trigger) for e in deployed] == [
         (first, None, "poll"), (second, first, "webhook")]
-    assert deployed[0]["release"] == one.release and deployed[1]["release"] == two.release
-    assert deployed[1]["previous_release"] == one.release
-    skills = {s["name"]: s for s in deployed[1]["skills"]}
+    assert deployed[0].release == one.release and deployed[1].release == two.release
+    assert deployed[1].previous_release == one.release
+    skills = {s["name"]: s for s in deployed[1].skills}
     assert skills["alpha"]["change"] == "changed" and skills["alpha"]["version"] == "1.1.0"
     assert skills["beta"]["change"] == "removed" and skills["gamma"]["change"] == "added"
     assert all(len(s["content_sha"]) == 40 for s in skills.values())
-    assert {s["change"] for s in deployed[0]["skills"]} == {"added"}
-    assert deployed[0]["skills_count"] == 2
+    assert {s["change"] for s in deployed[0].skills} == {"added"}
+    assert deployed[0].skills_count == 2
 
     no_change = of_kind(cfg, "no_change")
-    assert [(e["trigger"], e["commit"], e["release"]) for e in no_change] == [
+    assert [(e.trigger, e.commit, e.release) for e in no_change] == [
         ("signal", second, two.release)]
 
     rolled = of_kind(cfg, "rolled_back")
     assert len(rolled) == 1
-    assert rolled[0]["commit"] == third and rolled[0]["release"] == two.release
-    assert rolled[0]["rolled_back_release"].endswith(third[:12])
-    assert "gateway did not load" in rolled[0]["reason"]
-    assert {s["name"]: s["change"] for s in rolled[0]["skills"]}["delta"] == "added"
+    assert rolled[0].commit == third and rolled[0].release == two.release
+    assert rolled[0].rolled_back_release.endswith(third[:12])
+    assert "gateway did not load" in rolled[0].reason
+    assert {s["name"]: s["change"] for s in rolled[0].skills}["delta"] == "added"
 
     manual = of_kind(cfg, "manual_rollback")
     assert len(manual) == 1
     m = manual[0]
-    assert (m["trigger"], m["commit"], m["previous_commit"]) == ("manual", first, second)
-    assert (m["release"], m["previous_release"]) == (one.release, two.release)
-    changes = {s["name"]: s["change"] for s in m["skills"]}
+    assert (m.trigger, m.commit, m.previous_commit) == ("manual", first, second)
+    assert (m.release, m.previous_release) == (one.release, two.release)
+    changes = {s["name"]: s["change"] for s in m.skills}
     assert changes == {"alpha": "changed", "beta": "added", "gamma": "removed"}
-    assert {s["name"]: s["version"] for s in m["skills"]}["alpha"] == "1.0.0"
+    assert {s["name"]: s["version"] for s in m.skills}["alpha"] == "1.0.0"
 
     starts = of_kind(cfg, "sync_started")
     finishes = of_kind(cfg, "sync_finished")
     assert len(starts) == len(finishes) == 4
-    assert [f["status"] for f in finishes] == ["deployed", "deployed", "no_change", "rolled_back"]
-    assert [s["sync_id"] for s in starts] == [f["sync_id"] for f in finishes]
+    assert [f.status for f in finishes] == ["deployed", "deployed", "no_change", "rolled_back"]
+    assert [s.sync_id for s in starts] == [f.sync_id for f in finishes]
 
 
 def test_rejection_and_fetch_failure_are_recorded(repo: Any, tmp_path: Path) -> None:
@@ -144,22 +155,22 @@ def test_rejection_and_fetch_failure_are_recorded(repo: Any, tmp_path: Path) -> 
     with pytest.raises(ValidationRejected):
         build_syncer(cfg).sync(trigger="poll")
     (rejected,) = of_kind(cfg, "rejected")
-    assert rejected["commit"] == bad and rejected["trigger"] == "poll"
-    assert rejected["findings"] and all(f["severity"] == "error" for f in rejected["findings"])
-    assert any("broken" in f["path"] for f in rejected["findings"])
+    assert rejected.commit == bad and rejected.trigger == "poll"
+    assert rejected.findings and all(f["severity"] == "error" for f in rejected.findings)
+    assert any("broken" in f["path"] for f in rejected.findings)
     line = render_line(rejected)
     assert "rejected" in line and bad[:12] in line and "finding(s), first: broken/" in line
     # a 0.1.0 journal names the same event validation_failed: readers take it as rejected
-    legacy = {**rejected, "kind": "validation_failed"}
-    assert list(select([legacy])) == [legacy]
+    legacy = decode({**encode(rejected), "kind": "validation_failed"})
+    assert legacy == rejected and list(select([legacy])) == [legacy]
     assert "finding(s), first: broken/" in render_line(legacy)
 
     gone = cfg_for(str(tmp_path / "no-such-repo"), cfg.state_dir)
     with pytest.raises(SourceError):
         build_syncer(gone).sync(trigger="poll")
     (failed,) = of_kind(cfg, "fetch_failed")
-    assert failed["error"] and failed["trigger"] == "poll"
-    assert of_kind(cfg, "sync_finished")[-1]["status"] == "failed"
+    assert failed.error and failed.trigger == "poll"
+    assert of_kind(cfg, "sync_finished")[-1].status == "failed"
 
 
 # --- durability --------------------------------------------------------------------------
@@ -176,31 +187,31 @@ def test_append_fsyncs_the_line_before_returning(tmp_path: Path, monkeypatch: py
         real_fsync(fd)
 
     monkeypatch.setattr("skillsyncd.audit.journal.os.fsync", spy)
-    event = journal.append("deployed", commit="c1")
+    event = journal.append(ev("deployed", commit="c1"))
     assert seen, "append returned without fsyncing the journal"
-    assert seen[-1].decode().splitlines()[-1] == json.dumps(event, separators=(",", ":"))
+    assert seen[-1].decode().splitlines()[-1] == json.dumps(encode(event), separators=(",", ":"))
 
 
 def test_unwritable_journal_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "journal.jsonl").mkdir()  # a directory where the file should be
     with pytest.raises(JournalError, match="cannot open audit journal"):
-        Journal(tmp_path / "journal.jsonl").append("sync_started")
+        Journal(tmp_path / "journal.jsonl").append(ev("sync_started"))
 
 
 def test_torn_tail_is_ignored_then_cut(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl", replica="r")
-    journal.append("sync_started")
-    journal.append("no_change")
+    journal.append(ev("sync_started"))
+    journal.append(ev("no_change"))
     with journal.path.open("ab") as fh:
         fh.write(b'{"id":"half","seq":3,"kind":"depl')  # a crash mid-write
-    assert [e["seq"] for e in journal.read()] == [1, 2]
+    assert [e.seq for e in journal.read()] == [1, 2]
     assert journal.last_seq() == 2
-    third = journal.append("deployed")
-    assert third["seq"] == 3
+    third = journal.append(ev("deployed"))
+    assert third.seq == 3
     lines = journal.path.read_bytes().split(b"\n")
     assert lines[-1] == b"" and len(lines) == 4
     assert b"half" not in journal.path.read_bytes()
-    assert [e["kind"] for e in journal.read()] == ["sync_started", "no_change", "deployed"]
+    assert [e.kind for e in journal.read()] == ["sync_started", "no_change", "deployed"]
 
 
 def test_concurrent_processes_get_unique_gapless_seqs(tmp_path: Path) -> None:
@@ -213,16 +224,16 @@ def test_concurrent_processes_get_unique_gapless_seqs(tmp_path: Path) -> None:
     reader = Journal(path)
     reads = 0
     while any(p.poll() is None for p in procs):
-        seqs = [e["seq"] for e in reader.read()]
+        seqs = [e.seq for e in reader.read()]
         assert seqs == list(range(1, len(seqs) + 1)), "a reader saw a gap during rotation"
         reads += 1
     for p in procs:
         assert p.wait() == 0, p.stderr.read().decode() if p.stderr else ""
     got = list(reader.read())
-    assert [e["seq"] for e in got] == list(range(1, workers * count + 1))
-    assert len({e["id"] for e in got}) == workers * count
+    assert [e.seq for e in got] == list(range(1, workers * count + 1))
+    assert len({e.id for e in got}) == workers * count
     for i in range(workers):
-        mine = [e["n"] for e in got if e["worker"] == f"w{i}"]
+        mine = [e.extra["n"] for e in got if e.extra["worker"] == f"w{i}"]
         assert mine == list(range(count))
     assert len(reader.segments()) > 3, "the test should have rotated several times"
     assert reads > 0
@@ -237,18 +248,18 @@ def test_rotation_under_a_stalled_sink_loses_nothing(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl", replica="r", rotate_bytes=1500,
                       keep_segments=2, shipped=cursor.get)
     for i in range(120):
-        journal.append("sync_started", n=i)
+        journal.append(ev("sync_started", n=i))
     assert len(journal.segments()) > 5
-    assert [e["seq"] for e in journal.read()] == list(range(1, 121))
+    assert [e.seq for e in journal.read()] == list(range(1, 121))
     assert journal.last_seq() == 120
 
     cursor.set(70)  # the sink catches up to 70: segments wholly at or below it may go
     for i in range(120, 140):
-        journal.append("sync_started", n=i)
-    after = [e["seq"] for e in journal.read(after=70)]
+        journal.append(ev("sync_started", n=i))
+    after = [e.seq for e in journal.read(after=70)]
     assert after == list(range(71, 141))
     firsts = [int(p.name[8:20]) for p in journal.segments()]
-    kept = [e["seq"] for e in journal.read()]
+    kept = [e.seq for e in journal.read()]
     assert kept[0] <= 71, "a segment holding unshipped events was pruned"
     assert kept == list(range(kept[0], 141))
     assert firsts[0] > 1, "nothing was pruned although the sink shipped most events"
@@ -257,23 +268,23 @@ def test_rotation_under_a_stalled_sink_loses_nothing(tmp_path: Path) -> None:
 def test_without_a_sink_the_newest_segments_are_kept(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl", replica="r", rotate_bytes=1000, keep_segments=3)
     for i in range(100):
-        journal.append("no_change", n=i)
+        journal.append(ev("no_change", n=i))
     assert len(journal.segments()) == 3
-    seqs = [e["seq"] for e in journal.read()]
+    seqs = [e.seq for e in journal.read()]
     assert seqs[-1] == 100 and seqs == list(range(seqs[0], 101))
     fresh = Journal(journal.path, replica="r", rotate_bytes=1000, keep_segments=3)
-    assert fresh.append("no_change")["seq"] == 101
+    assert fresh.append(ev("no_change")).seq == 101
 
 
 def test_seq_continues_after_rotation_with_an_empty_active_file(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.jsonl", replica="r", rotate_bytes=200)
-    journal.append("deployed", release="R1")
-    journal.append("deployed", release="R2")
+    journal.append(ev("deployed", release="R1"))
+    journal.append(ev("deployed", release="R2"))
     assert not journal.path.exists() or journal.path.stat().st_size < 200
     assert journal.last_seq() == 2
-    assert journal.append("no_change")["seq"] == 3
+    assert journal.append(ev("no_change")).seq == 3
     assert journal.journalled("R1") and not journal.journalled("R9")
-    assert [e["seq"] for e in journal.read(after=1)] == [2, 3]
+    assert [e.seq for e in journal.read(after=1)] == [2, 3]
 
 
 # --- reading it back -------------------------------------------------------------------------
@@ -281,16 +292,14 @@ def test_seq_continues_after_rotation_with_an_empty_active_file(tmp_path: Path) 
 
 def test_select_filters_by_kind_time_and_skill() -> None:
     evs = [
-        {"kind": "sync_started", "timestamp": "2026-11-01T00:00:00.000Z"},
-        {"kind": "deployed", "timestamp": "2026-11-01T00:00:01.000Z",
-         "skills": [{"name": "a", "change": "added"}]},
-        {"kind": "deployed", "timestamp": "2026-11-05T00:00:00.000Z",
-         "skills": [{"name": "b", "change": "added"}]},
+        ev("sync_started", timestamp="2026-11-01T00:00:00.000Z"),
+        ev("deployed", timestamp="2026-11-01T00:00:01.000Z", skills=[{"name": "a", "change": "added"}]),
+        ev("deployed", timestamp="2026-11-05T00:00:00.000Z", skills=[{"name": "b", "change": "added"}]),
     ]
-    assert [e["timestamp"][:10] for e in select(evs)] == ["2026-11-01", "2026-11-05"]
+    assert [e.timestamp[:10] for e in select(evs)] == ["2026-11-01", "2026-11-05"]
     assert len(list(select(evs, everything=True))) == 3
-    assert [e["skills"][0]["name"] for e in select(evs, since="2026-11-02")] == ["b"]
-    assert [e["skills"][0]["name"] for e in select(evs, skill="a")] == ["a"]
+    assert [e.skills[0]["name"] for e in select(evs, since="2026-11-02")] == ["b"]
+    assert [e.skills[0]["name"] for e in select(evs, skill="a")] == ["a"]
 
 
 def test_rollback_skills_diff_two_manifests() -> None:

@@ -15,7 +15,7 @@ from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor, Neo4jSink, SinkError
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError
 
-log = structlog.get_logger("skillsyncd.audit")
+log = structlog.get_logger(__name__)
 
 FLEET_QUERY = """
 MATCH (r:Replica)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from skillsyncd.model import Event, event_kind
+from skillsyncd.model import DEPLOYMENT_EVENTS, Event, event_kind
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -199,4 +199,4 @@ def encode(event: JournalEvent) -> dict[str, Any]:
 
 def is_deployment(event: JournalEvent) -> bool:
     """Whether ``event`` changes (or refuses to change) what is live: one deployment row."""
-    return isinstance(event, Deployed | RolledBack | ManualRollback | Rejected)
+    return event.kind in DEPLOYMENT_EVENTS

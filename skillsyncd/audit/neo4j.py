@@ -21,23 +21,29 @@ from typing import Any
 
 import structlog
 
+from skillsyncd.audit.events import (
+    Deployed,
+    JournalEvent,
+    ManualRollback,
+    NoChange,
+    Rejected,
+    RolledBack,
+    is_deployment,
+)
 from skillsyncd.audit.journal import Journal
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text
-from skillsyncd.model import DEPLOYMENT_EVENTS, Event, event_kind
 from skillsyncd.source.remote import redact_url
 
-log = structlog.get_logger("skillsyncd.audit")
+log = structlog.get_logger(__name__)
 
 CURSOR_FILE = "audit-cursor.json"
 SHIP_LOCK_FILE = "audit-ship.lock"
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 IDLE_WAIT = 30.0  # re-check the journal even without a wake-up (e.g. `audit push` elsewhere)
-# A deployment row's status is its event's kind (events.Event); 0.1.0 kinds are translated.
-DEPLOYMENT_KINDS = frozenset(str(e) for e in DEPLOYMENT_EVENTS)
 
 
 class SinkError(SkillsyncError):
@@ -130,73 +136,84 @@ MERGE (r)-[:RUNS]->(target)
 """
 
 # Events whose `commit` is the head of the ref at that moment.
-_HEAD_KINDS = frozenset(str(e) for e in (Event.NO_CHANGE, Event.DEPLOYED, Event.ROLLED_BACK,
-                                          Event.REJECTED))
+_HEAD_KINDS = (NoChange, Deployed, RolledBack, Rejected)
 
 
-def statements(event: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def statements(event: JournalEvent) -> list[tuple[str, dict[str, Any]]]:
     """The Cypher that records ``event``; every statement is idempotent (MERGE/SET)."""
-    kind = event_kind(event.get("kind"))
-    params: dict[str, Any] = {
-        "id": str(event["id"]),
-        "seq": int(event["seq"]),
-        "kind": kind,
-        "timestamp": event.get("timestamp"),
-        "replica": str(event.get("replica") or "unknown"),
-        "commit": event.get("commit"),
-    }
+    params: dict[str, Any] = {"id": event.id, "seq": event.seq, "kind": event.kind,
+                              "timestamp": event.timestamp or None,
+                              "replica": event.replica or "unknown", "commit": event.commit}
     out: list[tuple[str, dict[str, Any]]] = [(_REPLICA_SEEN, params)]
-    if kind in _HEAD_KINDS and event.get("commit"):
+    if isinstance(event, _HEAD_KINDS) and event.commit:
         out.append((_REPLICA_UPSTREAM, params))
-    if kind not in DEPLOYMENT_KINDS:
+    if not is_deployment(event):
         return out
-    skills = [
+    skills = _versions(event)
+    deployment = _deployment(event, params, skills)
+    out.append((_DEPLOYMENT, deployment))
+    if event.commit:
+        out.append((_COMMIT, params))
+    link = {"id": event.id, "replica": params["replica"], "release": event.release}
+    if isinstance(event, Deployed):
+        if skills:
+            out.append((_VERSIONS, {"id": event.id, "skills": skills}))
+        if event.previous_release:
+            out.append((_REPLACED, {**link, "replaced_release": event.previous_release}))
+    elif isinstance(event, RolledBack):
+        out += _attempt(event, deployment, skills)
+        if event.release:
+            out.append((_RESTORED, link))
+    elif isinstance(event, ManualRollback):
+        if event.previous_release:
+            out.append((_REPLACED, {**link, "replaced_release": event.previous_release}))
+        if event.release:
+            out.append((_RESTORED, link))
+    if event.release and not isinstance(event, Rejected):
+        out.append((_RUNS, link))
+    return out
+
+
+def _versions(event: JournalEvent) -> list[dict[str, Any]]:
+    """The skill versions a deployment row links to (removed and held-back skills have none)."""
+    return [
         {"name": str(s.get("name")), "version": _scalar(s.get("version")),
          "content_sha": str(s.get("content_sha")), "change": str(s.get("change") or "")}
-        for s in event.get("skills") or []
+        for s in event.skills
         if s.get("name") and s.get("change") not in {"removed", "held_back"} and s.get("content_sha")
     ]
-    deployment = {
+
+
+def _deployment(event: JournalEvent, params: dict[str, Any],
+                skills: list[dict[str, Any]]) -> dict[str, Any]:
+    """The properties of a deployment row; its status is the event's kind."""
+    count = getattr(event, "skills_count", None)
+    return {
         **params,
-        "status": kind,
-        "previous_commit": event.get("previous_commit"),
-        "release": event.get("release"),
-        "previous_release": event.get("previous_release"),
-        "trigger": event.get("trigger"),
-        "skills_count": int(event.get("skills_count") or len(skills)),
-        "reason": _scalar(event.get("reason")),
-        "history_rewritten": bool(event.get("history_rewritten")),
-        "findings": len(event.get("findings") or []),
+        "status": event.kind,
+        "previous_commit": event.previous_commit,
+        "release": event.release,
+        "previous_release": event.previous_release,
+        "trigger": event.trigger,
+        "skills_count": int(count or len(skills)),
+        "reason": _scalar(getattr(event, "reason", None)),
+        "history_rewritten": bool(getattr(event, "history_rewritten", False)),
+        "findings": len(getattr(event, "findings", ())),
     }
-    out.append((_DEPLOYMENT, deployment))
-    if event.get("commit"):
-        out.append((_COMMIT, params))
-    link = {"id": params["id"], "replica": params["replica"], "release": event.get("release")}
-    if kind == "deployed":
-        if skills:
-            out.append((_VERSIONS, {"id": params["id"], "skills": skills}))
-        if event.get("previous_release"):
-            out.append((_REPLACED, {**link, "replaced_release": event["previous_release"]}))
-        if event.get("release"):
-            out.append((_RUNS, link))
-    elif kind == "rolled_back":
-        if event.get("rolled_back_release"):
-            attempt = {**deployment, "attempt": f"{params['id']}/attempt",
-                       "rolled_back_release": event["rolled_back_release"]}
-            out.append((_ATTEMPT, attempt))
-            if event.get("commit"):
-                out.append((_COMMIT, {"id": attempt["attempt"], "commit": event["commit"]}))
-            if skills:
-                out.append((_VERSIONS, {"id": attempt["attempt"], "skills": skills}))
-        if event.get("release"):
-            out.append((_RESTORED, link))
-            out.append((_RUNS, link))
-    elif kind == "manual_rollback":
-        if event.get("previous_release"):
-            out.append((_REPLACED, {**link, "replaced_release": event["previous_release"]}))
-        if event.get("release"):
-            out.append((_RESTORED, link))
-            out.append((_RUNS, link))
+
+
+def _attempt(event: RolledBack, deployment: dict[str, Any],
+             skills: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The node of the release that went live, failed its checks and was rolled back."""
+    if not event.rolled_back_release:
+        return []
+    attempt = {**deployment, "attempt": f"{event.id}/attempt",
+               "rolled_back_release": event.rolled_back_release}
+    out = [(_ATTEMPT, attempt)]
+    if event.commit:
+        out.append((_COMMIT, {"id": attempt["attempt"], "commit": event.commit}))
+    if skills:
+        out.append((_VERSIONS, {"id": attempt["attempt"], "skills": skills}))
     return out
 
 
@@ -250,47 +267,15 @@ class _ShipLock:
             self.fd = None
 
 
-# --- the sink ----------------------------------------------------------------------
+class _Graph:
+    """The connection to Neo4j: the driver (made lazily), sessions, the schema, read queries."""
 
-
-class Neo4jSink:
-    """Ship journal events to Neo4j, in order, at least once, recorded exactly once.
-
-    The thread keeps its own view of the lag (journal seq minus cursor) in
-    memory, so ``status()`` never touches the disk or the network: the daemon's
-    event loop may call it.
-    """
-
-    def __init__(
-        self,
-        cfg: Config,
-        journal: Journal,
-        driver_factory: Callable[[], Any] | None = None,
-        backoff: tuple[float, float] = (BACKOFF_START, BACKOFF_MAX),
-    ) -> None:
-        if not cfg.neo4j_uri:
-            raise ConfigError("no Neo4j configured: set NEO4J_URI (e.g. neo4j+s://xxxx.databases.neo4j.io)")
+    def __init__(self, cfg: Config, driver_factory: Callable[[], Any] | None) -> None:
         self.cfg = cfg
-        self.journal = journal
-        self.cursor = Cursor(cfg.state_dir / CURSOR_FILE)
         self._driver_factory = driver_factory or self._make_driver
-        self.backoff_start, self.backoff_max = backoff
         self._driver: Any = None
         self._schema_done = False
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # one ship at a time (thread and `audit push` in-process)
-        self.last_error: str | None = None
-        self.last_error_at: float | None = None
-        self.last_shipped_at: float | None = None
-        self.shipped_total = 0
-        self.journal_seq = 0  # newest seq known to be in the journal
-        self.cursor_seq = 0  # newest seq known to be in Neo4j
-        # Called between the Neo4j commit and the cursor write (tests crash here).
-        self.after_write: Callable[[dict[str, Any]], None] = lambda _event: None
 
-    # -- connection --
 
     def _make_driver(self) -> Any:
         import neo4j
@@ -324,7 +309,7 @@ class Neo4jSink:
             ) from exc
         return driver
 
-    def _session(self) -> Any:
+    def session(self) -> Any:
         if self._driver is None:
             self._driver = self._driver_factory()
         kwargs = {"database": self.cfg.neo4j_database} if self.cfg.neo4j_database else {}
@@ -333,14 +318,14 @@ class Neo4jSink:
     def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         """Run a read query (for ``fleet``); raise SinkError when Neo4j cannot answer."""
         try:
-            with self._session() as session:
+            with self.session() as session:
                 return [dict(r) for r in session.run(cypher, params)]
         except SinkError:
             raise
         except Exception as exc:
             raise SinkError(f"cannot query {_safe_uri(self.cfg.neo4j_uri)}: {_describe(exc)}") from exc
 
-    def _ensure_schema(self) -> None:
+    def ensure_schema(self) -> None:
         """Constraints and indexes, best effort: some servers (and FalkorDB) refuse them.
 
         Losing the connection is an outage (try again later); a refusal is final.
@@ -351,7 +336,7 @@ class Neo4jSink:
 
         for stmt in SCHEMA:
             try:
-                with self._session() as session:
+                with self.session() as session:
                     session.run(stmt).consume()
             except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.SessionExpired):
                 raise
@@ -366,6 +351,59 @@ class Neo4jSink:
                 self._driver.close()
             finally:
                 self._driver = None
+
+    def drop(self) -> None:
+        """Forget the driver after a failure (closing it may fail too)."""
+        try:
+            self.close()
+        except Exception:
+            self._driver = None
+
+
+# --- the sink ----------------------------------------------------------------------
+
+
+class Neo4jSink:
+    """Ship journal events to Neo4j, in order, at least once, recorded exactly once.
+
+    The thread keeps its own view of the lag (journal seq minus cursor) in
+    memory, so ``status()`` never touches the disk or the network: the daemon's
+    event loop may call it.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        journal: Journal,
+        driver_factory: Callable[[], Any] | None = None,
+        backoff: tuple[float, float] = (BACKOFF_START, BACKOFF_MAX),
+    ) -> None:
+        if not cfg.neo4j_uri:
+            raise ConfigError("no Neo4j configured: set NEO4J_URI (e.g. neo4j+s://xxxx.databases.neo4j.io)")
+        self.cfg = cfg
+        self.journal = journal
+        self.cursor = Cursor(cfg.state_dir / CURSOR_FILE)
+        self.graph = _Graph(cfg, driver_factory)
+        self.backoff_start, self.backoff_max = backoff
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one ship at a time (thread and `audit push` in-process)
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.last_shipped_at: float | None = None
+        self.shipped_total = 0
+        self.journal_seq = 0  # newest seq known to be in the journal
+        self.cursor_seq = 0  # newest seq known to be in Neo4j
+        # Called between the Neo4j commit and the cursor write (tests crash here).
+        self.after_write: Callable[[JournalEvent], None] = lambda _event: None
+
+    def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """Run a read query (for ``fleet``); raise SinkError when Neo4j cannot answer."""
+        return self.graph.query(cypher, **params)
+
+    def close(self) -> None:
+        self.graph.close()
 
     # -- shipping --
 
@@ -388,16 +426,16 @@ class Neo4jSink:
         shipped = 0
         try:
             self.lag()
-            self._ensure_schema()
+            self.graph.ensure_schema()
             expected = self.cursor_seq + 1
             for event in self.journal.read(after=self.cursor_seq):
                 if limit is not None and shipped >= limit:
                     break
-                seq = int(event["seq"])
+                seq = event.seq
                 if seq != expected:
                     log.warning("audit_gap", expected=expected, found=seq,
                                 note="events before this one are no longer in the journal")
-                with self._session() as session:
+                with self.graph.session() as session:
                     session.execute_write(_write_event, statements(event))
                 self.after_write(event)
                 self.cursor.set(seq)
@@ -425,17 +463,14 @@ class Neo4jSink:
     def _failed(self, message: str) -> None:
         self.last_error = message
         self.last_error_at = time.time()
-        try:
-            self.close()
-        except Exception:
-            self._driver = None
+        self.graph.drop()
 
     # -- background thread --
 
-    def notify(self, event: dict[str, Any] | None = None) -> None:
+    def notify(self, event: JournalEvent | None = None) -> None:
         """Wake the shipper (the journal calls this after each append)."""
         if event is not None:
-            self.journal_seq = max(self.journal_seq, int(event.get("seq") or 0))
+            self.journal_seq = max(self.journal_seq, event.seq)
         self._wake.set()
 
     def start(self) -> None:

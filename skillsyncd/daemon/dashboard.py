@@ -14,10 +14,13 @@ from __future__ import annotations
 import collections
 import html
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+
+from skillsyncd.audit.events import Deployed, JournalEvent
+from skillsyncd.release.manifest import Manifest, finding_to_json
 
 EVENTS_SHOWN = 50
 STATUSES = ("all", "live", "held_back", "not_deployed", "removed")
@@ -46,9 +49,9 @@ class Page:
     status: Mapping[str, Any]
     source: str | None = None
     previous_release: str | None = None
-    went_live: Mapping[str, Any] = field(default_factory=dict)  # the deployed event: at, trigger
+    went_live: JournalEvent | None = None  # the deployed event: at, trigger
     skills: tuple[SkillRow, ...] = ()
-    events: tuple[Mapping[str, Any], ...] = ()
+    events: tuple[JournalEvent, ...] = ()
     fleet: tuple[Mapping[str, Any], ...] | None = None  # None: Neo4j not configured
     fleet_error: str | None = None
     metrics: tuple[tuple[str, str], ...] = ()  # (sample, value) as /metrics exposes them
@@ -64,43 +67,40 @@ def github_commit_url(source: str | None, commit: str | None) -> str | None:
     return f"https://github.com/{quote(m.group(1))}/{quote(m.group(2))}/commit/{quote(commit)}"
 
 
-def skill_rows(manifest: Mapping[str, Any] | None, last_deployed: Mapping[str, Any] | None
+def skill_rows(manifest: Manifest | None, last_deployed: JournalEvent | None
                ) -> tuple[SkillRow, ...]:
     """Rows from the live manifest, plus what the last deployment removed."""
-    if not manifest:
+    if manifest is None:
         return ()
     rows: list[SkillRow] = []
-    for s in manifest.get("skills", []):
-        live = bool(s.get("live"))
-        held = s.get("status") == "held_back"
-        status = "held_back" if held else "live" if live else "not_deployed"
+    for s in manifest.skills:
+        held = s.status == "held_back"
+        status = "held_back" if held else "live" if s.live else "not_deployed"
         why = None
         if held:
-            why = ("the last good version stays live" if live
+            why = ("the last good version stays live" if s.live
                    else "never deployed: the gateway would not load it or it is unsafe")
         rows.append(SkillRow(
-            folder=str(s.get("name")), status=status,
-            name=s.get("effective_name") or (s.get("name") if live else None),
-            description=s.get("description"), version=s.get("version"), commit=s.get("commit"),
-            content_sha=s.get("content_sha"), why=why,
-            findings=tuple(s.get("findings") or ()),
+            folder=s.name, status=status,
+            name=s.effective_name or (s.name if s.live else None),
+            description=s.description, version=s.version, commit=s.commit,
+            content_sha=s.content_sha, why=why,
+            findings=tuple(finding_to_json(f) for f in s.findings),
         ))
-    for f in manifest.get("layout", []):
-        rows.append(SkillRow(folder=str(f.get("path")), status="not_deployed",
-                             why=f"[{f.get('rule')}] {f.get('message')}"))
-    for s in (last_deployed or {}).get("skills") or []:
-        if s.get("change") == "removed":
-            rows.append(SkillRow(folder=str(s.get("name")), status="removed", version=s.get("version"),
-                                 content_sha=s.get("content_sha"),
-                                 why=f"removed by commit {str(last_deployed.get('commit') or '-')[:12]}"
+    for f in manifest.layout:
+        rows.append(SkillRow(folder=f.path, status="not_deployed", why=f"[{f.rule}] {f.message}"))
+    for r in last_deployed.skills if last_deployed is not None else ():
+        if r.get("change") == "removed":
+            rows.append(SkillRow(folder=str(r.get("name")), status="removed", version=r.get("version"),
+                                 content_sha=r.get("content_sha"),
+                                 why=f"removed by commit {(last_deployed.commit or '-')[:12]}"
                                  if last_deployed else None))
     return tuple(rows)
 
 
-def last_events(events: Sequence[Mapping[str, Any]] | Any, n: int = EVENTS_SHOWN
-                ) -> tuple[Mapping[str, Any], ...]:
+def last_events(events: Iterable[JournalEvent], n: int = EVENTS_SHOWN) -> tuple[JournalEvent, ...]:
     """The newest ``n`` events, newest first."""
-    tail: collections.deque[Mapping[str, Any]] = collections.deque(events, maxlen=n)
+    tail: collections.deque[JournalEvent] = collections.deque(events, maxlen=n)
     return tuple(reversed(tail))
 
 
@@ -182,7 +182,7 @@ def _finding(f: Mapping[str, Any]) -> str:
 
 
 def _live_section(page: Page) -> str:
-    st = page.status
+    st, live = page.status, page.went_live
     commit = st.get("last_deployed_sha")
     url = github_commit_url(page.source, commit)
     commit_html = (f'<a href="{_e(url)}"><code>{_short(commit)}</code></a>' if url
@@ -197,8 +197,8 @@ def _live_section(page: Page) -> str:
         ("Release", f"<code>{_e(st.get('current_release') or 'none yet')}</code>"),
         ("Commit", commit_html),
         ("Source", _e(page.source or "-")),
-        ("Went live", f"{_e(page.went_live.get('timestamp') or '-')} by "
-                      f"{_e(page.went_live.get('trigger') or '-')}"),
+        ("Went live", f"{_e(live.timestamp if live else '-')} by "
+                      f"{_e((live.trigger if live else None) or '-')}"),
         ("Previous release", f"<code>{_e(page.previous_release or '-')}</code>"),
         ("Behind the remote", behind_html),
     ]
@@ -254,14 +254,23 @@ def _skills_section(page: Page, want: str) -> str:
     return f'<nav aria-label="filter skills by status">{nav}</nav>{table}'
 
 
+def _gist(ev: JournalEvent) -> str:
+    """What the events table says about an event: its status, reason or error."""
+    for name in ("status", "reason", "error"):
+        value = getattr(ev, name, None)
+        if value:
+            return str(value)
+    return ""
+
+
 def _events_section(page: Page) -> str:
     if not page.events:
         return '<p class="muted">No audit events yet.</p>'
     rows = "".join(
-        f"<tr><td>{_e(ev.get('timestamp'))}</td><td>{_e(ev.get('kind'))}</td>"
-        f"<td>{_e(ev.get('trigger') or '-')}</td><td><code>{_short(ev.get('commit'))}</code></td>"
-        f"<td class=\"wide\">{_e(ev.get('release') or '-')}</td>"
-        f"<td>{_e(ev.get('status') or ev.get('reason') or ev.get('error') or '')}</td></tr>"
+        f"<tr><td>{_e(ev.timestamp)}</td><td>{_e(ev.kind)}</td>"
+        f"<td>{_e(ev.trigger or '-')}</td><td><code>{_short(ev.commit)}</code></td>"
+        f"<td class=\"wide\">{_e(ev.release or '-')}</td>"
+        f"<td>{_e(_gist(ev))}</td></tr>"
         for ev in page.events)
     return ('<div class="table"><table id="events"><thead><tr><th>When</th><th>Event</th><th>Trigger</th>'
             '<th>Commit</th><th class="wide">Release</th><th>Detail</th></tr></thead><tbody>'
@@ -333,18 +342,18 @@ def gather(daemon: Any, doc: Mapping[str, Any], exposition: str) -> Page:
 
     cfg = daemon.cfg
     current = doc.get("current_release")
-    manifest: Mapping[str, Any] | None = None
+    manifest: Manifest | None = None
     if current:
         try:
-            manifest = Releases(cfg.state_dir).manifest(current).to_dict()
-        except (ReleaseError, OSError, ValueError):
+            manifest = Releases(cfg.state_dir).manifest(current)
+        except ReleaseError:
             manifest = None
     try:
         notable = list(select(open_journal(cfg).read()))
-    except (OSError, ValueError):
+    except OSError:
         notable = []
-    went_live: Mapping[str, Any] = next((e for e in reversed(notable)
-                      if e.get("kind") == "deployed" and e.get("release") == current), {})
+    went_live = next((e for e in reversed(notable)
+                      if isinstance(e, Deployed) and e.release == current), None)
     fleet: tuple[Mapping[str, Any], ...] | None = None
     fleet_error = None
     if cfg.neo4j_uri:
@@ -362,8 +371,8 @@ def gather(daemon: Any, doc: Mapping[str, Any], exposition: str) -> Page:
         fleet, fleet_error = _fleet_cache.rows, _fleet_cache.error
     return Page(
         status=doc,
-        source=(manifest or {}).get("source"),
-        previous_release=(manifest or {}).get("previous_release"),
+        source=manifest.source if manifest else None,
+        previous_release=manifest.previous_release if manifest else None,
         went_live=went_live,
         skills=skill_rows(manifest, went_live),
         events=last_events(notable),

@@ -17,11 +17,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skillsyncd.model import Event, event_kind
+from skillsyncd.audit.events import (
+    Deployed,
+    FetchFailed,
+    JournalEvent,
+    Rejected,
+    RolledBack,
+    SyncFailed,
+    SyncFinished,
+)
+from skillsyncd.release.manifest import Manifest
 
-# Journal kinds that mean "this sync could not reach or finish its work" (validation
-# refusals are decisions, not failures, and raise their own alert).
-FAILURE_KINDS = frozenset({"fetch_failed", "sync_failed"})
+# fetch_failed and sync_failed mean "this sync could not reach or finish its work"
+# (validation refusals are decisions, not failures, and raise their own alert).
 # sync_finished statuses that end a failure streak (the remote answered and we acted on it).
 RECOVERED_STATUSES = frozenset({"deployed", "no_change", "skipped_bad", "rejected"})
 SENT_KEEP = 1000  # dedup keys remembered; the oldest are forgotten first
@@ -127,74 +135,100 @@ def _first_per_skill(findings: Sequence[Any]) -> dict[str, str]:
     return out
 
 
-def _commit_lines(s: Settings, event: Mapping[str, Any]) -> list[str]:
-    commit = event.get("commit")
-    lines = [f"Replica: {s.replica}", f"Commit: {_short(commit)}"]
-    link = s.commit_link(commit)
+def _commit_lines(s: Settings, event: JournalEvent) -> list[str]:
+    lines = [f"Replica: {s.replica}", f"Commit: {_short(event.commit)}"]
+    link = s.commit_link(event.commit)
     if link:
         lines.append(f"Link: {link}")
     return lines
 
 
-def decide(event: Mapping[str, Any], book: Book, s: Settings,
+def decide(event: JournalEvent, book: Book, s: Settings,
            held_shas: Mapping[str, str] | None = None) -> tuple[list[Alert], Book]:
     """The alerts one journal event raises and the book after it.
 
     ``held_shas`` maps a held-back skill to the tree id of the version that was refused
     (from the release manifest); a skill is announced once per refused version.
     """
-    kind = event_kind(event.get("kind"))  # 0.1.0's 'validation_failed' is today's 'rejected'
-    commit = event.get("commit")
     alerts: list[Alert] = []
-    if kind == "deployed" and event.get("held_back"):
-        held: Mapping[str, Sequence[str]] = event["held_back"]
-        fresh = {name: reasons for name, reasons in sorted(held.items())
-                 if not book.has(f"held_back:{name}@{(held_shas or {}).get(name) or commit}")}
-        if fresh:
-            keys = tuple(f"held_back:{n}@{(held_shas or {}).get(n) or commit}" for n in fresh)
-            body = [f"{len(fresh)} skill(s) of commit {_short(commit)} failed validation and were "
-                    "held back; their last good version (if any) stays live, the rest of the "
-                    "commit is deployed.", *_commit_lines(s, event), ""]
-            for name, reasons in fresh.items():
-                body.append(f"- {name}: {reasons[0] if reasons else 'failed validation'}")
-            body += ["", "What to do: fix the finding(s) and push; check locally with "
-                     "`skillsyncd validate . --format text`."]
-            alerts.append(Alert("held_back", WARNING,
-                                f"skillsyncd: {', '.join(fresh)} held back ({s.replica})",
-                                "\n".join(body), keys, commit))
-    elif kind == Event.REJECTED:
-        guard = event.get("policy") == "guard"
-        name = "mass_removal" if guard else "rejected"
-        key = f"{name}:{commit}"
-        if not book.has(key):
-            per_skill = _first_per_skill(event.get("findings") or [])
-            body = [("Commit {c} would remove too many live skills: the mass-removal guard "
-                     "refused it and nothing was changed.") if guard else
-                    "Commit {c} was rejected by validation (on_invalid=reject): nothing of it "
-                    "was deployed; the live release stays.", *_commit_lines(s, event), ""]
-            body = [b.replace("{c}", _short(commit)) for b in body]
-            body += [f"- {path}: {text}" for path, text in list(per_skill.items())[:20]]
-            body += ["", "What to do: " + (
-                "if the removal is intended, run `skillsyncd --once --force` in the container "
-                "or set SKILLSYNC_ALLOW_MASS_REMOVAL=true; otherwise restore the skills and push."
-                if guard else "fix the findings and push a new commit.")]
-            alerts.append(Alert(name, FAILURE,
-                                f"skillsyncd: commit {_short(commit)} "
-                                f"{'refused by the mass-removal guard' if guard else 'rejected'} "
-                                f"({s.replica})", "\n".join(body), (key,), commit))
-    elif kind == "rolled_back":
-        key = f"rolled_back:{commit}"
-        if not book.has(key):
-            body = [f"Commit {_short(commit)} went live and failed its post-deploy checks; "
-                    f"skillsyncd rolled back to release {event.get('release')}.",
-                    *_commit_lines(s, event), f"Reason: {str(event.get('reason') or '')[:500]}", "",
-                    "What to do: the commit is marked bad and will not be retried; fix it and push "
-                    "a new commit. `skillsyncd status` shows the live release."]
-            alerts.append(Alert("rolled_back", FAILURE,
-                                f"skillsyncd: rolled back commit {_short(commit)} ({s.replica})",
-                                "\n".join(body), (key,), commit))
-    if kind in FAILURE_KINDS:
-        error = str(event.get("error") or "")[:500]
+    if isinstance(event, Deployed) and event.held_back:
+        alerts += _held_back(event, book, s, held_shas or {})
+    elif isinstance(event, Rejected):  # 0.1.0's 'validation_failed' decodes as Rejected too
+        alerts += _rejected(event, book, s)
+    elif isinstance(event, RolledBack):
+        alerts += _rolled_back(event, book, s)
+    streak, book = _streak(event, book, s)
+    return alerts + streak, book
+
+
+def _held_back(event: Deployed, book: Book, s: Settings,
+               held_shas: Mapping[str, str]) -> list[Alert]:
+    """Skills of a deployed commit that failed validation: once per refused version."""
+    commit = event.commit
+
+    def key(name: str) -> str:
+        return f"held_back:{name}@{held_shas.get(name) or commit}"
+
+    fresh = {name: reasons for name, reasons in sorted(event.held_back.items())
+             if not book.has(key(name))}
+    if not fresh:
+        return []
+    body = [f"{len(fresh)} skill(s) of commit {_short(commit)} failed validation and were "
+            "held back; their last good version (if any) stays live, the rest of the "
+            "commit is deployed.", *_commit_lines(s, event), ""]
+    for name, reasons in fresh.items():
+        body.append(f"- {name}: {reasons[0] if reasons else 'failed validation'}")
+    body += ["", "What to do: fix the finding(s) and push; check locally with "
+             "`skillsyncd validate . --format text`."]
+    return [Alert("held_back", WARNING, f"skillsyncd: {', '.join(fresh)} held back ({s.replica})",
+                  "\n".join(body), tuple(key(n) for n in fresh), commit)]
+
+
+def _rejected(event: Rejected, book: Book, s: Settings) -> list[Alert]:
+    """A commit refused as a whole, by validation or by the mass-removal guard."""
+    commit = event.commit
+    guard = event.policy == "guard"
+    name = "mass_removal" if guard else "rejected"
+    key = f"{name}:{commit}"
+    if book.has(key):
+        return []
+    per_skill = _first_per_skill(event.findings)
+    body = [("Commit {c} would remove too many live skills: the mass-removal guard "
+             "refused it and nothing was changed.") if guard else
+            "Commit {c} was rejected by validation (on_invalid=reject): nothing of it "
+            "was deployed; the live release stays.", *_commit_lines(s, event), ""]
+    body = [b.replace("{c}", _short(commit)) for b in body]
+    body += [f"- {path}: {text}" for path, text in list(per_skill.items())[:20]]
+    body += ["", "What to do: " + (
+        "if the removal is intended, run `skillsyncd --once --force` in the container "
+        "or set SKILLSYNC_ALLOW_MASS_REMOVAL=true; otherwise restore the skills and push."
+        if guard else "fix the findings and push a new commit.")]
+    return [Alert(name, FAILURE, f"skillsyncd: commit {_short(commit)} "
+                  f"{'refused by the mass-removal guard' if guard else 'rejected'} "
+                  f"({s.replica})", "\n".join(body), (key,), commit)]
+
+
+def _rolled_back(event: RolledBack, book: Book, s: Settings) -> list[Alert]:
+    """A commit that went live, failed its checks and was undone."""
+    commit = event.commit
+    key = f"rolled_back:{commit}"
+    if book.has(key):
+        return []
+    body = [f"Commit {_short(commit)} went live and failed its post-deploy checks; "
+            f"skillsyncd rolled back to release {event.release}.",
+            *_commit_lines(s, event), f"Reason: {(event.reason or '')[:500]}", "",
+            "What to do: the commit is marked bad and will not be retried; fix it and push "
+            "a new commit. `skillsyncd status` shows the live release."]
+    return [Alert("rolled_back", FAILURE,
+                  f"skillsyncd: rolled back commit {_short(commit)} ({s.replica})",
+                  "\n".join(body), (key,), commit)]
+
+
+def _streak(event: JournalEvent, book: Book, s: Settings) -> tuple[list[Alert], Book]:
+    """Failed syncs in a row: one alert when the streak reaches its bound, one when it ends."""
+    alerts: list[Alert] = []
+    if isinstance(event, FetchFailed | SyncFailed):
+        error = (event.error or "")[:500]
         book = dataclasses.replace(book, streak=book.streak + 1, last_error=error)
         if book.streak >= s.failing_after and not book.streak_alerted:
             body = [f"The last {book.streak} syncs in a row failed; the live release keeps "
@@ -204,7 +238,7 @@ def decide(event: Mapping[str, Any], book: Book, s: Settings,
             alerts.append(Alert("failing", FAILURE, f"skillsyncd: syncs failing ({s.replica})",
                                 "\n".join(body), ()))
             book = dataclasses.replace(book, streak_alerted=True)
-    elif kind == "sync_finished" and event.get("status") in RECOVERED_STATUSES:
+    elif isinstance(event, SyncFinished) and event.status in RECOVERED_STATUSES:
         if book.streak_alerted:
             alerts.append(Alert("recovered", SUCCESS, f"skillsyncd: syncs recovered ({s.replica})",
                                 f"Syncs succeed again after {book.streak} failures in a row "
@@ -230,10 +264,10 @@ def decide_lag(lag: int, book: Book, s: Settings) -> tuple[list[Alert], Book]:
     return [], book
 
 
-def held_shas_of(manifest: Mapping[str, Any]) -> dict[str, str]:
+def held_shas_of(manifest: Manifest) -> dict[str, str]:
     """Held-back skill -> the refused version's tree id, from a release manifest."""
-    return {str(r["name"]): str(r["rejected_sha"]) for r in manifest.get("skills", [])
-            if r.get("status") == "held_back" and r.get("rejected_sha")}
+    return {r.name: r.rejected_sha for r in manifest.skills
+            if r.status == "held_back" and r.rejected_sha}
 
 
 __all__ = ["Alert", "Book", "Settings", "decide", "decide_lag", "github_repository", "github_web",

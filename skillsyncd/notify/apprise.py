@@ -11,30 +11,37 @@ the log redactor before anything can print it.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import filelock
 import structlog
 
+from skillsyncd.audit.events import (
+    Deployed,
+    FetchFailed,
+    JournalEvent,
+    Rejected,
+    RolledBack,
+    SyncFailed,
+    SyncFinished,
+)
 from skillsyncd.config import Config
-from skillsyncd.errors import ConfigError
+from skillsyncd.errors import ConfigError, ReleaseError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text, register_secret
 from skillsyncd.notify import alerts
 from skillsyncd.notify.outbox import Outbox
+from skillsyncd.release.releases import Releases
 
 log = structlog.get_logger(__name__)
 
-# Journal kinds the alerts look at; everything else is never queued.
-# Journal kinds that can raise an alert; 'validation_failed' is 0.1.0's name for 'rejected'.
-KINDS = frozenset({"deployed", "rejected", "validation_failed", "rolled_back", "sync_finished",
-                   *alerts.FAILURE_KINDS})
+# Journal events that can raise an alert; everything else is never queued (0.1.0's
+# 'validation_failed' decodes as Rejected).
+_ALERTING = (Deployed, Rejected, RolledBack, SyncFinished, FetchFailed, SyncFailed)
 _SPLIT = re.compile(r"[\s]+")
 
 Send = Callable[[alerts.Alert], str | None]  # None when delivered, else why not (no secrets)
@@ -137,10 +144,10 @@ class Notifier:
         self.lag: Callable[[], int] | None = None
         self.outbox = Outbox("alert", self._handle, tick=self._tick)
 
-    def event(self, event: Mapping[str, Any]) -> None:
+    def event(self, event: JournalEvent) -> None:
         """Journal listener: called in the sync thread, so it only queues."""
-        if event.get("kind") in KINDS:
-            self.outbox.put(dict(event))
+        if isinstance(event, _ALERTING):
+            self.outbox.put(event)
 
     def _load(self) -> alerts.Book:
         try:
@@ -151,16 +158,18 @@ class Notifier:
     def _save(self, book: alerts.Book) -> None:
         atomic_write(self.book_file, book.to_json(), mode=0o600)
 
-    def _held_shas(self, event: Mapping[str, Any]) -> dict[str, str]:
-        if event.get("kind") != "deployed" or not event.get("held_back") or not event.get("release"):
+    def _held_shas(self, event: JournalEvent) -> dict[str, str]:
+        """The refused versions of the release's held-back skills (its manifest says)."""
+        if not isinstance(event, Deployed) or not event.held_back or not event.release:
             return {}
         try:
-            manifest = json.loads((self.state_dir / "releases" / f"{event['release']}.json").read_text())
-        except (OSError, ValueError):
+            manifest = Releases(self.state_dir).manifest(event.release)
+        except ReleaseError as exc:  # announced per commit instead of per refused version
+            log.warning("alert_manifest_unreadable", release=event.release, error=str(exc))
             return {}
         return alerts.held_shas_of(manifest)
 
-    def _handle(self, event: Mapping[str, Any]) -> None:
+    def _handle(self, event: JournalEvent) -> None:
         held = self._held_shas(event)
         self._decide(lambda book: alerts.decide(event, book, self.settings, held))
 

@@ -20,10 +20,10 @@ from typing import Any
 import structlog
 import urllib3
 
+from skillsyncd.audit.events import Deployed, JournalEvent, Rejected, RolledBack
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError
 from skillsyncd.log import redact_text, register_secret
-from skillsyncd.model import Event, event_kind
 from skillsyncd.notify import alerts
 from skillsyncd.notify.outbox import Outbox
 
@@ -62,25 +62,25 @@ def _first(findings: Any) -> str:
     return "see `skillsyncd status`"
 
 
-def status_for(event: Mapping[str, Any], context: str, target_url: str | None) -> Status | None:
+def status_for(event: JournalEvent, context: str, target_url: str | None) -> Status | None:
     """The status a journal event calls for, or None (pure)."""
-    kind, sha = event_kind(event.get("kind")), event.get("commit")
+    sha = event.commit
     if not isinstance(sha, str) or len(sha) != 40:
         return None
-    if kind == "deployed":
-        held: Mapping[str, list[str]] = event.get("held_back") or {}
-        if held:
-            names = ", ".join(f"{n} ({(r or ['invalid'])[0]})" for n, r in sorted(held.items()))
+    if isinstance(event, Deployed):
+        if event.held_back:
+            names = ", ".join(f"{n} ({(r or ('invalid',))[0]})"
+                              for n, r in sorted(event.held_back.items()))
             return Status(sha, "failure", _cut(f"held back: {names}"), context, target_url)
-        n = event.get("skills_count") or 0
+        n = event.skills_count or 0
         return Status(sha, "success", _cut(f"deployed {n} skill{'s' if n != 1 else ''}"), context,
                       target_url)
-    if kind == Event.REJECTED:
-        what = "refused (mass removal)" if event.get("policy") == "guard" else "rejected"
-        return Status(sha, "failure", _cut(f"{what}: {_first(event.get('findings'))}"), context,
+    if isinstance(event, Rejected):  # 0.1.0's 'validation_failed' decodes as Rejected too
+        what = "refused (mass removal)" if event.policy == "guard" else "rejected"
+        return Status(sha, "failure", _cut(f"{what}: {_first(event.findings)}"), context,
                       target_url)
-    if kind == "rolled_back":
-        return Status(sha, "failure", _cut(f"rolled back: {event.get('reason') or 'check failed'}"),
+    if isinstance(event, RolledBack):
+        return Status(sha, "failure", _cut(f"rolled back: {event.reason or 'check failed'}"),
                       context, target_url)
     return None
 
@@ -122,7 +122,7 @@ class Poster:
         self._sent: set[tuple[str, str, str]] = set()
         self.outbox = Outbox("commit_status", self._handle)
 
-    def event(self, event: Mapping[str, Any]) -> None:
+    def event(self, event: JournalEvent) -> None:
         """Journal listener (sync thread): decide, then queue."""
         status = status_for(event, self.context, self.cfg.commit_status_url)
         if status is not None and (status.sha, status.state, status.description) not in self._sent:

@@ -12,6 +12,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from skillsyncd.audit.events import JournalEvent
 from skillsyncd.config import Config
 
 
@@ -20,7 +21,7 @@ class _Listener(Protocol):
 
 
 class _Journal(Protocol):
-    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> None: ...
+    def subscribe(self, listener: Callable[[JournalEvent], None]) -> None: ...
 
 
 _ACTIVE: dict[str, list[Any]] = {}

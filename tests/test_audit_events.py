@@ -1,0 +1,102 @@
+"""Typed journal events: journals written by the real 0.1.0 and 0.2.0 code read as today's values.
+
+The fixtures under tests/fixtures/journals/ were written by running those versions
+(tests/fixtures/journals/make-journal.sh): a first deploy, a no-change poll, a
+change, a held-back skill, a rejected commit, a manual rollback, a fetch failure.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from skillsyncd.audit import events
+from skillsyncd.audit.events import decode, encode
+from skillsyncd.audit.history import render_line, select
+from skillsyncd.audit.journal import Journal
+from skillsyncd.audit.neo4j import statements
+
+FIXTURES = Path(__file__).parent / "fixtures" / "journals"
+VERSIONS = ["0.1.0", "0.2.0"]
+KINDS = ["sync_started", "deployed", "sync_finished", "sync_started", "no_change", "sync_finished",
+         "sync_started", "deployed", "sync_finished", "sync_started", "deployed", "sync_finished",
+         "sync_started", "rejected", "sync_finished", "sync_started", "deployed", "sync_finished",
+         "manual_rollback", "sync_started", "fetch_failed", "sync_finished", "sync_started",
+         "sync_finished"]
+
+
+def old_journal(version: str, tmp_path: Path) -> Journal:
+    path = tmp_path / "journal.jsonl"
+    shutil.copyfile(FIXTURES / f"journal-{version}.jsonl", path)
+    return Journal(path, replica="today")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_an_old_journal_reads_as_typed_events_and_writes_back_byte_for_byte(
+    version: str, tmp_path: Path
+) -> None:
+    journal = old_journal(version, tmp_path)
+    raw = [json.loads(line) for line in journal.path.read_text().splitlines()]
+    got = list(journal.read())
+    assert [e.kind for e in got] == KINDS
+    assert not any(isinstance(e, events.UnknownEvent) for e in got)
+    assert [encode(e) for e in got] == raw  # nothing read is dropped or renamed
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_consumer_reads_an_old_journal(version: str, tmp_path: Path) -> None:
+    journal = old_journal(version, tmp_path)
+    got = list(journal.read())
+    deployed = [e for e in got if isinstance(e, events.Deployed)]
+    assert len(deployed) == 4 and deployed[0].skills_count == 2
+    assert {s["name"] for s in deployed[0].skills} == {"alpha", "beta"}
+    assert deployed[2].held_back and "broken" in deployed[2].held_back
+    (rejected,) = [e for e in got if isinstance(e, events.Rejected)]
+    assert rejected.policy == "reject" and rejected.findings
+    (back,) = [e for e in got if isinstance(e, events.ManualRollback)]
+    assert back.release == deployed[2].release and back.previous_release == deployed[3].release
+    (failed,) = [e for e in got if isinstance(e, events.FetchFailed)]
+    assert failed.error and "no repository there" in failed.error
+    finished = [e for e in got if isinstance(e, events.SyncFinished)]
+    assert [f.status for f in finished] == ["deployed", "no_change", "deployed", "deployed",
+                                            "rejected", "deployed", "failed", "skipped_bad"]
+
+    assert [e.kind for e in select(got)] == ["deployed", "deployed", "deployed", "rejected",
+                                            "deployed", "manual_rollback", "fetch_failed"]
+    assert "finding(s), first: broken/SKILL.md" in render_line(rejected)
+    assert journal.journalled(str(deployed[0].release))
+    cypher = statements(deployed[1])
+    assert any("SkillDeployment" in q and p.get("status") == "deployed" for q, p in cypher)
+
+    nxt = journal.append(events.NoChange(trigger="poll", commit=back.commit))  # today's code appends
+    assert nxt.seq == got[-1].seq + 1 and nxt.replica == "today"
+    assert list(journal.read(after=got[-1].seq)) == [nxt]
+
+
+def test_an_unknown_kind_is_kept_whole() -> None:
+    raw = {"id": "x", "seq": 7, "kind": "from_the_future", "timestamp": "2027-01-01T00:00:00.000Z",
+           "replica": "r", "trigger": None, "sync_id": None, "commit": "c" * 40,
+           "previous_commit": None, "release": None, "previous_release": None, "skills": None,
+           "wobble": {"depth": 3}}
+    event = decode(raw)
+    assert isinstance(event, events.UnknownEvent) and event.kind == "from_the_future"
+    assert event.extra == {"wobble": {"depth": 3}} and event.seq == 7
+    assert encode(event) == raw
+    assert list(select([event])) == [] and list(select([event], everything=True)) == [event]
+
+
+def test_missing_and_null_fields_take_their_defaults() -> None:
+    event = decode({"seq": 3, "kind": "deployed"})
+    assert isinstance(event, events.Deployed)
+    assert (event.skills, event.findings, event.held_back, event.skills_count) == ((), (), {}, None)
+    assert event.recovered is False and event.history_rewritten is False
+    assert decode({"seq": None, "kind": "validation_failed", "findings": None}) == events.Rejected()
+
+
+def test_events_are_frozen() -> None:
+    event = events.Deployed(release="R1")
+    with pytest.raises(AttributeError):
+        event.release = "R2"  # type: ignore[misc]
