@@ -18,6 +18,7 @@ from gitserver import HttpGitServer, RepoBuilder
 from receivers import JsonReceiver, SmtpReceiver, wait_for
 from test_daemon import SKILLSYNCD, _clean_env, start_daemon  # noqa: F401 (fixture)
 
+from skillsyncd.audit.events import JournalEvent, decode, encode
 from skillsyncd.notify import alerts
 from skillsyncd.notify.alerts import Book, Settings, decide, decide_lag
 from skillsyncd.notify.apprise import notify_urls
@@ -27,8 +28,8 @@ S = Settings(replica="r1", failing_after=3, audit_lag_events=10,
              commit_web="https://github.com/acme/skills")
 
 
-def _deployed(commit: str, held: dict[str, list[str]]) -> dict[str, Any]:
-    return {"kind": "deployed", "commit": commit, "release": "r", "held_back": held}
+def _deployed(commit: str, held: dict[str, list[str]]) -> JournalEvent:
+    return decode({"kind": "deployed", "commit": commit, "release": "r", "held_back": held})
 
 
 def test_held_back_is_announced_once_per_skill_version() -> None:
@@ -46,20 +47,20 @@ def test_held_back_is_announced_once_per_skill_version() -> None:
 
 
 def test_rejection_guard_and_rollback_once_per_commit() -> None:
-    rejected = {"kind": "rejected", "commit": C1, "policy": "reject", "findings": [
+    rejected = decode({"kind": "rejected", "commit": C1, "policy": "reject", "findings": [
         {"rule": "secret.github-token", "severity": "error", "path": "x/run.sh", "line": 3,
          "message": "a GitHub token"},
-        {"rule": "secret.other", "severity": "error", "path": "x/b.sh", "line": 1, "message": "second"}]}
+        {"rule": "secret.other", "severity": "error", "path": "x/b.sh", "line": 1, "message": "second"}]})
     found, book = decide(rejected, Book(), S)
     assert [a.event for a in found] == ["rejected"]
     assert "x/run.sh:3: [secret.github-token]" in found[0].body and "second" not in found[0].body
     book = book.with_sent(found[0].keys)
     assert decide(rejected, book, S)[0] == []
-    guard = {**rejected, "policy": "guard", "findings": [
-        {"rule": "guard.mass-removal", "severity": "error", "path": ".", "message": "remove all 4"}]}
+    guard = decode({**encode(rejected), "policy": "guard", "findings": [
+        {"rule": "guard.mass-removal", "severity": "error", "path": ".", "message": "remove all 4"}]})
     found, _ = decide(guard, book, S)
     assert [a.event for a in found] == ["mass_removal"] and "--force" in found[0].body
-    rolled = {"kind": "rolled_back", "commit": C2, "release": "old", "reason": "health URL 500"}
+    rolled = decode({"kind": "rolled_back", "commit": C2, "release": "old", "reason": "health URL 500"})
     found, book = decide(rolled, book, S)
     assert [a.event for a in found] == ["rolled_back"] and "health URL 500" in found[0].body
     assert decide(rolled, book.with_sent(found[0].keys), S)[0] == []
@@ -68,17 +69,17 @@ def test_rejection_guard_and_rollback_once_per_commit() -> None:
 def test_failing_streak_alerts_once_then_recovers() -> None:
     book, seen = Book(), []
     for i in range(5):
-        found, book = decide({"kind": "fetch_failed", "error": f"refused {i}"}, book, S)
+        found, book = decide(decode({"kind": "fetch_failed", "error": f"refused {i}"}), book, S)
         seen += [a.event for a in found]
-        found, book = decide({"kind": "sync_finished", "status": "failed"}, book, S)
+        found, book = decide(decode({"kind": "sync_finished", "status": "failed"}), book, S)
         seen += [a.event for a in found]
     assert seen == ["failing"] and book.streak == 5
-    found, book = decide({"kind": "sync_finished", "status": "no_change"}, book, S)
+    found, book = decide(decode({"kind": "sync_finished", "status": "no_change"}), book, S)
     assert [a.event for a in found] == ["recovered"] and "refused 4" in found[0].body
     assert book.streak == 0 and not book.streak_alerted
     # a short streak that recovers says nothing
-    _, book = decide({"kind": "sync_failed", "error": "x"}, book, S)
-    assert decide({"kind": "sync_finished", "status": "deployed"}, book, S)[0] == []
+    _, book = decide(decode({"kind": "sync_failed", "error": "x"}), book, S)
+    assert decide(decode({"kind": "sync_finished", "status": "deployed"}), book, S)[0] == []
 
 
 def test_audit_lag_alerts_once_and_when_caught_up() -> None:

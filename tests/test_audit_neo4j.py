@@ -20,6 +20,7 @@ from bolt import BoltServer, bolt  # noqa: F401  (the fixture)
 from polling import wait_for
 
 from skillsyncd.audit import Journal, Neo4jSink, SinkError, cmd_audit_push, cmd_fleet, open_journal
+from skillsyncd.audit.events import NoChange, decode
 from skillsyncd.audit.neo4j import Cursor, statements
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import ValidationRejected
@@ -38,7 +39,7 @@ target = int(sys.argv[1])
 cfg = load_config()
 sink = Neo4jSink(cfg, open_journal(cfg))
 def crash(event):
-    if event["seq"] == target:
+    if event.seq == target:
         os.kill(os.getpid(), signal.SIGKILL)
 sink.after_write = crash
 sink.ship()
@@ -73,7 +74,7 @@ def one(server: BoltServer, cypher: str, **params: Any) -> dict[str, Any]:
 
 def deployment_ids(journal: Journal) -> list[str]:
     kinds = {"deployed", "rolled_back", "manual_rollback", "validation_failed"}
-    return [e["id"] for e in journal.read() if e["kind"] in kinds]
+    return [e.id for e in journal.read() if e.kind in kinds]
 
 
 # --- the graph -----------------------------------------------------------------------------
@@ -168,13 +169,13 @@ def test_graph_shape_after_deploys_rollbacks_and_a_rejection(
 
 def test_statements_never_merge_on_a_null_key() -> None:
     """MERGE on a null property fails on Neo4j and FalkorDB alike: skills without a hash are left out."""
-    event = {"id": "e", "seq": 1, "kind": "deployed", "replica": "r", "commit": "c",
+    event = decode({"id": "e", "seq": 1, "kind": "deployed", "replica": "r", "commit": "c",
              "release": "R", "skills": [{"name": "a", "content_sha": None, "change": "added"},
                                         {"name": "b", "content_sha": "x", "change": "removed"},
-                                        {"name": "c", "content_sha": "y", "change": "added"}]}
+                                        {"name": "c", "content_sha": "y", "change": "added"}]})
     (versions,) = [p for q, p in statements(event) if "UNWIND $skills" in q]
     assert [s["name"] for s in versions["skills"]] == ["c"]
-    quiet = statements({"id": "e2", "seq": 2, "kind": "sync_started", "replica": "r", "commit": None})
+    quiet = statements(decode({"id": "e2", "seq": 2, "kind": "sync_started", "replica": "r", "commit": None}))
     assert len(quiet) == 1 and "Replica" in quiet[0][0]
 
 
@@ -191,7 +192,7 @@ def test_outage_every_event_arrives_once_and_in_order(
     sink = Neo4jSink(cfg, journal, backoff=(0.2, 0.5))
     journal.subscribe(sink.notify)
     written: list[int] = []
-    sink.after_write = lambda event: written.append(int(event["seq"]))
+    sink.after_write = lambda event: written.append(int(event.seq))
     syncer = build_syncer(cfg, journal=journal)
     sink.start()
     try:
@@ -240,8 +241,8 @@ def test_crash_between_write_and_cursor_leaves_no_duplicates(
     repo.commit("v2")
     syncer.sync()
     journal = open_journal(cfg)
-    second_deploy = [e for e in journal.read() if e["kind"] == "deployed"][1]
-    target = int(second_deploy["seq"])
+    second_deploy = [e for e in journal.read() if e.kind == "deployed"][1]
+    target = second_deploy.seq
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SKILLSYNC_STATE_DIR": str(state),
            **bolt.env(SKILLSYNC_REPLICA_ID="replica-a")}
@@ -250,7 +251,7 @@ def test_crash_between_write_and_cursor_leaves_no_duplicates(
     assert crashed.returncode == -9, crashed.stderr.decode()[-2000:]
     assert Cursor(state / "audit-cursor.json").get() == target - 1
     written = one(bolt, "MATCH (d:SkillDeployment {id: $id}) RETURN count(d) AS n",
-                  id=second_deploy["id"])
+                  id=second_deploy.id)
     assert written["n"] == 1, "the write before the crash did not reach the graph"
 
     # A killed client never says goodbye, so the server needs no heal() here.
@@ -263,7 +264,7 @@ def test_crash_between_write_and_cursor_leaves_no_duplicates(
     rows = bolt.query("MATCH (d:SkillDeployment) RETURN d.id AS id, count(*) AS n")
     assert sorted(r["id"] for r in rows) == sorted(ids) and {r["n"] for r in rows} == {1}
     edges = one(bolt, "MATCH (d:SkillDeployment {id: $id})-[x:DEPLOYED]->() RETURN count(x) AS n",
-                id=second_deploy["id"])
+                id=second_deploy.id)
     assert edges["n"] == 2
     assert one(bolt, "MATCH (:Replica)-[x:RUNS]->() RETURN count(x) AS n")["n"] == 1
     assert one(bolt, "MATCH (v:SkillVersion {name: 'alpha'}) RETURN count(v) AS n")["n"] == 2
@@ -343,11 +344,11 @@ def test_two_shippers_take_turns(bolt: BoltServer, tmp_path: Path) -> None:  # n
     cfg = load_config(flags={"state_dir": str(tmp_path / "s")}, env=bolt.env())
     journal = open_journal(cfg)
     for n in range(30):
-        journal.append("no_change", trigger="poll", commit=f"{n:040d}")
+        journal.append(NoChange(trigger="poll", commit=f"{n:040d}"))
     sent: list[int] = []
     sinks = [Neo4jSink(cfg, open_journal(cfg)) for _ in range(2)]
     for sink in sinks:
-        sink.after_write = lambda event: sent.append(int(event["seq"]))
+        sink.after_write = lambda event: sent.append(int(event.seq))
     threads = [threading.Thread(target=sink.ship) for sink in sinks]
     for t in threads:
         t.start()
@@ -369,18 +370,18 @@ def test_rotation_while_neo4j_is_down_loses_nothing(bolt: BoltServer, tmp_path: 
     sink = Neo4jSink(cfg, journal)
     bolt.stop()
     for n in range(150):
-        journal.append("no_change", trigger="poll", commit=f"{n:040d}")
+        journal.append(NoChange(trigger="poll", commit=f"{n:040d}"))
     with pytest.raises(SinkError):
         sink.ship()
     assert len(journal.segments()) > 10, "every unshipped segment must be kept"
     bolt.start()
     sent: list[int] = []
-    sink.after_write = lambda event: sent.append(int(event["seq"]))
+    sink.after_write = lambda event: sent.append(int(event.seq))
     assert sink.ship() == 150
     assert sent == list(range(1, 151))
     assert len(journal.segments()) == 2, "shipped segments beyond keep_segments should go"
-    assert [e["seq"] for e in journal.read()][-1] == 150
-    assert journal.append("no_change", trigger="poll", commit="f" * 40)["seq"] == 151
+    assert [e.seq for e in journal.read()][-1] == 150
+    assert journal.append(NoChange(trigger="poll", commit="f" * 40)).seq == 151
     assert sink.ship() == 1
     assert one(bolt, "MATCH (r:Replica) RETURN r.last_seq AS s")["s"] == 151
     sink.close()

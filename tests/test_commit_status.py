@@ -18,6 +18,7 @@ from gitserver import HttpGitServer, RepoBuilder
 from receivers import FakeGitHub
 from test_daemon import SKILLSYNCD, _clean_env
 
+from skillsyncd.audit.events import decode
 from skillsyncd.config import Config, Secret
 from skillsyncd.notify import commit_status
 from skillsyncd.notify.commit_status import Status, status_for
@@ -28,20 +29,22 @@ SHA = "c" * 40
 
 def test_status_for_each_decision() -> None:
     ctx, url = "skillsyncd/r1", "https://skills.example.com/"
-    ok = status_for({"kind": "deployed", "commit": SHA, "skills_count": 58, "held_back": {}}, ctx, url)
+    ok = status_for(decode({"kind": "deployed", "commit": SHA, "skills_count": 58, "held_back": {}}),
+                    ctx, url)
     assert ok == Status(SHA, "success", "deployed 58 skills", ctx, url)
-    held = status_for({"kind": "deployed", "commit": SHA, "skills_count": 3, "held_back": {
-        "bad": ["bad/SKILL.md: error [frontmatter.required] description is missing"] * 9}}, ctx, None)
+    held = status_for(decode({"kind": "deployed", "commit": SHA, "skills_count": 3, "held_back": {
+        "bad": ["bad/SKILL.md: error [frontmatter.required] description is missing"] * 9}}), ctx, None)
     assert held is not None and held.state == "failure" and held.description.startswith("held back: bad (")
     assert len(held.body()["description"]) <= 140 and "target_url" not in held.body()
-    rej = status_for({"kind": "rejected", "commit": SHA, "policy": "reject", "findings": [
-        {"rule": "secret.npm-token", "severity": "error", "path": "x/a.sh", "message": "npm token"}]},
+    rej = status_for(decode({"kind": "rejected", "commit": SHA, "policy": "reject", "findings": [
+        {"rule": "secret.npm-token", "severity": "error", "path": "x/a.sh", "message": "npm token"}]}),
         ctx, None)
     assert rej is not None and rej.description == "rejected: x/a.sh: [secret.npm-token] npm token"
-    rb = status_for({"kind": "rolled_back", "commit": SHA, "reason": "health URL answered 500"}, ctx, None)
+    rb = status_for(decode({"kind": "rolled_back", "commit": SHA, "reason": "health URL answered 500"}),
+                    ctx, None)
     assert rb is not None and rb.state == "failure" and "health URL" in rb.description
-    assert status_for({"kind": "no_change", "commit": SHA}, ctx, None) is None
-    assert status_for({"kind": "deployed", "commit": "short"}, ctx, None) is None
+    assert status_for(decode({"kind": "no_change", "commit": SHA}), ctx, None) is None
+    assert status_for(decode({"kind": "deployed", "commit": "short"}), ctx, None) is None
 
 
 @pytest.fixture
@@ -61,7 +64,7 @@ def _poster(github: FakeGitHub, tmp_path: Path, now: list[float] | None = None) 
 
 
 def _event(sha: str, n: int = 2) -> dict[str, object]:
-    return {"kind": "deployed", "commit": sha, "skills_count": n, "held_back": {}}
+    return decode({"kind": "deployed", "commit": sha, "skills_count": n, "held_back": {}})
 
 
 def test_posts_the_documented_shape(github: FakeGitHub, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import html5lib
 from bolt import bolt  # noqa: F401  (a fixture)
 from test_daemon import _deployed, start_daemon  # noqa: F401  (start_daemon: a fixture)
 
+from skillsyncd.audit.events import decode
 from skillsyncd.daemon.dashboard import (
     Page,
     SkillRow,
@@ -16,8 +17,10 @@ from skillsyncd.daemon.dashboard import (
     render,
     skill_rows,
 )
+from skillsyncd.release.manifest import Manifest
 
 MANIFEST = {
+    "release": "20261202T000000Z-cccccccccccc", "commit": "c" * 40,
     "source": "https://github.com/acme/skills.git",
     "previous_release": "20261201T000000Z-aaaaaaaaaaaa",
     "skills": [
@@ -30,8 +33,9 @@ MANIFEST = {
     "layout": [{"rule": "layout.gitlink", "severity": "warning", "path": "vendor",
                 "message": "a submodule is not fetched"}],
 }
-DEPLOYED = {"kind": "deployed", "commit": "c" * 40, "trigger": "webhook", "timestamp": "2026-12-01T10:00:00Z",
-            "skills": [{"name": "old", "change": "removed", "version": "0.9"}]}
+DEPLOYED = decode({"kind": "deployed", "commit": "c" * 40, "trigger": "webhook",
+                   "timestamp": "2026-12-01T10:00:00Z",
+                   "skills": [{"name": "old", "change": "removed", "version": "0.9"}]})
 
 
 def page() -> Page:
@@ -40,13 +44,14 @@ def page() -> Page:
               "behind_reason": "health check failed: gateway down", "replica": "r1", "version": "0.1.0",
               "audit": {"lag": 3}, "poller_status": "idle", "last_success": "2026-12-02T00:00:00Z"}
     return Page(status=status, source=MANIFEST["source"], previous_release=MANIFEST["previous_release"],
-                went_live=DEPLOYED, skills=skill_rows(MANIFEST, DEPLOYED), events=(DEPLOYED,),
+                went_live=DEPLOYED, skills=skill_rows(Manifest.from_json(MANIFEST), DEPLOYED),
+                events=(DEPLOYED,),
                 fleet=({"replica": "r1", "commit": "c" * 40, "behind": False, "last_seen": "now"},),
                 metrics=metric_samples("# HELP x y\nskillsync_syncs_total{result=\"deployed\"} 2.0\n"))
 
 
 def test_rows_cover_live_held_back_not_deployed_and_removed() -> None:
-    rows = {r.folder: r for r in skill_rows(MANIFEST, DEPLOYED)}
+    rows = {r.folder: r for r in skill_rows(Manifest.from_json(MANIFEST), DEPLOYED)}
     assert {f: r.status for f, r in rows.items()} == {
         "pdf": "live", "broken": "held_back", "vendor": "not_deployed", "old": "removed"}
     assert rows["broken"].findings[0]["rule"] == "field.required"
