@@ -105,7 +105,7 @@ real_init = sink_module.Neo4jSink.__init__
 def init(self, *args, **kwargs):
     real_init(self, *args, **kwargs)
     def crash(event):
-        if event["kind"] == "deployed":
+        if event.kind == "deployed":
             os.kill(os.getpid(), signal.SIGKILL)
     self.after_write = crash
 sink_module.Neo4jSink.__init__ = init
@@ -130,17 +130,17 @@ def test_daemon_killed_between_graph_write_and_cursor_leaves_no_duplicates(
     finally:
         crashed.kill()
     journal = Journal(state / "journal.jsonl")
-    (event,) = [e for e in journal.read() if e["kind"] == "deployed"]
-    assert event["commit"] == first
-    assert Cursor(state / "audit-cursor.json").get() == event["seq"] - 1
+    (event,) = [e for e in journal.read() if e.kind == "deployed"]
+    assert event.commit == first
+    assert Cursor(state / "audit-cursor.json").get() == event.seq - 1
     assert bolt.query("MATCH (d:SkillDeployment {id: $id}) RETURN count(d) AS n",
-                      id=event["id"]) == [{"n": 1}]
+                      id=event.id) == [{"n": 1}]
 
     d = start_daemon(url, state=state, env=bolt.env(SKILLSYNC_REPLICA_ID="sidecar-1"))
     wait_for(lambda: d.status()["audit"]["lag"] == 0 and d.status()["audit"]["shipped_seq"] > 0,
              what="the restarted daemon to ship the rest")
     rows = bolt.query("MATCH (d:SkillDeployment) RETURN d.id AS id, count(*) AS n")
-    assert rows == [{"id": event["id"], "n": 1}]
+    assert rows == [{"id": event.id, "n": 1}]
     assert bolt.query("MATCH (:SkillDeployment)-[x:DEPLOYED]->() RETURN count(x) AS n") == [{"n": 2}]
     assert bolt.query("MATCH (:Replica)-[x:RUNS]->() RETURN count(x) AS n") == [{"n": 1}]
     assert d.stop() == 0

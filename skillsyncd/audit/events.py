@@ -13,6 +13,7 @@ and written back unchanged, so nothing read is dropped.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -195,6 +196,12 @@ def encode(event: JournalEvent) -> dict[str, Any]:
     for k, v in event.extra.items():
         out.setdefault(k, v)
     return out
+
+
+def to_line(event: JournalEvent, compact: bool = True) -> str:
+    """One event as one JSON line (no newline): what the journal writes, what ``audit --json`` prints."""
+    return json.dumps(encode(event), ensure_ascii=False, default=str,
+                      separators=(",", ":") if compact else None)
 
 
 def is_deployment(event: JournalEvent) -> bool:

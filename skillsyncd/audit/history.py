@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 
 from skillsyncd.audit.events import (
@@ -13,7 +12,7 @@ from skillsyncd.audit.events import (
     Rejected,
     RolledBack,
     SyncFailed,
-    encode,
+    to_line,
 )
 
 # Events that say something happened to what is live; the rest is the sync's heartbeat.
@@ -71,4 +70,4 @@ def render_line(event: JournalEvent) -> str:
 
 def render(events: Iterable[JournalEvent], as_json: bool) -> Iterator[str]:
     for event in events:
-        yield json.dumps(encode(event), ensure_ascii=False, default=str) if as_json else render_line(event)
+        yield to_line(event, compact=False) if as_json else render_line(event)

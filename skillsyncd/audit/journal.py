@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 import structlog
 
-from skillsyncd.audit.events import Deployed, JournalEvent, decode, encode
+from skillsyncd.audit.events import Deployed, JournalEvent, decode, to_line
 from skillsyncd.errors import SkillsyncError
 from skillsyncd.fsutil import fsync_dir, write_all
 
@@ -94,8 +94,7 @@ class Journal:
                 last = self._last_rotated_seq()
             event = dataclasses.replace(event, id=uuid.uuid4().hex, seq=(last or 0) + 1,
                                         timestamp=now_iso(), replica=self.replica)
-            line = (json.dumps(encode(event), ensure_ascii=False, default=str,
-                               separators=(",", ":")) + "\n").encode("utf-8")
+            line = (to_line(event) + "\n").encode("utf-8")
             write_all(fd, line)
             os.fsync(fd)
             if created:

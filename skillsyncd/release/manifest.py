@@ -1,7 +1,9 @@
 """The release manifest, ``releases/<id>.json``: the on-disk contract as a typed, frozen value.
 
-``Manifest.to_json`` is its only writer (release staging) and ``Manifest.from_json``
-its only reader (``Releases.manifest``). The keys are the ones the README's
+:func:`write_manifest` is its only writer (release staging), :func:`read_manifest`
+its only reader (``Releases.manifest``, whose typed value every other module
+gets) and :func:`live_shas_in` the quick read retention needs; no other module
+opens the file (tests/test_single_readers.py). The keys are the ones the README's
 manifest table documents. Manifests written by 0.1.0 read fine: a field they lack
 takes its default.
 """
@@ -11,8 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from skillsyncd.fsutil import atomic_write
 from skillsyncd.model import Finding, Severity
 
 MANIFEST_FORMAT = 1
@@ -199,3 +203,23 @@ class Manifest:
 
 
 EMPTY = Manifest(release="", commit="")
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest at ``path``; raises OSError, or ValueError (KeyError, TypeError) if it is not one."""
+    return Manifest.from_json(path.read_bytes())
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    """Write ``manifest`` atomically and read-only: a release's manifest never changes."""
+    atomic_write(path, manifest.to_json(), mode=0o444)
+
+
+def live_shas_in(path: Path) -> set[str]:
+    """The content shas of the skills a manifest serves, without building the whole value
+    (retention reads every kept release's); raises OSError or ValueError."""
+    raw = json.loads(path.read_bytes())
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    return {str(s["content_sha"]) for s in raw.get("skills") or ()
+            if isinstance(s, dict) and s.get("live", True) and s.get("content_sha")}

@@ -14,7 +14,6 @@ verifiable, a rollback target) until retention removes them.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import threading
@@ -27,7 +26,7 @@ import structlog
 
 from skillsyncd.errors import ReleaseError
 from skillsyncd.fsutil import fsync_dir, replace_symlink
-from skillsyncd.release.manifest import Manifest
+from skillsyncd.release.manifest import Manifest, live_shas_in, read_manifest
 from skillsyncd.release.store import Store, _force_remove
 
 log = structlog.get_logger(__name__)
@@ -122,7 +121,7 @@ class Releases:
                 cached = _MANIFESTS.get(key)
             if cached is not None:
                 return cached
-            manifest = Manifest.from_json(path.read_bytes())
+            manifest = read_manifest(path)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ReleaseError(f"release {release_id} has no readable manifest: {exc}") from exc
         with _MANIFESTS_LOCK:  # the daemon's HTTP thread reads manifests too
@@ -190,11 +189,9 @@ class Releases:
         shas: set[str] = set()
         for rid in wanted:
             try:
-                raw = json.loads(self.manifest_path(rid).read_bytes())
+                shas.update(live_shas_in(self.manifest_path(rid)))
             except (OSError, ValueError) as exc:
                 raise ReleaseError(f"release {rid} has no readable manifest: {exc}") from exc
-            shas.update(str(s["content_sha"]) for s in raw.get("skills") or ()
-                        if isinstance(s, dict) and s.get("live", True) and s.get("content_sha"))
         return shas
 
     def collect(self) -> list[str]:

@@ -18,9 +18,9 @@ from pathlib import Path
 import structlog
 
 from skillsyncd.errors import ReleaseError
-from skillsyncd.fsutil import atomic_write, fsync_dir
+from skillsyncd.fsutil import fsync_dir
 from skillsyncd.model import Skill
-from skillsyncd.release.manifest import Manifest
+from skillsyncd.release.manifest import Manifest, write_manifest
 from skillsyncd.release.releases import Releases, store_target
 from skillsyncd.release.store import Store, Written
 from skillsyncd.release.store import makedirs as _makedirs
@@ -104,7 +104,7 @@ def stage_release(
     else:
         for d in [*groups, str(target), str(releases.root)] + ([str(store.root)] if written else []):
             fsync_dir(Path(d))
-    atomic_write(releases.manifest_path(release_id), manifest.to_json(), mode=0o444)
+    write_manifest(releases.manifest_path(release_id), manifest)
     return StageStats(files_written=nfiles, versions_written=len(written),
                       versions_reused=len(set(live.values())) - len(written),
                       bytes_written=sum(w.nbytes for w in written))
