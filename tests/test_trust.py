@@ -110,8 +110,8 @@ def test_ssh_signed_by_a_trusted_key_deploys_and_others_are_refused(
         with pytest.raises(ValidationRejected, match=rule):
             build_syncer(cfg).sync()
         assert live_commit(cfg) == good  # the live release keeps serving
-        events = [e for e in open_journal(cfg).read() if e.get("kind") == "rejected"]
-        assert events[-1]["commit"] == bad and events[-1]["findings"][0]["rule"] == rule
+        events = [e for e in open_journal(cfg).read() if e.kind == "rejected"]
+        assert events[-1].commit == bad and events[-1].findings[0]["rule"] == rule
 
 
 @pytest.mark.parametrize(("how", "rule"), [

@@ -131,8 +131,8 @@ def torn_journal(k: int) -> None:
     journal.write_all = write_half
 
 
-def _deployed(self: Any, kind: str, *args: Any, **kwargs: Any) -> bool:
-    return kind == "deployed"
+def _deployed(self: Any, event: Any, *args: Any, **kwargs: Any) -> bool:
+    return bool(event.kind == "deployed")  # Journal.append takes a typed event
 
 
 POINTS: dict[str, Callable[[int], None]] = {
@@ -142,7 +142,7 @@ POINTS: dict[str, Callable[[int], None]] = {
     "mid-stage": lambda k: before(store, "write_new", k),
     "mid-place": lambda k: before(store.Store, "_place_one", k),
     "mid-link": lambda k: before(staging, "_link_skill", k),
-    "manifest-write": lambda k: before(staging, "atomic_write", k),
+    "manifest-write": lambda k: before(staging, "write_manifest", k),
     "before-flip": lambda k: before(release.Releases, "flip", k),
     "after-flip": lambda k: before(golive.GoLive, "publish", k),
     "mid-publish": lambda k: before(publish, "_place", k),
