@@ -8,7 +8,12 @@ change, a held-back skill, a rejected commit, a manual rollback, a fetch failure
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import tarfile
+from io import BytesIO
 from pathlib import Path
 
 import pytest
@@ -19,6 +24,7 @@ from skillsyncd.audit.history import render_line, select
 from skillsyncd.audit.journal import Journal
 from skillsyncd.audit.neo4j import statements
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "journals"
 VERSIONS = ["0.1.0", "0.2.0"]
 KINDS = ["sync_started", "deployed", "sync_finished", "sync_started", "no_change", "sync_finished",
@@ -100,3 +106,47 @@ def test_events_are_frozen() -> None:
     event = events.Deployed(release="R1")
     with pytest.raises(AttributeError):
         event.release = "R2"  # type: ignore[misc]
+
+
+V010 = "01bc92a8a8d06151a4880b397ab532ed3b4d6c19"  # the last commit of the 0.1.0 layout
+V020 = "82288f4"  # "Version 0.2.0"
+
+
+def _old_package(commit: str, dest: Path) -> Path:
+    try:
+        tar = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "skillsyncd"],
+                             capture_output=True, check=True, timeout=60).stdout
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        pytest.skip(f"this clone has no commit {commit[:12]} (a shallow clone): cannot run it")
+    with tarfile.open(fileobj=BytesIO(tar)) as archive:
+        archive.extractall(dest, filter="data")
+    return dest
+
+
+@pytest.mark.parametrize("commit", [V010, V020], ids=["0.1.0", "0.2.0"])
+def test_old_readers_read_a_journal_written_today(commit: str, tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "state" / "journal.jsonl", replica="today")
+    written = [journal.append(e) for e in (
+        events.SyncStarted(trigger="poll", sync_id="s1"),
+        events.Deployed(trigger="poll", sync_id="s1", commit="c" * 40, release="R1",
+                        skills=({"name": "alpha", "version": "1", "content_sha": "d" * 40,
+                                 "change": "added"},), skills_count=1, recovered=True),
+        events.Rejected(trigger="poll", sync_id="s2", commit="e" * 40, policy="reject",
+                        findings=({"rule": "field.required", "severity": "error",
+                                   "path": "bad/SKILL.md", "line": 2, "message": "no description"},)),
+        events.FetchFailed(trigger="poll", sync_id="s3", error="remote gone"),
+        events.SyncFinished(trigger="poll", sync_id="s3", status="failed", duration=0.1),
+    )]
+    old = _old_package(commit, tmp_path / "old")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKILLSYNC_", "NEO4J_"))}
+    done = subprocess.run([sys.executable, "-m", "skillsyncd", "audit", "--json", "--all",
+                           "--state-dir", str(tmp_path / "state")],
+                          env={**env, "PYTHONPATH": str(old)}, capture_output=True, text=True,
+                          timeout=120, cwd=old)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = [json.loads(line) for line in done.stdout.splitlines()]
+    assert seen == [encode(e) for e in written]
+    text = subprocess.run([sys.executable, "-m", "skillsyncd", "audit", "--state-dir",
+                           str(tmp_path / "state")], env={**env, "PYTHONPATH": str(old)},
+                          capture_output=True, text=True, timeout=120, cwd=old).stdout
+    assert "a:alpha" in text and "finding(s), first: bad/SKILL.md" in text and "remote gone" in text
