@@ -47,7 +47,7 @@ POINTS: dict[str, Callable[[], None]] = {
     "mid-stage": lambda: before(store, "write_new", after_calls=1),
     "mid-place": lambda: before(store.Store, "_place_one", after_calls=1),
     "mid-link": lambda: before(staging, "_link_skill", after_calls=1),
-    "manifest-write": lambda: before(staging, "atomic_write"),
+    "manifest-write": lambda: before(staging, "write_manifest"),
     "before-flip": lambda: before(release.Releases, "flip"),
     "after-flip": lambda: before(golive.GoLive, "publish"),
     "before-state": lambda: before(ledger, "save_state"),
