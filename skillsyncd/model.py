@@ -2,7 +2,8 @@
 
 ``Status`` is how a sync or rollback ended (``SyncOutcome.status``, the loop's
 result label, the ``--once`` line). ``Event`` is the kind of a journal event and
-the name of its log line. Both are ``StrEnum``: they compare equal to, and
+the name of its log line; the events themselves are typed values in
+``skillsyncd.audit.events``, one class per kind. Both are ``StrEnum``: they compare equal to, and
 serialise as, their plain string values, so the JSON on disk is unchanged.
 
 Journals written by 0.1.0 use older names for two concepts; :func:`event_kind`
