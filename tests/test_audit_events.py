@@ -150,3 +150,13 @@ def test_old_readers_read_a_journal_written_today(commit: str, tmp_path: Path) -
                            str(tmp_path / "state")], env={**env, "PYTHONPATH": str(old)},
                           capture_output=True, text=True, timeout=120, cwd=old).stdout
     assert "a:alpha" in text and "finding(s), first: bad/SKILL.md" in text and "remote gone" in text
+
+
+def test_a_line_without_an_integer_seq_is_skipped_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"seq": 1, "kind": "no_change"}\n{"seq": "x", "kind": "deployed"}\n'
+                    '{"kind": "deployed"}\n{"seq": 2, "kind": "deployed", "skills": [{"name": "a"}]}\n')
+    got = list(Journal(path).read())
+    assert [(e.seq, e.kind) for e in got] == [(1, "no_change"), (2, "deployed")]
+    with pytest.raises(TypeError):
+        got[1].skills[0]["name"] = "b"  # type: ignore[index]  # read-only like the event

@@ -143,7 +143,9 @@ def _value(name: str, raw: Any, default: Any) -> Any:
     if raw is None:
         return default if name != "seq" else 0
     if name in _TUPLES:
-        return tuple(x for x in raw if isinstance(x, Mapping)) if isinstance(raw, list) else ()
+        if not isinstance(raw, list):
+            return ()
+        return tuple(MappingProxyType(dict(x)) for x in raw if isinstance(x, Mapping))
     if name == "held_back":
         if not isinstance(raw, Mapping):
             return _EMPTY

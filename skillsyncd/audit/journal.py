@@ -284,8 +284,10 @@ def _events_from(fh: BinaryIO, path: Path) -> Iterator[dict[str, Any]]:
         except ValueError:
             log.warning("journal_bad_line", file=path.name)
             continue
-        if isinstance(event, dict) and "seq" in event:
+        if isinstance(event, dict) and isinstance(event.get("seq"), int):
             yield event
+        else:
+            log.warning("journal_bad_line", file=path.name)
 
 
 def _open_locked(path: Path, flags: int) -> int:
