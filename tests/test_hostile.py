@@ -150,12 +150,13 @@ def hostile(_http_git_server_session: HttpGitServer, git_root: GitRoot,
     def go(top: Spec) -> dict[str, Any]:
         head = push_tree(repo, {b"good": {b"SKILL.md": GOOD_MD}, **top})
         before = snapshot(around, skip=(state,))
-        passwd = Path("/etc/passwd").stat().st_mtime_ns
         started = time.monotonic()
         code, out, err, rss = run_sync(url, state, env=replace_all)
         took = time.monotonic() - started
         assert snapshot(around, skip=(state,)) == before, "something was written outside the state dir"
-        assert Path("/etc/passwd").stat().st_mtime_ns == passwd
+        # The bait tree is this test's own sandbox around the state dir: a canary that a
+        # path escape (../, an absolute name, a link) would hit instead of a host file.
+        assert (bait / "etc" / "passwd").read_text() == "root:x:0:0::/root:/bin/sh\n"
         releases = Releases(state)
         current = releases.current()
         assert current is not None

@@ -77,6 +77,7 @@ def _assert_mirror_holds_head(mirror_dir: Path, head: str) -> None:
         commit = repo[ObjectID(head.encode())]
         assert isinstance(commit, Commit)
         todo = [commit.tree]
+        blobs = 0
         while todo:
             tree = repo[todo.pop()]
             assert isinstance(tree, Tree)
@@ -85,7 +86,12 @@ def _assert_mirror_holds_head(mirror_dir: Path, head: str) -> None:
                 if entry.mode & 0o040000:
                     todo.append(entry.sha)
                 else:
-                    assert len(repo[entry.sha].as_raw_string()) >= 0
+                    # Readable means the stored bytes hash back to the name the tree gives them.
+                    raw = repo[entry.sha].as_raw_string()
+                    header = b"blob %d\0" % len(raw)
+                    assert hashlib.sha1(header + raw).hexdigest().encode() == entry.sha, entry.path
+                    blobs += 1
+        assert blobs > 0, "the fetched head has no files"
     finally:
         repo.close()
 
