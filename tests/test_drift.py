@@ -154,9 +154,15 @@ def test_the_gateways_watcher_sees_the_repaired_state(
     w = watchers(published)
     md = published / "alpha" / "SKILL.md"
     md.chmod(0o644)
-    md.write_text("---\nname: alpha\ndescription: hijacked\n---\n")
-    seen = w.until(lambda evs: any("hijacked" in str(e.get("content")) for e in evs),
-                   time.monotonic() + LIVENESS)
+    # A watcher under load can attach its folder watch just after "ready" and miss a first
+    # write; the edit is repeated (each one a new content) until the watcher has seen one.
+    seen: list[Any] = []
+    for attempt in range(5):
+        md.write_text(f"---\nname: alpha\ndescription: hijacked {attempt}\n---\n")
+        seen = w.until(lambda evs: any("hijacked" in str(e.get("content")) for e in evs),
+                       time.monotonic() + LIVENESS / 4)
+        if any("hijacked" in str(e.get("content")) for e in seen):
+            break
     assert any("hijacked" in str(e.get("content")) for e in seen), seen
     assert DriftWatcher(cfg).check(["alpha/SKILL.md"]).damaged == ("alpha",)
     events = w.until(lambda evs: any(e.get("path") == "alpha/SKILL.md" and e.get("content") == good
