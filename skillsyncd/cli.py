@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from skillsyncd import __version__
 from skillsyncd.daemon.stopping import PENDING, StopRequested
-from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED, EXIT_USAGE, ConfigError, SkillsyncError
+from skillsyncd.errors import (
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_SYNC_FAILED,
+    EXIT_USAGE,
+    ConfigError,
+    SkillsyncError,
+)
 from skillsyncd.model import Status
 
 if TYPE_CHECKING:
@@ -113,7 +120,7 @@ def _log_env_notes() -> None:
 
     from skillsyncd.config import env_notes
 
-    log = structlog.get_logger("skillsyncd.config")
+    log = structlog.get_logger(__name__)
     for note in env_notes(os.environ):
         log.warning(note.event, **note.fields())
 
@@ -179,7 +186,7 @@ def _stopped_early(stop: StopRequested) -> None:
 
     if not structlog.is_configured():
         configure()
-    structlog.get_logger("skillsyncd").info(
+    structlog.get_logger(__name__).info(
         "stopped", during_startup=stop.step, signal=stop.signum, abandoned=False, crashed=False)
 
 
@@ -214,6 +221,8 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         print(f"  reason: {outcome.reason}", file=sys.stderr)
     if outcome.status is Status.ROLLED_BACK:
         return EXIT_SYNC_FAILED
+    if outcome.status is Status.REJECTED:  # refused again: the same outcome, the same exit code
+        return EXIT_REJECTED
     if outcome.status is Status.DEPLOYED:
         _run_hooks(cfg, outcome, Status.DEPLOYED)
     return EXIT_OK
@@ -232,7 +241,8 @@ def _ship_audit(cfg: Config, wait: float = AUDIT_SHIP_WAIT) -> None:
         return
     import threading
 
-    from skillsyncd.audit import Neo4jSink, open_journal
+    from skillsyncd.audit.commands import open_journal
+    from skillsyncd.audit.neo4j import Neo4jSink
 
     sink = Neo4jSink(cfg, open_journal(cfg))
     result: dict[str, Any] = {}
@@ -349,7 +359,8 @@ def cmd_rollback(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from skillsyncd.validation import exit_code, render, validate_tree
+    from skillsyncd.validation.report import exit_code, render
+    from skillsyncd.validation.worktree import validate_tree
 
     path = Path(args.path)
     if not path.is_dir():
@@ -360,8 +371,8 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
-    from skillsyncd.audit import cmd_audit as audit
-    from skillsyncd.audit import cmd_audit_push
+    from skillsyncd.audit.commands import cmd_audit as audit
+    from skillsyncd.audit.commands import cmd_audit_push
 
     if args.action == "push":
         return int(cmd_audit_push(cfg))
@@ -369,7 +380,7 @@ def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_fleet(cfg: Config, args: argparse.Namespace) -> int:
-    from skillsyncd.audit import cmd_fleet as fleet
+    from skillsyncd.audit.commands import cmd_fleet as fleet
 
     return int(fleet(cfg, as_json=args.json))
 

@@ -12,7 +12,7 @@ from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 from test_daemon import Daemon, _clean_env, start_daemon  # noqa: F401  (the fixture)
 
-from skillsyncd.audit import Journal
+from skillsyncd.audit.journal import Journal
 from skillsyncd.audit.neo4j import Cursor
 
 

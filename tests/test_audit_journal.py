@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from skillsyncd.audit import Journal, JournalError
 from skillsyncd.audit.events import JournalEvent, decode, encode
 from skillsyncd.audit.history import render_line, select
+from skillsyncd.audit.journal import Journal, JournalError
 from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor
 from skillsyncd.cli import main
 from skillsyncd.config import Config, load_config
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APPENDER = """
 import sys
 from pathlib import Path
-from skillsyncd.audit import Journal
+from skillsyncd.audit.journal import Journal
 from skillsyncd.audit.events import decode
 path, worker, count, rotate = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 journal = Journal(path, replica=worker, rotate_bytes=rotate, keep_segments=10_000)

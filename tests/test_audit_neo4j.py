@@ -19,9 +19,10 @@ import pytest
 from bolt import BoltServer, bolt  # noqa: F401  (the fixture)
 from polling import wait_for
 
-from skillsyncd.audit import Journal, Neo4jSink, SinkError, cmd_audit_push, cmd_fleet, open_journal
+from skillsyncd.audit.commands import cmd_audit_push, cmd_fleet, open_journal
 from skillsyncd.audit.events import NoChange, decode
-from skillsyncd.audit.neo4j import Cursor, statements
+from skillsyncd.audit.journal import Journal
+from skillsyncd.audit.neo4j import Cursor, Neo4jSink, SinkError, statements
 from skillsyncd.config import Config, load_config
 from skillsyncd.errors import ValidationRejected
 from skillsyncd.sync.assembly import build_syncer
@@ -33,7 +34,8 @@ SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
 # before the cursor moves: argv = SEQ.  Config comes from the environment.
 CRASH_AFTER_WRITE = """
 import os, signal, sys
-from skillsyncd.audit import Neo4jSink, open_journal
+from skillsyncd.audit.commands import open_journal
+from skillsyncd.audit.neo4j import Neo4jSink
 from skillsyncd.config import load_config
 target = int(sys.argv[1])
 cfg = load_config()

@@ -94,3 +94,18 @@ def test_a_flag_a_command_cannot_take_is_refused_naming_it(argv: list[str]) -> N
     done = _cli(*argv)
     assert done.returncode == 2
     assert argv[1] in done.stderr
+
+
+def test_every_once_on_a_rejected_commit_exits_4(repo: Any, tmp_path: Path) -> None:
+    """The first --once refuses the commit, the second skips it as rejected: the same exit code."""
+    repo.write("good/SKILL.md", "---\nname: good\ndescription: fine\n---\nbody\n")
+    repo.write("bad/SKILL.md", "---\nname: bad\n---\nno description\n")
+    repo.commit("one good, one refused")
+    argv = ("--once", "--repo", str(repo.path), "--state-dir", str(tmp_path / "s"),
+            "--on-invalid", "reject")
+    first, second = _cli(*argv), _cli(*argv)
+    assert first.returncode == 4, first.stderr
+    assert second.returncode == 4, second.stderr
+    assert "rejected:" in second.stderr, second.stderr
+    status = json.loads(_cli("--state-dir", str(tmp_path / "s"), "status", "--json").stdout)
+    assert status["current_release"] is None  # nothing went live either time

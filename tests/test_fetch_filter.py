@@ -26,7 +26,7 @@ from skillsyncd.release.releases import Releases
 from skillsyncd.source.remote import BLOB_LIMIT_FILE, Source, blob_limit, limit_grew, mirror_blob_limit
 from skillsyncd.source.snapshot import find_skills
 from skillsyncd.sync.assembly import build_syncer
-from skillsyncd.validation import check_entries
+from skillsyncd.validation.gate import check_entries
 from skillsyncd.validation.paths import OmittedBlob
 
 LIMIT = 1000  # max_file_bytes in the network tests
@@ -84,7 +84,7 @@ def test_an_omitted_blob_is_refused_by_size_file_from_the_tree_alone() -> None:
 
 
 def test_the_full_gate_never_reads_an_omitted_blob() -> None:
-    from skillsyncd.validation import validate_skill
+    from skillsyncd.validation.gate import validate_skill
 
     cfg = Config(max_file_bytes=LIMIT, max_skill_bytes=10 * LIMIT)
     md = b"---\nname: evil\ndescription: d\n---\n"

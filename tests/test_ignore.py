@@ -12,7 +12,7 @@ from skillsyncd.release.releases import Releases
 from skillsyncd.release.verify import tree_sha_of, verify_release
 from skillsyncd.source.ignore import IgnoreRules, filter_entries, parse, tree_id
 from skillsyncd.sync.assembly import build_syncer
-from skillsyncd.validation import validate_tree
+from skillsyncd.validation.worktree import validate_tree
 
 # A credential-shaped value, built here so no literal token sits in the repository.
 SECRET = "ghp_" + "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xY2z4C"

@@ -23,7 +23,8 @@ from secrets_corpus import (
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import secrets, validate_skill
+from skillsyncd.validation import secrets
+from skillsyncd.validation.gate import validate_skill
 from skillsyncd.validation.secret_rules import KEYED_RULES, SECRET_RULES, TOKEN_RULES, SecretRule
 
 CFG = Config()

@@ -12,15 +12,14 @@ from inmemory import BlobStore, skill_from_files
 from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError
 from skillsyncd.model import MODE_EXEC, MODE_GITLINK, MODE_SYMLINK, Entry, Finding, Severity, Skill
-from skillsyncd.validation import (
-    RULES,
+from skillsyncd.validation.gate import (
     check_entries,
     check_release,
     check_skill,
-    has_errors,
     skill_metadata,
     validate_skill,
 )
+from skillsyncd.validation.rules import RULES, has_errors
 
 CFG = Config()
 GOOD = "---\nname: pdf\ndescription: Read PDF files.\nmetadata:\n  version: \"1.0\"\n---\n# PDF\n"

@@ -21,12 +21,14 @@ from inmemory import skill_from_files
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import parse_allowlist, secrets, validate_skill
+from skillsyncd.validation import secrets
+from skillsyncd.validation.gate import validate_skill
 from skillsyncd.validation.secrets import (
     MAX_HITS_PER_FILE,
     WINDOW_CHARS,
     fingerprint,
     legacy_digest,
+    parse_allowlist,
     scan_text,
 )
 

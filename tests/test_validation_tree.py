@@ -13,9 +13,8 @@ from skillsyncd.cli import main
 from skillsyncd.config import Config
 from skillsyncd.errors import EXIT_OK, EXIT_REJECTED, ConfigError
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import exit_code, render, validate_tree
-from skillsyncd.validation.report import Report
-from skillsyncd.validation.worktree import load_skill
+from skillsyncd.validation.report import Report, exit_code, render
+from skillsyncd.validation.worktree import load_skill, validate_tree
 
 CORPUS = Path(__file__).parent / "corpus"
 GOOD = "---\nname: {name}\ndescription: Does {name} things.\nmetadata:\n  version: \"1.0\"\n---\n# {name}\n"
@@ -239,7 +238,8 @@ def test_corpus_through_a_real_git_commit(tmp_path: Path) -> None:
     from dulwich.repo import Repo
 
     from skillsyncd.source.snapshot import find_skills
-    from skillsyncd.validation import check_entries, has_errors, validate_skill
+    from skillsyncd.validation.gate import check_entries, validate_skill
+    from skillsyncd.validation.rules import has_errors
 
     work = tmp_path / "repo"
     shutil.copytree(CORPUS, work / "skills")

@@ -26,7 +26,7 @@ from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
 # are imported inside serve(), one group at a time with a stop check in between: a
 # SIGTERM during start-up is honoured within one group's import time, not all of them.
 if TYPE_CHECKING:
-    from skillsyncd.audit import Neo4jSink
+    from skillsyncd.audit.neo4j import Neo4jSink
     from skillsyncd.sync.pipeline import Syncer
 
     from .metrics import Metrics

@@ -28,7 +28,7 @@ from skillsyncd.config import Config
 from skillsyncd.errors import SkillsyncError
 from skillsyncd.release.releases import Releases
 
-log = structlog.get_logger("skillsyncd.drift")
+log = structlog.get_logger(__name__)
 
 MODES = ("repair", "report", "off")
 DEBOUNCE_MS = 100  # a batch of events settles this long before it is judged

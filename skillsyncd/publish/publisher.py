@@ -40,7 +40,7 @@ from skillsyncd.release.manifest import EMPTY, Manifest
 from skillsyncd.release.releases import Releases
 from skillsyncd.release.verify import tree_sha_of
 
-log = structlog.get_logger("skillsyncd.publish.publisher")
+log = structlog.get_logger(__name__)
 
 OWNERSHIP_FILE = "published.json"
 MARKER_PREFIX = ".skillsyncd-reload-"

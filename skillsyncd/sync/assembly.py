@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from skillsyncd.audit import Journal, open_journal
+from skillsyncd.audit.commands import open_journal
+from skillsyncd.audit.journal import Journal
 from skillsyncd.config import Config
 from skillsyncd.notify.observers import attach as attach_tellers
 from skillsyncd.publish.publisher import publish, published_check, unpublish

@@ -18,7 +18,6 @@ import structlog
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
-from skillsyncd import validation
 from skillsyncd.audit.journal import now_iso
 from skillsyncd.config import Config
 from skillsyncd.errors import SourceError, ValidationRejected
@@ -31,7 +30,9 @@ from skillsyncd.source.snapshot import SnapshotError, read_allowlist, survey
 from skillsyncd.sync import decide
 from skillsyncd.sync.decide import Draft, Refusal
 from skillsyncd.sync.values import Candidate, Live, Run
+from skillsyncd.validation import gate
 from skillsyncd.validation.gate import policy_of
+from skillsyncd.validation.rules import has_errors
 
 log = structlog.get_logger(__name__)
 
@@ -80,10 +81,10 @@ def _stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source
     old = live.manifest.live_by_name()
     names = {n: (judged.metadata[n].get("effective_name") if n in judged.metadata else
                  (old[n].effective_name if n in old else None)) for n in skills}
-    release_findings = validation.check_release(list(skills.values()), cfg, names=names)
+    release_findings = gate.check_release(list(skills.values()), cfg, names=names)
     findings = (*(f for fs in judged.findings.values() for f in fs), *release_findings, *layout)
     _log_findings(findings, judged)
-    blocked = any(validation.has_errors(f) for f in judged.findings.values())
+    blocked = any(has_errors(f) for f in judged.findings.values())
     refusal = decide.validation_refusal(fetched.commit, cfg.on_invalid, blocked, findings,
                                         release_findings)
     if refusal is not None:
@@ -147,13 +148,13 @@ def validate_one(cfg: Config, skill: Skill, read_blob: Callable[[str], bytes],
                  ) -> tuple[tuple[Finding, ...], dict[str, Any]]:
     """One skill through the gate: its paths first, then (only if they are safe) its bytes."""
     prefix = f"{cfg.skills_path}/{skill.name}" if cfg.skills_path else skill.name
-    entry_findings = validation.check_entries(skill, cfg, prefix=prefix)
-    if validation.has_errors(entry_findings):
+    entry_findings = gate.check_entries(skill, cfg, prefix=prefix)
+    if has_errors(entry_findings):
         # Unsafe paths or oversize blobs: not one byte of this skill is read.
         return entry_findings, {}
     # One pass: SKILL.md is parsed once for the rules and the metadata, and the
     # path rules above are not run a second time.
-    checked = validation.check_skill(skill, read_blob, cfg, prefix=prefix,
+    checked = gate.check_skill(skill, read_blob, cfg, prefix=prefix,
                                      allowed_fingerprints=allowed, entry_findings=entry_findings)
     return checked.findings, dict(checked.metadata)
 
