@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 from structlog.testing import capture_logs
 from test_publish_watchers import mirror_cfg, node, skill_md, watchers  # noqa: F401  (fixtures)
 
@@ -31,14 +33,6 @@ def test_classify_splits_owned_skills_and_foreign_entries() -> None:
         ["pdf/SKILL.md", "pdf", "data/scraper/x.md", "data", "stray/a.md", ".skillsyncd-reload-1", "new"],
         owned, lambda p: p.startswith(".skillsyncd-"))
     assert touched == {"pdf", "data/scraper"} and foreign == {"stray", "new"}
-
-
-def wait(until: Callable[[], bool], what: str) -> float:
-    t0 = time.monotonic()
-    while not until():
-        assert time.monotonic() - t0 < LIVENESS, f"{what} did not happen within {LIVENESS} s"
-        time.sleep(0.02)
-    return time.monotonic() - t0
 
 
 def armed(watcher: DriftWatcher, root: Path) -> None:
@@ -79,6 +73,16 @@ def intact(cfg: Config, release: Path, name: str) -> bool:
         for p in (release / name).rglob("*") if p.is_file())
 
 
+def repaired(logs: list[dict[str, Any]], name: str, seen: int) -> Callable[[], bool]:
+    """True once more than ``seen`` ``drift_repaired`` events name ``name``.
+
+    The event is logged after the repair's mirror pass ends, so the next edit cannot be
+    swallowed by a pass still running (that race lost a drift count under load).
+    """
+    return lambda: sum(name in e["skills"] for e in list(logs)
+                       if e["event"] == "drift_repaired") > seen
+
+
 def test_edits_deletes_and_chmods_are_repaired(deployed: tuple[Config, Path, list[str]]) -> None:
     cfg, release, counted = deployed
     published = cfg.publish_dir
@@ -87,21 +91,19 @@ def test_edits_deletes_and_chmods_are_repaired(deployed: tuple[Config, Path, lis
         md = published / "alpha" / "SKILL.md"
         md.chmod(0o644)
         md.write_text("---\nname: alpha\ndescription: hijacked\n---\n")
-        took = wait(lambda: intact(cfg, release, "alpha"), "repair of an edited SKILL.md")
-        print(f"edit repaired in {took:.2f} s")
-        import shutil
-
+        wait_for(repaired(logs, "alpha", 0), LIVENESS, "repair of an edited SKILL.md")
+        assert intact(cfg, release, "alpha")
         shutil.rmtree(published / "beta")
-        took = wait(lambda: intact(cfg, release, "beta"), "repair of a deleted skill")
-        print(f"delete repaired in {took:.2f} s")
+        wait_for(repaired(logs, "beta", 0), LIVENESS, "repair of a deleted skill")
+        assert intact(cfg, release, "beta")
         os.chmod(published / "alpha" / "scripts" / "run.sh", 0o777)
-        took = wait(lambda: intact(cfg, release, "alpha"), "repair of a chmod")
-        print(f"chmod repaired in {took:.2f} s")
+        wait_for(repaired(logs, "alpha", 1), LIVENESS, "repair of a chmod")
+        assert intact(cfg, release, "alpha")
         (published / "alpha" / "notes.txt").write_text("debris")
-        wait(lambda: not (published / "alpha" / "notes.txt").exists(), "removal of debris in a skill")
+        wait_for(repaired(logs, "alpha", 2), LIVENESS, "removal of debris in a skill")
+        assert not (published / "alpha" / "notes.txt").exists()
     detected = [e for e in logs if e["event"] == "drift_detected"]
     assert {s for e in detected for s in e["skills"]} == {"alpha", "beta"}
-    assert any(e["event"] == "drift_repaired" for e in logs)
     assert counted.count("skill") >= 4
 
 
@@ -113,8 +115,8 @@ def test_foreign_folder_is_reported_and_never_touched(deployed: tuple[Config, Pa
         stray = published / "hand-made"
         stray.mkdir()
         (stray / "SKILL.md").write_text("---\ndescription: mine\n---\n")
-        wait(lambda: any(e["event"] == "drift_detected" and "hand-made" in e["foreign"] for e in logs),
-             "the foreign folder's report")
+        wait_for(lambda: any(e["event"] == "drift_detected" and "hand-made" in e["foreign"]
+                             for e in list(logs)), LIVENESS, "the foreign folder's report")
     assert (stray / "SKILL.md").read_text() == "---\ndescription: mine\n---\n"
     assert counted == ["foreign"]
 
