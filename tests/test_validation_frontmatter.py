@@ -138,7 +138,7 @@ def test_alias_bomb_fails_fast() -> None:
         lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
     start = time.monotonic()
     e = err(("---\n" + "\n".join(lines) + "\n---\n").encode())
-    assert time.monotonic() - start < 1
+    assert time.monotonic() - start < 30  # a hang, not a speed target: the bomb expands to 9**9 nodes
     assert e.rule == "yaml.limits" and "alias" in e.message
 
 
