@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
     p = command("audit", "deployment history from the journal")
     p.add_argument("action", nargs="?", choices=("push",), help="push: ship the backlog to Neo4j now")
-    p.add_argument("--since", help="ISO date or time, e.g. 2026-11-01")
+    p.add_argument("--since", help="ISO date or time (UTC unless it says), a duration back "
+                   "from now (2h, 3d), today or yesterday")
     p.add_argument("--skill", help="only events touching this skill")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include no-change polls and sync start/end")

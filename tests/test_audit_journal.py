@@ -6,13 +6,14 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from skillsyncd.audit.events import JournalEvent, decode, encode
-from skillsyncd.audit.history import render_line, select
+from skillsyncd.audit.history import SinceError, parse_since, render_line, select
 from skillsyncd.audit.journal import Journal, JournalError
 from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor
 from skillsyncd.cli import main
@@ -290,6 +291,28 @@ def test_seq_continues_after_rotation_with_an_empty_active_file(tmp_path: Path) 
 # --- reading it back -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2026-11-01", "2026-11-01T00:00:00.000Z"),
+    ("2026-11-01T08:30", "2026-11-01T08:30:00.000Z"),
+    ("2026-11-01T08:30:00+02:00", "2026-11-01T06:30:00.000Z"),
+    ("2026-11-01T08:30:00Z", "2026-11-01T08:30:00.000Z"),
+    ("today", "2026-12-07T00:00:00.000Z"),
+    ("Yesterday", "2026-12-06T00:00:00.000Z"),
+    ("90s", "2026-12-07T11:58:30.000Z"),
+    ("2h", "2026-12-07T10:00:00.000Z"),
+    ("3d", "2026-12-04T12:00:00.000Z"),
+    ("1w", "2026-11-30T12:00:00.000Z"),
+])
+def test_since_reads_dates_times_durations_and_words(text: str, expected: str) -> None:
+    assert parse_since(text, datetime(2026, 12, 7, 12, 0, tzinfo=UTC)) == expected
+
+
+@pytest.mark.parametrize("text", ["last tuesday", "2 hours", "-3d", "2026-13-01", ""])
+def test_since_in_another_form_is_refused_naming_the_forms(text: str) -> None:
+    with pytest.raises(SinceError, match="duration back from now"):
+        parse_since(text, datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+
+
 def test_select_filters_by_kind_time_and_skill() -> None:
     evs = [
         ev("sync_started", timestamp="2026-11-01T00:00:00.000Z"),
@@ -349,3 +372,10 @@ def test_audit_cli_history(repo: Any, tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert main([*base, "--since", "2999-01-01"]) == 0
     assert "no matching events" in capsys.readouterr().err
+    # words and durations are times too (compared as text, "yesterday" used to match nothing)
+    for since in ("yesterday", "today", "2h", "30m"):
+        assert main([*base, "--since", since]) == 0
+        assert len(capsys.readouterr().out.splitlines()) == 2, since
+    assert main([*base, "--since", "last tuesday"]) == 2
+    err = capsys.readouterr().err
+    assert "last tuesday" in err and "2h" in err and "yesterday" in err

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from skillsyncd.audit.history import render, select
+from skillsyncd.audit.history import SinceError, parse_since, render, select
 from skillsyncd.audit.journal import Journal
 from skillsyncd.audit.neo4j import CURSOR_FILE, Cursor, Neo4jSink, SinkError
 from skillsyncd.config import Config
@@ -37,7 +38,12 @@ def open_journal(cfg: Config) -> Journal:
 
 def cmd_audit(cfg: Config, args: argparse.Namespace) -> int:
     journal = open_journal(cfg)
-    events = select(journal.read(), since=getattr(args, "since", None),
+    since = getattr(args, "since", None)
+    try:
+        since = parse_since(since, datetime.now(UTC)) if since else None
+    except SinceError as exc:
+        raise ConfigError(str(exc)) from None
+    events = select(journal.read(), since=since,
                     skill=getattr(args, "skill", None), everything=getattr(args, "all", False))
     count = 0
     for line in render(events, as_json=bool(getattr(args, "json", False))):

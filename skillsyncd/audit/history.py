@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 
 from skillsyncd.audit.events import (
     Deployed,
@@ -20,13 +22,44 @@ NOTABLE: tuple[type[JournalEvent], ...] = (Deployed, RolledBack, ManualRollback,
                                            FetchFailed, SyncFailed)
 
 
+SINCE_FORMS = ("an ISO date or time (2026-11-01, 2026-11-01T08:00, 2026-11-01T08:00:00+02:00)",
+               "a duration back from now (90s, 30m, 2h, 3d, 1w)", "today", "yesterday")
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class SinceError(ValueError):
+    """``--since`` in a form this command does not read; the message lists the forms it does."""
+
+
+def parse_since(text: str, now: datetime) -> str:
+    """``--since`` as a journal timestamp (UTC, milliseconds), comparable as a string.
+
+    Comparing the raw text would sort "yesterday" after every date and read nothing.
+    """
+    value = text.strip().lower()
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if value in ("today", "yesterday"):
+        when = midnight - timedelta(days=1 if value == "yesterday" else 0)
+    elif m := _DURATION.fullmatch(value):
+        when = now - timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
+    else:
+        try:
+            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise SinceError(f"--since {text!r}: not a time; use " + ", ".join(SINCE_FORMS)) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # the journal's times are UTC
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def select(
     events: Iterable[JournalEvent],
     since: str | None = None,
     skill: str | None = None,
     everything: bool = False,
 ) -> Iterator[JournalEvent]:
-    """Events at or after ``since`` (an ISO date or time prefix), touching ``skill`` if given."""
+    """Events at or after ``since`` (a journal timestamp, see :func:`parse_since`), touching ``skill``."""
     for event in events:
         if not everything and not isinstance(event, NOTABLE):
             continue
