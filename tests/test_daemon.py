@@ -240,7 +240,12 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
     d.wait_event(lambda e: e.get("event") == "next_sync" and e.get("result") == "deployed",
                  start=mark)
     assert d.get("/healthz")[0] == 200
-    assert d.get("/readyz")[0] == 200
+    code, text = d.get("/readyz")
+    assert code == 200, text
+    ready = json.loads(text)
+    # the age of the last success and the limit it is held to, each named for what it is
+    assert ready["staleness_limit_seconds"] == 60
+    assert 0 <= ready["last_success_age_seconds"] < ready["staleness_limit_seconds"]
     repo.add_skill("beta", description="second")
     second = repo.commit("v2")
     hit = _deployed(d, second, timeout=5)

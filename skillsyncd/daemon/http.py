@@ -49,7 +49,9 @@ class Endpoints:
         live = disk["current_release"] is not None
         fresh = self.daemon.fresh()
         body = {"ready": live and fresh, "release": disk["current_release"],
-                "last_success": disk["last_success"], "staleness_seconds": self.daemon.staleness}
+                "last_success": disk["last_success"],
+                "last_success_age_seconds": self.daemon.success_age(),
+                "staleness_limit_seconds": self.daemon.staleness}
         if not live:
             body["reason"] = "no release is live yet"
         elif not fresh:

@@ -132,6 +132,11 @@ class Daemon:
     def staleness(self) -> float:
         return self.cfg.readiness_staleness or 5 * self.cfg.interval
 
+    def success_age(self) -> float | None:
+        """Seconds since the last sync that reached the remote, or None if none has."""
+        last = self.observed.last_ok
+        return None if last is None else round(max(0.0, time.time() - last), 3)
+
     def fresh(self) -> bool:
         """Whether the last sync that reached the remote is recent enough for /readyz."""
         last = self.observed.last_ok
