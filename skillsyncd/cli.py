@@ -361,12 +361,12 @@ def cmd_validate(cfg: Config, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from skillsyncd.validation.report import exit_code, render
-    from skillsyncd.validation.worktree import validate_tree
+    from skillsyncd.validation.worktree import validate_path
 
     path = Path(args.path)
     if not path.is_dir():
         raise ConfigError(f"{path} is not a directory")
-    report = validate_tree(path, cfg)
+    report = validate_path(path, cfg)
     print(render(report, args.format))
     return int(exit_code(report))
 

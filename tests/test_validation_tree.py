@@ -119,6 +119,21 @@ def test_missing_skills_path_is_a_config_error(tmp_path: Path) -> None:
 def test_no_skills_is_reported(tmp_path: Path) -> None:
     report = validate_tree(tmp_path, Config())
     assert set(by_rule(report)) == {"layout.no-skills"}
+    assert exit_code(report) == EXIT_REJECTED
+
+
+def test_a_path_that_is_a_skill_is_validated_as_that_skill(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    skill(tmp_path, "pdf", "---\nname: pdf\n---\n")  # no description: an error
+    skill(tmp_path, "other")
+    assert main(["validate", str(tmp_path / "pdf")]) == EXIT_REJECTED
+    out = capsys.readouterr().out
+    assert "1 skill checked" in out and "pdf/SKILL.md" in out and "field.required" in out
+    assert "other" not in out
+    skill(tmp_path, "good")
+    assert main(["validate", str(tmp_path / "good")]) == EXIT_OK
+    assert "1 skill checked" in capsys.readouterr().out
 
 
 def test_allowlist_from_repo_root_and_skills_root(tmp_path: Path) -> None:
@@ -217,7 +232,8 @@ def test_render_unknown_format() -> None:
 
 def test_exit_codes() -> None:
     assert exit_code(REPORT) == EXIT_REJECTED == 4
-    assert exit_code(Report("r", (), REPORT.findings[1:])) == EXIT_OK
+    assert exit_code(Report("r", ("pdf",), REPORT.findings[1:])) == EXIT_OK
+    assert exit_code(Report("r", (), ())) == EXIT_REJECTED  # nothing found: the wrong folder
 
 
 def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

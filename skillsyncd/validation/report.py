@@ -38,8 +38,11 @@ class Report:
 
 
 def exit_code(report: Report) -> int:
-    """0 when clean or only warnings; EXIT_REJECTED (4) when any error."""
-    return EXIT_OK if report.ok else EXIT_REJECTED
+    """0 when clean or only warnings; EXIT_REJECTED (4) on any error, or when no skill was found.
+
+    Zero skills means the check looked in the wrong place, which a CI must not pass.
+    """
+    return EXIT_OK if report.ok and report.skills else EXIT_REJECTED
 
 
 def _sorted(report: Report) -> list[Finding]:

@@ -97,8 +97,25 @@ def _children(folder: Hashable) -> Sequence[Child]:
     return out
 
 
-def validate_tree(path: Path, cfg: Config) -> Report:
-    """Run every rule over the skills below ``<path>/<skills_path>``, found as the sync finds them."""
+def validate_path(path: Path, cfg: Config) -> Report:
+    """``validate PATH``: a repository (its skills), or a path that is itself a skill folder.
+
+    A skill folder holds SKILL.md at its top; judged as a repository root it has no skills,
+    and "0 skills checked" would pass a CI pointed at the wrong folder.
+    """
+    path = Path(path)
+    if not cfg.skills_path.strip("/") and (path / "SKILL.md").is_file() and path.resolve().parent != path:
+        report = validate_tree(path.resolve().parent, cfg, only=path.resolve())
+        if report.skills:
+            return report
+    return validate_tree(path, cfg)
+
+
+def validate_tree(path: Path, cfg: Config, only: Path | None = None) -> Report:
+    """Run every rule over the skills below ``<path>/<skills_path>``, found as the sync finds them.
+
+    ``only``: judge just the skill in that folder (release-wide rules then see it alone).
+    """
     path = Path(path)
     policy = gate.policy_of(cfg)
     rel_root = cfg.skills_path.strip("/")
@@ -117,6 +134,9 @@ def validate_tree(path: Path, cfg: Config) -> Report:
     findings: list[Finding | None] = [
         policy.finding(s.rule, join(rel_root, s.path) if s.path != "." else (rel_root or "."), s.message)
         for s in skipped if s.rule != "layout.ignored"]
+    if only is not None:
+        found = tuple(f for f in found if Path(str(f.key)).resolve() == only)
+        findings, left_out = [], []
     skills: list[Skill] = []
     names: dict[str, str | None] = {}
     checked: list[str] = []
