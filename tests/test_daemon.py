@@ -239,6 +239,8 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
     # /readyz reads) just before it logs next_sync.
     d.wait_event(lambda e: e.get("event") == "next_sync" and e.get("result") == "deployed",
                  start=mark)
+    started = next(e for e in d.events if e.get("event") == "daemon_started")
+    assert "readback_check" in started["checks"] and "function" not in started["checks"], started
     assert d.get("/healthz")[0] == 200
     code, text = d.get("/readyz")
     assert code == 200, text
@@ -281,6 +283,11 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
             if s.name == "skillsync_deployed_info" and s.value == 1]
     assert live and live[0].labels["commit"] == second
     assert "skillsync_sync_duration_seconds" in families
+    assert "_created" not in text
+    documented = (Path(__file__).parent.parent / "docs" / "daemon.md").read_text()
+    for name in families:  # every family served is in the metrics table
+        shown = name + ("_total" if families[name].type == "counter" else "")
+        assert f"`{shown}`" in documented or f"`{name}_info`" in documented, name
     assert d.stop() == 0
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from skillsyncd.model import Status
@@ -30,6 +38,9 @@ class Metrics:
     content_type: str = CONTENT_TYPE
 
     def __post_init__(self) -> None:
+        # No *_created series: a per-counter creation time is noise on a dashboard. The switch
+        # is process-wide in prometheus_client; this process exposes no other metrics.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         r = self.registry
         self.syncs = Counter("skillsync_syncs", "Syncs finished, by result", ["result"], registry=r)
         self.triggers = Counter("skillsync_triggers", "Syncs started, by trigger", ["trigger"],

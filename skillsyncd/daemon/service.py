@@ -21,6 +21,7 @@ import structlog
 from skillsyncd.config import Config
 from skillsyncd.daemon.stopping import PENDING
 from skillsyncd.errors import EXIT_OK, EXIT_SYNC_FAILED
+from skillsyncd.sync.golive import check_name
 
 # The heavy modules (dulwich through sync, aiohttp, prometheus_client, the Neo4j sink)
 # are imported inside serve(), one group at a time with a stop check in between: a
@@ -101,7 +102,7 @@ async def serve(cfg: Config, grace: float) -> Stopped:
         daemon.stop()
     log.info("daemon_started", http=f"{address[0]}:{address[1]}", interval=cfg.interval,
              webhook=bool(cfg.webhook_secret), pid=os.getpid(),
-             checks=[type(c).__name__ for c in daemon.syncer.checks])
+             checks=[check_name(c) for c in daemon.syncer.checks])
     if sink is not None and not daemon.stopping:
         sink.start()  # its own thread: a slow or absent Neo4j never holds up a sync
         log.info("audit_sink_started", uri=sink.status()["uri"], replica=cfg.replica_id)
