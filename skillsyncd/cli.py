@@ -348,6 +348,12 @@ def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.errors import ReleaseError
+    from skillsyncd.release.releases import Releases
+
+    if Releases(cfg.state_dir).current() is None:  # asked before the lock, which would create the dir
+        raise ReleaseError(f"nothing to roll back in {cfg.state_dir}: no release is live there "
+                           "(check --state-dir / SKILLSYNC_STATE_DIR)")
     outcome = make_syncer(cfg).rollback(to=args.to)
     print(f"rolled back to {outcome.release} (commit {(outcome.commit or '')[:12]}); "
           f"commit {(outcome.previous_commit or '-')[:12]} will not be redeployed automatically",

@@ -109,3 +109,15 @@ def test_every_once_on_a_rejected_commit_exits_4(repo: Any, tmp_path: Path) -> N
     assert "rejected:" in second.stderr, second.stderr
     status = json.loads(_cli("--state-dir", str(tmp_path / "s"), "status", "--json").stdout)
     assert status["current_release"] is None  # nothing went live either time
+
+
+@pytest.mark.parametrize("argv", [["rollback"], ["status"], ["releases"], ["audit"]])
+def test_read_only_commands_never_create_a_state_dir(argv: list[str], tmp_path: Path) -> None:
+    """A typo in --state-dir must not leave a lock and a key behind (rollback created both)."""
+    typo = tmp_path / "typo" / "state"
+    done = _cli("--state-dir", str(typo), *argv)
+    assert not (tmp_path / "typo").exists(), (argv, sorted(p.name for p in tmp_path.rglob("*")))
+    if argv == ["rollback"]:
+        assert done.returncode == 1 and "nothing to roll back" in done.stderr, done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
