@@ -51,7 +51,7 @@ def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
                    help="state directory (SKILLSYNC_STATE_DIR, default /data/skillsync)")
     g.add_argument("--skills-path", default=default,
                    help="folder in the repo holding skill folders (SKILLSYNC_SKILLS_PATH)")
-    g.add_argument("--interval", type=float, default=default,
+    g.add_argument("--interval", default=default,  # parsed by config: one-line errors
                    help="poll interval in seconds (SKILLSYNC_INTERVAL)")
     g.add_argument("--http-bind", default=default,
                    help="host:port of the status endpoint (SKILLSYNC_HTTP_BIND)")

@@ -446,10 +446,15 @@ def check(cfg: Config) -> Config:
         raise ConfigError("publish_mode=mirror needs SKILLSYNC_PUBLISH_DIR (a real directory)")
     if cfg.keep_releases < 2:
         raise ConfigError("keep_releases must be at least 2 (the current and one to roll back to)")
-    if cfg.interval <= 0 or cfg.network_timeout <= 0 or cfg.lock_timeout < 0:
-        raise ConfigError("interval and network_timeout must be positive, lock_timeout >= 0")
-    if cfg.http_timeout <= 0 or cfg.http_max_connections < 4:
-        raise ConfigError("http_timeout must be positive and http_max_connections at least 4")
+    bounds = (("interval", cfg.interval, 0.0, False), ("network_timeout", cfg.network_timeout, 0.0, False),
+              ("lock_timeout", cfg.lock_timeout, 0.0, True), ("http_timeout", cfg.http_timeout, 0.0, False),
+              ("http_max_connections", cfg.http_max_connections, 4, True))
+    for name, value, low, inclusive in bounds:
+        if value < low or (value == low and not inclusive):
+            need = f"at least {low:g}" if inclusive else f"greater than {low:g}"
+            flag = f"--{name} / " if name == "interval" else ""
+            raise ConfigError(f"{name} must be {need}, not {value:g} "
+                              f"(set by {flag}SKILLSYNC_{name.upper()} or {name} in the config file)")
     if cfg.publish_dir is not None:
         pub, st = Path(os.path.abspath(cfg.publish_dir)), Path(os.path.abspath(cfg.state_dir))
         for inner in (st / "releases", st / "current", st / "mirror.git"):

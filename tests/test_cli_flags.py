@@ -121,3 +121,13 @@ def test_read_only_commands_never_create_a_state_dir(argv: list[str], tmp_path: 
         assert done.returncode == 1 and "nothing to roll back" in done.stderr, done.stderr
     else:
         assert done.returncode == 0, done.stderr
+
+
+def test_a_bad_interval_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    """argparse's type check printed the whole usage; config names the setting and the value."""
+    for value, says in (("abc", "'abc'"), ("-5", "not -5")):
+        done = _cli("--once", "--interval", value, "--repo", str(tmp_path), "--state-dir",
+                    str(tmp_path / "s"))
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "interval" in lines[0] and says in lines[0], lines
