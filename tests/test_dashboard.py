@@ -152,3 +152,18 @@ def test_fleet_comes_from_neo4j_and_its_outage_is_shown(bolt, repo, tmp_path):  
     dashboard._fleet_cache.at = -1e9
     down = dashboard.gather(SimpleNamespace(cfg=a), {"current_release": None}, "")
     assert down.fleet_error and "Neo4j:" in dashboard.render(down)
+
+
+def test_a_held_back_skill_whose_last_good_version_serves_counts_as_live() -> None:
+    """One count everywhere: the manifest's live skills (what status and skillsync_skills_live say)."""
+    manifest = Manifest.from_json({**MANIFEST, "skills": [
+        *MANIFEST["skills"],
+        {"name": "older", "live": True, "status": "held_back", "version": "1.0",
+         "findings": [{"rule": "field.required", "severity": "error", "path": "older/SKILL.md",
+                       "line": 2, "message": "description is missing"}]}]})
+    rows = skill_rows(manifest, DEPLOYED)
+    text = render(Page(status=page().status, skills=rows))
+    assert len(manifest.live) == 2 and ">live (2)</a>" in text, text
+    assert ">held back (2)</a>" in text
+    live_page = render(Page(status=page().status, skills=rows), want="live")
+    assert "<code>older</code>" in live_page and "<code>broken</code>" not in live_page

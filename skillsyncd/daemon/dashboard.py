@@ -40,6 +40,12 @@ class SkillRow:
     content_sha: str | None = None
     why: str | None = None  # for held_back (old version still live?), not_deployed, removed
     findings: tuple[Mapping[str, Any], ...] = ()
+    serving: bool = False  # a version of it is live (a held-back skill's last good one counts)
+
+    def shown_under(self, want: str) -> bool:
+        """Whether the ``want`` filter lists this row: "live" is every skill that serves,
+        the one count status, /status and skillsync_skills_live also give."""
+        return want == "all" or self.status == want or (want == "live" and self.serving)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def skill_rows(manifest: Manifest | None, last_deployed: JournalEvent | None
             name=s.effective_name or (s.name if s.live else None),
             description=s.description, version=s.version, commit=s.commit,
             content_sha=s.content_sha, why=why,
-            findings=tuple(finding_to_json(f) for f in s.findings),
+            findings=tuple(finding_to_json(f) for f in s.findings), serving=s.live,
         ))
     for f in manifest.layout:
         rows.append(SkillRow(folder=f.path, status="not_deployed", why=f"[{f.rule}] {f.message}"))
@@ -227,12 +233,12 @@ def _health_section(page: Page) -> str:
 
 
 def _skills_section(page: Page, want: str) -> str:
-    counts = collections.Counter(r.status for r in page.skills)
+    counts = {s: sum(1 for r in page.skills if r.shown_under(s)) for s in STATUSES}
     nav = " ".join(
         (f'<a href="?status={s}"' + (' aria-current="page"' if s == want else "")
-         + f">{_e(s.replace('_', ' '))} ({len(page.skills) if s == 'all' else counts.get(s, 0)})</a>")
+         + f">{_e(s.replace('_', ' '))} ({counts[s]})</a>")
         for s in STATUSES)
-    rows = [r for r in page.skills if want == "all" or r.status == want]
+    rows = [r for r in page.skills if r.shown_under(want)]
     body = []
     for r in rows:
         detail = _e(r.description or "")
