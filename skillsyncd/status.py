@@ -133,6 +133,8 @@ def status_dict(cfg: Config) -> dict[str, Any]:
     if state.upstream_commit:
         deployed = manifest.commit if manifest else None
         behind = state.upstream_commit != deployed
+        if not behind and state.failure_streak:
+            behind = None  # the last syncs could not ask the remote: unknown, not "no"
     return {
         "state_dir": str(cfg.state_dir),
         "current_release": current,

@@ -131,3 +131,22 @@ def test_a_bad_interval_is_one_line_naming_the_setting(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "interval" in lines[0] and says in lines[0], lines
+
+
+def test_behind_the_remote_is_unknown_while_the_remote_cannot_be_asked(repo: Any, tmp_path: Path) -> None:
+    """Every probe failing must not read as "not behind" (the dashboard showed a green "no")."""
+    repo.write("good/SKILL.md", "---\nname: good\ndescription: fine\n---\nbody\n")
+    repo.commit("one")
+    state = str(tmp_path / "s")
+    assert _cli("--once", "--repo", str(repo.path), "--state-dir", state).returncode == 0
+    status = json.loads(_cli("--state-dir", state, "status", "--json").stdout)
+    assert status["behind_upstream"] is False
+    gone = tmp_path / "gone"
+    repo.path.rename(gone)
+    try:
+        failed = _cli("--once", "--repo", str(repo.path), "--state-dir", state)
+        assert failed.returncode == 1, failed.stderr
+        status = json.loads(_cli("--state-dir", state, "status", "--json").stdout)
+        assert status["failure_streak"] == 1 and status["behind_upstream"] is None, status
+    finally:
+        gone.rename(repo.path)
