@@ -214,6 +214,10 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         line += (f" ({outcome.skills_live} skills live: +{went_live[0]} ~{went_live[1]} -{len(p.removed)}"
                  f" ={len(p.unchanged)}" + (f"; {len(held)} held back" if held else "") + ")")
     print(line, file=sys.stderr)
+    if outcome.status is Status.DEPLOYED and not outcome.skills_live:
+        print(f"  warning: nothing is live: no skill found under {cfg.skills_path or 'the repository root'}"
+              f" (depth {cfg.skill_depth}); check SKILLSYNC_SKILLS_PATH and SKILLSYNC_SKILL_DEPTH",
+              file=sys.stderr)
     for name, reasons in outcome.held_back.items():
         print(f"  held back {name}:", file=sys.stderr)
         for r in reasons:

@@ -150,3 +150,15 @@ def test_behind_the_remote_is_unknown_while_the_remote_cannot_be_asked(repo: Any
         assert status["failure_streak"] == 1 and status["behind_upstream"] is None, status
     finally:
         gone.rename(repo.path)
+
+
+def test_a_deploy_with_no_skill_warns_that_nothing_is_live(repo: Any, tmp_path: Path) -> None:
+    """A first deploy that finds 0 skills said only info lines; it names the likely settings."""
+    repo.write("deep/er/still/good/SKILL.md", "---\nname: good\ndescription: fine\n---\nbody\n")
+    repo.write("README.md", "# skills\n")
+    repo.commit("the skill is deeper than skill_depth")
+    done = _cli("--once", "--repo", str(repo.path), "--state-dir", str(tmp_path / "s"))
+    assert done.returncode == 0, done.stderr
+    assert "nothing is live" in done.stderr and "SKILLSYNC_SKILLS_PATH" in done.stderr
+    logged = [json.loads(x) for x in (done.stdout + done.stderr).splitlines() if x.startswith("{")]
+    assert any(e.get("event") == "nothing_live" and e.get("level") == "warning" for e in logged), logged

@@ -179,6 +179,11 @@ class Syncer:
         for name, reasons in c.held.items():
             if name not in c.held_again:
                 log.warning("skill_held_back", skill=name, reasons=reasons)
+        if not c.manifest.live:
+            log.warning("nothing_live", skills_path=self.cfg.skills_path or ".",
+                        skill_depth=self.cfg.skill_depth,
+                        hint="the release holds no skill: check SKILLSYNC_SKILLS_PATH and "
+                             "SKILLSYNC_SKILL_DEPTH against the repository's layout")
         retention.prune(self.releases, self.cfg.keep_releases, state)
         return outcome
 
