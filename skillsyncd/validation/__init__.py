@@ -22,7 +22,8 @@ from skillsyncd.validation.gate import (
 )
 from skillsyncd.validation.report import FORMATS, Report, exit_code, render
 from skillsyncd.validation.rules import RULES, Policy, Rule, check_overrides, has_errors
-from skillsyncd.validation.secrets import ALLOWLIST_FILE, fingerprint, fingerprint_key, parse_allowlist
+from skillsyncd.validation.secrets.allowlist import ALLOWLIST_FILE, parse_allowlist
+from skillsyncd.validation.secrets.fingerprints import fingerprint, fingerprint_key
 from skillsyncd.validation.worktree import read_allowlist, validate_tree
 
 __all__ = [
