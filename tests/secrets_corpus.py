@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from skillsyncd.validation.secret_rules import KEYED_RULES, TOKEN_RULES, Format, SecretRule, expand
+from skillsyncd.validation.secret_rules import KEYED_RULES, TOKEN_RULES
+from skillsyncd.validation.secrets.formats import Format, SecretRule, expand
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL_HEAD = "---\nname: demo\ndescription: Calls an API.\nmetadata:\n  version: '1'\n---\n"

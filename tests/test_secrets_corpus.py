@@ -23,9 +23,10 @@ from secrets_corpus import (
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import secrets
 from skillsyncd.validation.gate import validate_skill
-from skillsyncd.validation.secret_rules import KEYED_RULES, SECRET_RULES, TOKEN_RULES, SecretRule
+from skillsyncd.validation.secret_rules import KEYED_RULES, SECRET_RULES, TOKEN_RULES
+from skillsyncd.validation.secrets.formats import SecretRule
+from skillsyncd.validation.secrets.scan import scan_text
 
 CFG = Config()
 
@@ -98,7 +99,7 @@ def _line(rule: SecretRule, value: str) -> str:
 def test_each_format_is_an_error_of_its_rule(rule: SecretRule) -> None:
     for seed in (1, 2, 3):
         for value in _sample(rule, seed):
-            hits = secrets.scan_text(_line(rule, value))
+            hits = scan_text(_line(rule, value))
             assert [h.rule for h in hits] == [rule.id], (value[:6], [h.rule for h in hits])
             assert rule.severity is Severity.ERROR
 
@@ -123,7 +124,7 @@ def _near_misses(value: str) -> list[str]:
 def test_each_format_ignores_its_stand_ins(rule: SecretRule) -> None:
     for value in _sample(rule, 4):
         for fake in _near_misses(value):
-            hits = secrets.scan_text(_line(rule, fake))
+            hits = scan_text(_line(rule, fake))
             assert [h.rule for h in hits if h.rule != "secret.generic"] == [], (rule.id, fake[:10])
 
 
@@ -132,7 +133,7 @@ def test_each_format_inside_a_longer_token_is_not_its_rule(rule: SecretRule) -> 
     if rule.kind == "keyed":
         pytest.skip("keyed values are read whole from an assignment")
     for value in _sample(rule, 5):
-        hits = secrets.scan_text(f"Use x{value}x here.\n")
+        hits = scan_text(f"Use x{value}x here.\n")
         assert rule.id not in {h.rule for h in hits}, value[:8]
 
 

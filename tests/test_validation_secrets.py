@@ -21,16 +21,13 @@ from inmemory import skill_from_files
 
 from skillsyncd.config import Config
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation import secrets
 from skillsyncd.validation.gate import validate_skill
-from skillsyncd.validation.secrets import (
-    MAX_HITS_PER_FILE,
-    WINDOW_CHARS,
-    fingerprint,
-    legacy_digest,
-    parse_allowlist,
-    scan_text,
-)
+from skillsyncd.validation.secrets import compiled, fingerprints
+from skillsyncd.validation.secrets import scan as scan_module
+from skillsyncd.validation.secrets.allowlist import parse_allowlist
+from skillsyncd.validation.secrets.decode import WINDOW_CHARS, scan_bytes
+from skillsyncd.validation.secrets.fingerprints import fingerprint, legacy_digest
+from skillsyncd.validation.secrets.scan import MAX_HITS_PER_FILE, scan_text
 
 RNG = random.Random(20261124)
 ALNUM = string.ascii_letters + string.digits
@@ -261,14 +258,14 @@ def test_fingerprint_is_keyed() -> None:
 def test_fingerprint_key_lives_in_the_state_dir(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    key = secrets.fingerprint_key(state)
-    path = state / secrets.KEY_FILE
+    key = fingerprints.fingerprint_key(state)
+    path = state / fingerprints.KEY_FILE
     assert path.read_bytes() == key and len(key) == 32
     assert path.stat().st_mode & 0o777 == 0o600
-    secrets._KEYS.clear()
-    assert secrets.fingerprint_key(state) == key  # read back, not made again
-    assert secrets.fingerprint_key(tmp_path / "missing") == secrets._PROCESS_KEY
-    assert [p.name for p in state.iterdir()] == [secrets.KEY_FILE]  # no temp file left
+    fingerprints._KEYS.clear()
+    assert fingerprints.fingerprint_key(state) == key  # read back, not made again
+    assert fingerprints.fingerprint_key(tmp_path / "missing") == fingerprints._PROCESS_KEY
+    assert [p.name for p in state.iterdir()] == [fingerprints.KEY_FILE]  # no temp file left
 
 
 def test_findings_fingerprint_with_the_state_dir_key(tmp_path: Path) -> None:
@@ -276,7 +273,7 @@ def test_findings_fingerprint_with_the_state_dir_key(tmp_path: Path) -> None:
     skill, store = skill_from_files("demo", {"SKILL.md": "---\nname: demo\ndescription: d\n---\n",
                                              "a.txt": f"t {key}\n"})
     found = validate_skill(skill, store, Config(state_dir=tmp_path))
-    expected = fingerprint(key, secrets.fingerprint_key(tmp_path), "ghp_")
+    expected = fingerprint(key, fingerprints.fingerprint_key(tmp_path), "ghp_")
     [f] = [f for f in found if f.rule.startswith("secret.")]
     assert f.rule == "secret.github-pat" and expected in f.message
 
@@ -302,7 +299,7 @@ def test_large_files_are_scanned_in_windows_with_exact_lines() -> None:
 def test_a_secret_across_a_window_boundary_is_found_once(offset: int) -> None:
     key = KEYS["secret.stripe-live-key"]
     head = "a" * (WINDOW_CHARS + offset - 7) + "\n"
-    hits = list(secrets.scan_bytes((head + "x = 1\nkey: " + key + "\nmore\n").encode()))
+    hits = list(scan_bytes((head + "x = 1\nkey: " + key + "\nmore\n").encode()))
     assert [(h.rule, h.line) for h in hits] == [("secret.stripe-live-key", 3)]
 
 
@@ -311,7 +308,7 @@ def test_utf16_and_bom_text_is_decoded() -> None:
     text = f"# setup.ps1\r\n$env:GH_TOKEN = '{key}'\r\n"
     for data in (text.encode("utf-16"), text.encode("utf-16-le"), text.encode("utf-16-be"),
                  b"\xef\xbb\xbf" + text.encode()):
-        assert [(h.rule, h.line) for h in secrets.scan_bytes(data)] == [("secret.github-pat", 2)], data[:4]
+        assert [(h.rule, h.line) for h in scan_bytes(data)] == [("secret.github-pat", 2)], data[:4]
 
 
 def test_non_utf8_text_is_still_scanned() -> None:
@@ -361,7 +358,7 @@ def test_scan_never_raises(text: str) -> None:
 
 def _unfiltered(text: str, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, str]]:
     with monkeypatch.context() as m:
-        m.setattr(secrets, "_needles_in", lambda runs: frozenset(secrets._ALL_NEEDLES))
+        m.setattr(scan_module, "needles_in", lambda runs: frozenset(compiled.ALL_NEEDLES))
         return [(h.rule, h.line, h.secret) for h in scan_text(text)]
 
 

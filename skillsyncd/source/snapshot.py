@@ -27,7 +27,7 @@ from skillsyncd.source import discovery
 from skillsyncd.source import ignore as ignore_rules
 from skillsyncd.source.discovery import Child, Kind, Skipped
 from skillsyncd.validation.paths import MAX_NESTING, OmittedBlob, UnsafeEntry
-from skillsyncd.validation.secrets import ALLOWLIST_FILE, parse_allowlist
+from skillsyncd.validation.secrets.allowlist import ALLOWLIST_FILE, parse_allowlist
 
 SKILL_FILE = "SKILL.md"
 ALLOWLIST_MAX_BYTES = 64 * 1024

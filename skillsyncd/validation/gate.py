@@ -19,9 +19,12 @@ from typing import Any
 
 from skillsyncd.config import Config
 from skillsyncd.model import REGULAR_MODES, Entry, Finding, Skill
-from skillsyncd.validation import frontmatter, gateway, paths, secrets
+from skillsyncd.validation import frontmatter, gateway, paths
 from skillsyncd.validation.fields import check_fields, declared_version
 from skillsyncd.validation.rules import Policy
+from skillsyncd.validation.secrets.allowlist import ALLOWLIST_FILE, AllowList, allowed, normalise_allowed
+from skillsyncd.validation.secrets.decode import scan_bytes
+from skillsyncd.validation.secrets.fingerprints import fingerprint_key
 
 ReadBlob = Callable[[str], bytes]
 METADATA_MAX_BYTES = gateway.MAX_SKILL_MD_BYTES
@@ -94,18 +97,18 @@ def _as_frontmatter(seen: gateway.GatewayView) -> frontmatter.Frontmatter | None
 
 
 def _secret_findings(
-    data: bytes, policy: Policy, path: str, allow: secrets.AllowList, key: bytes
+    data: bytes, policy: Policy, path: str, allow: AllowList, key: bytes
 ) -> list[Finding]:
     """Secret hits as findings: rule, file, line and a keyed fingerprint, never the value."""
     out = []
-    for hit in secrets.scan_bytes(data):
-        how = secrets.allowed(hit, allow, path)
+    for hit in scan_bytes(data):
+        how = allowed(hit, allow, path)
         if how == "entry":
             continue
         if how == "legacy":
             f = policy.finding(
                 "allowlist.legacy-digest", path,
-                f"{hit.label} is allowed by an unkeyed SHA-256 digest in {secrets.ALLOWLIST_FILE}; "
+                f"{hit.label} is allowed by an unkeyed SHA-256 digest in {ALLOWLIST_FILE}; "
                 f"replace that line with '{path}:{hit.rule}'",
                 hit.line,
             )
@@ -113,7 +116,7 @@ def _secret_findings(
             f = policy.finding(
                 hit.rule, path,
                 f"{hit.label} {hit.fingerprint(key)}: remove it from the repository and rotate it; "
-                f"if it is a harmless test value, add '{path}:{hit.rule}' to {secrets.ALLOWLIST_FILE}",
+                f"if it is a harmless test value, add '{path}:{hit.rule}' to {ALLOWLIST_FILE}",
                 hit.line,
             )
         if f:
@@ -161,8 +164,8 @@ def _check(
     want_metadata: bool,
 ) -> tuple[tuple[Finding, ...], dict[str, str | None] | None]:
     policy = policy_of(cfg)
-    allow = secrets.normalise_allowed(allowed_fingerprints)
-    key = secrets.fingerprint_key(cfg.state_dir)
+    allow = normalise_allowed(allowed_fingerprints)
+    key = fingerprint_key(cfg.state_dir)
     found = (list(entry_findings) if entry_findings is not None
              else paths.check_entries(skill, cfg, policy, prefix))
     over_budget = any(f.rule in {"size.files", "size.skill"} for f in found)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from skillsyncd.errors import ConfigError
 from skillsyncd.model import Finding, Severity
-from skillsyncd.validation.secret_rules import catalogue as secret_catalogue
+from skillsyncd.validation.secrets.catalogue import catalogue as secret_catalogue
 
 E = Severity.ERROR
 W = Severity.WARNING

@@ -1,33 +1,24 @@
 """The secret rule table: one row per credential format, read by the scanner, the rule
-catalogue, the docs and the generated tests.
+catalogue, the docs and the generated tests. Data only: how a row is written and what
+is derived from it is :mod:`skillsyncd.validation.secrets.formats`.
 
 A *token* rule matches a self-identifying format anywhere (``glpat-`` + 20). A *keyed*
 rule matches a value whose format alone says little (32 lowercase hex) only when it is
 assigned to a name that contains the provider (``DISCORD_TOKEN=…``). The remaining
 *structural* rules (private keys, AWS pairs, JWTs, credentials in URLs, authorization
-headers, named and generic assignments) need code; their rows carry the id, provider,
-severity and a description of the format.
+headers, registry auth, named and generic assignments) need code; their rows carry the
+id, provider, severity and a description of the format.
 
-Formats are sequences of segments: a literal string, or ``(alphabet, min, max)`` with
-the alphabet written as character ranges (``"a-f0-9"``; any other ``-`` is a dash).
-The regex, the literal prefilter and the test values are all derived from the same
-segments, so what the docs say, what the scanner matches and what the tests generate
-cannot drift apart. Which formats exist was taken from the providers' documentation
-and gitleaks' public rule list (as a list of facts: prefixes, lengths, alphabets).
+Which formats exist was taken from the providers' documentation and gitleaks' public
+rule list (as a list of facts: prefixes, lengths, alphabets).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
 from skillsyncd.model import Severity
+from skillsyncd.validation.secrets.formats import Format, SecretRule, keyed, n, structural, tok
 
-E = Severity.ERROR
 W = Severity.WARNING
-
-Seg = str | tuple[str, int, int]
-Format = tuple[Seg, ...]
 
 # alphabets, as ranges
 AN = "A-Za-z0-9"
@@ -41,134 +32,10 @@ LAN = "a-z0-9"
 UAN = "A-Z0-9"
 DIG = "0-9"
 ALPHA = "A-Za-z"
-
-
-def n(alphabet: str, lo: int, hi: int | None = None) -> tuple[str, int, int]:
-    """``lo`` (to ``hi``) characters from ``alphabet``."""
-    return (alphabet, lo, lo if hi is None else hi)
-
+DJANGO = "a-z0-9!@#$%^&*(-_=+)"  # django.core.management.utils.get_random_secret_key
 
 UUID: Format = (n(HEX, 8), "-", n(HEX, 4), "-", n(HEX, 4), "-", n(HEX, 4), "-", n(HEX, 12))
 UUID_UPPER: Format = (n(HEXU, 8), "-", n(HEXU, 4), "-", n(HEXU, 4), "-", n(HEXU, 4), "-", n(HEXU, 12))
-
-
-def _is_range(alphabet: str, i: int) -> bool:
-    """'a-z' at ``i`` (both ends letters or digits); any other '-' is a dash."""
-    return (
-        i + 2 < len(alphabet)
-        and alphabet[i + 1] == "-"
-        and alphabet[i].isalnum()
-        and alphabet[i + 2].isalnum()
-    )
-
-
-def expand(alphabet: str) -> str:
-    """The characters an alphabet spec stands for, in order."""
-    out: list[str] = []
-    i = 0
-    while i < len(alphabet):
-        if _is_range(alphabet, i):
-            out.extend(chr(c) for c in range(ord(alphabet[i]), ord(alphabet[i + 2]) + 1))
-            i += 3
-        else:
-            out.append(alphabet[i])
-            i += 1
-    return "".join(dict.fromkeys(out))
-
-
-def char_class(alphabet: str) -> str:
-    """A regex character class for an alphabet spec (ranges kept, specials escaped)."""
-    body: list[str] = []
-    i = 0
-    while i < len(alphabet):
-        if _is_range(alphabet, i):
-            body.append(f"{re.escape(alphabet[i])}-{re.escape(alphabet[i + 2])}")
-            i += 3
-        else:
-            body.append("\\-" if alphabet[i] == "-" else re.escape(alphabet[i]))
-            i += 1
-    return "[" + "".join(body) + "]"
-
-
-def format_regex(fmt: Format) -> str:
-    parts = []
-    for seg in fmt:
-        if isinstance(seg, str):
-            parts.append(re.escape(seg))
-        else:
-            alphabet, lo, hi = seg
-            parts.append(char_class(alphabet) + (f"{{{lo}}}" if lo == hi else f"{{{lo},{hi}}}"))
-    return "".join(parts)
-
-
-def format_text(fmt: Format) -> str:
-    """The format as the docs show it: ``glpat-`` + 20 ``[A-Za-z0-9_-]``."""
-    parts = []
-    for seg in fmt:
-        if isinstance(seg, str):
-            parts.append(f"`{seg}`")
-        else:
-            alphabet, lo, hi = seg
-            count = str(lo) if lo == hi else (f"{lo}+" if hi >= 1000 else f"{lo}-{hi}")
-            parts.append(f"{count} `[{alphabet}]`")
-    return " + ".join(parts)
-
-
-def longest_literal(fmt: Format) -> str:
-    lits = [s for s in fmt if isinstance(s, str)]
-    return max(lits, key=len) if lits else ""
-
-
-@dataclass(frozen=True)
-class SecretRule:
-    """One row of the table. ``kind`` says which scanner code handles it."""
-
-    id: str
-    provider: str
-    formats: tuple[Format, ...] = ()
-    keywords: tuple[str, ...] = ()  # keyed rules: the assigned name must contain one
-    min_entropy: float = 3.0
-    severity: Severity = E
-    kind: str = "token"  # token | keyed | structural
-    describe: str = ""  # structural rules: the format in words
-    prefilter: tuple[str, ...] = field(default=(), compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.prefilter:
-            lits = self.keywords if self.kind == "keyed" else tuple(longest_literal(f) for f in self.formats)
-            object.__setattr__(self, "prefilter", tuple(sorted({s.lower() for s in lits})))
-        if self.kind == "token":
-            assert all(self.prefilter) and self.formats, self.id  # every token format names a literal
-
-    @property
-    def format_doc(self) -> str:
-        if self.describe:
-            return self.describe
-        text = "; ".join(format_text(f) for f in self.formats)
-        if self.kind == "keyed":
-            names = ", ".join(f"`{k}`" for k in self.keywords)
-            return f"{text}, assigned to a name containing {names}"
-        return text
-
-
-def tok(
-    rule_id: str, provider: str, *formats: Format, entropy: float = 3.0, severity: Severity = E
-) -> SecretRule:
-    return SecretRule(rule_id, provider, tuple(formats), min_entropy=entropy, severity=severity)
-
-
-def keyed(
-    rule_id: str, provider: str, keywords: tuple[str, ...], *formats: Format, entropy: float = 3.0
-) -> SecretRule:
-    return SecretRule(rule_id, provider, tuple(formats), keywords, min_entropy=entropy, kind="keyed")
-
-
-def structural(
-    rule_id: str, provider: str, describe: str, severity: Severity = E, prefilter: tuple[str, ...] = ("",)
-) -> SecretRule:
-    return SecretRule(
-        rule_id, provider, (), kind="structural", describe=describe, severity=severity, prefilter=prefilter
-    )
 
 
 # Order matters where formats overlap: the first rule to claim a span reports it.
@@ -290,6 +157,12 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
         ("doo_v1_", n(HEX, 64)),
         ("dor_v1_", n(HEX, 64)),
     ),
+    tok(
+        "secret.aws-bedrock-api-key",
+        "AWS",
+        ("ABSKQmVkcm9ja0FQSUtleS", n(B64 + "=", 40, 400)),  # 'ABSK' + base64('BedrockAPIKey-…')
+        ("bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t", n(B64 + "=", 100, 4000)),  # a presigned URL
+    ),
     tok("secret.alibaba-access-key-id", "Alibaba Cloud", ("LTAI", n(AN, 20))),
     tok("secret.heroku-api-key", "Heroku", ("HRKU-AA", n(AND, 58))),
     tok(
@@ -367,6 +240,7 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
     tok("secret.notion-token", "Notion", ("ntn_", n(DIG, 11), n(AN, 35)), ("secret_", n(AN, 43))),
     tok("secret.hubspot-pat", "HubSpot", ("pat-na1-", *UUID), ("pat-eu1-", *UUID)),
     tok("secret.yandex-api-key", "Yandex", ("AQVN", n(AND, 35, 38))),
+    tok("secret.django-secret-key", "Django", ("django-insecure-", n(DJANGO, 50))),
     # payments and commerce
     tok(
         "secret.stripe-live-key",
@@ -449,7 +323,10 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
         ("discordapp.com/api/webhooks/", n(DIG, 17, 20), "/", n(AND, 60, 70)),
     ),
     tok(
-        "secret.teams-webhook", "Microsoft Teams", (".webhook.office.com/webhookb2/", n(AND + "@/", 100, 300))
+        "secret.teams-webhook",
+        "Microsoft Teams",
+        ("webhook.office.com/webhookb2/", n(AND + "@/", 100, 300)),
+        ("outlook.office.com/webhook/", n(AND + "@/", 100, 300)),
     ),
     tok("secret.telegram-bot-token", "Telegram", (n(DIG, 5, 16), ":A", n(AND, 34))),
     tok("secret.sendgrid-api-key", "SendGrid (Twilio)", ("SG.", n(AND, 22), ".", n(AND, 43))),
@@ -482,8 +359,6 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
         (n(LAN, 11), "AAAAAAAAAA", n(AND + "=", 43)),
     ),
 )
-
-_TELLS = ("key", "token", "secret", "password", "pass", "pwd", "auth", "credential", "api")
 
 KEYED_RULES: tuple[SecretRule, ...] = (
     keyed("secret.heroku-api-key", "Heroku", ("heroku",), UUID),
@@ -627,9 +502,11 @@ STRUCTURAL_RULES: tuple[SecretRule, ...] = (
     structural(
         "secret.private-key",
         "any (PEM)",
-        "`-----BEGIN … PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH, PGP, ENCRYPTED) followed by key "
-        "material, also split over quoted lines or written with `\\n`",
-        prefilter=("private key",),
+        "`-----BEGIN … PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH, PGP, ENCRYPTED) followed by 64+ "
+        "characters of key material, whatever they look like (also split over quoted lines or "
+        "written with `\\n`), and PuTTY's `Private-Lines:`; a body of `...`, `<…>` or `xxxx` is a "
+        "stand-in",
+        prefilter=("private key", "private-lines:"),
     ),
     structural(
         "secret.aws-secret-key",
@@ -647,9 +524,31 @@ STRUCTURAL_RULES: tuple[SecretRule, ...] = (
     structural(
         "secret.jwt",
         "any (JWT)",
-        "three base64url parts whose header is JSON with `alg`",
+        "three base64url parts whose header is JSON with `alg`: any other JWT (a day or less, no "
+        "`exp` or no `iat`, the public `anon` role, a documented sample)",
         W,
         prefilter=("eyj",),
+    ),
+    structural(
+        "secret.jwt-service-role",
+        "any (JWT)",
+        "a JWT whose payload grants a privileged role (`role`: `service_role`, `supabase_admin`, "
+        "`admin`, …), such as Supabase's service key",
+        prefilter=("eyj",),
+    ),
+    structural(
+        "secret.jwt-long-lived",
+        "any (JWT)",
+        "a JWT valid for more than a day after it was issued (`exp` - `iat` or `nbf` > 86400 s), "
+        "unless its role is the public `anon` or its claims are a documented sample",
+        prefilter=("eyj",),
+    ),
+    structural(
+        "secret.registry-auth",
+        "any (Docker config)",
+        "a registry login in a Docker `config.json`: `\"auth\": \"<base64 of user:password>\"` "
+        "(also inside a base64 `.dockerconfigjson`), or an `identitytoken` / `registrytoken`",
+        prefilter=("auth", "identitytoken", "registrytoken", "eyjhdxrocyi6"),
     ),
     structural(
         "secret.url-credential",
@@ -679,38 +578,3 @@ STRUCTURAL_RULES: tuple[SecretRule, ...] = (
 
 SECRET_RULES: tuple[SecretRule, ...] = TOKEN_RULES + KEYED_RULES + STRUCTURAL_RULES
 
-
-def catalogue() -> list[tuple[str, Severity, str]]:
-    """(id, severity, summary) per rule id, for the rule catalogue; rows sharing an id agree."""
-    seen: dict[str, tuple[Severity, list[str]]] = {}
-    for r in SECRET_RULES:
-        sev, providers = seen.setdefault(r.id, (r.severity, []))
-        assert sev is r.severity, f"{r.id}: rows disagree on severity"
-        if r.provider not in providers:
-            providers.append(r.provider)
-    out = []
-    for rule_id, (sev, providers) in seen.items():
-        kind = rule_id.removeprefix("secret.").split("-", 1)[-1].replace("-", " ")
-        out.append((rule_id, sev, f"{', '.join(providers)} {kind}"))
-    return out
-
-
-def markdown_table() -> str:
-    """The docs table (docs/validation.md, 'Secret rules'), one row per rule id."""
-    rows: dict[str, list[SecretRule]] = {}
-    for r in SECRET_RULES:
-        rows.setdefault(r.id, []).append(r)
-    lines = ["| Rule | Default | Provider | Format | Prefilter | Min. entropy |", "|---|---|---|---|---|---|"]
-    for rule_id, rs in rows.items():
-        providers = ", ".join(dict.fromkeys(r.provider for r in rs))
-        fmt = "; ".join(r.format_doc for r in rs).replace("|", "\\|")
-        needles = sorted({n for r in rs for n in r.prefilter if n})
-        pre = ", ".join(f"`{x}`" for x in needles[:6]).replace("|", "\\|")
-        pre += ", …" if len(needles) > 6 else ""
-        ent = "/".join(dict.fromkeys(f"{r.min_entropy:g}" for r in rs)) if rs[0].kind != "structural" else "-"
-        lines.append(f"| `{rule_id}` | {rs[0].severity.value} | {providers} | {fmt} | {pre or '-'} | {ent} |")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m skillsyncd.validation.secret_rules > table.md
-    print(markdown_table())

@@ -21,9 +21,10 @@ from skillsyncd.errors import ConfigError
 from skillsyncd.model import MODE_EXEC, MODE_FILE, MODE_GITLINK, MODE_SYMLINK, Entry, Finding, Skill
 from skillsyncd.source import ignore
 from skillsyncd.source.discovery import Child, Kind, discover, nested_skills
-from skillsyncd.validation import gate, secrets
+from skillsyncd.validation import gate
 from skillsyncd.validation.paths import join
 from skillsyncd.validation.report import Report
+from skillsyncd.validation.secrets.allowlist import ALLOWLIST_FILE, parse_allowlist
 
 
 def read_allowlist(root: Path, skills_path: str) -> frozenset[str]:
@@ -31,7 +32,7 @@ def read_allowlist(root: Path, skills_path: str) -> frozenset[str]:
     out: set[str] = set()
     for folder in {root, root / skills_path} if skills_path else {root}:
         try:
-            out |= secrets.parse_allowlist((folder / secrets.ALLOWLIST_FILE).read_bytes())
+            out |= parse_allowlist((folder / ALLOWLIST_FILE).read_bytes())
         except OSError:
             continue
     return frozenset(out)
