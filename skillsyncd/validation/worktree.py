@@ -105,8 +105,9 @@ def validate_path(path: Path, cfg: Config) -> Report:
     and "0 skills checked" would pass a CI pointed at the wrong folder.
     """
     path = Path(path)
-    if not cfg.skills_path.strip("/") and (path / "SKILL.md").is_file() and path.resolve().parent != path:
-        report = validate_tree(path.resolve().parent, cfg, only=path.resolve())
+    folder = path.resolve()
+    if not cfg.skills_path.strip("/") and (folder / "SKILL.md").is_file() and folder.parent != folder:
+        report = validate_tree(folder.parent, cfg, only=folder)
         if report.skills:
             return report
     return validate_tree(path, cfg)
