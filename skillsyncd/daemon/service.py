@@ -42,22 +42,27 @@ AUDIT_STOP_WAIT = 2.0  # seconds the shutdown waits for the audit sink's thread
 
 
 def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
-    """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append)."""
+    """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append).
+
+    The daemon owns the alert and commit-status senders: built here once, attached to the
+    journal through the Syncer, their counters in the daemon's metrics.
+    """
     from skillsyncd.audit.commands import open_journal
-    from skillsyncd.notify import observers as tellers
+    from skillsyncd.notify.observers import build_observers
     from skillsyncd.sync.assembly import build_syncer
 
     journal = open_journal(cfg)
-    syncer = build_syncer(cfg, journal=journal)
-    tellers.export(cfg, metrics.registry)  # alert and commit-status counters
-    if not cfg.neo4j_uri:
-        return syncer, None
-    from skillsyncd.audit.neo4j import Neo4jSink
+    sink = None
+    if cfg.neo4j_uri:
+        from skillsyncd.audit.neo4j import Neo4jSink
 
-    sink = Neo4jSink(cfg, journal)
-    journal.subscribe(sink.notify)
-    metrics.watch_audit(sink)
-    tellers.watch_lag(cfg, sink.lag_seen)
+        sink = Neo4jSink(cfg, journal)
+    observers = build_observers(cfg, lag=sink.lag_seen if sink is not None else None)
+    syncer = build_syncer(cfg, journal=journal, observers=observers)
+    metrics.registry.register(observers.collector())  # alert and commit-status counters
+    if sink is not None:
+        journal.subscribe(sink.notify)
+        metrics.watch_audit(sink)
     return syncer, sink
 
 

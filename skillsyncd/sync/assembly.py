@@ -11,7 +11,7 @@ from typing import Any
 from skillsyncd.audit.commands import open_journal
 from skillsyncd.audit.journal import Journal
 from skillsyncd.config import Config
-from skillsyncd.notify.observers import attach as attach_tellers
+from skillsyncd.notify.observers import Observers, build_observers
 from skillsyncd.publish.publisher import publish, published_check, unpublish
 from skillsyncd.release.releases import Releases
 from skillsyncd.sync.checks import post_deploy_checks, readback_check
@@ -25,10 +25,15 @@ def _publisher(cfg: Config, release_id: str) -> Any:
 
 
 def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = (),
-                 journal: Journal | None = None) -> Syncer:
+                 journal: Journal | None = None, observers: Observers | None = None) -> Syncer:
+    """The Syncer for ``cfg``; ``observers`` (the alert and commit-status senders) read its journal.
+
+    Without ``observers`` the senders ``cfg`` asks for are started here; a caller that builds
+    more than one Syncer in a process passes the same value to each, so nothing is sent twice.
+    """
     require_owner(cfg.state_dir)  # a root --once must not leave root-owned files
     journal = journal or open_journal(cfg)
-    attach_tellers(cfg, journal)  # alerts and commit statuses read the journal
+    (observers if observers is not None else build_observers(cfg)).attach(journal)
     return Syncer(
         cfg,
         record=journal.append,
