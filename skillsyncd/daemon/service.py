@@ -171,7 +171,9 @@ async def _drain(loop: asyncio.AbstractEventLoop, daemon: Daemon, worker: asynci
 
 
 def run(cfg: Config) -> int:
-    """The ``run`` command: 0 after a clean stop, 1 if the loop died (supervisord restarts it)."""
+    """The ``run`` command, the daemon's entry: 0 after a clean stop, 1 if the loop died
+    (supervisord restarts it). A stop that came while this module was imported ends it here."""
+    PENDING.check("imported")
     stopped = asyncio.run(serve(cfg, cfg.stop_grace))
     code = EXIT_SYNC_FAILED if stopped.crashed else EXIT_OK
     if stopped.abandoned:
