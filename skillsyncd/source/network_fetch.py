@@ -19,6 +19,7 @@ from dulwich.repo import Repo
 
 from skillsyncd.config import Config
 from skillsyncd.errors import SourceError
+from skillsyncd.source.failures import Remote
 from skillsyncd.source.history import history_rewritten
 from skillsyncd.source.local_fetch import missing_object
 from skillsyncd.source.mirror import has_commit
@@ -35,7 +36,7 @@ class Wanted:
 
     sha: bytes
     url: str
-    safe_url: str
+    remote: Remote
     limit: int | None
 
 
@@ -80,7 +81,7 @@ def _fetch_into(cfg: Config, repo: Repo, want: Wanted, *, depth: int | None = No
         return [want.sha]
 
     def once(thin_packs: bool) -> None:
-        with network("fetch", want.safe_url, cfg.network_timeout) as deadline:
+        with network("fetch", want.remote) as deadline:
             client, path = open_client(cfg, want.url, deadline, thin_packs=thin_packs)
             try:
                 client.fetch(
@@ -93,7 +94,7 @@ def _fetch_into(cfg: Config, repo: Repo, want: Wanted, *, depth: int | None = No
                     filter_spec=f"blob:limit={limit}".encode() if limit is not None else None,
                 )
             except KeyError as exc:  # a local source whose object store lacks an object
-                raise SourceError(missing_object(want.safe_url, exc)) from None
+                raise SourceError(missing_object(want.remote.safe_url, exc)) from None
 
     objects = Path(repo.object_store.path)
     before = set(objects.glob("tmp_pack_*"))
@@ -109,5 +110,5 @@ def _fetch_into(cfg: Config, repo: Repo, want: Wanted, *, depth: int | None = No
         once(thin_packs=False)
     if not has_commit(repo, want.sha):
         raise SourceError(
-            f"fetch {want.safe_url}: the server did not send commit {want.sha.decode()[:12]}"
+            f"fetch {want.remote.safe_url}: the server did not send commit {want.sha.decode()[:12]}"
         )

@@ -30,10 +30,11 @@ from dulwich.objects import Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from skillsyncd.config import Config
+from skillsyncd.config import NO_SECRET, Config
 from skillsyncd.errors import RefNotFound, SourceError
 from skillsyncd.source import mirror
 from skillsyncd.source.blob_limit import blob_limit, drop_mirror_if_limit_grew, record_limit
+from skillsyncd.source.failures import Remote
 from skillsyncd.source.local_fetch import copy_local, local_refs
 from skillsyncd.source.network_fetch import SHA_RE, Wanted, fetch_over_network
 from skillsyncd.source.transport import candidate_refs, local_path, network, open_client, redact_url
@@ -71,6 +72,8 @@ class Source:
         self.cfg = cfg
         self.url = cfg.require_repo()
         self.safe_url = redact_url(self.url)
+        self.remote = Remote(self.safe_url, token_set=cfg.token != NO_SECRET,
+                             network_timeout=cfg.network_timeout)
         self.mirror_dir = cfg.mirror_dir
 
     def probe(self) -> str:
@@ -79,7 +82,7 @@ class Source:
             return self.cfg.ref
         names = candidate_refs(self.cfg.ref)
         local = local_path(self.url)
-        with network("ls-remote", self.safe_url, self.cfg.network_timeout) as deadline:
+        with network("ls-remote", self.remote) as deadline:
             if local is not None:
                 refs = local_refs(local, names)
             else:
@@ -137,7 +140,7 @@ class Source:
         rewritten: bool | None = None
         try:
             if not mirror.has_commit(repo, sha, with_tree=True):
-                rewritten = self._copy(repo, Wanted(sha, self.url, self.safe_url, wanted), previous)
+                rewritten = self._copy(repo, Wanted(sha, self.url, self.remote, wanted), previous)
                 fetched = True
             target = repo[sha]
             if isinstance(target, Tag):
@@ -166,7 +169,7 @@ class Source:
         local = local_path(self.url)
         if local is None:
             return fetch_over_network(self.cfg, repo, want, previous)
-        with network("fetch", self.safe_url, self.cfg.network_timeout):
+        with network("fetch", self.remote):
             return copy_local(local, repo, want.sha, previous, want.limit, self.safe_url)
 
     def _bound_packs(self, repo: Repo, head: ObjectID, previous: ObjectID | None) -> None:

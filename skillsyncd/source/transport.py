@@ -1,5 +1,6 @@
 """How the remote is reached: its URL's kind, the dulwich client with its credentials and
-bounds, and the mapping of every transport failure to one actionable SourceError.
+bounds, and every transport failure raised as one actionable error (see
+:mod:`~skillsyncd.source.failures`).
 
 Credentials never leave this module in clear: the token and any URL password are
 registered as secrets (masked in every log line) before a client exists, and every
@@ -17,6 +18,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import urllib3
 from dulwich.client import (
     GitClient,
+    HTTPProxyUnauthorized,
     HTTPUnauthorized,
     default_urllib3_manager,
     get_transport_and_path,
@@ -27,6 +29,7 @@ from skillsyncd.config import Config
 from skillsyncd.errors import SourceError
 from skillsyncd.log import register_secret
 from skillsyncd.source.deadline import Deadline
+from skillsyncd.source.failures import Remote, RemoteFailed, classify
 
 
 def redact_url(url: str) -> str:
@@ -76,7 +79,9 @@ def open_client(cfg: Config, url: str, deadline: Deadline,
     kwargs: dict[str, Any] = {"report_activity": deadline, "thin_packs": thin_packs}
     if parts.scheme in {"http", "https"}:
         timeout = urllib3.Timeout(connect=cfg.network_timeout, read=cfg.network_timeout)
-        retries = urllib3.Retry(total=1, connect=1, read=0, redirect=3, status=0)
+        # No connect retry: a refused or unresolvable host fails the same way at once, and
+        # urllib3 would log the library's raw text as a warning before the one-line error.
+        retries = urllib3.Retry(total=1, connect=0, read=0, redirect=3, status=0)
         kwargs["pool_manager"] = default_urllib3_manager(
             None,
             base_url=url,
@@ -101,9 +106,10 @@ def open_client(cfg: Config, url: str, deadline: Deadline,
 
 
 @contextlib.contextmanager
-def network(what: str, safe_url: str, timeout: float) -> Iterator[Deadline]:
-    """One network operation under its deadline (4x ``timeout`` overall); every transport
-    failure leaves as a SourceError with an actionable message."""
+def network(what: str, remote: Remote) -> Iterator[Deadline]:
+    """One network operation under its deadline (4x the network timeout overall); every
+    transport failure leaves as a :class:`RemoteFailed` naming the remote and the cause."""
+    timeout = remote.network_timeout
     try:
         with Deadline(timeout * 4, timeout) as deadline:
             try:
@@ -111,27 +117,9 @@ def network(what: str, safe_url: str, timeout: float) -> Iterator[Deadline]:
             except Exception:
                 if deadline.expired:  # the watchdog cut the connection
                     raise TimeoutError(
-                        f"network operation exceeded {deadline.seconds:.0f}s overall"
+                        f"network operation exceeded {deadline.seconds:g}s overall"
                     ) from None
                 raise
-    except HTTPUnauthorized as exc:
-        raise SourceError(
-            f"{what} {safe_url}: authentication refused (401); "
-            "check GITHUB_TOKEN/SKILLSYNC_TOKEN and that it can read the repository"
-        ) from exc
-    except TimeoutError as exc:
-        raise SourceError(f"{what} {safe_url}: timed out ({exc})") from exc
-    except NotGitRepository as exc:
-        raise SourceError(
-            f"{what} {safe_url}: no repository there ({one_line(exc)}); "
-            "check SKILLSYNC_REPO, and for a private repository that the token can read it"
-        ) from exc
-    except (GitProtocolError, HangupException) as exc:
-        raise SourceError(f"{what} {safe_url}: {one_line(exc)}") from exc
-    except (OSError, urllib3.exceptions.HTTPError) as exc:
-        raise SourceError(f"{what} {safe_url}: {one_line(exc)}") from exc
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    except (HTTPUnauthorized, HTTPProxyUnauthorized, TimeoutError, NotGitRepository,
+            GitProtocolError, HangupException, OSError, urllib3.exceptions.HTTPError) as exc:
+        raise RemoteFailed(what, remote, classify(exc, remote)) from exc
