@@ -72,14 +72,18 @@ def copy_commit(source: Repo, mirror_repo: Repo, sha: ObjectID, limit: int | Non
 
     A tree the mirror holds is complete there (every fetch and every prune keeps
     whole trees), so its subtree is skipped unread. Blobs of at least ``limit``
-    bytes are left out, as a server honouring ``blob:limit`` would. Returns the
-    number of objects written.
+    bytes are left out, as a server honouring ``blob:limit`` would, and no object
+    outside the commit is read. Returns the number of objects written.
     """
     wanted = list(_missing_of(source.object_store, mirror_repo.object_store, sha, limit))
     if wanted:
+        # Each object is looked up by the pack index and inflated alone. Reusing the
+        # source's deltas (dulwich's default) inflates every object of every source
+        # pack to find them, a big blob elsewhere in history included.
         mirror_repo.object_store.add_pack_data(
             len(wanted),
-            generate_unpacked_objects(source.object_store, [(oid, None) for oid in wanted]),
+            generate_unpacked_objects(source.object_store, [(oid, None) for oid in wanted],
+                                      reuse_deltas=False),
         )
     return len(wanted)
 
