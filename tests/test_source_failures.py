@@ -110,7 +110,8 @@ def test_git_daemon_without_the_repository_is_not_found(
     url = f"{git_daemon_server.base_url}/no-such-skills"
     err = _fail(url, tmp_path)
     assert err.failure is Failure.NOT_FOUND
-    assert str(err).startswith(f"ls-remote {url}: no repository there; check the path")
+    assert str(err).startswith(f"ls-remote {url}: no repository there (")
+    assert "check the path in SKILLSYNC_REPO and that the server exports it" in str(err)
 
 
 def test_a_local_path_that_is_no_repository_is_not_found(tmp_path: Path) -> None:
@@ -182,6 +183,29 @@ def test_a_connection_reset_is_connection_lost(scheme: str, reset_server: int,
     err = _fail(f"{scheme}://{HOST}:{reset_server}/skills.git", tmp_path)
     assert err.failure is Failure.CONNECTION_LOST
     assert "a later sync tries again" in str(err)
+
+
+@pytest.mark.parametrize(("says", "failure", "todo"), [
+    ("git@skills.example: Permission denied (publickey).", Failure.UNAUTHORIZED,
+     "check the SSH key (SKILLSYNC_SSH_COMMAND)"),
+    ("ssh: Could not resolve hostname skills.invalid: Name or service not known", Failure.DNS,
+     "this machine's DNS settings"),
+    ("ssh: connect to host 127.0.0.1 port 22: Connection refused", Failure.REFUSED,
+     "that the SSH server is running"),
+    ("Host key verification failed.", Failure.HOST_KEY, "known_hosts"),
+    ("ERROR: Repository not found.", Failure.NOT_FOUND, "check SKILLSYNC_REPO"),
+])
+def test_what_ssh_says_before_it_exits_is_kept_and_named(
+    says: str, failure: Failure, todo: str, tmp_path: Path
+) -> None:
+    """A stand-in for system ssh that fails the way it does: a line on stderr, exit 255."""
+    fake = tmp_path / "fake-ssh"
+    fake.write_text(f"#!/bin/sh\necho '{says}' >&2\nexit 255\n")
+    fake.chmod(0o755)
+    err = _fail("git@skills.invalid:org/skills.git", tmp_path, SKILLSYNC_SSH_COMMAND=str(fake))
+    assert err.failure is failure
+    shown = says.removeprefix("ERROR: ")  # dulwich keeps the server's words, not git's label
+    assert shown in str(err) and todo in str(err), err
 
 
 # --- what the operator sees --------------------------------------------------------------------
