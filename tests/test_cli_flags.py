@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -37,6 +38,17 @@ COMMANDS = {
 
 def _flag(flag: str, value: str | None) -> list[str]:
     return [flag] if value is None else [flag, value]
+
+
+# The configuration flags each command's --help lists: the ones it uses (README, Command line).
+_COMMON = {"--config", "--log-level"}
+TAKES: dict[str, set[str]] = {
+    "run": {f[0] for f in GLOBAL_FLAGS} | _COMMON,
+    "status": _COMMON | {"--state-dir", "--ref"},
+    "releases": _COMMON | {"--state-dir"}, "rollback": _COMMON | {"--state-dir"},
+    "audit": _COMMON | {"--state-dir"}, "validate": _COMMON | {"--skills-path", "--strict"},
+    "fleet": _COMMON,
+}
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
@@ -81,6 +93,31 @@ def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
                           env={**clean, **(env or {})})
 
 
+def _help_flags(command: str) -> set[str]:
+    """The long options ``skillsyncd COMMAND --help`` lists."""
+    out = _cli(command, "--help").stdout
+    return {word.rstrip(",") for line in out.splitlines()
+            for word in line.split() if word.startswith("--")}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_subcommand_help_lists_only_what_it_takes_with_a_description(command: str) -> None:
+    done = _cli(command, "--help")
+    assert done.returncode == 0, done.stderr
+    offered = {f for f in _help_flags(command) if f in {g[0] for g in GLOBAL_FLAGS} | _COMMON
+               | {"--once", "--force"}}
+    takes = TAKES[command] | ({"--once", "--force"} if command == "run" else set())
+    assert offered == takes, (command, sorted(offered ^ takes))
+    # a description line between the usage and the options
+    head = done.stdout.split("\n\n")
+    assert len(head) > 2 and not head[1].startswith(("options:", "positional")), done.stdout
+    # every option says what it does (--json had no help text)
+    bare = [line for line, after in itertools.pairwise([*done.stdout.splitlines(), ""])
+            if line.strip().startswith("--") and len(line.split()) <= 2  # no help on its line
+            and not (after.startswith(" " * 10) and not after.strip().startswith("-"))]
+    assert not bare, bare
+
+
 def test_state_dir_before_status_is_honoured(tmp_path: Path) -> None:
     """The reproduction from the issue: this used to report /data/skillsync."""
     done = _cli("--state-dir", str(tmp_path / "s"), "status", "--json")
@@ -89,7 +126,7 @@ def test_state_dir_before_status_is_honoured(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["status", "--once"], ["status", "--force"],
-                                  ["releases", "--version"]])
+                                  ["audit", "--once"], ["releases", "--version"]])
 def test_a_flag_a_command_cannot_take_is_refused_naming_it(argv: list[str]) -> None:
     done = _cli(*argv)
     assert done.returncode == 2
