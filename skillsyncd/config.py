@@ -190,6 +190,10 @@ class Config:
 
 # --- loading -----------------------------------------------------------------
 
+# Settings that are also command-line flags (cli.py), named in "where it can be set" hints.
+_FLAGS = frozenset({"repo", "ref", "state_dir", "skills_path", "interval", "http_bind",
+                    "on_invalid", "strict", "log_level"})
+
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
 _SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
                   "gpg_keys"}
@@ -390,6 +394,32 @@ def _from_toml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _origins(flags: Mapping[str, Any], env: Mapping[str, str], toml: Mapping[str, Any],
+             path: str | Path | None) -> dict[str, str]:
+    """Setting -> where its value came from ("--interval", "SKILLSYNC_INTERVAL", a file)."""
+    out = {name: f"{name} in {path}" for name in toml}
+    for f in dataclasses.fields(Config):
+        found = _candidates(env, f.name)
+        if found:
+            out[f.name] = found[0][0]
+    out.update({name: "--" + name.replace("_", "-") for name in flags})
+    return out
+
+
+def _bad_value(name: str, raw: Any, exc: Exception, origin: str) -> ConfigError:
+    """One line: the setting, the value, what it should be, and where the value was set."""
+    default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
+    if isinstance(default, bool):
+        why = "is not a boolean (true or false)"
+    elif isinstance(default, int):
+        why = "is not a whole number"
+    elif isinstance(default, float) or name == "readiness_staleness":
+        why = "is not a number"
+    else:
+        why = f"is not valid: {exc}"
+    return ConfigError(f"{name} {str(raw)!r} {why} (set by {origin})")
+
+
 def load_config(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -399,11 +429,9 @@ def load_config(
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     path = config_file or env.get("SKILLSYNC_CONFIG")
-    merged: dict[str, Any] = {}
-    if path:
-        merged.update(_from_toml(Path(path)))
-    merged.update(_from_env(env))
-    merged.update(flags)
+    toml = _from_toml(Path(path)) if path else {}
+    merged: dict[str, Any] = {**toml, **_from_env(env), **flags}
+    origins = _origins(flags, env, toml, path)
     fields = {f.name: f for f in dataclasses.fields(Config)}
     values: dict[str, Any] = {}
     for name, raw in merged.items():
@@ -416,17 +444,28 @@ def load_config(
         try:
             values[name] = _converter(f)(raw)
         except (TypeError, ValueError) as exc:
-            env_name = f"SKILLSYNC_{name.upper()}"
-            raise ConfigError(f"bad value for {name} ({env_name}): {exc}") from exc
+            raise _bad_value(name, raw, exc, origins.get(name, "?")) from exc
     if values.get("state_dir") is None:
         values.pop("state_dir", None)
-    return check(Config(**values))
+    return check(Config(**values), origins)
 
 
-def check(cfg: Config) -> Config:
-    """Refuse settings that cannot work, with the fix in the message."""
+def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
+    """Refuse settings that cannot work, with the fix in the message.
+
+    ``origins`` (setting -> the flag, variable or file that set it) lets a message say
+    where the bad value was set; without it, or for a default, it says where it can be.
+    """
+    def at(name: str) -> str:
+        where = (origins or {}).get(name)
+        if where:
+            return f"set by {where}"
+        flag = f"--{name.replace('_', '-')} / " if name in _FLAGS else ""
+        return f"the default; set by {flag}SKILLSYNC_{name.upper()} or {name} in the config file"
+
     if cfg.on_invalid not in {"skip", "reject"}:
-        raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r}")
+        raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r} "
+                          f"({at('on_invalid')})")
     if cfg.verify not in {"none", "ssh", "gpg", "any"}:
         raise ConfigError(f"verify must be none, ssh, gpg or any, not {cfg.verify!r}")
     if cfg.verify == "ssh" and not cfg.allowed_signers:
@@ -436,25 +475,26 @@ def check(cfg: Config) -> Config:
     if cfg.verify == "any" and not (cfg.allowed_signers or cfg.gpg_keys):
         raise ConfigError("verify=any needs SKILLSYNC_ALLOWED_SIGNERS or SKILLSYNC_GPG_KEYS")
     if cfg.drift not in {"repair", "report", "off"}:
-        raise ConfigError(f"drift must be 'repair', 'report' or 'off', not {cfg.drift!r}")
+        raise ConfigError(f"drift must be 'repair', 'report' or 'off', not {cfg.drift!r} "
+                          f"({at('drift')})")
     if not 1 <= cfg.skill_depth <= 6:
         raise ConfigError(f"skill_depth must be 1 to 6 (the gateway looks 6 levels down at most), "
-                          f"not {cfg.skill_depth}")
+                          f"not {cfg.skill_depth} ({at('skill_depth')})")
     if cfg.publish_mode not in {"link", "mirror"}:
-        raise ConfigError(f"publish_mode must be 'link' or 'mirror', not {cfg.publish_mode!r}")
+        raise ConfigError(f"publish_mode must be 'link' or 'mirror', not {cfg.publish_mode!r} "
+                          f"({at('publish_mode')})")
     if cfg.publish_mode == "mirror" and cfg.publish_dir is None:
         raise ConfigError("publish_mode=mirror needs SKILLSYNC_PUBLISH_DIR (a real directory)")
     if cfg.keep_releases < 2:
-        raise ConfigError("keep_releases must be at least 2 (the current and one to roll back to)")
+        raise ConfigError(f"keep_releases must be at least 2 (the current and one to roll back to), "
+                          f"not {cfg.keep_releases} ({at('keep_releases')})")
     bounds = (("interval", cfg.interval, 0.0, False), ("network_timeout", cfg.network_timeout, 0.0, False),
               ("lock_timeout", cfg.lock_timeout, 0.0, True), ("http_timeout", cfg.http_timeout, 0.0, False),
               ("http_max_connections", cfg.http_max_connections, 4, True))
     for name, value, low, inclusive in bounds:
         if value < low or (value == low and not inclusive):
             need = f"at least {low:g}" if inclusive else f"greater than {low:g}"
-            flag = f"--{name} / " if name == "interval" else ""
-            raise ConfigError(f"{name} must be {need}, not {value:g} "
-                              f"(set by {flag}SKILLSYNC_{name.upper()} or {name} in the config file)")
+            raise ConfigError(f"{name} must be {need}, not {value:g} ({at(name)})")
     if cfg.publish_dir is not None:
         pub, st = Path(os.path.abspath(cfg.publish_dir)), Path(os.path.abspath(cfg.state_dir))
         for inner in (st / "releases", st / "current", st / "mirror.git"):
