@@ -83,7 +83,8 @@ def test_missing_repo_is_a_one_line_config_error() -> None:
         ({"SKILLSYNC_KEEP_RELEASES": "1"}, "keep_releases"),
         ({"POLLING_INTERVAL_MIN": "often"}, "POLLING_INTERVAL_MIN"),
         # one setting named, with its value and where it is set (the message named three)
-        ({"SKILLSYNC_INTERVAL": "-5"}, r"^interval must be greater than 0, not -5 \(set by SKILLSYNC_INTERVAL\)$"),
+        ({"SKILLSYNC_INTERVAL": "-5"},
+         r"^interval must be greater than 0, not -5 \(set by SKILLSYNC_INTERVAL\)$"),
         ({"SKILLSYNC_NETWORK_TIMEOUT": "0"}, r"^network_timeout must be greater than 0, not 0 "),
         ({"SKILLSYNC_LOCK_TIMEOUT": "-1"}, r"^lock_timeout must be at least 0, not -1 "),
         ({"SKILLSYNC_HTTP_MAX_CONNECTIONS": "2"}, r"^http_max_connections must be at least 4, not 2 "),
