@@ -226,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")
+            cfg.require_loadable_depth()
             return cmd_once(cfg, force=args.force)
         if args.force:
             raise ConfigError("--force only goes with --once")
@@ -362,6 +363,7 @@ def _run_hooks(cfg: Config, outcome: Any, event: str) -> None:
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     cfg.require_repo()
+    cfg.require_loadable_depth()
     PENDING.check("configured")
     from skillsyncd.daemon import run_daemon
 

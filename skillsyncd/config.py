@@ -30,6 +30,14 @@ WATCHER_IGNORED_NAMES = frozenset(
 )
 
 
+# How far down OpenClaw 2026.9 looks for grouped skills in a folder it reads
+# (dist/skill-root-discovery: MAX_CONFIGURED_ROOT_GROUPED_SKILL_SCAN_DEPTH and
+# MAX_GROUPED_SKILL_SCAN_DEPTH): 2 folder levels below a skills.load.extraDirs root,
+# 6 when that folder is named "skills", as its managed and workspace folders are.
+GATEWAY_EXTRA_DIR_DEPTH = 2
+GATEWAY_SKILLS_DIR_DEPTH = 6
+
+
 @dataclass(frozen=True)
 class Secret:
     """A secret value or a file holding it; read on demand, never printed."""
@@ -178,6 +186,34 @@ class Config:
             "publish_mode": self.publish_mode, "ignore": list(self.ignore), "verify": self.verify,
         }
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+    def gateway_depth(self) -> tuple[int, Path]:
+        """The folder levels the gateway searches in the folder it reads, and that folder.
+
+        Link mode: ``current``, named in ``extraDirs`` (2). Mirror mode: the publish dir,
+        6 levels when it is named ``skills`` (the managed folder, a workspace's), else 2.
+        """
+        if self.publish_mode == "mirror" and self.publish_dir is not None:
+            named = Path(self.publish_dir).name == "skills"
+            return (GATEWAY_SKILLS_DIR_DEPTH if named else GATEWAY_EXTRA_DIR_DEPTH), self.publish_dir
+        return GATEWAY_EXTRA_DIR_DEPTH, self.current_link
+
+    def require_loadable_depth(self) -> None:
+        """Refuse to deploy with a skill_depth the gateway does not search (the skills below
+        its limit would go live and never load). Commands that only read or validate skip it."""
+        levels, root = self.gateway_depth()
+        if self.skill_depth <= levels:
+            return
+        fix = (f"set SKILLSYNC_SKILL_DEPTH={levels} (deeper skills are then named as "
+               "layout.too-deep)")
+        if levels < GATEWAY_SKILLS_DIR_DEPTH:
+            how = "" if self.publish_mode == "mirror" else "with SKILLSYNC_PUBLISH_MODE=mirror "
+            fix += (f", or publish {how}into a folder named skills (the gateway's managed folder, "
+                    f"e.g. /data/.openclaw/skills), searched {GATEWAY_SKILLS_DIR_DEPTH} levels down")
+        raise ConfigError(
+            f"skill_depth {self.skill_depth} is deeper than the gateway loads in {self.publish_mode} "
+            f"mode: it searches {root} {levels} folder levels down, so skills below that would go "
+            f"live and never load; {fix}")
 
     def require_repo(self) -> str:
         if not self.repo:

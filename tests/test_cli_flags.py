@@ -199,3 +199,39 @@ def test_a_deploy_with_no_skill_warns_that_nothing_is_live(repo: Any, tmp_path: 
     assert "nothing is live" in done.stderr and "SKILLSYNC_SKILLS_PATH" in done.stderr
     logged = [json.loads(x) for x in (done.stdout + done.stderr).splitlines() if x.startswith("{")]
     assert any(e.get("event") == "nothing_live" and e.get("level") == "warning" for e in logged), logged
+
+
+def test_a_skill_depth_the_gateway_does_not_search_is_refused_before_deploying(
+        repo: Any, tmp_path: Path) -> None:
+    """Link mode with depth 3 deployed skills the gateway never loaded (78 live, 0 loaded), rc 0.
+
+    OpenClaw searches an extraDirs root (link mode's ``current``) 2 levels down, and a
+    folder named ``skills`` (its managed folder) 6 (config.GATEWAY_*_DEPTH).
+    """
+    repo.write("plugins/tools/deep/SKILL.md", "---\nname: deep\ndescription: three down\n---\nbody\n")
+    repo.commit("a skill three levels down")
+    state = tmp_path / "s"
+    env = {"SKILLSYNC_SKILL_DEPTH": "3"}
+    for argv in (("--once",), ("run",)):
+        done = _cli(*argv, "--repo", str(repo.path), "--state-dir", str(state), env=env)
+        assert done.returncode == 2, done.stderr
+        line = done.stderr.strip()
+        assert len(line.splitlines()) == 1 and "skill_depth 3" in line and "link mode" in line, line
+        assert f"{state}/current 2 folder levels down" in line and "SKILLSYNC_SKILL_DEPTH=2" in line
+        assert not state.exists()  # refused before anything was written
+    elsewhere = {**env, "SKILLSYNC_PUBLISH_MODE": "mirror", "SKILLSYNC_PUBLISH_DIR": str(tmp_path / "pub")}
+    done = _cli("--once", "--repo", str(repo.path), "--state-dir", str(state), env=elsewhere)
+    assert done.returncode == 2 and "mirror mode" in done.stderr, done.stderr
+    # into a folder named skills (the managed folder) the gateway looks 6 levels down: it deploys
+    managed = tmp_path / "openclaw" / "skills"
+    done = _cli("--once", "--repo", str(repo.path), "--state-dir", str(state),
+                env={**elsewhere, "SKILLSYNC_PUBLISH_DIR": str(managed)})
+    assert done.returncode == 0, done.stderr
+    assert (managed / "plugins" / "tools" / "deep" / "SKILL.md").is_file()
+    # validating a working tree deploys nothing: the same depth is fine there
+    tree = tmp_path / "tree"
+    (tree / "plugins" / "tools" / "deep").mkdir(parents=True)
+    (tree / "plugins" / "tools" / "deep" / "SKILL.md").write_text(
+        "---\nname: deep\ndescription: three down\nmetadata: {version: \"1.0.0\"}\n---\nbody\n")
+    done = _cli("validate", str(tree), env=env)
+    assert done.returncode == 0 and "1 skill checked" in done.stdout, (done.stdout, done.stderr)
