@@ -173,6 +173,11 @@ class Config:
     def lock_file(self) -> Path:
         return self.state_dir / "skillsyncd.lock"
 
+    @property
+    def lock_owner_file(self) -> Path:
+        """The pid of the lock's holder, rewritten each time the lock is taken."""
+        return self.state_dir / "skillsyncd.lock.owner"
+
     def release_settings(self) -> str:
         """A fingerprint of every setting that changes what a release holds or what is refused."""
         shaping = {
