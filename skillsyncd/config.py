@@ -231,10 +231,6 @@ class Config:
 
 # --- loading -----------------------------------------------------------------
 
-# Settings that are also command-line flags (cli.py), named in "where it can be set" hints.
-_FLAGS = frozenset({"repo", "ref", "state_dir", "skills_path", "interval", "http_bind",
-                    "on_invalid", "strict", "log_level"})
-
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
 _SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
                   "gpg_keys"}
@@ -501,8 +497,7 @@ def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
         where = (origins or {}).get(name)
         if where:
             return f"set by {where}"
-        flag = f"--{name.replace('_', '-')} / " if name in _FLAGS else ""
-        return f"the default; set by {flag}SKILLSYNC_{name.upper()} or {name} in the config file"
+        return f"not from a flag, SKILLSYNC_{name.upper()} or the config file"  # built in code
 
     if cfg.on_invalid not in {"skip", "reject"}:
         raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r} "
@@ -536,6 +531,12 @@ def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
         if value < low or (value == low and not inclusive):
             need = f"at least {low:g}" if inclusive else f"greater than {low:g}"
             raise ConfigError(f"{name} must be {need}, not {value:g} ({at(name)})")
+    return _checked_paths(cfg)
+
+
+def _checked_paths(cfg: Config) -> Config:
+    """Refuse paths that would clash with skillsyncd's own state or that the gateway's
+    watcher ignores; ``cfg`` with its skills_path normalised."""
     if cfg.publish_dir is not None:
         pub, st = Path(os.path.abspath(cfg.publish_dir)), Path(os.path.abspath(cfg.state_dir))
         for inner in (st / "releases", st / "current", st / "mirror.git"):
