@@ -31,17 +31,86 @@ if TYPE_CHECKING:
 COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet")
 
 
-def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
-    """The flags every command takes, before or after its name.
+# The configuration flags each subcommand uses, the ones its --help lists (``run``: all).
+# The others are still accepted after its name, and ignored (see _Only).
+_COMMON = frozenset({"--config", "--log-level"})
+_TAKES: dict[str, frozenset[str]] = {
+    "status": _COMMON | {"--state-dir", "--ref"},
+    "releases": _COMMON | {"--state-dir"},
+    "rollback": _COMMON | {"--state-dir"},
+    "validate": _COMMON | {"--skills-path", "--strict"},
+    "audit": _COMMON | {"--state-dir"},
+    "fleet": _COMMON,
+}
+
+# One line per subcommand under its usage (``skillsyncd COMMAND --help``).
+_DESCRIPTIONS = {
+    "run": "Run the daemon: poll the repository (and take webhooks), deploy each new commit, "
+           "serve /status, /metrics and the dashboard. With --once: one sync, then exit.",
+    "status": "Show what is deployed and how the last sync went, read from the state dir "
+              "(never written).",
+    "releases": "List the releases kept in the state dir; * marks the live one.",
+    "rollback": "Flip back to an earlier release (default: the previous one); the commit rolled "
+                "away from is not redeployed automatically.",
+    "validate": "Validate a skills repository's working tree (or one skill folder) with the "
+                "deploy's rules, for the repository's CI; exit 4 on any error, or when no skill "
+                "is found.",
+    "audit": "Show the deployment history from the journal, or push its backlog to Neo4j.",
+    "fleet": "Show which replica runs which commit, from the audit graph in Neo4j.",
+}
+
+
+class _Refused(argparse.Action):
+    """A flag the command has no use for: refused by name (exit 2), never shown in its help."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error(f"{option_string} is not an option of '{parser.prog}' "
+                     f"(see '{parser.prog} --help')")
+
+
+class _Only:
+    """An argument group whose help shows only the flags in ``takes`` (all when None).
+
+    The others are either accepted and ignored, unlisted (``refuse=False``: a script
+    may pass one set of configuration flags to every command), or refused naming the
+    flag (``--once`` after a command that is not ``run``).
+    """
+
+    def __init__(self, group: Any, takes: frozenset[str] | None, refuse: bool = False) -> None:
+        self.group = group
+        self.takes = takes
+        self.refuse = refuse
+
+    def add_argument(self, *names: str, **kwargs: Any) -> None:
+        if self.takes is None or names[0] in self.takes:
+            self.group.add_argument(*names, **kwargs)
+        elif not self.refuse:
+            self.group.add_argument(*names, **{**kwargs, "help": argparse.SUPPRESS})
+        else:  # consume a value too, so that a positional (audit's ACTION) does not take it
+            nargs = 0 if kwargs.get("action") in ("store_true", "store_false") else None
+            self.group.add_argument(*names, action=_Refused, nargs=nargs,
+                                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _once_flags(p: argparse.ArgumentParser, default: Any,
+                takes: frozenset[str] | None = None) -> None:
+    """``--once`` and ``--force``: before any command, or after ``run`` only."""
+    g = _Only(p, takes, refuse=True)
+    g.add_argument("--once", action="store_true", default=default or False,
+                   help="sync once and exit")
+    g.add_argument("--force", action="store_true", default=default or False,
+                   help="with --once: deploy even a commit marked bad or rejected")
+
+
+def _global_flags(p: argparse.ArgumentParser, default: Any,
+                  takes: frozenset[str] | None = None) -> None:
+    """The configuration flags, before the command or after its name (listed: those it uses).
 
     On the subcommands they default to ``argparse.SUPPRESS``: a flag left out there
     then sets nothing, so it cannot overwrite the same flag given before the command.
     """
-    p.add_argument("--once", action="store_true", default=default or False,
-                   help="sync once and exit")
-    p.add_argument("--force", action="store_true", default=default or False,
-                   help="with --once: deploy even a commit marked bad or rejected")
-    g = p.add_argument_group("configuration (flags > SKILLSYNC_* env > TOML file)")
+    g = _Only(p.add_argument_group("configuration (flags > SKILLSYNC_* env > TOML file)"), takes)
     g.add_argument("--config", default=default, help="TOML config file (SKILLSYNC_CONFIG)")
     g.add_argument("--repo", default=default,
                    help="git remote URL or local path (SKILLSYNC_REPO)")
@@ -62,6 +131,9 @@ def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
     g.add_argument("--log-level", default=default, help="debug, info, warning, error")
 
 
+_JSON_HELP = "print JSON (one document on stdout; logs go to stderr)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skillsyncd",
@@ -71,33 +143,36 @@ def build_parser() -> argparse.ArgumentParser:
         "error, 3 lock busy, 4 validation rejected.",
     )
     parser.add_argument("--version", action="version", version=f"skillsyncd {__version__}")
+    _once_flags(parser, None)
     _global_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
-        _global_flags(p, argparse.SUPPRESS)
+        p = sub.add_parser(name, help=help, description=_DESCRIPTIONS[name])
+        _once_flags(p, argparse.SUPPRESS, None if name == "run" else frozenset())
+        _global_flags(p, argparse.SUPPRESS, _TAKES.get(name))
         return p
 
     command("run", "run the daemon (the default)")
     p = command("status", "what is deployed, and how the last sync went")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p = command("releases", "list releases on disk")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p = command("rollback", "flip back to an earlier release")
     p.add_argument("--to", metavar="RELEASE", help="release id (default: the previous one)")
     p = command("validate", "validate a skills working tree (for the repo's CI)")
     p.add_argument("path", help="working tree of the skills repository")
-    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text",
+                   help="text (default), json, or github (workflow annotations)")
     p = command("audit", "deployment history from the journal")
     p.add_argument("action", nargs="?", choices=("push",), help="push: ship the backlog to Neo4j now")
     p.add_argument("--since", help="ISO date or time (UTC unless it says), a duration back "
                    "from now (2h, 3d), today or yesterday")
     p.add_argument("--skill", help="only events touching this skill")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.add_argument("--all", action="store_true", help="include no-change polls and sync start/end")
     p = command("fleet", "which replica runs which commit (from Neo4j)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     return parser
 
 
@@ -151,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")
+            cfg.require_loadable_depth()
             return cmd_once(cfg, force=args.force)
         if args.force:
             raise ConfigError("--force only goes with --once")
@@ -287,6 +363,7 @@ def _run_hooks(cfg: Config, outcome: Any, event: str) -> None:
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     cfg.require_repo()
+    cfg.require_loadable_depth()
     PENDING.check("configured")
     from skillsyncd.daemon.service import run
 
