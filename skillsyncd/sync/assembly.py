@@ -33,7 +33,7 @@ def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = (),
         cfg,
         record=journal.append,
         publish=_publisher,
-        checks=(readback_check, published_check, *post_deploy_checks(cfg), *extra_checks),
+        checks=(readback_check, published_check, *post_deploy_checks(cfg, journal.append), *extra_checks),
         journalled=journal.journalled,
         unpublish=unpublish,
     )
