@@ -31,7 +31,7 @@ import urllib3
 from skillsyncd.audit.events import GatewayConfirmed
 from skillsyncd.audit.journal import now_iso
 from skillsyncd.config import Config
-from skillsyncd.errors import ReleaseError
+from skillsyncd.errors import ReleaseError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text
 from skillsyncd.release.releases import Releases
@@ -358,12 +358,16 @@ class GatewayConfirmCheck:
             atomic_write(cfg.state_dir / GATEWAY_FILE, conf.encode())
         except OSError as exc:
             log.error("gateway_record_failed", error=str(exc), path=str(cfg.state_dir / GATEWAY_FILE))
-        if self.record is not None:
+        if self.record is None:
+            return
+        try:
             self.record(GatewayConfirmed(
                 release=conf.release, commit=conf.commit, state=conf.state,
                 expected=conf.expected, seen=conf.seen, summary=conf.summary(),
                 gaps=tuple({"skill": g.skill, "reason": g.reason, "detail": g.detail,
                             "blamed": g.skill in conf.blamed} for g in conf.gaps[:GAPS_KEPT])))
+        except (OSError, SkillsyncError) as exc:  # the journal's trouble is no verdict on the skills
+            log.error("gateway_record_failed", error=str(exc), path="journal")
 
 
 def _published_under(cfg: Config) -> Callable[[str], bool]:
