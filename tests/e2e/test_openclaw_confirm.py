@@ -174,7 +174,7 @@ def test_a_gateway_restart_during_the_check_is_never_blamed(
     repo.commit("v2")
     # A health command runs after the flip, before the confirmation: it stops the gateway.
     syncer = build_syncer(settings(str(repo.path), tmp_path, gw, gateway_confirm="rollback",
-                                   health_command=f"/bin/sh -c 'kill -TERM -- -{gw.proc.pid}'"))
+                                   health_command=f"/bin/sh -c 'kill -TERM -{gw.proc.pid}'"))
     restarted: list[Gateway] = []
 
     def restart() -> None:  # what supervisord does: start it again once it is gone
