@@ -122,9 +122,12 @@ def test_expected_uses_the_frontmatter_name_and_the_change() -> None:
         SkillRecord(name="group/pdf", effective_name="pdf-tools", change="changed", description="d"),
         SkillRecord(name="plain", change="unchanged"),
         SkillRecord(name="held", live=False, status="held_back"),
+        # held back, its last good version serves: this commit did not change what serves
+        SkillRecord(name="kept", status="held_back", change="changed"),
     ))
     assert expected_of(manifest) == (Expected("pdf-tools", "group/pdf", "d", True),
-                                     Expected("plain", "plain", None, False))
+                                     Expected("plain", "plain", None, False),
+                                     Expected("kept", "kept", None, False))
 
 
 def test_record_round_trips() -> None:

@@ -253,6 +253,7 @@ class GatewayConfirmCheck:
     def __init__(self, record: Recorder | None = None) -> None:
         self.record = record
         self._before: tuple[tuple[Expected, ...], tuple[Gap, ...]] | None = None
+        self._waited_out = False  # the wait before the flip gave up: ask once after it, no second wait
 
     def _target(self, cfg: Config) -> GatewayTarget:
         return GatewayTarget(str(cfg.gateway_url), cfg.gateway_token.get(), cfg.health_timeout)
@@ -278,12 +279,13 @@ class GatewayConfirmCheck:
 
     def wait_ready(self, cfg: Config) -> str | None:
         """Before the flip: wait for the gateway and note what it could use of the live release."""
-        self._before = None
+        self._before, self._waited_out = None, False
         try:
             answer, why = self._wait(cfg)
         except (GatewayRefused, ValueError) as exc:
             return str(exc)
         if answer is None:
+            self._waited_out = True
             return why
         releases = Releases(cfg.state_dir)
         current = releases.current()
@@ -296,12 +298,13 @@ class GatewayConfirmCheck:
 
     def __call__(self, cfg: Config, release_id: str) -> list[str]:
         before, self._before = self._before, None
+        waits, self._waited_out = (_MAX_WAITS if not self._waited_out else 0), False
         manifest = Releases(cfg.state_dir).manifest(release_id)
         expected = expected_of(manifest)
         base = Confirmation(release_id, manifest.commit, UNREACHABLE, expected=len(expected),
                             at=now_iso())
         try:
-            answer, is_settled = self._settle(cfg, expected)
+            answer, is_settled = self._settle(cfg, expected, waits)
         except GatewayUnavailable as exc:
             conf = dataclasses.replace(base, error=str(exc))
         except (GatewayRefused, ValueError) as exc:
@@ -318,19 +321,22 @@ class GatewayConfirmCheck:
                     for name in conf.blamed]
         return []
 
-    def _settle(self, cfg: Config, expected: tuple[Expected, ...]
+    def _settle(self, cfg: Config, expected: tuple[Expected, ...], waits: int
                 ) -> tuple[tuple[GatewaySkill, ...], bool]:
-        """The first answer that holds the whole release, or the last one after ``gateway_settle``."""
+        """The first answer that holds the whole release, or the last one after ``gateway_settle``;
+        a gateway that is down is waited for at most ``waits`` times."""
         deadline = time.monotonic() + max(0.0, cfg.gateway_settle)
-        pause, waits = _SETTLE_PAUSE, 0
+        pause = _SETTLE_PAUSE
         while True:
             try:
                 answer = self._ask(cfg)
-            except GatewayUnavailable:
-                waits += 1
-                got, why = self._wait(cfg) if waits <= _MAX_WAITS else (None, None)
+            except GatewayUnavailable as exc:
+                if waits <= 0:
+                    raise
+                waits -= 1
+                got, why = self._wait(cfg)
                 if got is None:
-                    raise GatewayUnavailable(why or "the gateway kept restarting") from None
+                    raise GatewayUnavailable(why or str(exc)) from None
                 answer, deadline = got, time.monotonic() + max(0.0, cfg.gateway_settle)
             if settled(expected, answer):
                 return answer, True

@@ -132,8 +132,8 @@ def expected_of(manifest: Manifest) -> tuple[Expected, ...]:
     """The skills a release serves, by the name the gateway gives them."""
     return tuple(Expected(name=s.effective_name or s.name.rsplit("/", 1)[-1], folder=s.name,
                           description=s.description,
-                          changed=s.change in ("added", "changed"))
-                 for s in manifest.live)
+                          changed=s.status == "ok" and s.change in ("added", "changed"))
+                 for s in manifest.live)  # a held-back skill serves its last good version: unchanged
 
 
 def gateway_skills(answer: Any, ours: Callable[[str], bool]) -> tuple[GatewaySkill, ...]:
