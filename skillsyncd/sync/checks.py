@@ -1,5 +1,5 @@
-"""Post-flip checks: the release read back, and what the operator configures (a health URL
-and a health command).
+"""Post-flip checks: the release read back, what the operator configures (a health URL
+and a health command), and the gateway's own confirmation of which skills its agent can use.
 
 Each is a :data:`skillsyncd.sync.values.Check` (``(cfg, release_id) -> problems``) run
 by go-live right after the flip; a problem makes it flip back and mark the commit
@@ -9,7 +9,9 @@ A health URL names the gateway, which may be down or starting (the real one
 takes 15-19 s to listen): before the flip, :meth:`HealthUrlCheck.wait_ready`
 waits for it (``health_start_wait``, bounded) and the core blames a commit only
 when the gateway was healthy before the flip and is not after it. Retries and
-their back-off are stamina's.
+their back-off are stamina's. The confirmation (:class:`GatewayConfirmCheck`) asks
+the gateway's ``skills.status`` over its WebSocket (``sync.gateway_rpc``) and
+compares the answer with the release (``sync.confirm``, pure).
 """
 
 from __future__ import annotations
