@@ -127,6 +127,11 @@ class Config:
     health_retries: int = 3
     # seconds to wait before a flip for a health URL that is down or starting
     health_start_wait: float = 60.0
+    # the post-deploy confirmation (sync/confirm.py): ask the gateway which skills its agent can use
+    gateway_url: str | None = None  # its WebSocket, e.g. ws://127.0.0.1:18789 (set by supervisord.conf)
+    gateway_token: Secret = NO_SECRET  # the gateway's own OPENCLAW_GATEWAY_TOKEN (or ..._FILE)
+    gateway_confirm: str = "report"  # report | rollback | off: a skill this commit made unusable
+    gateway_settle: float = 15.0  # seconds to wait for the gateway to load a release before judging
     hook_command: str | None = None
     hook_url: str | None = None
     # telling people: alerts, commit statuses, the HTTP side beyond loopback
@@ -233,7 +238,7 @@ class Config:
 
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
 _SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
-                  "gpg_keys"}
+                  "gpg_keys", "gateway_token"}
 
 # Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
 _ENV_ALIASES: dict[str, tuple[str, ...]] = {
@@ -244,6 +249,7 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "neo4j_password": ("NEO4J_PASSWORD",),
     "neo4j_database": ("NEO4J_DATABASE",),
     "max_skill_md_bytes": ("MAX_SKILL_SIZE_BYTES",),
+    "gateway_token": ("OPENCLAW_GATEWAY_TOKEN",),
 }
 
 
@@ -510,6 +516,9 @@ def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
         raise ConfigError("verify=gpg needs SKILLSYNC_GPG_KEYS (or _FILE): the keys to trust")
     if cfg.verify == "any" and not (cfg.allowed_signers or cfg.gpg_keys):
         raise ConfigError("verify=any needs SKILLSYNC_ALLOWED_SIGNERS or SKILLSYNC_GPG_KEYS")
+    if cfg.gateway_confirm not in {"report", "rollback", "off"}:
+        raise ConfigError(f"gateway_confirm must be 'report', 'rollback' or 'off', "
+                          f"not {cfg.gateway_confirm!r}")
     if cfg.drift not in {"repair", "report", "off"}:
         raise ConfigError(f"drift must be 'repair', 'report' or 'off', not {cfg.drift!r} "
                           f"({at('drift')})")

@@ -141,6 +141,7 @@ class Event(enum.StrEnum):
     MANUAL_ROLLBACK = "manual_rollback"
     FETCH_FAILED = "fetch_failed"
     SYNC_FAILED = "sync_failed"
+    GATEWAY_CONFIRMED = "gateway_confirmed"
 
 
 # 0.1.0 names still found in journals: old name -> today's.

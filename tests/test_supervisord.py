@@ -61,8 +61,9 @@ def _base_env(extra: dict[str, str]) -> dict[str, str]:
     prefixes = ("SKILLSYNC_", "GITHUB_", "POLLING_", "NEO4J_", "MAX_SKILL", "SUPERVISOR_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    # the stand-in gateway speaks no RPC: no confirmation (the real one: tests/e2e)
     return {**env, "SKILLSYNC_JITTER": "0", "SKILLSYNC_INTERVAL": "60",
-            "SKILLSYNC_HTTP_BIND": "127.0.0.1:0", **extra}
+            "SKILLSYNC_HTTP_BIND": "127.0.0.1:0", "SKILLSYNC_GATEWAY_CONFIRM": "off", **extra}
 
 
 class Stack:
@@ -508,6 +509,23 @@ def test_gateway_command_defaults_to_the_image_entrypoint(loaded: dict[str, Any]
                             env={"PATH": "/usr/bin:/bin",
                                  "SKILLSYNC_GATEWAY_COMMAND": "printf '%s|' 'two words' x"})
     assert quoted.stdout == "two words|x|"
+
+
+def test_skillsyncd_gets_the_gateway_url_by_default(loaded: dict[str, Any], tmp_path: Path) -> None:
+    """The confirmation runs in the container by default: the URL follows the gateway's port."""
+    script = _scripts(loaded)["skillsyncd"]
+    (tmp_path / "skillsyncd").write_text('#!/bin/sh\nprintf "%s" "$SKILLSYNC_GATEWAY_URL"\n')
+    (tmp_path / "skillsyncd").chmod(0o755)
+    me = pwd.getpwuid(os.getuid()).pw_name
+
+    def url(**env: str) -> str:
+        return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30,
+                              env={"PATH": f"{tmp_path}:/usr/bin:/bin", "SKILLSYNC_USER": me,
+                                   **env}).stdout
+
+    assert url() == "ws://127.0.0.1:18789"
+    assert url(OPENCLAW_GATEWAY_PORT="3000") == "ws://127.0.0.1:3000"
+    assert url(SKILLSYNC_GATEWAY_URL="ws://10.0.0.2:9") == "ws://10.0.0.2:9"
 
 
 @needs_root

@@ -115,6 +115,18 @@ class SyncFailed(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GatewayConfirmed(JournalEvent):
+    """What the running gateway said about a release just flipped to (sync/confirm.py)."""
+
+    KIND: ClassVar[str] = str(Event.GATEWAY_CONFIRMED)
+    state: str | None = None  # confirmed | unreachable | refused
+    expected: int = 0
+    seen: int = 0
+    gaps: tuple[Mapping[str, Any], ...] = ()  # skill, reason, detail, blamed
+    summary: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class UnknownEvent(JournalEvent):
     """A kind this version does not know (a newer writer's): kept whole, shipped as it is."""
 
@@ -127,11 +139,11 @@ class UnknownEvent(JournalEvent):
 
 BY_KIND: Mapping[str, type[JournalEvent]] = MappingProxyType({
     cls.KIND: cls for cls in (SyncStarted, SyncFinished, NoChange, Deployed, Rejected, RolledBack,
-                              ManualRollback, FetchFailed, SyncFailed)})
+                              ManualRollback, FetchFailed, SyncFailed, GatewayConfirmed)})
 _COMMON = ("trigger", "sync_id", "commit", "previous_commit", "release", "previous_release",
            "skills")
 _CODEC_FIELDS = frozenset({"kind", "extra", "name"})
-_TUPLES = frozenset({"skills", "findings"})
+_TUPLES = frozenset({"skills", "findings", "gaps"})
 
 
 def _fields(cls: type[JournalEvent]) -> dict[str, dataclasses.Field[Any]]:

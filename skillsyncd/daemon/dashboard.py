@@ -232,6 +232,31 @@ def _health_section(page: Page) -> str:
     return out
 
 
+def _gateway_section(page: Page) -> str:
+    """What the running gateway said about the last release: "sees N of M" and each difference."""
+    conf = page.status.get("gateway")
+    if not isinstance(conf, Mapping):
+        return ('<p class="muted">Not asked yet: set SKILLSYNC_GATEWAY_URL '
+                "(the container does) to confirm each deploy with the gateway.</p>")
+    if conf.get("state") != "confirmed":
+        return (f'<p><span class="warn">could not ask the gateway</span> about release '
+                f"<code>{_e(conf.get('release'))}</code> ({_e(conf.get('state'))}): "
+                f"{_e(conf.get('error'))}. Reported, never blamed on the commit.</p>")
+    seen, expected = int(conf.get("seen") or 0), int(conf.get("expected") or 0)
+    cls = "ok" if seen == expected else "warn"
+    out = (f'<p id="gateway-sees">The gateway sees <span class="{cls}">{seen} of {expected}</span> '
+           f"skills of release <code>{_e(conf.get('release'))}</code> (asked {_e(conf.get('at'))}).</p>")
+    gaps = [g for g in conf.get("gaps") or () if isinstance(g, Mapping)]
+    if gaps:
+        blamed = set(conf.get("blamed") or ())
+        out += ('<div class="table"><table><thead><tr><th>skill</th><th>why</th></tr></thead><tbody>'
+                + "".join(f"<tr><td><code>{_e(g.get('skill'))}</code>"
+                          + (' <span class="bad">this commit</span>' if g.get("skill") in blamed else "")
+                          + f"</td><td>{_e(g.get('detail'))}</td></tr>" for g in gaps)
+                + "</tbody></table></div>")
+    return out
+
+
 def _skills_section(page: Page, want: str) -> str:
     counts = {s: sum(1 for r in page.skills if r.shown_under(s)) for s in STATUSES}
     nav = " ".join(
@@ -313,6 +338,7 @@ def render(page: Page, want: str = "all", poll_ms: int = 5000) -> str:
         "<main>"
         f"<section id=\"live\"><h2>Live release</h2>{_live_section(page)}</section>"
         f"<section id=\"health\"><h2>Health</h2>{_health_section(page)}</section>"
+        f"<section id=\"gateway\"><h2>Gateway</h2>{_gateway_section(page)}</section>"
         f"<section id=\"skills-section\"><h2>Skills</h2>{_skills_section(page, want)}</section>"
         f"<section id=\"events-section\"><h2>Last {EVENTS_SHOWN} audit events</h2>"
         f"{_events_section(page)}</section>"

@@ -68,6 +68,7 @@ class Endpoints:
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
+        m.gateway(disk["gateway"])
         page = await asyncio.to_thread(dashboard.gather, self.daemon, doc, m.exposition().decode())
         body = dashboard.render(page, want=request.query.get("status", "all"))
         return web.Response(text=body, content_type="text/html", charset="utf-8",
@@ -78,6 +79,7 @@ class Endpoints:
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
+        m.gateway(disk["gateway"])
         return web.Response(body=m.exposition(), headers={"Content-Type": m.content_type})
 
     async def github(self, request: web.Request) -> web.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +64,14 @@ class Metrics:
         self.drift = Counter("skillsync_drift", "Changes in the published folder skillsyncd did not make, "
                              "by kind (skill: repaired or reported; foreign: reported only)", ["kind"],
                              registry=r)
+        self.gateway_seen = Gauge("skillsync_gateway_skills_seen", "Skills of the last confirmed "
+                                  "release the gateway's agent can use (skills.status)", registry=r)
+        self.gateway_expected = Gauge("skillsync_gateway_skills_expected", "Skills that release "
+                                      "serves", registry=r)
+        self.gateway_gaps = Gauge("skillsync_gateway_skills_unusable", "Skills of that release the "
+                                  "gateway cannot use, by reason", ["reason"], registry=r)
+        self.gateway_up = Gauge("skillsync_gateway_confirmed", "1 when the gateway answered the last "
+                                "confirmation, 0 when it could not be asked", registry=r)
         self.up = Gauge("skillsync_up", "1 while the daemon runs", registry=r)
         self.up.set(1)
         self.audit: AuditView | None = None
@@ -85,6 +95,18 @@ class Metrics:
     def live(self, commit: str | None, release: str | None, skills: int) -> None:
         self.deployed.info({"commit": commit or "", "release": release or ""})
         self.skills_live.set(skills)
+
+    def gateway(self, confirmation: Mapping[str, Any] | None) -> None:
+        """The last confirmation (``/status``'s ``gateway``); the gauges stay 0 before the first."""
+        if confirmation is None:
+            return
+        self.gateway_up.set(1 if confirmation.get("state") == "confirmed" else 0)
+        self.gateway_seen.set(int(confirmation.get("seen") or 0))
+        self.gateway_expected.set(int(confirmation.get("expected") or 0))
+        counts = collections.Counter(str(g.get("reason")) for g in confirmation.get("gaps") or ())
+        self.gateway_gaps.clear()
+        for reason, n in counts.items():
+            self.gateway_gaps.labels(reason=reason).set(n)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

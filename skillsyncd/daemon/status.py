@@ -7,6 +7,7 @@ from typing import Any
 from skillsyncd import __version__
 from skillsyncd.config import Config
 from skillsyncd.status import status_dict
+from skillsyncd.sync.checks import load_confirmation
 
 from .loop import Daemon
 from .schedule import is_failure
@@ -18,7 +19,7 @@ FIELDS = (
     "webhook_last_received", "last_deployment", "upstream_commit", "behind_upstream",
     "behind_reason", "bad_commits", "failure_streak", "last_success", "last_error",
     "last_error_source", "ready",
-    "interval_seconds", "replica", "version", "audit", "state_dir_health",
+    "interval_seconds", "replica", "version", "audit", "state_dir_health", "gateway",
 )
 
 
@@ -26,6 +27,7 @@ def disk_view(cfg: Config) -> dict[str, Any]:
     """Blocking: read state.json and the live manifest (run it in a thread)."""
     disk = status_dict(cfg)
     disk["current_created"] = disk["created"]
+    disk["gateway"] = gateway_view(cfg)
     return disk
 
 
@@ -35,6 +37,12 @@ def last_error_view(last_sync: dict[str, Any] | None, disk: dict[str, Any]) -> d
     if disk["last_error_source"] == "derived" and last_sync and is_failure(last_sync["result"]):
         return {"last_error": last_sync["reason"], "last_error_source": "daemon"}
     return {"last_error": disk["last_error"], "last_error_source": disk["last_error_source"]}
+
+
+def gateway_view(cfg: Config) -> dict[str, Any] | None:
+    """The gateway's last answer about a release (the post-deploy confirmation); None: never asked."""
+    conf = load_confirmation(cfg.state_dir)
+    return conf.to_json() if conf is not None else None
 
 
 def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
@@ -69,5 +77,6 @@ def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
         "version": __version__,
         "audit": daemon.metrics.audit_status(),
         "state_dir_health": disk["state_dir_health"],
+        "gateway": disk["gateway"],
     }
     return doc

@@ -11,6 +11,7 @@ hold across restarts.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any
 from skillsyncd.audit.events import (
     Deployed,
     FetchFailed,
+    GatewayConfirmed,
     JournalEvent,
     Rejected,
     RolledBack,
@@ -157,6 +159,8 @@ def decide(event: JournalEvent, book: Book, s: Settings,
         alerts += _rejected(event, book, s)
     elif isinstance(event, RolledBack):
         alerts += _rolled_back(event, book, s)
+    elif isinstance(event, GatewayConfirmed):
+        alerts += _gateway(event, book, s)
     streak, book = _streak(event, book, s)
     return alerts + streak, book
 
@@ -222,6 +226,56 @@ def _rolled_back(event: RolledBack, book: Book, s: Settings) -> list[Alert]:
     return [Alert("rolled_back", FAILURE,
                   f"skillsyncd: rolled back commit {_short(commit)} ({s.replica})",
                   "\n".join(body), (key,), commit)]
+
+
+def _gateway(event: GatewayConfirmed, book: Book, s: Settings) -> list[Alert]:
+    """Skills the running gateway cannot use: once per skill and reason (a skill this commit
+    broke: once per commit); a gateway that refused skillsyncd's connection: once per error.
+    A gateway that could not be reached raises none (logged and in /status; never blamed)."""
+    if event.state == "refused":
+        return _gateway_refused(event, book, s)
+    if event.state != "confirmed" or not event.gaps:
+        return []
+    fresh = [g for g in event.gaps if not book.has(_gap_key(event, g))]
+    if not fresh:
+        return []
+    blamed = [str(g.get("skill")) for g in fresh if g.get("blamed")]
+    body = [f"The gateway sees {event.seen} of {event.expected} skills of release {event.release}.",
+            *_commit_lines(s, event), ""]
+    body += [f"- {g.get('skill')}: {g.get('detail')}"
+             + (" (usable before this commit)" if g.get("blamed") else "") for g in fresh[:30]]
+    if len(fresh) > 30:
+        body.append(f"- and {len(fresh) - 30} more (`/status`, field gateway)")
+    body += ["", "What to do: each line names the fix; the skills stay deployed"
+             + (" (SKILLSYNC_GATEWAY_CONFIRM=rollback rolls back a commit that breaks a skill)."
+                if blamed else ".")]
+    title = (f"skillsyncd: commit {_short(event.commit)} made {', '.join(blamed[:3])} unusable"
+             if blamed else f"skillsyncd: the gateway sees {event.seen} of {event.expected} skills")
+    return [Alert("gateway_blamed" if blamed else "gateway_gaps", FAILURE if blamed else WARNING,
+                  f"{title} ({s.replica})", "\n".join(body),
+                  tuple(_gap_key(event, g) for g in fresh), event.commit)]
+
+
+def _gap_key(event: GatewayConfirmed, gap: Mapping[str, Any]) -> str:
+    if gap.get("blamed"):
+        return f"gateway_blamed:{event.commit}:{gap.get('skill')}"
+    return f"gateway_gap:{gap.get('skill')}:{gap.get('reason')}:{_digest(str(gap.get('detail')))}"
+
+
+def _gateway_refused(event: GatewayConfirmed, book: Book, s: Settings) -> list[Alert]:
+    key = f"gateway_refused:{_digest(event.summary or '')}"
+    if book.has(key):
+        return []
+    body = [f"skillsyncd could not confirm release {event.release} with the gateway: "
+            f"{event.summary}", f"Replica: {s.replica}", "",
+            "What to do: check SKILLSYNC_GATEWAY_URL and the token (OPENCLAW_GATEWAY_TOKEN); "
+            "deploys carry on unconfirmed."]
+    return [Alert("gateway_refused", WARNING, f"skillsyncd: the gateway refused the "
+                  f"confirmation ({s.replica})", "\n".join(body), (key,), event.commit)]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _streak(event: JournalEvent, book: Book, s: Settings) -> tuple[list[Alert], Book]:

@@ -113,17 +113,21 @@ def test_the_container_topology_end_to_end(
             str(openclaw.node), str(openclaw.package / "openclaw.mjs"), "gateway", "run",
             "--allow-unconfigured", "--port", str(port), "--bind", "loopback"))
         gw_env = {"HOME": str(home), "OPENCLAW_STATE_DIR": str(oc_state), "LANG": "C.UTF-8",
-                  "NO_COLOR": "1",
+                  "NO_COLOR": "1", "OPENCLAW_GATEWAY_PORT": str(port),  # the conf's URL follows it
                   **QUIET_ENV}
         env = _base_env({**gw_env, **reach,
                          "PATH": f"{openclaw.node.parent}{os.pathsep}{reach['PATH']}",
                          "SKILLSYNC_GATEWAY_COMMAND": gateway_cmd,
                          "SKILLSYNC_REPO": http_git_server.url_for(repo),
                          "SKILLSYNC_STATE_DIR": str(state), "SKILLSYNC_USER": "nobody",
-                         "SKILLSYNC_PUBLISH_MODE": "mirror", "SKILLSYNC_PUBLISH_DIR": str(managed)})
+                         "SKILLSYNC_PUBLISH_MODE": "mirror", "SKILLSYNC_PUBLISH_DIR": str(managed),
+                         "SKILLSYNC_GATEWAY_CONFIRM": "report"})  # the conf's default URL
         s: Stack = stack(env, workdir=base)
+        # the first deploy waits for the booting gateway (its confirmation), then asks it
         s.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("status") == "deployed"
-                     and e.get("commit") == first, "first deploy", timeout=60)
+                     and e.get("commit") == first, "first deploy", timeout=180)
+        confirmed = s.wait_event(lambda e: e.get("event") == "gateway_confirmed", "the confirmation")
+        assert (confirmed["seen"], confirmed["expected"]) == (SKILLS, SKILLS), confirmed
         s.wait(lambda: _readies(s) >= 1, "the gateway ready", timeout=180)
         rpc = Rpc(openclaw, port, {**env, **gw_env})
         _until(lambda: rpc.skills(managed) == want, "every published skill listed", 30)
