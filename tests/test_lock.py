@@ -20,7 +20,8 @@ LOCK = ROOT / "constraints.txt"
 def test_the_lock_pins_exactly_the_venvs_runtime_packages() -> None:
     want = closure(installed_distributions())
     locked = read_lock(LOCK.read_text())
-    assert {n: v for n, (v, _h) in locked.items()} == want, "run `make lock` (README, 'Running in the gateway container')"
+    stale = "run `make lock` (README, 'Running in the gateway container')"
+    assert {n: v for n, (v, _h) in locked.items()} == want, stale
     # What the image cannot run without, by name: a check that the closure is not empty.
     assert {"dulwich", "aiohttp", "neo4j", "supervisor", "dockerfile-parse", "setuptools"} <= set(want)
     assert "pytest" not in want and "ruff" not in want  # test and dev extras stay out
