@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck e2e chaos bench clean
+.PHONY: install demo test lint typecheck e2e chaos bench lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[container,test,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +35,15 @@ chaos: $(STAMP)
 # bench/results.json and regenerates the README's table from it (QUICK=1: 100 skills, ~30 s).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick) --out bench/results.json --readme
+
+# The image's lock (constraints.txt): every package the image installs, pinned at the version
+# this venv holds, with PyPI's hashes for each file. Run after changing a dependency (or
+# `pip install -U` in the venv) and after the tests pass; needs PyPI.
+lock: $(STAMP)
+	$(BIN)/python -m skillsyncd.container.lock > $(VENV)/lock.in
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+	    --no-emit-index-url --no-emit-find-links --strip-extras \
+	    --output-file constraints.txt $(VENV)/lock.in
 
 lint: $(STAMP)
 	$(BIN)/ruff check skillsyncd tests

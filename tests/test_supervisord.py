@@ -69,7 +69,8 @@ def _base_env(extra: dict[str, str]) -> dict[str, str]:
 class Stack:
     """supervisord with the shipped conf; its stdout and stderr, line by line."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], overrides: str = "") -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], overrides: str = "",
+                 supervise: bool = False) -> None:
         self.etc = workdir / "etc"
         (self.etc / "conf.d").mkdir(parents=True)
         self.conf = self.etc / "supervisord.conf"
@@ -83,7 +84,10 @@ class Stack:
         )
         self.out: list[str] = []
         self.err: list[str] = []
-        self.proc = subprocess.Popen([str(SUPERVISORD), "-c", str(self.conf)], env=env,
+        # supervise: through the image's PID 1 wrapper, as the Dockerfile block's CMD runs it.
+        argv = ([sys.executable, "-m", "skillsyncd.container.supervise"] if supervise
+                else [str(SUPERVISORD)])
+        self.proc = subprocess.Popen([*argv, "-c", str(self.conf)], env=env,
                                      cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         self._readers = [threading.Thread(target=self._read, args=(stream, sink), daemon=True)
@@ -182,8 +186,9 @@ def _alive(pid: int) -> bool:
 def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     started: list[Stack] = []
 
-    def start(env: dict[str, str], overrides: str = "", workdir: Path | None = None) -> Stack:
-        s = Stack(workdir or tmp_path, env, overrides)
+    def start(env: dict[str, str], overrides: str = "", workdir: Path | None = None,
+              supervise: bool = False) -> Stack:
+        s = Stack(workdir or tmp_path, env, overrides, supervise)
         started.append(s)
         return s
 
@@ -222,9 +227,13 @@ def test_stack_syncs_survives_kill_9_and_stops_on_sigterm(
     repo.add_skill("alpha", description="first")
     first = repo.commit("v1")
     state = tmp_path / "state"
+    # Left by an earlier run of the same container whose gateway was FATAL: must not count.
+    stale = tmp_path / "gateway-fatal"
+    stale.write_text("")
     s = stack(_base_env({"SKILLSYNC_REPO": http_git_server.url_for(repo),
                          "SKILLSYNC_STATE_DIR": str(state), "SKILLSYNC_USER": ME,
-                         **_gateway_env(tmp_path)}))
+                         "SKILLSYNC_GATEWAY_FATAL_FILE": str(stale),
+                         **_gateway_env(tmp_path)}), supervise=True)
 
     # Up, synced, and the deploy checked against the gateway program's health endpoint.
     started = s.wait_event(lambda e: e.get("event") == "daemon_started", "daemon_started")
@@ -294,20 +303,22 @@ def test_stack_syncs_survives_kill_9_and_stops_on_sigterm(
     assert json_lines >= 10
 
 
-def test_gateway_that_cannot_start_takes_the_container_down(
+def test_gateway_that_cannot_start_takes_the_container_down_with_exit_1(
     stack: Callable[..., Stack], repo: Any, tmp_path: Path
 ) -> None:
+    """The image's CMD (skillsyncd.container.supervise) exits 1: "on failure" restarts it."""
     repo.add_skill("alpha", description="first")
     repo.commit("v1")
     env = _base_env({"SKILLSYNC_REPO": str(repo.path), "SKILLSYNC_STATE_DIR": str(tmp_path / "state"),
-                     "SKILLSYNC_USER": ME,
+                     "SKILLSYNC_USER": ME, "SKILLSYNC_GATEWAY_FATAL_FILE": str(tmp_path / "fatal"),
                      "SKILLSYNC_GATEWAY_COMMAND": f"sh -c 'echo {STANDIN_PREFIX} bad config; exit 3'"})
     # One retry instead of five keeps the test short; the listener is what is tested.
-    s = stack(env, overrides="[program:gateway]\nstartretries=1\n")
+    s = stack(env, overrides="[program:gateway]\nstartretries=1\n", supervise=True)
     s.wait_line("gave up: gateway entered FATAL state", "gateway FATAL")
-    assert s.proc.wait(30) == 0
+    assert s.proc.wait(30) == 1
     s.stop(timeout=5)
     assert any("gateway-watch: the gateway is FATAL" in ln for ln in s.err)
+    assert any("the gateway could not be started" in ln and "exit 1" in ln for ln in s.err)
     assert "stopped: skillsyncd (exit status 0)" in "\n".join(s.out)
 
 
@@ -351,6 +362,11 @@ def test_skillsyncd_runs_as_its_user_and_owns_the_state_dir(
         reach = _skillsyncd_for(nobody, base / "bin")
         state = base / "state"
         state.mkdir()
+        # A root gateway's state dir: root's, and so its managed skills folder, with a skill
+        # someone installed there by hand (which must stay as it is).
+        publish = base / "openclaw" / "skills"
+        (publish / "by-hand").mkdir(parents=True)
+        (publish / "by-hand" / "SKILL.md").write_text("---\nname: by-hand\ndescription: x\n---\n")
         # What an operator's `skillsyncd --once` run as root would leave behind.
         stray = state / "left-by-root"
         stray.write_text("x")
@@ -358,10 +374,15 @@ def test_skillsyncd_runs_as_its_user_and_owns_the_state_dir(
         first = repo.commit("v1")
         s = stack(_base_env({"SKILLSYNC_REPO": http_git_server.url_for(repo),
                              "SKILLSYNC_STATE_DIR": str(state), "SKILLSYNC_USER": "nobody",
+                             "SKILLSYNC_PUBLISH_MODE": "mirror", "SKILLSYNC_PUBLISH_DIR": str(publish),
                              **_gateway_env(tmp_path), **reach}))
         started = s.wait_event(lambda e: e.get("event") == "daemon_started", "daemon_started")
         s.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("status") == "deployed"
                      and e.get("commit") == first, "deploy as nobody")
+        # The first sync published: the folder itself was handed over, nothing in it was.
+        assert publish.stat().st_uid == nobody.pw_uid
+        assert (publish / "alpha" / "SKILL.md").stat().st_uid == nobody.pw_uid
+        assert (publish / "by-hand").stat().st_uid == 0 and publish.parent.stat().st_uid == 0
         status = Path(f"/proc/{started['pid']}/status").read_text()
         uids = re.search(r"^Uid:\s+(.*)$", status, re.M)
         gids = re.search(r"^Gid:\s+(.*)$", status, re.M)
@@ -526,6 +547,17 @@ def test_skillsyncd_gets_the_gateway_url_by_default(loaded: dict[str, Any], tmp_
     assert url() == "ws://127.0.0.1:18789"
     assert url(OPENCLAW_GATEWAY_PORT="3000") == "ws://127.0.0.1:3000"
     assert url(SKILLSYNC_GATEWAY_URL="ws://10.0.0.2:9") == "ws://10.0.0.2:9"
+
+
+@needs_root
+def test_gateway_runs_as_the_dockerfiles_user_when_it_had_one(loaded: dict[str, Any]) -> None:
+    script = _scripts(loaded)["gateway"]
+    nobody = pwd.getpwnam("nobody")
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "SKILLSYNC_GATEWAY_USER": "nobody",
+                                 "SKILLSYNC_GATEWAY_COMMAND": "sh -c 'echo \"$(id -u) $(id -g) $HOME\"'"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(nobody.pw_uid), str(nobody.pw_gid), nobody.pw_dir]
 
 
 @needs_root

@@ -1,0 +1,54 @@
+"""The image's two install steps, for real, in a clean venv: the lock, then skillsyncd.
+
+What Dockerfile.patch's RUN does, run here: `pip install --require-hashes -r
+constraints.txt` into a new venv (every file downloaded and checked against the lock's
+hashes; the index is whatever pip is configured with, PyPI by default), then skillsyncd
+from a copy of the checkout with `--no-deps --no-build-isolation`. The venv must then
+hold exactly the lock plus skillsyncd, pass `pip check`, and run both programs the
+image starts. Needs the package index: an e2e test, skipped when pip cannot reach it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skillsyncd.container.lock import read_lock
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(argv: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_lock_installs_on_a_clean_venv(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    assert _run([sys.executable, "-m", "venv", str(venv)]).returncode == 0
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+    locked = _run([*pip, "install", "--quiet", "--require-hashes", "-r", str(ROOT / "constraints.txt")])
+    if locked.returncode != 0 and "NewConnectionError" in locked.stderr + locked.stdout:
+        pytest.skip(f"the package index is not reachable: {locked.stderr[-300:]}")
+    assert locked.returncode == 0, locked.stderr[-3000:]
+    # The build writes build/ and an egg-info next to the sources: build a copy.
+    files = _run(["git", "-C", str(ROOT), "ls-files", "-z"]).stdout.split("\0")
+    src = tmp_path / "skillsyncd"
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    own = _run([*pip, "install", "--quiet", "--no-deps", "--no-build-isolation", str(src)])
+    assert own.returncode == 0, own.stderr[-3000:]
+    assert _run([*pip, "check"]).returncode == 0
+    frozen = _run([*pip, "list", "--format=freeze", "--exclude", "pip"]).stdout.splitlines()
+    have = {ln.split("==")[0].lower().replace("_", "-"): ln.split("==")[1] for ln in frozen}
+    want = {n: v for n, (v, _h) in read_lock((ROOT / "constraints.txt").read_text()).items()}
+    assert have.pop("skillsyncd") == _run([str(venv / "bin" / "skillsyncd"), "--version"]).stdout.split()[-1]
+    assert have == want
+    sv = _run([str(venv / "bin" / "python"), "-m", "skillsyncd.container.supervise", "--version"])
+    assert sv.returncode == 0 and sv.stdout.strip() == want["supervisor"], sv.stdout + sv.stderr
