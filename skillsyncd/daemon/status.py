@@ -16,7 +16,7 @@ FIELDS = (
     "current_release", "skill_count", "skills_held_back", "webhook_enabled",
     "webhook_last_received", "last_deployment", "upstream_commit", "behind_upstream",
     "behind_reason", "bad_commits", "failure_streak", "last_success", "last_error", "ready",
-    "interval_seconds", "replica", "version", "audit", "state_dir_health",
+    "interval_seconds", "replica", "version", "audit", "state_dir_health", "freeze", "waiting",
 )
 
 
@@ -59,5 +59,7 @@ def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
         "version": __version__,
         "audit": daemon.metrics.audit_status(),
         "state_dir_health": disk["state_dir_health"],
+        "freeze": disk["freeze"],
+        "waiting": disk["waiting"],
     }
     return doc
