@@ -139,7 +139,7 @@ def test_until_takes_a_date_time_or_a_duration_and_refuses_the_past(cli: Cli) ->
     assert parse_until("2026-12-09T08:00:00+02:00", now) == "2026-12-09T06:00:00.000Z"
     with pytest.raises(ConfigError, match="has passed"):
         parse_until("2026-12-07", now)
-    with pytest.raises(ConfigError, match="--until 'soon': not a time.*duration from now"):
+    with pytest.raises(ConfigError, match=r"--until 'soon': not a time.*duration from now"):
         parse_until("soon", now)
     bad = cli("freeze", "--until", "yesterday")
     assert bad.returncode == EXIT_USAGE and "has passed" in bad.stderr
