@@ -164,6 +164,28 @@ def test_a_command_that_cannot_start_refuses(repo: RepoBuilder, once: Once, tmp_
     assert Releases(once.state).current() is None
 
 
+def test_a_kill_while_the_command_runs_leaves_the_old_release_and_the_restart_deploys(
+        repo: RepoBuilder, once: Once, tmp_path: Path) -> None:
+    word = _script(tmp_path, "word.sh", WORD)
+    repo.add_skill("alpha", description="v1")
+    repo.commit("v1")
+    assert once(word).returncode == EXIT_OK
+    live = Releases(once.state).current()
+    repo.add_skill("alpha", description="v2")
+    head = repo.commit("v2")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLSYNC_")}
+    killed = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "crashpoint.py"), "mid-veto", "--once",
+         "--repo", once.url, "--state-dir", str(once.state)],
+        env={**env, "OUT": str(once.out), "SKILLSYNC_PRE_FLIP_COMMAND": str(word)},
+        capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert Releases(once.state).current() == live  # the staged release never went live
+    assert once(word).returncode == EXIT_OK
+    assert Releases(once.state).manifest(Releases(once.state).current() or "").commit == head
+    assert [r for r in Releases(once.state).complete() if r != live][-1].endswith(head[:12])
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
