@@ -16,14 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bolt import BoltServer, bolt  # noqa: F401  (the fixture)
 from gitserver import HttpGitServer, RepoBuilder
 
+from skillsyncd.audit.commands import FLEET_QUERY, fleet_rows, open_journal
 from skillsyncd.audit.events import FreezeEnded, FreezeStarted, Frozen
 from skillsyncd.audit.journal import Journal
+from skillsyncd.audit.neo4j import Neo4jSink
 from skillsyncd.config import load_config
 from skillsyncd.errors import EXIT_FROZEN, EXIT_OK, EXIT_USAGE, ConfigError
 from skillsyncd.release.releases import Releases
-from skillsyncd.sync.freeze import FREEZE_FILE, Freeze, parse_until, read_freeze, set_freeze
+from skillsyncd.sync.assembly import build_syncer
+from skillsyncd.sync.freeze import (
+    FREEZE_FILE,
+    Freeze,
+    end_freeze,
+    parse_until,
+    read_freeze,
+    set_freeze,
+)
 
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
 
@@ -162,3 +173,30 @@ def test_freeze_values() -> None:
     f = Freeze(since="2026-12-08T10:00:00.000Z", reason="r", until="2026-12-08T11:00:00.000Z")
     assert f.active_at("2026-12-08T10:59:59.999Z") and not f.active_at("2026-12-08T11:00:00.000Z")
     assert Freeze(since="x").active_at("9999") and "until unfreeze" in Freeze(since="x").describe()
+
+
+def test_fleet_marks_a_frozen_replica(bolt: BoltServer, repo: RepoBuilder,  # noqa: F811
+                                      tmp_path: Path) -> None:
+    repo.add_skill("alpha", description="v1")
+    repo.commit("v1")
+    env = bolt.env(SKILLSYNC_REPLICA_ID="replica-f")
+    cfg = load_config(flags={"repo": str(repo.path), "state_dir": str(tmp_path / "s")}, env=env)
+    assert build_syncer(cfg).sync().status == "deployed"
+    journal = open_journal(cfg)
+    set_freeze(cfg, journal.append, reason="audit week", until="2099-01-01T00:00:00.000Z")
+
+    def fleet() -> dict[str, Any]:
+        sink = Neo4jSink(cfg, open_journal(cfg))
+        try:
+            sink.ship()
+            rows = fleet_rows(sink.query(FLEET_QUERY))
+        finally:
+            sink.close()
+            bolt.heal()
+        return {str(r["replica"]): r for r in rows}
+
+    row = fleet()["replica-f"]
+    assert row["frozen"] is True and row["freeze_reason"] == "audit week"
+    assert row["freeze_until"] == "2099-01-01T00:00:00.000Z"
+    end_freeze(cfg, journal.append)
+    assert fleet()["replica-f"]["frozen"] is False
