@@ -50,6 +50,7 @@ POINTS: dict[str, Callable[[], None]] = {
     "mid-link": lambda: before(staging, "_link_skill", after_calls=1),
     "manifest-write": lambda: before(staging, "write_manifest"),
     "mid-veto": lambda: before(veto, "_wait"),  # the pre-flip command runs; skillsyncd dies
+    "before-discard": lambda: before(release.Releases, "delete"),  # a held release, not yet deleted
     "before-flip": lambda: before(release.Releases, "flip"),
     "after-flip": lambda: before(golive.GoLive, "publish"),
     "before-state": lambda: before(ledger, "save_state"),

@@ -169,6 +169,24 @@ def test_an_unreadable_freeze_file_holds_until_unfreeze(repo: RepoBuilder, cli: 
     assert cli("--once").returncode == EXIT_OK and Releases(cli.state).current() is not None
 
 
+def test_a_kill_before_a_frozen_release_is_deleted_does_not_put_it_live(
+        repo: RepoBuilder, cli: Cli) -> None:
+    repo.add_skill("alpha", description="v1")
+    repo.commit("v1")
+    assert cli("freeze").returncode == EXIT_OK
+    killed = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "crashpoint.py"), "before-discard",
+         "--once", "--repo", cli.url, "--state-dir", str(cli.state)],
+        env=_env(), capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert len(Releases(cli.state).complete()) == 1  # the staged release outlived the kill
+    done = cli("--once")  # start-up repair must not flip to it while frozen
+    assert done.returncode == EXIT_FROZEN, done.stderr
+    assert Releases(cli.state).current() is None
+    assert cli("unfreeze").returncode == EXIT_OK and cli("--once").returncode == EXIT_OK
+    assert Releases(cli.state).current() is not None
+
+
 def test_freeze_values() -> None:
     f = Freeze(since="2026-12-08T10:00:00.000Z", reason="r", until="2026-12-08T11:00:00.000Z")
     assert f.active_at("2026-12-08T10:59:59.999Z") and not f.active_at("2026-12-08T11:00:00.000Z")

@@ -186,6 +186,26 @@ def test_a_kill_while_the_command_runs_leaves_the_old_release_and_the_restart_de
     assert [r for r in Releases(once.state).complete() if r != live][-1].endswith(head[:12])
 
 
+def test_a_first_deploy_killed_in_a_refusing_command_never_goes_live_by_repair(
+        repo: RepoBuilder, once: Once, tmp_path: Path) -> None:
+    """Start-up repair points a missing ``current`` at the newest complete release; the one
+    a kill left staged has not passed the command, so it must not be that release."""
+    word = _script(tmp_path, "word.sh", WORD)
+    repo.add_skill("alpha", description="says FORBIDDEN")
+    repo.commit("v1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKILLSYNC_")}
+    killed = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "crashpoint.py"), "mid-veto", "--once",
+         "--repo", once.url, "--state-dir", str(once.state)],
+        env={**env, "OUT": str(once.out), "SKILLSYNC_PRE_FLIP_COMMAND": str(word)},
+        capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert len(Releases(once.state).complete()) == 1  # staged, complete, never live
+    done = once(word)
+    assert done.returncode == EXIT_REJECTED, done.stderr
+    assert Releases(once.state).current() is None
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
