@@ -10,12 +10,13 @@ from __future__ import annotations
 # heavy ones (see stopping.py); each command imports what it needs when it runs.
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skillsyncd import __version__
 from skillsyncd.daemon.stopping import PENDING, StopRequested
 from skillsyncd.errors import (
+    EXIT_FROZEN,
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_SYNC_FAILED,
@@ -28,7 +29,8 @@ from skillsyncd.model import Status
 if TYPE_CHECKING:
     from skillsyncd.config import Config
 
-COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet")
+COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet", "freeze",
+            "unfreeze")
 
 
 # The configuration flags each subcommand uses, the ones its --help lists (``run``: all).
@@ -140,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep an AI gateway's skills in step with a git repository. "
         "Global flags go before or after COMMAND; after it wins.",
         epilog="Exit codes: 0 deployed or nothing to do, 1 sync failed, 2 usage or config "
-        "error, 3 lock busy, 4 validation rejected.",
+        "error, 3 lock busy, 4 validation rejected, 5 frozen.",
     )
     parser.add_argument("--version", action="version", version=f"skillsyncd {__version__}")
     _once_flags(parser, None)
@@ -173,7 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include no-change polls and sync start/end")
     p = command("fleet", "which replica runs which commit (from Neo4j)")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
+    _freeze_commands(command)
     return parser
+
+
+def _freeze_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``freeze`` and ``unfreeze`` (sync/freeze.py): syncs go on, nothing goes live."""
+    p = command("freeze", "stop deployments: syncs still fetch and validate, nothing goes live")
+    p.add_argument("--reason", metavar="TEXT", help="why (shown in status, the dashboard, alerts)")
+    p.add_argument("--until", metavar="TIME", help="end by itself then: an ISO date-time (UTC "
+                   "unless it says) or a duration from now (30m, 2h, 1d)")
+    command("unfreeze", "lift the freeze; the next sync deploys what waits")
 
 
 _FLAG_FIELDS = ("repo", "ref", "state_dir", "skills_path", "interval", "http_bind",
@@ -238,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": cmd_validate,
             "audit": cmd_audit,
             "fleet": cmd_fleet,
+            "freeze": cmd_freeze,
+            "unfreeze": cmd_unfreeze,
         }[command]
         return int(handler(cfg, args))
     except StopRequested as stop:
@@ -289,6 +303,10 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         went_live = (sum(1 for n in p.added if n not in held), sum(1 for n in p.changed if n not in held))
         line += (f" ({outcome.skills_live} skills live: +{went_live[0]} ~{went_live[1]} -{len(p.removed)}"
                  f" ={len(p.unchanged)}" + (f"; {len(held)} held back" if held else "") + ")")
+    elif outcome.status is Status.FROZEN and not outcome.plan.is_empty:
+        p = outcome.plan
+        line += (f" (waiting, not live: +{len(p.added)} ~{len(p.changed)} -{len(p.removed)}"
+                 + (f"; {len(outcome.held_back)} held back" if outcome.held_back else "") + ")")
     print(line, file=sys.stderr)
     if outcome.status is Status.DEPLOYED and not outcome.skills_live:
         print(f"  warning: nothing is live: no skill found under {cfg.skills_path or 'the repository root'}"
@@ -304,6 +322,8 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         return EXIT_SYNC_FAILED
     if outcome.status is Status.REJECTED:  # refused again: the same outcome, the same exit code
         return EXIT_REJECTED
+    if outcome.status is Status.FROZEN:  # --force does not lift a freeze; `unfreeze` does
+        return EXIT_FROZEN
     if outcome.status is Status.DEPLOYED:
         _run_hooks(cfg, outcome, Status.DEPLOYED)
     return EXIT_OK
@@ -399,10 +419,25 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
           f"{info['failure_streak']}")
     if info["last_error"]:
         print(f"error     {info['last_error']}")
+    _print_freeze(info)
     disk = info["state_dir_health"]
     if disk["problem"]:
         print(f"disk      {disk['problem']}")
     return EXIT_OK
+
+
+def _print_freeze(info: Mapping[str, Any]) -> None:
+    """The freeze in effect and the commit it keeps waiting (``status``)."""
+    freeze, waiting = info.get("freeze"), info.get("waiting")
+    if freeze:
+        print(f"frozen    since {freeze['since']} by {freeze['by']}"
+              + (f": {freeze['reason']}" if freeze["reason"] else "")
+              + f" (until {freeze['until'] or 'unfreeze'})")
+    if waiting:
+        n = waiting.get("counts") or {}
+        print(f"waiting   commit {str(waiting.get('commit'))[:12]} since {waiting.get('since')}: "
+              f"+{n.get('added', 0)} ~{n.get('changed', 0)} -{n.get('removed', 0)}"
+              + (f", {n['held_back']} held back" if n.get("held_back") else ""))
 
 
 def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:
@@ -471,6 +506,32 @@ def cmd_fleet(cfg: Config, args: argparse.Namespace) -> int:
     from skillsyncd.audit.commands import cmd_fleet as fleet
 
     return int(fleet(cfg, as_json=args.json))
+
+
+def cmd_freeze(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.audit.commands import open_journal
+    from skillsyncd.sync.freeze import parse_until, set_freeze
+
+    until = parse_until(args.until) if args.until else None
+    freeze = set_freeze(cfg, open_journal(cfg).append, reason=args.reason, until=until, by="cli")
+    print(f"{freeze.describe()}; syncs go on and show what waits, nothing goes live "
+          "('skillsyncd unfreeze' lifts it)", file=sys.stderr)
+    _ship_audit(cfg)
+    return EXIT_OK
+
+
+def cmd_unfreeze(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.audit.commands import open_journal
+    from skillsyncd.sync.freeze import end_freeze
+
+    lifted = end_freeze(cfg, open_journal(cfg).append, by="cli")
+    if lifted is None:
+        print(f"not frozen: nothing to lift in {cfg.state_dir}", file=sys.stderr)
+        return EXIT_OK
+    print("unfrozen: the next sync deploys what waits (a running daemon: at its next poll; "
+          "POST /unfreeze syncs at once)", file=sys.stderr)
+    _ship_audit(cfg)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -134,6 +134,9 @@ class Config:
     gateway_settle: float = 15.0  # seconds to wait for the gateway to load a release before judging
     hook_command: str | None = None
     hook_url: str | None = None
+    # a veto before the flip (sync/veto.py): run on the staged release; non-zero refuses the commit
+    pre_flip_command: str | None = None
+    pre_flip_timeout: float = 60.0
     # telling people: alerts, commit statuses, the HTTP side beyond loopback
     notify: Secret = NO_SECRET  # Apprise URLs, space or newline separated (SKILLSYNC_NOTIFY[_FILE])
     notify_failing_after: int = 3  # failed syncs in a row before an alert
@@ -253,6 +256,16 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
+def secret_env_names() -> frozenset[str]:
+    """Every environment name a secret setting is read from, ``*_FILE`` forms included
+    (what a command skillsyncd runs for someone else must not inherit)."""
+    names: set[str] = set()
+    for name in _SECRET_FIELDS:
+        for var in (f"SKILLSYNC_{name.upper()}", *_ENV_ALIASES.get(name, ())):
+            names |= {var, f"{var}_FILE"}
+    return frozenset(names)
+
+
 def _parse_bool(raw: str) -> bool:
     low = raw.strip().lower()
     if low in {"1", "true", "yes", "on"}:
@@ -333,6 +346,7 @@ _OTHER_OWN_NAMES = frozenset({
     "SKILLSYNC_CONFIG", "SKILLSYNC_USER", "SKILLSYNC_GATEWAY_COMMAND", "SKILLSYNC_E2E_CACHE",
     "SKILLSYNC_EVENT", "SKILLSYNC_COMMIT", "SKILLSYNC_RELEASE", "SKILLSYNC_PREVIOUS_COMMIT",
     "SKILLSYNC_PREVIOUS_RELEASE", "SKILLSYNC_TRIGGER", "SKILLSYNC_RELEASE_DIR",
+    "SKILLSYNC_RELEASE_PATH",
 })
 
 
@@ -535,6 +549,7 @@ def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
                           f"not {cfg.keep_releases} ({at('keep_releases')})")
     bounds = (("interval", cfg.interval, 0.0, False), ("network_timeout", cfg.network_timeout, 0.0, False),
               ("lock_timeout", cfg.lock_timeout, 0.0, True), ("http_timeout", cfg.http_timeout, 0.0, False),
+              ("pre_flip_timeout", cfg.pre_flip_timeout, 0.0, False),
               ("http_max_connections", cfg.http_max_connections, 4, True))
     for name, value, low, inclusive in bounds:
         if value < low or (value == low and not inclusive):

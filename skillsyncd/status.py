@@ -20,6 +20,7 @@ from typing import Any
 from skillsyncd.config import Config
 from skillsyncd.release.manifest import Manifest
 from skillsyncd.release.releases import Releases
+from skillsyncd.sync.freeze import active_freeze
 from skillsyncd.sync.state import State, load_state
 
 
@@ -213,6 +214,8 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         behind = state.upstream_commit != deployed
         if not behind and state.failure_streak:
             behind = None  # the last syncs could not ask the remote: unknown, not "no"
+    freeze = active_freeze(cfg)
+    waiting = {k: v for k, v in (state.waiting or {}).items() if k != "settings"} or None
     return {
         "state_dir": str(cfg.state_dir),
         "current_release": current,
@@ -231,7 +234,12 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         "behind_upstream": behind,
         "behind_reason": state.bad_commits.get(state.upstream_commit or "")
         or ("rejected by validation" if state.rejected_commit == state.upstream_commit
-            and state.rejected_commit else None),
+            and state.rejected_commit else None)
+        or ("waiting: deployments are frozen" if freeze and waiting
+            and waiting.get("commit") == state.upstream_commit else None),
+        # the operator's freeze in effect (sync/freeze.py), and the commit it keeps waiting
+        "freeze": freeze.to_dict() if freeze else None,
+        "waiting": waiting,
         "bad_commits": state.bad_commits,
         "last_attempt": state.last_attempt,
         "last_success": state.last_success,

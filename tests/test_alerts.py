@@ -66,6 +66,25 @@ def test_rejection_guard_and_rollback_once_per_commit() -> None:
     assert decide(rolled, book.with_sent(found[0].keys), S)[0] == []
 
 
+def test_a_veto_and_a_frozen_commit_alert_once_per_commit() -> None:
+    vetoed = decode({"kind": "rejected", "commit": C1, "policy": "veto", "findings": [
+        {"rule": "veto.refused", "severity": "error", "path": ".",
+         "message": "pre-flip command 'check.sh' exited 1: FORBIDDEN in beta/SKILL.md"}]})
+    found, book = decide(vetoed, Book(), S)
+    assert [(a.event, a.level) for a in found] == [("rejected", "failure")]
+    assert "pre-flip command" in found[0].title and "FORBIDDEN in beta/SKILL.md" in found[0].body
+    assert decide(vetoed, book.with_sent(found[0].keys), S)[0] == []
+    frozen = decode({"kind": "frozen", "commit": C2, "release": "live-1",
+                     "reason": "deployments frozen since t by cli: review until unfreeze",
+                     "skills": [{"name": "beta", "change": "added"},
+                                {"name": "alpha", "change": "unchanged"}]})
+    found, book = decide(frozen, book, S)
+    assert [a.event for a in found] == ["frozen"] and "waits behind a freeze" in found[0].title
+    assert "- added: beta" in found[0].body and "alpha" not in found[0].body
+    assert "unfreeze" in found[0].body and "live-1 stays live" in found[0].body
+    assert decide(frozen, book.with_sent(found[0].keys), S)[0] == []
+
+
 def test_failing_streak_alerts_once_then_recovers() -> None:
     book, seen = Book(), []
     for i in range(5):

@@ -148,7 +148,8 @@ _SCRIPT = """
   var seen=null,main=document.querySelector("main");
   document.documentElement.setAttribute("data-js","on");
   function key(s){return [s.current_release,s.last_success,s.failure_streak,s.last_error,
-    s.upstream_commit,s.poller_status,(s.audit||{}).lag].join("|");}
+    s.upstream_commit,s.poller_status,(s.audit||{}).lag,JSON.stringify(s.freeze),
+    JSON.stringify(s.waiting)].join("|");}
   function tick(){
     fetch("/status",{cache:"no-store"}).then(function(r){return r.json();}).then(function(s){
       var k=key(s);
@@ -209,6 +210,31 @@ def _live_section(page: Page) -> str:
         ("Behind the remote", behind_html),
     ]
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+
+
+def _freeze_section(page: Page) -> str:
+    """A freeze in effect, and what it keeps waiting (nothing when neither)."""
+    freeze, waiting = page.status.get("freeze"), page.status.get("waiting")
+    if not freeze and not waiting:
+        return ""
+    out = '<section id="freeze"><h2>Deployments frozen</h2>' if freeze else \
+        '<section id="freeze"><h2>Waiting to go live</h2>'
+    if freeze:
+        out += (f'<p class="warn">Frozen since {_e(freeze.get("since"))} by {_e(freeze.get("by"))}'
+                f'{": " + _e(freeze.get("reason")) if freeze.get("reason") else ""}; '
+                f'until {_e(freeze.get("until") or "skillsyncd unfreeze")}. Syncs still fetch '
+                "and validate; nothing goes live.</p>")
+    if waiting:
+        n = waiting.get("counts") or {}
+        names = [(k, waiting.get(k) or ()) for k in ("added", "changed", "removed", "held_back")]
+        out += (f'<p>Commit <code>{_short(waiting.get("commit"))}</code> waits since '
+                f'{_e(waiting.get("since"))}: +{_e(n.get("added", 0))} ~{_e(n.get("changed", 0))} '
+                f'-{_e(n.get("removed", 0))}, {_e(n.get("held_back", 0))} held back.</p><dl>'
+                + "".join(f"<dt>{_e(k.replace('_', ' '))}</dt><dd>"
+                          + (", ".join(f"<code>{_e(x)}</code>" for x in v) or "-") + "</dd>"
+                          for k, v in names)
+                + "</dl>")
+    return out + "</section>"
 
 
 def _health_section(page: Page) -> str:
@@ -310,6 +336,7 @@ def _events_section(page: Page) -> str:
 
 _BEHIND = '<span class="bad">behind</span>'
 _CURRENT = '<span class="ok">current</span>'
+_FROZEN = ' <span class="warn">frozen</span>'
 
 
 def _fleet_section(page: Page) -> str:
@@ -320,6 +347,7 @@ def _fleet_section(page: Page) -> str:
     rows = "".join(
         f"<tr><td>{_e(r.get('replica'))}</td><td><code>{_short(r.get('commit'))}</code></td>"
         f"<td>{_BEHIND if r.get('behind') else _CURRENT}"
+        f"{_FROZEN if r.get('frozen') else ''}"
         f"</td><td>{_e(r.get('last_seen') or '-')}</td></tr>" for r in page.fleet)
     return ('<h2>Fleet</h2><div class="table"><table id="fleet"><thead><tr><th>Replica</th><th>Commit</th>'
             "<th>State</th><th>Last contact</th></tr></thead><tbody>" + rows + "</tbody></table></div>")
@@ -336,6 +364,7 @@ def render(page: Page, want: str = "all", poll_ms: int = 5000) -> str:
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{_e(title)}</h1><span class=\"muted\">version {_e(st.get('version'))}</span></header>"
         "<main>"
+        f"{_freeze_section(page)}"
         f"<section id=\"live\"><h2>Live release</h2>{_live_section(page)}</section>"
         f"<section id=\"health\"><h2>Health</h2>{_health_section(page)}</section>"
         f"<section id=\"gateway\"><h2>Gateway</h2>{_gateway_section(page)}</section>"

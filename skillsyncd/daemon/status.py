@@ -19,7 +19,8 @@ FIELDS = (
     "webhook_last_received", "last_deployment", "upstream_commit", "behind_upstream",
     "behind_reason", "bad_commits", "failure_streak", "last_success", "last_error",
     "last_error_source", "ready",
-    "interval_seconds", "replica", "version", "audit", "state_dir_health", "gateway",
+    "interval_seconds", "replica", "version", "audit", "state_dir_health", "gateway", "freeze",
+    "waiting",
 )
 
 
@@ -78,5 +79,7 @@ def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
         "audit": daemon.metrics.audit_status(),
         "state_dir_health": disk["state_dir_health"],
         "gateway": disk["gateway"],
+        "freeze": disk["freeze"],
+        "waiting": disk["waiting"],
     }
     return doc

@@ -21,6 +21,7 @@ from typing import Any
 from skillsyncd.audit.events import (
     Deployed,
     FetchFailed,
+    Frozen,
     GatewayConfirmed,
     JournalEvent,
     Rejected,
@@ -33,7 +34,7 @@ from skillsyncd.release.manifest import Manifest
 # fetch_failed and sync_failed mean "this sync could not reach or finish its work"
 # (validation refusals are decisions, not failures, and raise their own alert).
 # sync_finished statuses that end a failure streak (the remote answered and we acted on it).
-RECOVERED_STATUSES = frozenset({"deployed", "no_change", "skipped_bad", "rejected"})
+RECOVERED_STATUSES = frozenset({"deployed", "no_change", "skipped_bad", "rejected", "frozen"})
 SENT_KEEP = 1000  # dedup keys remembered; the oldest are forgotten first
 
 FAILURE, WARNING, SUCCESS, INFO = "failure", "warning", "success", "info"  # Apprise's notify types
@@ -161,6 +162,8 @@ def decide(event: JournalEvent, book: Book, s: Settings,
         alerts += _rolled_back(event, book, s)
     elif isinstance(event, GatewayConfirmed):
         alerts += _gateway(event, book, s)
+    elif isinstance(event, Frozen):
+        alerts += _frozen(event, book, s)
     streak, book = _streak(event, book, s)
     return alerts + streak, book
 
@@ -188,8 +191,25 @@ def _held_back(event: Deployed, book: Book, s: Settings,
                   "\n".join(body), tuple(key(n) for n in fresh), commit)]
 
 
+def _frozen(event: Frozen, book: Book, s: Settings) -> list[Alert]:
+    """A commit validated and staged that a freeze keeps waiting: once per commit."""
+    key = f"frozen:{event.commit}"
+    if book.has(key):
+        return []
+    changes = [f"- {x.get('change')}: {x.get('name')}" for x in event.skills
+               if x.get("change") not in (None, "unchanged")]
+    body = [f"Commit {_short(event.commit)} is validated and waits: {event.reason or 'frozen'}.",
+            *_commit_lines(s, event), "", *changes[:30],
+            "", "What to do: `skillsyncd unfreeze` (or POST /unfreeze) deploys it; until then "
+            f"release {event.release or '-'} stays live."]
+    return [Alert("frozen", INFO, f"skillsyncd: commit {_short(event.commit)} waits behind a "
+                  f"freeze ({s.replica})", "\n".join(body), (key,), event.commit)]
+
+
 def _rejected(event: Rejected, book: Book, s: Settings) -> list[Alert]:
-    """A commit refused as a whole, by validation or by the mass-removal guard."""
+    """A commit refused as a whole, by validation, the mass-removal guard or the pre-flip command."""
+    if event.policy == "veto":
+        return _vetoed(event, book, s)
     commit = event.commit
     guard = event.policy == "guard"
     name = "mass_removal" if guard else "rejected"
@@ -210,6 +230,21 @@ def _rejected(event: Rejected, book: Book, s: Settings) -> list[Alert]:
     return [Alert(name, FAILURE, f"skillsyncd: commit {_short(commit)} "
                   f"{'refused by the mass-removal guard' if guard else 'rejected'} "
                   f"({s.replica})", "\n".join(body), (key,), commit)]
+
+
+def _vetoed(event: Rejected, book: Book, s: Settings) -> list[Alert]:
+    """The pre-flip command refused a staged release (sync/veto.py)."""
+    key = f"vetoed:{event.commit}"
+    if book.has(key):
+        return []
+    why = str(event.findings[0].get("message")) if event.findings else "refused"
+    body = [f"Commit {_short(event.commit)} was refused by the pre-flip command "
+            "(SKILLSYNC_PRE_FLIP_COMMAND) before it went live; the live release stays.",
+            *_commit_lines(s, event), f"Reason: {why[:1500]}", "",
+            "What to do: fix what the command reports and push; it is not run again on this "
+            "commit unless `skillsyncd --once --force`."]
+    return [Alert("rejected", FAILURE, f"skillsyncd: commit {_short(event.commit)} refused by "
+                  f"the pre-flip command ({s.replica})", "\n".join(body), (key,), event.commit)]
 
 
 def _rolled_back(event: RolledBack, book: Book, s: Settings) -> list[Alert]:

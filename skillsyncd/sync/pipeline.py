@@ -16,25 +16,28 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 
 from skillsyncd.audit.journal import now_iso
 from skillsyncd.config import Config
 from skillsyncd.errors import ReleaseError, SourceError
-from skillsyncd.model import Event, Status
+from skillsyncd.model import Event, Finding, Severity, Status
 from skillsyncd.release.manifest import EMPTY
 from skillsyncd.release.releases import Releases
 from skillsyncd.source.remote import FetchResult, Source
 from skillsyncd.status import disk_error
 from skillsyncd.sync import recovery, retention, stage
 from skillsyncd.sync.decide import skip_reason
+from skillsyncd.sync.freeze import Freeze, settle
 from skillsyncd.sync.golive import GoLive
 from skillsyncd.sync.ledger import Ledger, Recorder
 from skillsyncd.sync.lock import DeployLock
 from skillsyncd.sync.rollback import roll_back_to
 from skillsyncd.sync.state import State
 from skillsyncd.sync.values import Candidate, Check, Live, Publisher, Run, SyncOutcome, Unpublisher, Verdict
+from skillsyncd.sync.veto import run_pre_flip
 
 log = structlog.get_logger(__name__)
 
@@ -84,11 +87,16 @@ class Syncer:
     def _steps(self, run: Run, live: Live, source: Source) -> SyncOutcome:
         live = self._recover(run, live)
         head = self._probe(source, live)
-        skip = skip_reason(live.state, live.current, head, run.force, self.cfg.release_settings())
+        frozen = settle(self.cfg, self.ledger.record)
+        skip = skip_reason(live.state, live.current, head, run.force, self.cfg.release_settings(),
+                           frozen=frozen is not None)
         if skip is not None:
-            return self._close(run, live, self._skip(run, live, head, skip))
+            return self._close(run, live, self._skip(run, live, head, skip, frozen))
         fetched = self._fetch(source, live, head)
         candidate = self._stage(run, live, source, fetched)
+        held = self._hold(run, live, candidate, head)
+        if held is not None:
+            return self._close(run, live, held)
         verdict = self.golive.go_live(candidate)
         if verdict.failed:
             return self._close(run, live, dataclasses.replace(self.golive.roll_back(
@@ -120,8 +128,16 @@ class Syncer:
             log.info("settings_changed", hint="the settings that shape a release changed: re-deploying")
         return head
 
-    def _skip(self, run: Run, live: Live, head: str, status: Status) -> SyncOutcome:
+    def _skip(self, run: Run, live: Live, head: str, status: Status,
+              frozen: Freeze | None) -> SyncOutcome:
         event, reason = None, None
+        if status is Status.FROZEN and frozen is not None:
+            reason = frozen.describe()
+            log.info("still_frozen", reason=reason, hint="the commit waits; `skillsyncd unfreeze`")
+            return SyncOutcome(status=status, reason=reason, sync_id=run.sync_id,
+                               trigger=run.trigger, commit=head, release=live.current,
+                               upstream=head, previous_commit=live.commit,
+                               previous_release=live.current, freeze_until=frozen.until)
         if status is Status.NO_CHANGE:
             log.info(str(Event.NO_CHANGE), release=live.current)
             event = Event.NO_CHANGE
@@ -160,6 +176,33 @@ class Syncer:
                 findings=refused.refusal.findings, reason=str(refused),
                 previous_commit=live.commit, previous_release=live.current))
             raise
+
+    def _hold(self, run: Run, live: Live, c: Candidate, head: str) -> SyncOutcome | None:
+        """Before the flip: a freeze keeps the staged release from going live, and the
+        pre-flip command may refuse it. None: go live. A held release is deleted (it never
+        served); the next sync stages it again from the store, which keeps its versions."""
+        frozen = settle(self.cfg, self.ledger.record)  # asked again: staging may take a while
+        common: dict[str, Any] = dict(
+            sync_id=run.sync_id, trigger=run.trigger, commit=c.manifest.commit, upstream=head,
+            release=live.current, plan=c.plan, held_back=c.held, findings=c.findings,
+            settings=c.manifest.settings, skills=c.skills, previous_commit=live.commit,
+            previous_release=live.current)
+        outcome: SyncOutcome | None = None
+        if frozen is not None:
+            log.warning(str(Event.FROZEN), reason=frozen.describe(), staged_release=c.release,
+                        added=len(c.plan.added), changed=len(c.plan.changed),
+                        removed=len(c.plan.removed))
+            outcome = SyncOutcome(status=Status.FROZEN, event=Event.FROZEN,
+                                  reason=frozen.describe(), freeze_until=frozen.until, **common)
+        elif self.cfg.pre_flip_command:
+            veto = run_pre_flip(self.cfg, self.releases, run, live, c)
+            if veto.reason is not None:
+                finding = Finding("veto.refused", Severity.ERROR, ".", veto.reason)
+                outcome = SyncOutcome(status=Status.REJECTED, event=Event.REJECTED, policy="veto",
+                                      reason=veto.reason, **{**common, "findings": (finding,)})
+        if outcome is not None:
+            self.releases.delete(c.release)
+        return outcome
 
     def _deploy(self, run: Run, live: Live, c: Candidate, source: Source, verdict: Verdict,
                 head: str) -> SyncOutcome:
