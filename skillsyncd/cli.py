@@ -43,6 +43,8 @@ _TAKES: dict[str, frozenset[str]] = {
     "validate": _COMMON | {"--skills-path", "--strict"},
     "audit": _COMMON | {"--state-dir"},
     "fleet": _COMMON,
+    "freeze": _COMMON | {"--state-dir"},
+    "unfreeze": _COMMON | {"--state-dir"},
 }
 
 # One line per subcommand under its usage (``skillsyncd COMMAND --help``).
@@ -59,6 +61,9 @@ _DESCRIPTIONS = {
                 "is found.",
     "audit": "Show the deployment history from the journal, or push its backlog to Neo4j.",
     "fleet": "Show which replica runs which commit, from the audit graph in Neo4j.",
+    "freeze": "Freeze deployments: syncs still fetch, plan and validate (status shows what "
+              "waits), nothing goes live until 'unfreeze' or --until. Survives restarts.",
+    "unfreeze": "Lift the freeze; the next sync deploys what waits.",
 }
 
 
