@@ -156,7 +156,8 @@ def test_block_installs_what_supervisord_conf_expects() -> None:
     run_text = " ".join(ln for ln in BLOCK.splitlines() if not ln.lstrip().startswith("#"))
     # Debian's venv support only; everything Python, supervisord too, from the hashed lock.
     assert "apt-get install -y --no-install-recommends python3-venv " in run_text
-    assert "--require-hashes -r /tmp/skillsyncd/constraints.txt" in run_text
+    assert "--only-binary :all: --require-hashes -r /tmp/skillsyncd/constraints.txt" in " ".join(
+        run_text.replace("\\", " ").split())
     assert "--no-deps --no-build-isolation /tmp/skillsyncd" in run_text
     assert "pip3 install" not in run_text and "--break-system-packages" not in run_text
     # supervisord.conf's programs find skillsyncd on PATH; supervisorctl finds the conf.

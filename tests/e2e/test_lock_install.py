@@ -1,7 +1,7 @@
 """The image's two install steps, for real, in a clean venv: the lock, then skillsyncd.
 
-What Dockerfile.patch's RUN does, run here: `pip install --require-hashes -r
-constraints.txt` into a new venv (every file downloaded and checked against the lock's
+What Dockerfile.patch's RUN does, run here: `pip install --only-binary :all:
+--require-hashes -r constraints.txt` into a new venv (every file downloaded and checked against the lock's
 hashes; the index is whatever pip is configured with, PyPI by default), then skillsyncd
 from a copy of the checkout with `--no-deps --no-build-isolation`. The venv must then
 hold exactly the lock plus skillsyncd, pass `pip check`, and run both programs the
@@ -31,7 +31,8 @@ def test_the_lock_installs_on_a_clean_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)]).returncode == 0
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    locked = _run([*pip, "install", "--quiet", "--require-hashes", "-r", str(ROOT / "constraints.txt")])
+    locked = _run([*pip, "install", "--quiet", "--only-binary", ":all:", "--require-hashes",
+                   "-r", str(ROOT / "constraints.txt")])
     if locked.returncode != 0 and "NewConnectionError" in locked.stderr + locked.stdout:
         pytest.skip(f"the package index is not reachable: {locked.stderr[-300:]}")
     assert locked.returncode == 0, locked.stderr[-3000:]
