@@ -104,6 +104,14 @@ def test_a_dockerfile_it_cannot_read_is_left_alone_with_the_reason(tmp_path: Pat
     assert (ctx / "Dockerfile").read_text() == dockerfile
 
 
+def test_no_dockerfile_is_an_error_that_says_so(tmp_path: Path) -> None:
+    ctx = context(tmp_path, "")
+    (ctx / "Dockerfile").unlink()
+    done = install(ctx, "--check")
+    assert done.returncode == 2 and "Dockerfile: cannot read or write it" in done.stderr
+    assert not (ctx / "Dockerfile").exists()
+
+
 def test_script_is_shellcheck_clean() -> None:
     exe = tool("shellcheck")
     if exe is None:
