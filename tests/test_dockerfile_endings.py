@@ -9,11 +9,15 @@ The expected commands are Docker's documented rules, written out by hand.
 from __future__ import annotations
 
 import io
+import json
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 from dockerfile_parse import DockerfileParser
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skillsyncd.container.dockerfile import DockerfileError, read_start_command
 from skillsyncd.container.install import (
@@ -167,3 +171,30 @@ def _instructions(dockerfile: str) -> list[str]:
     """Instruction lines as dockerfile-parse reads them (comments dropped, lines joined)."""
     parser = DockerfileParser(fileobj=io.BytesIO(dockerfile.encode()), env_replace=False)
     return [f"{s['instruction']} {s['value']}" for s in parser.structure if s["instruction"] != "COMMENT"]
+
+
+_WORDS = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0\n\r"),
+                          max_size=12), max_size=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(words=_WORDS)
+def test_any_exec_form_reaches_the_gateway_program_word_for_word(words: list[str]) -> None:
+    """Dockerfile -> parser -> the ENV's shell text -> supervisord.conf's gateway shell -> argv."""
+    argv = ["sh", "-c", 'for a; do printf "%s\\0" "$a"; done', "sh", *words]
+    plan = plan_install(f"FROM node:22\nCMD {json.dumps(argv)}\n# after\n", TEMPLATE)
+    script = _gateway_script()
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "SKILLSYNC_GATEWAY_COMMAND": plan.command})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().split("\0")[:-1] == words
+
+
+def _gateway_script() -> str:
+    """supervisord.conf's gateway program, as supervisord reads it (its own parser)."""
+    from supervisor.options import ServerOptions
+
+    opts = ServerOptions()
+    opts.realize(["-c", str(ROOT / "supervisord.conf")])
+    program = next(p for g in opts.process_group_configs for p in g.process_configs if p.name == "gateway")
+    return str(shlex.split(program.command)[2])

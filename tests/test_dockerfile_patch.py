@@ -104,6 +104,14 @@ def test_a_dockerfile_it_cannot_read_is_left_alone_with_the_reason(tmp_path: Pat
     assert (ctx / "Dockerfile").read_text() == dockerfile
 
 
+def test_no_dockerfile_is_an_error_that_says_so(tmp_path: Path) -> None:
+    ctx = context(tmp_path, "")
+    (ctx / "Dockerfile").unlink()
+    done = install(ctx, "--check")
+    assert done.returncode == 2 and "Dockerfile: cannot read or write it" in done.stderr
+    assert not (ctx / "Dockerfile").exists()
+
+
 def test_script_is_shellcheck_clean() -> None:
     exe = tool("shellcheck")
     if exe is None:
@@ -156,7 +164,8 @@ def test_block_installs_what_supervisord_conf_expects() -> None:
     run_text = " ".join(ln for ln in BLOCK.splitlines() if not ln.lstrip().startswith("#"))
     # Debian's venv support only; everything Python, supervisord too, from the hashed lock.
     assert "apt-get install -y --no-install-recommends python3-venv " in run_text
-    assert "--require-hashes -r /tmp/skillsyncd/constraints.txt" in run_text
+    assert "--only-binary :all: --require-hashes -r /tmp/skillsyncd/constraints.txt" in " ".join(
+        run_text.replace("\\", " ").split())
     assert "--no-deps --no-build-isolation /tmp/skillsyncd" in run_text
     assert "pip3 install" not in run_text and "--break-system-packages" not in run_text
     # supervisord.conf's programs find skillsyncd on PATH; supervisorctl finds the conf.

@@ -240,6 +240,8 @@ def test_stack_syncs_survives_kill_9_and_stops_on_sigterm(
     s.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("status") == "deployed"
                  and e.get("commit") == first, "first deploy")
     assert any(e.get("event") == "health_url_ok" for e in s.events())
+    # The container's own variables (here SKILLSYNC_GATEWAY_FATAL_FILE) are not settings typos.
+    assert [e for e in s.events() if e.get("event") == "env_unknown"] == []
     assert _get_json(started["http"], "/status")["last_deployed_sha"] == first
     s.wait_line(f"{STANDIN_PREFIX} listening", "gateway stand-in up")
 

@@ -1,7 +1,7 @@
 """The image's two install steps, for real, in a clean venv: the lock, then skillsyncd.
 
-What Dockerfile.patch's RUN does, run here: `pip install --require-hashes -r
-constraints.txt` into a new venv (every file downloaded and checked against the lock's
+What Dockerfile.patch's RUN does, run here: `pip install --only-binary :all:
+--require-hashes -r constraints.txt` into a new venv (every file downloaded and checked against the lock's
 hashes; the index is whatever pip is configured with, PyPI by default), then skillsyncd
 from a copy of the checkout with `--no-deps --no-build-isolation`. The venv must then
 hold exactly the lock plus skillsyncd, pass `pip check`, and run both programs the
@@ -31,7 +31,8 @@ def test_the_lock_installs_on_a_clean_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     assert _run([sys.executable, "-m", "venv", str(venv)]).returncode == 0
     pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
-    locked = _run([*pip, "install", "--quiet", "--require-hashes", "-r", str(ROOT / "constraints.txt")])
+    locked = _run([*pip, "install", "--quiet", "--only-binary", ":all:", "--require-hashes",
+                   "-r", str(ROOT / "constraints.txt")])
     if locked.returncode != 0 and "NewConnectionError" in locked.stderr + locked.stdout:
         pytest.skip(f"the package index is not reachable: {locked.stderr[-300:]}")
     assert locked.returncode == 0, locked.stderr[-3000:]
@@ -52,3 +53,27 @@ def test_the_lock_installs_on_a_clean_venv(tmp_path: Path) -> None:
     assert have == want
     sv = _run([str(venv / "bin" / "python"), "-m", "skillsyncd.container.supervise", "--version"])
     assert sv.returncode == 0 and sv.stdout.strip() == want["supervisor"], sv.stdout + sv.stderr
+
+
+def test_the_script_makes_its_own_parser_venv_from_the_lock(tmp_path: Path) -> None:
+    """No SKILLSYNC_INSTALL_PYTHON and a python3 without dockerfile-parse: the one-time venv."""
+    system = shutil.which("python3")
+    probe = _run([system, "-c", "import dockerfile_parse"]) if system else None
+    if probe is None or probe.returncode == 0:
+        pytest.skip("needs a python3 on PATH that lacks dockerfile-parse")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM node:22-bookworm\nCMD ["node", "src/server.js"]\n# bust\n')
+    (ctx / "skillsyncd").symlink_to(ROOT)
+    env = {"PATH": f"{Path(system).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run(["sh", "skillsyncd/apply-dockerfile-patch.sh"], cwd=ctx, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0 and "NewConnectionError" in done.stderr:
+        pytest.skip(f"the package index is not reachable: {done.stderr[-300:]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "gateway program `node src/server.js`" in done.stdout
+    venv_python = tmp_path / "cache" / "skillsyncd-install" / "bin" / "python"
+    version = _run([str(venv_python), "-c",
+                    "import importlib.metadata as m; print(m.version('dockerfile-parse'))"])
+    assert version.stdout.strip() == read_lock((ROOT / "constraints.txt").read_text())["dockerfile-parse"][0]
