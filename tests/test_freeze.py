@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -218,3 +219,14 @@ def test_fleet_marks_a_frozen_replica(bolt: BoltServer, repo: RepoBuilder,  # no
     assert row["freeze_until"] == "2099-01-01T00:00:00.000Z"
     end_freeze(cfg, journal.append)
     assert fleet()["replica-f"]["frozen"] is False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_root_freeze_on_the_daemons_state_dir_exits_2_and_writes_nothing(cli: Cli) -> None:
+    nobody = pwd.getpwnam("nobody")
+    cli.state.mkdir(parents=True)
+    os.chown(cli.state, nobody.pw_uid, nobody.pw_gid)
+    for args in (("freeze", "--reason", "x"), ("unfreeze",)):
+        done = cli(*args)
+        assert done.returncode == EXIT_USAGE and "belongs to nobody" in done.stderr, done.stderr
+    assert list(cli.state.iterdir()) == []
