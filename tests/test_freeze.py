@@ -214,8 +214,12 @@ def test_fleet_marks_a_frozen_replica(bolt: BoltServer, repo: RepoBuilder,  # no
             bolt.heal()
         return {str(r["replica"]): r for r in rows}
 
+    repo.add_skill("alpha", description="v2")
+    waiting = repo.commit("v2")
+    assert build_syncer(cfg).sync().status == "frozen"
     row = fleet()["replica-f"]
     assert row["frozen"] is True and row["freeze_reason"] == "audit week"
+    assert row["upstream"] == waiting and row["behind"] is True  # what waits is not live
     assert row["freeze_until"] == "2099-01-01T00:00:00.000Z"
     end_freeze(cfg, journal.append)
     assert fleet()["replica-f"]["frozen"] is False
