@@ -516,8 +516,10 @@ def cmd_fleet(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_freeze(cfg: Config, args: argparse.Namespace) -> int:
     from skillsyncd.audit.commands import open_journal
     from skillsyncd.sync.freeze import parse_until, set_freeze
+    from skillsyncd.sync.user_guard import require_owner
 
     until = parse_until(args.until) if args.until else None
+    require_owner(cfg.state_dir)  # a root freeze.lock would lock the daemon out
     freeze = set_freeze(cfg, open_journal(cfg).append, reason=args.reason, until=until, by="cli")
     print(f"{freeze.describe()}; syncs go on and show what waits, nothing goes live "
           "('skillsyncd unfreeze' lifts it)", file=sys.stderr)
@@ -528,7 +530,9 @@ def cmd_freeze(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_unfreeze(cfg: Config, args: argparse.Namespace) -> int:
     from skillsyncd.audit.commands import open_journal
     from skillsyncd.sync.freeze import end_freeze
+    from skillsyncd.sync.user_guard import require_owner
 
+    require_owner(cfg.state_dir)
     lifted = end_freeze(cfg, open_journal(cfg).append, by="cli")
     if lifted is None:
         print(f"not frozen: nothing to lift in {cfg.state_dir}", file=sys.stderr)

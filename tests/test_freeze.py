@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -213,8 +214,23 @@ def test_fleet_marks_a_frozen_replica(bolt: BoltServer, repo: RepoBuilder,  # no
             bolt.heal()
         return {str(r["replica"]): r for r in rows}
 
+    repo.add_skill("alpha", description="v2")
+    waiting = repo.commit("v2")
+    assert build_syncer(cfg).sync().status == "frozen"
     row = fleet()["replica-f"]
     assert row["frozen"] is True and row["freeze_reason"] == "audit week"
+    assert row["upstream"] == waiting and row["behind"] is True  # what waits is not live
     assert row["freeze_until"] == "2099-01-01T00:00:00.000Z"
     end_freeze(cfg, journal.append)
     assert fleet()["replica-f"]["frozen"] is False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_root_freeze_on_the_daemons_state_dir_exits_2_and_writes_nothing(cli: Cli) -> None:
+    nobody = pwd.getpwnam("nobody")
+    cli.state.mkdir(parents=True)
+    os.chown(cli.state, nobody.pw_uid, nobody.pw_gid)
+    for args in (("freeze", "--reason", "x"), ("unfreeze",)):
+        done = cli(*args)
+        assert done.returncode == EXIT_USAGE and "belongs to nobody" in done.stderr, done.stderr
+    assert list(cli.state.iterdir()) == []

@@ -25,6 +25,7 @@ from skillsyncd.audit.events import (
     Deployed,
     FreezeEnded,
     FreezeStarted,
+    Frozen,
     JournalEvent,
     ManualRollback,
     NoChange,
@@ -144,7 +145,7 @@ SET r.frozen = $frozen, r.freeze_reason = $reason, r.freeze_until = $until
 """
 
 # Events whose `commit` is the head of the ref at that moment.
-_HEAD_KINDS = (NoChange, Deployed, RolledBack, Rejected)
+_HEAD_KINDS = (NoChange, Deployed, RolledBack, Rejected, Frozen)
 
 
 def statements(event: JournalEvent) -> list[tuple[str, dict[str, Any]]]:

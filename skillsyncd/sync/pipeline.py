@@ -1,4 +1,4 @@
-"""One sync, top to bottom: lock, recover, probe, fetch, stage, go live, record.
+"""One sync, top to bottom: lock, recover, probe, fetch, stage, hold?, go live, record.
 
 :meth:`Syncer.sync` is the list of steps; each step is one call that returns a
 value, and a step that ends the sync returns its outcome early. Decisions are
@@ -94,7 +94,7 @@ class Syncer:
             return self._close(run, live, self._skip(run, live, head, skip, frozen))
         fetched = self._fetch(source, live, head)
         candidate = self._stage(run, live, source, fetched)
-        held = self._hold(run, live, candidate, head)
+        held = hold(self.cfg, self.releases, self.ledger.record, run, live, candidate, head)
         if held is not None:
             return self._close(run, live, held)
         verdict = self.golive.go_live(candidate)
@@ -132,12 +132,7 @@ class Syncer:
               frozen: Freeze | None) -> SyncOutcome:
         event, reason = None, None
         if status is Status.FROZEN and frozen is not None:
-            reason = frozen.describe()
-            log.info("still_frozen", reason=reason, hint="the commit waits; `skillsyncd unfreeze`")
-            return SyncOutcome(status=status, reason=reason, sync_id=run.sync_id,
-                               trigger=run.trigger, commit=head, release=live.current,
-                               upstream=head, previous_commit=live.commit,
-                               previous_release=live.current, freeze_until=frozen.until)
+            return still_frozen(run, live, head, frozen)
         if status is Status.NO_CHANGE:
             log.info(str(Event.NO_CHANGE), release=live.current)
             event = Event.NO_CHANGE
@@ -176,33 +171,6 @@ class Syncer:
                 findings=refused.refusal.findings, reason=str(refused),
                 previous_commit=live.commit, previous_release=live.current))
             raise
-
-    def _hold(self, run: Run, live: Live, c: Candidate, head: str) -> SyncOutcome | None:
-        """Before the flip: a freeze keeps the staged release from going live, and the
-        pre-flip command may refuse it. None: go live. A held release is deleted (it never
-        served); the next sync stages it again from the store, which keeps its versions."""
-        frozen = settle(self.cfg, self.ledger.record)  # asked again: staging may take a while
-        common: dict[str, Any] = dict(
-            sync_id=run.sync_id, trigger=run.trigger, commit=c.manifest.commit, upstream=head,
-            release=live.current, plan=c.plan, held_back=c.held, findings=c.findings,
-            settings=c.manifest.settings, skills=c.skills, previous_commit=live.commit,
-            previous_release=live.current)
-        outcome: SyncOutcome | None = None
-        if frozen is not None:
-            log.warning(str(Event.FROZEN), reason=frozen.describe(), staged_release=c.release,
-                        added=len(c.plan.added), changed=len(c.plan.changed),
-                        removed=len(c.plan.removed))
-            outcome = SyncOutcome(status=Status.FROZEN, event=Event.FROZEN,
-                                  reason=frozen.describe(), freeze_until=frozen.until, **common)
-        elif self.cfg.pre_flip_command:
-            veto = run_pre_flip(self.cfg, self.releases, run, live, c)
-            if veto.reason is not None:
-                finding = Finding("veto.refused", Severity.ERROR, ".", veto.reason)
-                outcome = SyncOutcome(status=Status.REJECTED, event=Event.REJECTED, policy="veto",
-                                      reason=veto.reason, **{**common, "findings": (finding,)})
-        if outcome is not None:
-            self.releases.delete(c.release)
-        return outcome
 
     def _deploy(self, run: Run, live: Live, c: Candidate, source: Source, verdict: Verdict,
                 head: str) -> SyncOutcome:
@@ -266,6 +234,45 @@ class Syncer:
     @property
     def checks(self) -> list[Check]:
         return self.golive.checks
+
+
+def still_frozen(run: Run, live: Live, head: str, frozen: Freeze) -> SyncOutcome:
+    """The outcome of a poll that finds the commit a freeze already holds back (no event)."""
+    reason = frozen.describe()
+    log.info("still_frozen", reason=reason, hint="the commit waits; `skillsyncd unfreeze`")
+    return SyncOutcome(status=Status.FROZEN, reason=reason, sync_id=run.sync_id,
+                       trigger=run.trigger, commit=head, release=live.current, upstream=head,
+                       previous_commit=live.commit, previous_release=live.current,
+                       freeze_until=frozen.until)
+
+
+def hold(cfg: Config, releases: Releases, record: Recorder, run: Run, live: Live, c: Candidate,
+         head: str) -> SyncOutcome | None:
+    """Before the flip: a freeze keeps the staged release from going live, and the
+    pre-flip command may refuse it. None: go live. A held release is deleted (it never
+    served); the next sync stages it again from the store, which keeps its versions."""
+    frozen = settle(cfg, record)  # asked again: staging may take a while
+    common: dict[str, Any] = dict(
+        sync_id=run.sync_id, trigger=run.trigger, commit=c.manifest.commit, upstream=head,
+        release=live.current, plan=c.plan, held_back=c.held, findings=c.findings,
+        settings=c.manifest.settings, skills=c.skills, previous_commit=live.commit,
+        previous_release=live.current)
+    outcome: SyncOutcome | None = None
+    if frozen is not None:
+        log.warning(str(Event.FROZEN), reason=frozen.describe(), staged_release=c.release,
+                    added=len(c.plan.added), changed=len(c.plan.changed),
+                    removed=len(c.plan.removed))
+        outcome = SyncOutcome(status=Status.FROZEN, event=Event.FROZEN,
+                              reason=frozen.describe(), freeze_until=frozen.until, **common)
+    elif cfg.pre_flip_command:
+        veto = run_pre_flip(cfg, releases, run, live, c)
+        if veto.reason is not None:
+            finding = Finding("veto.refused", Severity.ERROR, ".", veto.reason)
+            outcome = SyncOutcome(status=Status.REJECTED, event=Event.REJECTED, policy="veto",
+                                  reason=veto.reason, **{**common, "findings": (finding,)})
+    if outcome is not None:
+        releases.delete(c.release)
+    return outcome
 
 
 def release_free_memory() -> None:
