@@ -153,6 +153,7 @@ def test_waiting_for_a_booting_gateway_is_two_lines(server: dict[str, Any], tmp_
         assert HealthUrlCheck(server["url"], 2, 3).wait_ready(cfg) is None
     events = [e["event"] for e in logs if e["event"].startswith("gateway_wait")]
     assert events == ["gateway_wait_started", "gateway_wait_ended"]
+    assert not [e for e in logs if e["event"] == "stamina.retry_scheduled"]  # no line per try
     assert logs[-1]["attempts"] == 5 and server["hits"] == 5
 
 

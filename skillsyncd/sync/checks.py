@@ -129,6 +129,9 @@ def _retry(attempt: Callable[[], str | None], attempts: int | None, what: str,
     """
     import stamina  # deferred: only a configured health URL or command retries (~24 modules)
 
+    # skillsyncd logs each try (or each wait) itself: stamina's own warning per retry
+    # (`stamina.retry_scheduled`) would double every line and undo the one-line wait.
+    stamina.instrumentation.set_on_retry_hooks([])
     waiting = timeout is not None
     started = time.monotonic()
     last: str | None = None
