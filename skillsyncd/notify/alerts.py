@@ -154,8 +154,10 @@ def decide(event: JournalEvent, book: Book, s: Settings,
     (from the release manifest); a skill is announced once per refused version.
     """
     alerts: list[Alert] = []
-    if isinstance(event, Deployed) and event.held_back:
-        alerts += _held_back(event, book, s, held_shas or {})
+    if isinstance(event, Deployed):
+        alerts += _nothing_live(event, book, s)
+        if event.held_back:
+            alerts += _held_back(event, book, s, held_shas or {})
     elif isinstance(event, Rejected):  # 0.1.0's 'validation_failed' decodes as Rejected too
         alerts += _rejected(event, book, s)
     elif isinstance(event, RolledBack):
@@ -189,6 +191,22 @@ def _held_back(event: Deployed, book: Book, s: Settings,
              "`skillsyncd validate . --format text`."]
     return [Alert("held_back", WARNING, f"skillsyncd: {', '.join(fresh)} held back ({s.replica})",
                   "\n".join(body), tuple(key(n) for n in fresh), commit)]
+
+
+def _nothing_live(event: Deployed, book: Book, s: Settings) -> list[Alert]:
+    """A deploy that went live holding no skill: the layout and the settings disagree.
+
+    Once per commit; a release of only held-back skills is said by ``held_back``."""
+    key = f"nothing_live:{event.commit}"
+    if event.skills_count != 0 or event.held_back or event.recovered or book.has(key):
+        return []
+    body = [f"Commit {_short(event.commit)} deployed, and the release holds no skill: the "
+            "gateway now gets none from skillsyncd.", *_commit_lines(s, event), "",
+            "What to do: check SKILLSYNC_SKILLS_PATH (the folder holding the skill folders) and "
+            "SKILLSYNC_SKILL_DEPTH against the repository's layout; `skillsyncd validate .` in "
+            "a checkout lists the skills it finds."]
+    return [Alert("nothing_live", WARNING, f"skillsyncd: commit {_short(event.commit)} deployed "
+                  f"no skill ({s.replica})", "\n".join(body), (key,), event.commit)]
 
 
 def _frozen(event: Frozen, book: Book, s: Settings) -> list[Alert]:
