@@ -119,7 +119,8 @@ class Gateway:
     """One gateway process on 127.0.0.1 and an RPC client process for it."""
 
     def __init__(self, inst: Install, workdir: Path, port: int, extra_dirs: list[str],
-                 allow_symlink_targets: list[str] | None = None) -> None:
+                 allow_symlink_targets: list[str] | None = None, settings: dict[str, Any] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.inst = inst
         self.port = port
         self.home = workdir / "home"
@@ -134,13 +135,15 @@ class Gateway:
             "skills": {"load": load},
             "models": {"catalogRefresh": {"enabled": False}},  # no outbound catalog fetch
         }
+        for key, value in (settings or {}).items():  # a test's own settings; skills merge by key
+            config[key] = {**config[key], **value} if key == "skills" else value
         (self.state / "openclaw.json").write_text(json.dumps(config, indent=1))
         tmp = workdir / "tmp"
         tmp.mkdir(exist_ok=True)
         self.env = {
             "PATH": f"{inst.node.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": str(self.home), "OPENCLAW_STATE_DIR": str(self.state), "TMPDIR": str(tmp),
-            "LANG": "C.UTF-8", **QUIET_ENV,
+            "LANG": "C.UTF-8", **QUIET_ENV, **(env or {}),
         }
         self.log_path = workdir / "gateway.log"
         self._log = self.log_path.open("wb")

@@ -12,8 +12,9 @@ warning line on top. Lengths are JavaScript's: UTF-16 code units.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_MAX_SKILLS_IN_PROMPT = 150
 DEFAULT_MAX_SKILLS_PROMPT_CHARS = 18_000
@@ -50,6 +51,7 @@ class Catalog:
     full_chars: int  # what the full format of every skill (up to the count cap) would need
     max_chars: int
     max_skills: int
+    prompt: str = field(default="", repr=False)  # the catalog text itself, as the gateway writes it
 
     @property
     def overrun(self) -> int:
@@ -128,7 +130,7 @@ def render(skills: Sequence[Entry], total: int, compact_chars: int | None, note:
 
 
 # ICU's root order for ASCII punctuation and symbols (they sort before digits, digits
-# before letters); letters compare case-blind first, lowercase before uppercase after.
+# before letters); letters compare by base letter first, then accents, then case.
 _ICU_PUNCT = "_-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$"
 
 
@@ -139,14 +141,16 @@ def _primary(c: str) -> tuple[int, int]:
         return 0, -1
     if c.isdigit():
         return 1, ord(c)
-    if c.isascii() and c.isalpha():
-        return 2, ord(c.lower())
-    return 3, ord(c.lower())
+    return 2, ord(c.lower())
 
 
-def name_order(name: str) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
-    """A sort key close to ``localeCompare(.., "en")`` for skill names (ASCII exactly)."""
-    return tuple(_primary(c) for c in name), tuple(1 if c.isupper() else 0 for c in name)
+def name_order(name: str) -> tuple[tuple[tuple[int, int], ...], tuple[str, ...], tuple[int, ...]]:
+    """A sort key for ``localeCompare(.., "en")`` (ICU): base letters, then accents, then
+    lowercase before uppercase. Exact for ASCII names and accented Latin letters."""
+    parts = [unicodedata.normalize("NFD", c) for c in name]
+    base = [p[0] for p in parts]
+    return (tuple(_primary(b) for b in base), tuple(p[1:] for p in parts),
+            tuple(1 if b.isupper() else 0 for b in base))
 
 
 def prepare(skills: Sequence[Entry], max_chars: int | None = None, max_skills: int | None = None,
@@ -207,7 +211,7 @@ def _result(fmt: str, cut: int | None, kept: Sequence[Entry], ordered: Sequence[
     names = tuple(s.name for s in kept)
     inside = set(names)
     return Catalog(fmt, cut, names, tuple(s.name for s in ordered if s.name not in inside),
-                   js_len(text), js_len(full_text), limit, count)
+                   js_len(text), js_len(full_text), limit, count, text)
 
 
 def kept_chars(entry: Entry, catalog: Catalog) -> int:

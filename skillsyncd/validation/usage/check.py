@@ -66,12 +66,15 @@ def eligibility_findings(skill: SkillUse, ctx: GatewayContext, policy: Policy) -
 
 
 def catalog_entries(published: Sequence[SkillUse], ctx: GatewayContext,
-                    names: frozenset[str] | None = None) -> tuple[list[budget.Entry], set[str]]:
+                    names: frozenset[str] | None = None, owner: bool = True
+                    ) -> tuple[list[budget.Entry], set[str]]:
     """The catalog candidates after the merge by name and the gateway's gate, and which of
-    them are published; ``names`` is an agent's allow-list (None: no filter)."""
+    them are published; ``names`` is an agent's allow-list (None: no filter). Custodian
+    skills are loaded for the gateway's owner agent only (the default one, ``owner``)."""
     winners: dict[str, SkillUse] = {}
     for s in ctx.lower:
-        winners[s.name] = s
+        if owner or s.source != "openclaw-custodian":
+            winners[s.name] = s
     for s in published:
         winners[s.name] = s
     for o in ctx.higher:
@@ -116,7 +119,7 @@ def budget_findings(published: Sequence[SkillUse], ctx: GatewayContext, policy: 
     max_chars, max_skills = ctx.limits()
     by_name = {s.name: s for s in published}
     for agent, names, own_chars in _views(ctx):
-        entries, mine = catalog_entries(published, ctx, names)
+        entries, mine = catalog_entries(published, ctx, names, owner=agent == "defaults")
         catalog = budget.prepare(entries, own_chars if own_chars is not None else max_chars, max_skills)
         if catalog.format == "full" and not catalog.omitted:
             continue
