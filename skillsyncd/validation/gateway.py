@@ -353,6 +353,10 @@ def _blank(line: str) -> bool:
     return not line.strip(" \t")
 
 
+def _balance(line: str) -> int:
+    return line.count("{") + line.count("[") - line.count("}") - line.count("]")
+
+
 def _layout_error(block: str) -> _YamlError | None:
     """Indentation the gateway's YAML refuses and PyYAML accepts, judged line by line.
 
@@ -364,7 +368,13 @@ def _layout_error(block: str) -> _YamlError | None:
     offsets = [0]
     for line in lines[:-1]:
         offsets.append(offsets[-1] + len(line) + 1)
+    inside = 0  # open brackets of a flow collection begun on an earlier line: its lines are flow
     for i, line in enumerate(lines):
+        if inside > 0:
+            inside += _balance(line)
+            continue
+        if line.lstrip(" ").startswith(("{", "[")) or _FLOW_OPEN.match(line):
+            inside = max(0, _balance(line))
         head = _BLOCK_HEAD.match(line)
         if head is not None:
             for j in range(i + 1, len(lines)):

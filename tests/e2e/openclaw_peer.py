@@ -130,7 +130,7 @@ class Gateway:
         load: dict[str, Any] = {"extraDirs": extra_dirs}
         if allow_symlink_targets:
             load["allowSymlinkTargets"] = allow_symlink_targets
-        config = {
+        config: dict[str, Any] = {
             "gateway": {"mode": "local", "bind": "loopback", "port": port, "auth": {"mode": "none"}},
             "skills": {"load": load},
             "models": {"catalogRefresh": {"enabled": False}},  # no outbound catalog fetch
