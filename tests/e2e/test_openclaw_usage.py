@@ -171,7 +171,8 @@ def peer(openclaw: Install, tmp_path: Path) -> Iterator[Callable[..., Peer]]:
         for folder, data in (workspace or {}).items():
             (state / "workspace" / "skills" / folder).mkdir(parents=True)
             (state / "workspace" / "skills" / folder / "SKILL.md").write_bytes(data)
-        gw = Gateway(openclaw, work, free_port(), [], settings=settings_, env=env)
+        own = {k: v(state) if callable(v) else v for k, v in settings_.items()}
+        gw = Gateway(openclaw, work, free_port(), [], settings=own, env=env)
         try:
             gw.wait_ready()
         except BaseException:
@@ -373,8 +374,11 @@ def test_allow_lists_and_shadowing_equal_the_gateways(peer: Callable[..., Peer])
     published = {"pdf-tools": md("pdf"), "notes": md("notes"), "deploy": md("deploy"),
                  "search": md("search")}
     workspace = {"deploy": md("deploy", "The workspace's own deploy.")}
-    agents = {"defaults": {"skills": ["notes", "pdf-tools", "deploy"]},
-              "entries": {"main": {}, "ops": {"skills": ["pdf-tools", "search", "gone-skill"]}}}
+    def agents(state: Path) -> dict[str, Any]:  # main's workspace holds a skill; ops has its own
+        return {"defaults": {"skills": ["notes", "pdf-tools", "deploy"]},
+                "entries": {"main": {"workspace": str(state / "workspace")},
+                            "ops": {"skills": ["pdf-tools", "search", "gone-skill"]}}}
+
     p = peer(published, {"agents": agents}, {}, workspace=workspace)
     ctx = p.context()
     found = usage_findings(skills_in(str(p.state / "skills"), "openclaw-managed"), ctx,
@@ -399,7 +403,7 @@ def test_allow_lists_and_shadowing_equal_the_gateways(peer: Callable[..., Peer])
         cases += 1
         want = "openclaw-workspace" if name == "deploy" else "openclaw-managed"
         if source.get(name) != want:
-            wrong.append(("winner", name, want, source.get(name)))
+            wrong.append(("winner", name, want, source.get(name), report["workspaceDir"], report["agentId"]))
     for agent, allowed in (("main", {"notes", "deploy"}), ("ops", {"search"})):
         status = p.gateway.call("skills.status", {"agentId": agent})
         theirs = {s["name"] for s in status["skills"] if s["eligible"] and not s["blockedByAgentFilter"]}

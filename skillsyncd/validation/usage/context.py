@@ -154,24 +154,43 @@ def bundled_dir(cfg: Config, env: Mapping[str, str], path: str) -> str | None:
     return None
 
 
+def _roster(agents: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(id, entry) per configured agent: ``agents.entries`` first, else ``agents.list``."""
+    entries, listed = agents.get("entries"), agents.get("list")
+    if isinstance(entries, dict):
+        return [(str(k), v) for k, v in entries.items() if isinstance(v, dict)]
+    if isinstance(listed, list):
+        return [(str(v.get("id")), v) for v in listed if isinstance(v, dict)]
+    return []
+
+
 def _workspaces(config: Mapping[str, Any], env: Mapping[str, str], state: str) -> tuple[str, ...]:
-    """The agent workspaces: the default one and every agent's own ``workspace``."""
+    """Each agent's workspace as ``resolveAgentWorkspaceDir`` finds it: its own ``workspace``;
+    for the data owner (the agent marked default, the sole one, or the implicit 'main')
+    ``agents.defaults.workspace`` or the default folder; for others that folder's
+    ``<id>`` subfolder, else ``<state>/workspace-<id>``."""
     agents = section(config, "agents")
-    configured = section(agents, "defaults").get("workspace")
-    if isinstance(configured, str) and configured.strip():
-        first = os.path.expanduser(configured.strip())
-    elif env.get("OPENCLAW_WORKSPACE_DIR", "").strip():
-        first = os.path.abspath(env["OPENCLAW_WORKSPACE_DIR"].strip())
+    shared = section(agents, "defaults").get("workspace")
+    shared = os.path.expanduser(shared.strip()) if isinstance(shared, str) and shared.strip() else None
+    roster = _roster(agents)
+    marked = [a for a, e in roster if e.get("default") is True and agents.get("ownership") != "explicit"]
+    owner = marked[0] if len(marked) == 1 else roster[0][0] if len(roster) == 1 else (
+        None if roster else "main")
+    if env.get("OPENCLAW_WORKSPACE_DIR", "").strip():
+        default = os.path.abspath(env["OPENCLAW_WORKSPACE_DIR"].strip())
     else:
-        first = os.path.join(state, "workspace")
-    out = [first]
-    entries = section(agents, "entries")
-    listed = agents.get("list")
-    rows: Sequence[Any] = list(entries.values()) if entries else (listed if isinstance(listed, list) else [])
-    for entry in rows:
-        own = entry.get("workspace") if isinstance(entry, dict) else None
-        if isinstance(own, str) and own.strip() and os.path.expanduser(own.strip()) not in out:
-            out.append(os.path.expanduser(own.strip()))
+        default = os.path.join(state, "workspace")
+    out: list[str] = []
+    for agent, entry in roster or [("main", {})]:
+        own = entry.get("workspace")
+        if isinstance(own, str) and own.strip():
+            folder = os.path.expanduser(own.strip())
+        elif agent == owner:
+            folder = shared or default
+        else:
+            folder = os.path.join(shared, agent) if shared else os.path.join(state, f"workspace-{agent}")
+        if folder not in out:
+            out.append(folder)
     return tuple(out)
 
 
