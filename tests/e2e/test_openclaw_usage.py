@@ -301,8 +301,8 @@ budget_case = st.fixed_dictionaries({
         st.from_regex(r"[a-z][a-z0-9_-]{0,14}", fullmatch=True),
         st.lists(_WORD, min_size=1, max_size=40).map(lambda ws: "x" + " ".join(ws))),
         min_size=1, max_size=90, unique_by=lambda t: t[0]),
-    "chars": st.one_of(st.none(), st.integers(500, 40_000)),
-    "count": st.one_of(st.none(), st.integers(0, 120)),
+    "chars": st.one_of(st.none(), st.integers(500, 40_000), st.floats(0.2, 1.05)),  # float: x full size
+    "count": st.one_of(st.none(), st.none(), st.none(), st.integers(0, 120)),
     "depth": st.integers(0, 3),  # longer locations: the path's share of the budget
 })
 
@@ -326,12 +326,19 @@ def test_prompt_budget_equals_the_gateways_catalog(budget_peer: Peer, tmp_path: 
             (folder / name / "SKILL.md").write_text(
                 f"---\nname: {name}\ndescription: {json.dumps(description, ensure_ascii=False)}\n---\n",
                 encoding="utf-8")
-        limits = {k: v for k, v in (("maxSkillsPromptChars", case["chars"]),
-                                    ("maxSkillsInPrompt", case["count"])) if v is not None}
         cfg_file = folder.parent / "openclaw.json"
-        cfg_file.write_text(json.dumps({"skills": {"limits": limits}}))
         bundled = str(budget_peer.gateway.inst.package / "skills")
         flags = {"gateway_config": str(cfg_file), "gateway_bundled_dir": bundled}
+        chars = case["chars"]
+        if isinstance(chars, float):  # around the limit: a share of what the full format needs
+            cfg_file.write_text("{}")
+            whole = read_context(load_config(flags=flags, env={}), budget_peer.gateway.env)
+            whole = dataclasses.replace(whole, published_dir=str(folder))
+            chars = int(chars * budget.prepare(catalog_entries(
+                skills_in(str(folder), "openclaw-managed"), whole)[0]).full_chars)
+        limits = {k: v for k, v in (("maxSkillsPromptChars", chars),
+                                    ("maxSkillsInPrompt", case["count"])) if v is not None}
+        cfg_file.write_text(json.dumps({"skills": {"limits": limits}}))
         ctx = read_context(load_config(flags=flags, env={}), budget_peer.gateway.env)
         predicted, wrong = compare_catalog(budget_peer, ctx, folder)
         kind = predicted.format + (", cut" if predicted.description_chars else "") + (
@@ -372,6 +379,12 @@ def test_users_repository_budget_equals_the_gateways(peer: Callable[..., Peer], 
           f"catalog, format {predicted.format}, descriptions cut to {predicted.description_chars}, "
           f"{predicted.prompt_chars:,} characters (full format {predicted.full_chars:,}), "
           f"{len(predicted.omitted)} left out")
+    moved = [dataclasses.replace(e, location=e.location.replace(str(p.state), "/data/.openclaw"))
+             for e in entries]
+    there, alone = budget.prepare(moved), budget.prepare([e for e in moved if e.name in mine])
+    print(f"at the container's /data/.openclaw paths (predicted only): format {there.format}, descriptions "
+          f"cut to {there.description_chars}, {there.prompt_chars:,} characters (full {there.full_chars:,}); "
+          f"the repository's skills alone need {alone.full_chars:,} in the full format")
     tally("prompt budget (user's repository)", 1, len(wrong))
     assert wrong == []
     found = usage_findings(skills_in(str(p.state / "skills"), "openclaw-managed"), ctx,
