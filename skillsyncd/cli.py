@@ -171,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="working tree of the skills repository")
     p.add_argument("--format", choices=("text", "json", "github"), default="text",
                    help="text (default), json, or github (workflow annotations)")
+    g = p.add_argument_group("the gateway, for the usage.* rules (default: the repository's skills alone)")
+    for flag, what in (("path", "its PATH, for requires.bins"), ("config", "its openclaw.json"),
+                       ("env", "comma-separated variables set for it, for requires.env"),
+                       ("bundled-dir", "its bundled skills folder"), ("platform", "linux, darwin or win32")):
+        env = "SKILLSYNC_GATEWAY_" + flag.upper().replace("-", "_")
+        g.add_argument(f"--gateway-{flag}", help=f"{what} ({env})")
     p = command("audit", "deployment history from the journal")
     p.add_argument("action", nargs="?", choices=("push",), help="push: ship the backlog to Neo4j now")
     p.add_argument("--since", help="ISO date or time (UTC unless it says), a duration back "
@@ -194,7 +200,8 @@ def _freeze_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> 
 
 
 _FLAG_FIELDS = ("repo", "ref", "state_dir", "skills_path", "interval", "http_bind",
-                "on_invalid", "strict", "log_level")
+                "on_invalid", "strict", "log_level", "gateway_path", "gateway_config", "gateway_env",
+                "gateway_bundled_dir", "gateway_platform")
 
 
 def config_from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:

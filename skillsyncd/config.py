@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import socket
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -98,6 +99,12 @@ class Config:
     skill_depth: int = 2  # folder levels below the skills root; the gateway's managed folder allows 6
     gateway_max_candidates: int = 300  # OpenClaw skills.limits.maxCandidatesPerRoot
     gateway_max_skills: int = 200  # OpenClaw skills.limits.maxSkillsLoadedPerSource
+    # the gateway as the use rules see it (validation/usage/context.py); None: what its process sees
+    gateway_path: str | None = None  # its PATH (default: this process's, inherited from supervisord)
+    gateway_config: Path | None = None  # its openclaw.json (default: $OPENCLAW_STATE_DIR/openclaw.json)
+    gateway_env: tuple[str, ...] | None = None  # variables set for it (default: this process's)
+    gateway_bundled_dir: Path | None = None  # its bundled skills (default: found from its package)
+    gateway_platform: str = sys.platform  # process.platform: linux, darwin, win32
     allow_mass_removal: bool = False  # a commit may remove more than half of the live skills
     ignore: tuple[str, ...] = ()  # gitignore patterns, on top of the defaults and .skillsyncignore
     # trust (skillsyncd.source.signatures): which commit signatures may deploy, and the keys trusted
@@ -287,7 +294,7 @@ def _parse_severity(raw: str) -> dict[str, str]:
 
 def _converter(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
     default = f.default if f.default is not dataclasses.MISSING else None
-    if f.name == "required_fields":
+    if f.name in {"required_fields", "gateway_env"}:
         return lambda v: tuple(
             x.strip() for x in (v.split(",") if isinstance(v, str) else v) if x.strip()
         )
@@ -297,7 +304,7 @@ def _converter(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
         )
     if f.name == "severity":
         return lambda v: _parse_severity(v) if isinstance(v, str) else dict(v)
-    if f.name in {"state_dir", "publish_dir"}:
+    if f.name in {"state_dir", "publish_dir", "gateway_config", "gateway_bundled_dir"}:
         return lambda v: Path(v).expanduser() if v not in (None, "") else None
     if isinstance(default, bool):
         return lambda v: v if isinstance(v, bool) else _parse_bool(str(v))

@@ -12,6 +12,7 @@ is a pure function of the :class:`Page` it returns.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import html
 import re
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 from skillsyncd.audit.events import Deployed, JournalEvent
 from skillsyncd.release.manifest import Manifest, finding_to_json
+from skillsyncd.validation.paths import join as paths_join
 
 EVENTS_SHOWN = 50
 STATUSES = ("all", "live", "held_back", "not_deployed", "removed")
@@ -93,8 +95,15 @@ def skill_rows(manifest: Manifest | None, last_deployed: JournalEvent | None
             content_sha=s.content_sha, why=why,
             findings=tuple(finding_to_json(f) for f in s.findings), serving=s.live,
         ))
+    at = {paths_join(manifest.skills_path, f"{r.folder}/SKILL.md"): i for i, r in enumerate(rows)}
     for f in manifest.layout:
-        rows.append(SkillRow(folder=f.path, status="not_deployed", why=f"[{f.rule}] {f.message}"))
+        if f.rule.startswith("usage.") and f.path in at:  # deployed, but how agents get it
+            i = at[f.path]
+            rows[i] = dataclasses.replace(rows[i], findings=(*rows[i].findings, finding_to_json(f)))
+        elif f.rule.startswith("usage."):
+            rows.append(SkillRow(folder=f.path, status="warning", why=f"[{f.rule}] {f.message}"))
+        else:
+            rows.append(SkillRow(folder=f.path, status="not_deployed", why=f"[{f.rule}] {f.message}"))
     for r in last_deployed.skills if last_deployed is not None else ():
         if r.get("change") == "removed":
             rows.append(SkillRow(folder=str(r.get("name")), status="removed", version=r.get("version"),
@@ -176,7 +185,8 @@ def _short(value: Any, n: int = 12) -> str:
 
 
 def _badge(status: str) -> str:
-    cls = {"live": "ok", "held_back": "bad", "not_deployed": "warn", "removed": "muted"}.get(status, "")
+    cls = {"live": "ok", "held_back": "bad", "not_deployed": "warn", "warning": "warn",
+           "removed": "muted"}.get(status, "")
     label = status.replace("_", " ")
     return f'<span class="badge {cls}">{_e(label)}</span>'
 

@@ -158,6 +158,7 @@ def decide(event: JournalEvent, book: Book, s: Settings,
         alerts += _nothing_live(event, book, s)
         if event.held_back:
             alerts += _held_back(event, book, s, held_shas or {})
+        alerts += _unused(event, book, s)
     elif isinstance(event, Rejected):  # 0.1.0's 'validation_failed' decodes as Rejected too
         alerts += _rejected(event, book, s)
     elif isinstance(event, RolledBack):
@@ -222,6 +223,22 @@ def _frozen(event: Frozen, book: Book, s: Settings) -> list[Alert]:
             f"release {event.release or '-'} stays live."]
     return [Alert("frozen", INFO, f"skillsyncd: commit {_short(event.commit)} waits behind a "
                   f"freeze ({s.replica})", "\n".join(body), (key,), event.commit)]
+
+
+def _unused(event: Deployed, book: Book, s: Settings) -> list[Alert]:
+    """Deployed skills the gateway will not offer as published (usage.* findings): once per commit."""
+    found = [f for f in event.findings
+             if isinstance(f, Mapping) and str(f.get("rule", "")).startswith("usage.")]
+    key = f"usage:{event.commit}"
+    if not found or book.has(key):
+        return []
+    body = [f"Commit {_short(event.commit)} is deployed, but the gateway will not give agents all of "
+            f"it as published ({len(found)} finding(s)).", *_commit_lines(s, event), ""]
+    body += [f"- {_finding_text(f)}" for f in found[:20]]
+    body += ["", "What to do: each line names the fix; check locally with "
+             "`skillsyncd validate . --gateway-path \"$PATH\" --gateway-config openclaw.json`."]
+    return [Alert("usage", WARNING, f"skillsyncd: commit {_short(event.commit)} deployed with "
+                  f"{len(found)} usage warning(s) ({s.replica})", "\n".join(body), (key,), event.commit)]
 
 
 def _rejected(event: Rejected, book: Book, s: Settings) -> list[Alert]:

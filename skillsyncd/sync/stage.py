@@ -33,6 +33,7 @@ from skillsyncd.sync.values import Candidate, Live, Run
 from skillsyncd.validation import gate
 from skillsyncd.validation.gate import policy_of
 from skillsyncd.validation.rules import has_errors
+from skillsyncd.validation.usage import release as usage
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +102,15 @@ def _stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source
     if cap is not None:
         layout, findings = (*layout, cap), (*findings, cap)
         _log_findings((cap,))
+    used = usage.release_usage(cfg, policy, usage.served_skills(
+        skills, draft.serve, source.blob_reader(repo), releases.store.path, cfg.skills_path.strip("/")),
+        {n: r.gateway_name for n, r in old.items()})
+    if used:
+        layout, findings = (*layout, *used), (*findings, *used)
+        _log_findings(used)
+        refused = decide.validation_refusal(fetched.commit, cfg.on_invalid, False, used, used)
+        if refused is not None:  # a usage.* rule set to error refuses the commit, like size.release
+            raise Refused(fetched.commit, settings, refused)
     for name in plan.removed:
         log.info("skill_removed", skill=name)
     manifest = _manifest(cfg, releases, live, source, fetched, draft, layout, findings, judged.basis)

@@ -26,6 +26,9 @@ from skillsyncd.validation.paths import join
 from skillsyncd.validation.report import Report
 from skillsyncd.validation.rules import Policy
 from skillsyncd.validation.secrets.allowlist import ALLOWLIST_FILE, parse_allowlist
+from skillsyncd.validation.usage.check import usage_findings
+from skillsyncd.validation.usage.context import read_context
+from skillsyncd.validation.usage.skill import SkillUse, read_skill
 
 
 def read_allowlist(root: Path, skills_path: str) -> frozenset[str]:
@@ -99,6 +102,17 @@ def _children(folder: Hashable) -> Sequence[Child]:
     return out
 
 
+def _skill_use(folder: Path, name: str, path: str) -> SkillUse | None:
+    """What the use rules need of a skill on disk; None when the gateway would not load it."""
+    md = folder / "SKILL.md"
+    try:
+        if md.is_symlink() or md.stat().st_size > gate.METADATA_MAX_BYTES:
+            return None
+        return read_skill(md.read_bytes(), name, path)
+    except OSError:
+        return None
+
+
 def validate_path(path: Path, cfg: Config) -> Report:
     """``validate PATH``: a repository (its skills), or a path that is itself a skill folder.
 
@@ -143,6 +157,7 @@ def validate_tree(path: Path, cfg: Config, only: Path | None = None) -> Report:
     skills: list[Skill] = []
     names: dict[str, str | None] = {}
     checked: list[str] = []
+    uses: list[SkillUse] = []
     for f in found:
         prefix = join(rel_root, f.name)
         loaded, files = load_skill(Path(str(f.key)))
@@ -161,7 +176,11 @@ def validate_tree(path: Path, cfg: Config, only: Path | None = None) -> Report:
         names[skill.name] = result.metadata.get("effective_name")
         skills.append(skill)
         checked.append(prefix)
+        used = _skill_use(Path(str(f.key)), f.name, join(prefix, "SKILL.md"))
+        if used is not None:
+            uses.append(used)
     findings.extend(gate.check_release(skills, cfg, names=names))
+    findings.extend(usage_findings(uses, read_context(cfg, ci=True), policy, rel_root))
     findings.extend(_tree_findings(policy, rel_root, left_out, bool(skills)))
     return Report(root=str(path), skills=tuple(checked),
                   findings=tuple(f for f in findings if f is not None))

@@ -120,7 +120,8 @@ class Gateway:
     """One gateway process on 127.0.0.1 and an RPC client process for it."""
 
     def __init__(self, inst: Install, workdir: Path, port: int, extra_dirs: list[str],
-                 allow_symlink_targets: list[str] | None = None, token: str | None = None) -> None:
+                 allow_symlink_targets: list[str] | None = None, token: str | None = None,
+                 settings: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
         self.inst = inst
         self.port = port
         self.home = workdir / "home"
@@ -130,19 +131,21 @@ class Gateway:
         load: dict[str, Any] = {"extraDirs": extra_dirs}
         if allow_symlink_targets:
             load["allowSymlinkTargets"] = allow_symlink_targets
-        config = {
+        config: dict[str, Any] = {
             "gateway": {"mode": "local", "bind": "loopback", "port": port,
                         "auth": {"mode": "token", "token": token} if token else {"mode": "none"}},
             "skills": {"load": load},
             "models": {"catalogRefresh": {"enabled": False}},  # no outbound catalog fetch
         }
+        for key, value in (settings or {}).items():  # a test's own settings; skills merge by key
+            config[key] = {**config[key], **value} if key == "skills" else value
         (self.state / "openclaw.json").write_text(json.dumps(config, indent=1))
         tmp = workdir / "tmp"
         tmp.mkdir(exist_ok=True)
         self.env = {
             "PATH": f"{inst.node.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": str(self.home), "OPENCLAW_STATE_DIR": str(self.state), "TMPDIR": str(tmp),
-            "LANG": "C.UTF-8", **QUIET_ENV,
+            "LANG": "C.UTF-8", **QUIET_ENV, **(env or {}),
             **({"OPENCLAW_GATEWAY_TOKEN": token} if token else {}),  # the RPC client's too
         }
         self.log_path = workdir / "gateway.log"
