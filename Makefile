@@ -4,12 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck e2e chaos bench lock clean
+.PHONY: install demo test lint typecheck e2e chaos bench lock lock-upgrade clean
 
-$(STAMP): pyproject.toml
+# The runtime packages come at the versions constraints.txt locks (what the image
+# installs), so the suite tests those and a new upstream release changes nothing here
+# until `make lock`; the hashes are the image's check (pip refuses hashes for an editable).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[container,test,dev]'
+	sed -e '/--hash=/d' -e 's/ *\\$$//' constraints.txt > $(VENV)/constraints.pins
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.pins -e '.[container,test,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -44,6 +48,11 @@ lock: $(STAMP)
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
 	    --no-emit-index-url --no-emit-find-links --strip-extras \
 	    --output-file constraints.txt $(VENV)/lock.in
+
+# Newer releases: install the newest versions pyproject.toml allows, then lock those.
+lock-upgrade: $(STAMP)
+	$(BIN)/pip install --quiet --upgrade -e '.[container,test,dev]'
+	$(MAKE) lock
 
 lint: $(STAMP)
 	$(BIN)/ruff check skillsyncd tests
