@@ -11,8 +11,10 @@ that resets the connection. Name resolution is tried for a ``.invalid`` host
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.server
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -26,7 +28,7 @@ from gitserver import GitDaemonServer, HttpGitServer, RepoBuilder, run_git
 from test_daemon import _clean_env
 
 from skillsyncd.config import load_config
-from skillsyncd.source.failures import Failure, RemoteFailed
+from skillsyncd.source.failures import Failure, Remote, RemoteFailed, classify
 from skillsyncd.source.remote import Source
 
 HOST = "127.0.0.1"
@@ -284,3 +286,17 @@ def test_a_reachable_remote_still_fetches(http_git_server: HttpGitServer, repo: 
     cfg = load_config(flags={"repo": http_git_server.url_for(repo), "state_dir": str(tmp_path)},
                       env={})
     assert Source(cfg).probe() == head == run_git("rev-parse", "HEAD", cwd=repo.path).strip()
+
+
+@pytest.mark.parametrize(("code", "words"), [(errno.ENOSPC, "No space left on device"),
+                                             (errno.EROFS, "Read-only file system")])
+def test_a_full_or_read_only_mirror_is_not_blamed_on_the_remote(code: int, words: str) -> None:
+    """The fetch writes the mirror inside the same guarded operation: a disk error there is
+    told as this machine's, with the file (the classification is pure; the real full disk is
+    test_faults.py's)."""
+    remote = Remote("http://127.0.0.1:9/skills.git", token_set=False, network_timeout=1)
+    written = "/data/skillsync/mirror.git/objects/tmp_pack_x"
+    diagnosis = classify(OSError(code, os.strerror(code), written), remote)
+    assert diagnosis.failure is Failure.LOCAL_DISK
+    assert diagnosis.what == f"this machine's disk failed writing {written} ({words})"
+    assert "the remote is not at fault" in diagnosis.todo

@@ -25,6 +25,7 @@ from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from skillsyncd.errors import SourceError
 from skillsyncd.log import redact_text
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 _HTTP_STATUS = re.compile(r"unexpected http resp (\d{3})")
 # What git daemon (and GitHub over git://) answers for a path it does not serve.
 _NO_SUCH_REPO = re.compile(r"no such repository|not exported|repository not found|access denied",
@@ -46,6 +47,7 @@ class Failure(enum.Enum):
     HTTP_STATUS = "http status"
     CONNECTION_LOST = "connection lost"
     PROTOCOL = "protocol"
+    LOCAL_DISK = "local disk"  # not the remote's fault: the mirror could not be written
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,12 @@ def _diagnose(exc: BaseException, remote: Remote) -> Diagnosis | None:
         return Diagnosis(Failure.REFUSED, f"connection refused by {remote.address}",
                          "nothing listens there: check the host and port in SKILLSYNC_REPO "
                          "and that the git server is running")
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return Diagnosis(Failure.LOCAL_DISK, f"this machine's disk failed{where} "
+                         f"({exc.strerror or exc})",
+                         "free space on (or remount read-write) the state dir's filesystem; the "
+                         "remote is not at fault")
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return Diagnosis(Failure.UNREACHABLE, f"no route to {remote.address} ({exc.strerror})",
                          "check this machine's network and any firewall towards the server")
