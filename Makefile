@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck e2e chaos bench lock lock-upgrade clean
+.PHONY: install demo test lint typecheck e2e chaos bench lock lock-upgrade wheelhouse clean
 
 # The runtime packages come at the versions constraints.txt locks (what the image
 # installs), so the suite tests those and a new upstream release changes nothing here
@@ -48,6 +48,10 @@ lock: $(STAMP)
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
 	    --no-emit-index-url --no-emit-find-links --strip-extras \
 	    --output-file constraints.txt $(VENV)/lock.in
+
+# The lock's files, downloaded once for tests/e2e/test_lock_install.py (which stays offline).
+wheelhouse: $(STAMP)
+	$(BIN)/pip download --quiet --only-binary :all: --require-hashes -r constraints.txt -d $(VENV)/wheelhouse
 
 # Newer releases: install the newest versions pyproject.toml allows, then lock those.
 lock-upgrade: $(STAMP)
