@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from skillsyncd.config import Config
 
 COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet", "freeze",
-            "unfreeze")
+            "unfreeze", "plan")
 
 
 # The configuration flags each subcommand uses, the ones its --help lists (``run``: all).
@@ -45,6 +45,7 @@ _TAKES: dict[str, frozenset[str]] = {
     "fleet": _COMMON,
     "freeze": _COMMON | {"--state-dir"},
     "unfreeze": _COMMON | {"--state-dir"},
+    "plan": _COMMON | {"--state-dir", "--repo", "--ref", "--skills-path", "--on-invalid", "--strict"},
 }
 
 # One line per subcommand under its usage (``skillsyncd COMMAND --help``).
@@ -64,6 +65,10 @@ _DESCRIPTIONS = {
     "freeze": "Freeze deployments: syncs still fetch, plan and validate (status shows what "
               "waits), nothing goes live until 'unfreeze' or --until. Survives restarts.",
     "unfreeze": "Lift the freeze; the next sync deploys what waits.",
+    "plan": "Preview what deploying --ref of --repo (a pull request's head, a branch, a local "
+            "checkout's HEAD) would do to the live release: skills added, changed, removed, held "
+            "back, over the gateway's caps, blocked by a freeze. Read only: stages, flips and "
+            "records nothing. Exit 4 when anything would be held back or refused.",
 }
 
 
@@ -163,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", "run the daemon (the default)")
     p = command("status", "what is deployed, and how the last sync went")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
+    p.add_argument("--manifest", action="store_true", help="print the live release's manifest "
+                   "with the freeze and the commits marked bad, for `plan --against` in CI")
     p = command("releases", "list releases on disk")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p = command("rollback", "flip back to an earlier release")
@@ -187,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fleet", "which replica runs which commit (from Neo4j)")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     _freeze_commands(command)
+    p = command("plan", "preview what deploying a ref would do to the live release")
+    p.add_argument("--against", metavar="MANIFEST", help="compare with this manifest (exported "
+                   "by `status --manifest`) instead of the state dir's live release")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                   help="text (default), json, or markdown (a pull-request comment)")
     return parser
 
 
@@ -244,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config_from_args(args)
         command = args.command or "run"
         # Commands whose stdout is a document (status --json | jq) log to stderr.
-        reports = command in ("status", "releases", "audit", "fleet", "validate") and not args.once
+        reports = command in ("status", "releases", "audit", "fleet", "validate", "plan") \
+            and not args.once
         configure(cfg.log_level, stderr=reports)
         _log_env_notes()
         if args.once:
@@ -264,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fleet": cmd_fleet,
             "freeze": cmd_freeze,
             "unfreeze": cmd_unfreeze,
+            "plan": cmd_plan,
         }[command]
         return int(handler(cfg, args))
     except StopRequested as stop:
@@ -407,6 +421,8 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
 
     from skillsyncd.status import status_dict
 
+    if args.manifest:
+        return _print_manifest(cfg)
     info = status_dict(cfg)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -435,6 +451,16 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     disk = info["state_dir_health"]
     if disk["problem"]:
         print(f"disk      {disk['problem']}")
+    return EXIT_OK
+
+
+def _print_manifest(cfg: Config) -> int:
+    """``status --manifest``: the live manifest and the state beside it, on stdout."""
+    from skillsyncd.release.manifest import export_json
+    from skillsyncd.sync.preview_run import live_state
+
+    manifest, extra = live_state(cfg)
+    sys.stdout.write(export_json(manifest, extra).decode())
     return EXIT_OK
 
 
@@ -548,6 +574,18 @@ def cmd_unfreeze(cfg: Config, args: argparse.Namespace) -> int:
           "POST /unfreeze syncs at once)", file=sys.stderr)
     _ship_audit(cfg)
     return EXIT_OK
+
+
+def cmd_plan(cfg: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from skillsyncd.sync.preview_render import render
+    from skillsyncd.sync.preview_run import run_preview
+
+    cfg.require_repo()
+    preview = run_preview(cfg, Path(args.against) if args.against else None)
+    print(render(preview, args.format))
+    return preview.exit_code
 
 
 if __name__ == "__main__":  # pragma: no cover
