@@ -47,14 +47,14 @@ def _short(value: str | None, limit: int = _SHOWN) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
-def _size(s: SkillPreview) -> str:
+def _size(s: SkillPreview, arrow: str = "->") -> str:
     if s.after is None:
         return human_bytes(s.before.bytes if s.before else None)
     if s.before is None:
         return human_bytes(s.after.bytes)
     delta = s.size_delta
     sign = "" if delta is None else (f" ({'+' if delta >= 0 else '-'}{human_bytes(abs(delta))})")
-    return f"{human_bytes(s.before.bytes)} -> {human_bytes(s.after.bytes)}{sign}"
+    return f"{human_bytes(s.before.bytes)} {arrow} {human_bytes(s.after.bytes)}{sign}"
 
 
 def _headline(p: Preview) -> str:
@@ -68,7 +68,8 @@ def _headline(p: Preview) -> str:
 
 def _counts(p: Preview) -> str:
     return (f"+{p.count('added')} ~{p.count('changed')} -{p.count('removed')} ={p.unchanged}"
-            f"; {len(p.held)} held back; {p.live_after} skills live after")
+            f"; {len(p.held)} held back; {p.live_after} skill{'' if p.live_after == 1 else 's'} "
+            "live after")
 
 
 def _notes(p: Preview) -> list[str]:
@@ -135,7 +136,8 @@ def _md_fields(s: SkillPreview) -> str:
 
 def markdown(p: Preview) -> str:
     icon = ":white_check_mark:" if p.exit_code == 0 else ":x:"
-    lines = [f"### {icon} skillsyncd plan: {_VERDICTS[p.outcome].replace('`', '')}", "",
+    held = f", {len(p.held)} held back" if p.held and p.outcome is Status.DEPLOYED else ""
+    lines = [f"### {icon} skillsyncd plan: {_VERDICTS[p.outcome].replace('`', '')}{held}", "",
              _cell(_headline(p)), "", f"**{_counts(p)}**", ""]
     lines += [f"> {_cell(n)}" for n in _notes(p)]
     if p.refusal_findings:
@@ -145,7 +147,7 @@ def markdown(p: Preview) -> str:
         lines += ["", "| skill | change | frontmatter | size | verdict |", "| --- | --- | --- | --- | --- |"]
         goes = p.outcome is Status.DEPLOYED
         for s in p.skills[:MARKDOWN_ROWS]:
-            lines.append(f"| {_code(s.name)} | {s.change} | {_md_fields(s)} | {_cell(_size(s))} "
+            lines.append(f"| {_code(s.name)} | {s.change} | {_md_fields(s)} | {_cell(_size(s, '→'))} "
                          f"| {_md_verdict(s, goes)} |")
         if len(p.skills) > MARKDOWN_ROWS:
             lines.append(f"\n… and {len(p.skills) - MARKDOWN_ROWS} more "
