@@ -106,12 +106,14 @@ class Preview:
     outcome: Status  # deployed | no_change | rejected | frozen | skipped_bad
     skills: tuple[SkillPreview, ...]
     unchanged: int
-    live_after: int  # skills the release would serve (held-back ones keeping a version count)
+    live_after: int  # skills the release would serve (held-back ones keeping a version count;
+    # a commit refused before its release was drafted: the skills live now, which stay)
     refusal: str | None = None  # why the whole commit would be refused
     refusal_findings: tuple[Finding, ...] = ()
     marked_bad: str | None = None  # the reason the commit is marked bad
     cap: Finding | None = None  # layout.gateway-cap
     warnings: int = 0
+    settings_differ: bool = False  # judged under other settings than the live release was
 
     def count(self, change: str) -> int:
         return sum(1 for s in self.skills if s.change == change)
@@ -158,11 +160,12 @@ def preview(target: Target, live: LiveView, ev: Evaluation, caps: tuple[int, int
     bad = (live.bad_commits or {}).get(target.commit)
     return Preview(
         target=target, live=live, outcome=_outcome(ev, bad, live.freeze), skills=tuple(out),
-        unchanged=len(ev.plan.unchanged), live_after=len(ev.draft.serve) if ev.draft else 0,
+        unchanged=len(ev.plan.unchanged), live_after=len(ev.draft.serve) if ev.draft else len(old),
         refusal=ev.refusal.message if ev.refusal else None,
         refusal_findings=ev.refusal.findings if ev.refusal else (), marked_bad=bad,
         cap=next((f for f in ev.layout if f.rule == "layout.gateway-cap"), None),
-        warnings=sum(1 for f in ev.findings if f.severity is Severity.WARNING))
+        warnings=sum(1 for f in ev.findings if f.severity is Severity.WARNING),
+        settings_differ=bool(live.manifest.settings) and live.manifest.settings != ev.settings)
 
 
 def _outcome(ev: Evaluation, bad: str | None, freeze: Freeze | None) -> Status:

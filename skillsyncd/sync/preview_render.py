@@ -85,6 +85,10 @@ def _notes(p: Preview) -> list[str]:
         out.append("freeze: not known (the manifest was not exported by `status --manifest`)")
     if p.cap is not None:
         out.append(f"gateway caps: {p.cap.message}")
+    if p.settings_differ:
+        out.append("settings: judged under settings that differ from the live release's; give "
+                   "this command the daemon's SKILLSYNC_* settings (skills path, policy, limits, "
+                   "depth, ignore, verify, gateway caps, publish mode) to judge as it will")
     return out
 
 
@@ -186,7 +190,7 @@ def to_dict(p: Preview) -> dict[str, Any]:
         "marked_bad": p.marked_bad,
         "freeze": p.live.freeze.to_dict() if p.live.freeze else None,
         "freeze_known": p.live.freeze_known,
-        "gateway_cap": _finding(p.cap),
+        "gateway_cap": _finding(p.cap), "settings_differ": p.settings_differ,
         "skills": [{"name": s.name, "change": s.change, "before": _facts(s.before),
                     "after": _facts(s.after), "bytes_delta": s.size_delta,
                     "frontmatter": [{"field": c.field, "before": c.before, "after": c.after}
