@@ -178,12 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="working tree of the skills repository")
     p.add_argument("--format", choices=("text", "json", "github"), default="text",
                    help="text (default), json, or github (workflow annotations)")
-    g = p.add_argument_group("the gateway, for the usage.* rules (default: the repository's skills alone)")
-    for flag, what in (("path", "its PATH, for requires.bins"), ("config", "its openclaw.json"),
-                       ("env", "comma-separated variables set for it, for requires.env"),
-                       ("bundled-dir", "its bundled skills folder"), ("platform", "linux, darwin or win32")):
-        env = "SKILLSYNC_GATEWAY_" + flag.upper().replace("-", "_")
-        g.add_argument(f"--gateway-{flag}", help=f"{what} ({env})")
+    _gateway_flags(p)
     p = command("audit", "deployment history from the journal")
     p.add_argument("action", nargs="?", choices=("push",), help="push: ship the backlog to Neo4j now")
     p.add_argument("--since", help="ISO date or time (UTC unless it says), a duration back "
@@ -194,12 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fleet", "which replica runs which commit (from Neo4j)")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     _freeze_commands(command)
+    _plan_command(command)
+    return parser
+
+
+def _gateway_flags(p: argparse.ArgumentParser) -> None:
+    """``--gateway-*`` of ``validate`` and ``plan``: the gateway's context for the usage.* rules."""
+    g = p.add_argument_group("the gateway, for the usage.* rules (default: the repository's skills alone)")
+    for flag, what in (("path", "its PATH, for requires.bins"), ("config", "its openclaw.json"),
+                       ("env", "comma-separated variables set for it, for requires.env"),
+                       ("bundled-dir", "its bundled skills folder"), ("platform", "linux, darwin or win32")):
+        env = "SKILLSYNC_GATEWAY_" + flag.upper().replace("-", "_")
+        g.add_argument(f"--gateway-{flag}", help=f"{what} ({env})")
+
+
+def _plan_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``plan`` (sync/preview_run.py): what deploying a ref would do, read only."""
     p = command("plan", "preview what deploying a ref would do to the live release")
     p.add_argument("--against", metavar="MANIFEST", help="compare with this manifest (exported "
                    "by `status --manifest`) instead of the state dir's live release")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                    help="text (default), json, or markdown (a pull-request comment)")
-    return parser
+    _gateway_flags(p)
 
 
 def _freeze_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -422,7 +433,9 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     from skillsyncd.status import status_dict
 
     if args.manifest:
-        return _print_manifest(cfg)
+        from skillsyncd.sync.preview_run import cmd_export_manifest
+
+        return cmd_export_manifest(cfg)
     info = status_dict(cfg)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -451,16 +464,6 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     disk = info["state_dir_health"]
     if disk["problem"]:
         print(f"disk      {disk['problem']}")
-    return EXIT_OK
-
-
-def _print_manifest(cfg: Config) -> int:
-    """``status --manifest``: the live manifest and the state beside it, on stdout."""
-    from skillsyncd.release.manifest import export_json
-    from skillsyncd.sync.preview_run import live_state
-
-    manifest, extra = live_state(cfg)
-    sys.stdout.write(export_json(manifest, extra).decode())
     return EXIT_OK
 
 
@@ -577,15 +580,9 @@ def cmd_unfreeze(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_plan(cfg: Config, args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from skillsyncd.sync.preview_run import cmd_plan as plan
 
-    from skillsyncd.sync.preview_render import render
-    from skillsyncd.sync.preview_run import run_preview
-
-    cfg.require_repo()
-    preview = run_preview(cfg, Path(args.against) if args.against else None)
-    print(render(preview, args.format))
-    return preview.exit_code
+    return plan(cfg, args.against, args.format)
 
 
 if __name__ == "__main__":  # pragma: no cover

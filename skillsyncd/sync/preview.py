@@ -6,7 +6,9 @@ mirror and runs the stage step's own planning and judging
 turns that :class:`~skillsyncd.sync.stage.Evaluation` and the live manifest into a
 :class:`Preview`: each skill added, changed (its frontmatter and size before and
 after) or removed, what would be held back and by which finding first, what the
-gateway's caps would not load, and whether a freeze or a bad mark would keep the
+gateway's caps would not load, what the usage rules
+(:mod:`skillsyncd.validation.usage`: the prompt budget, eligibility, shadowing) say of
+the release, and whether a freeze or a bad mark would keep the
 commit from going live. The renderers are :mod:`skillsyncd.sync.preview_render`.
 """
 
@@ -114,6 +116,7 @@ class Preview:
     cap: Finding | None = None  # layout.gateway-cap
     warnings: int = 0
     settings_differ: bool = False  # judged under other settings than the live release was
+    usage: tuple[Finding, ...] = ()  # usage.* findings: the prompt budget, eligibility, shadowing
 
     def count(self, change: str) -> int:
         return sum(1 for s in self.skills if s.change == change)
@@ -165,7 +168,8 @@ def preview(target: Target, live: LiveView, ev: Evaluation, caps: tuple[int, int
         refusal_findings=ev.refusal.findings if ev.refusal else (), marked_bad=bad,
         cap=next((f for f in ev.layout if f.rule == "layout.gateway-cap"), None),
         warnings=sum(1 for f in ev.findings if f.severity is Severity.WARNING),
-        settings_differ=bool(live.manifest.settings) and live.manifest.settings != ev.settings)
+        settings_differ=bool(live.manifest.settings) and live.manifest.settings != ev.settings,
+        usage=tuple(f for f in ev.layout if f.rule.startswith("usage.")))
 
 
 def _outcome(ev: Evaluation, bad: str | None, freeze: Freeze | None) -> Status:

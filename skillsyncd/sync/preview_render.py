@@ -11,6 +11,7 @@ from skillsyncd.sync.preview import Facts, Preview, SkillPreview
 
 FORMATS = ("text", "json", "markdown")
 MARKDOWN_ROWS = 200  # a comment holds at most 65,536 characters: the rest is counted
+_USAGE_SHOWN = 10  # usage.* findings listed before "N more"
 _SHOWN = 80  # characters of a description or finding shown in a table cell
 
 _VERDICTS = {
@@ -85,6 +86,10 @@ def _notes(p: Preview) -> list[str]:
         out.append("freeze: not known (the manifest was not exported by `status --manifest`)")
     if p.cap is not None:
         out.append(f"gateway caps: {p.cap.message}")
+    out += [f"{'prompt budget' if f.rule.startswith('usage.prompt') else 'usage'}: [{f.rule}] "
+            f"{f.location()}: {f.message}" for f in p.usage[:_USAGE_SHOWN]]
+    if len(p.usage) > _USAGE_SHOWN:
+        out.append(f"usage: {len(p.usage) - _USAGE_SHOWN} more usage.* findings (--format json)")
     if p.settings_differ:
         out.append("settings: judged under settings that differ from the live release's; give "
                    "this command the daemon's SKILLSYNC_* settings (skills path, policy, limits, "
@@ -191,6 +196,7 @@ def to_dict(p: Preview) -> dict[str, Any]:
         "freeze": p.live.freeze.to_dict() if p.live.freeze else None,
         "freeze_known": p.live.freeze_known,
         "gateway_cap": _finding(p.cap), "settings_differ": p.settings_differ,
+        "usage": [_finding(f) for f in p.usage],
         "skills": [{"name": s.name, "change": s.change, "before": _facts(s.before),
                     "after": _facts(s.after), "bytes_delta": s.size_delta,
                     "frontmatter": [{"field": c.field, "before": c.before, "after": c.after}

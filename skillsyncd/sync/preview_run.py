@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ import structlog
 from dulwich.repo import Repo
 
 from skillsyncd.config import Config
-from skillsyncd.errors import ConfigError, ReleaseError
-from skillsyncd.release.manifest import EMPTY, Manifest, read_export
+from skillsyncd.errors import EXIT_OK, ConfigError, ReleaseError
+from skillsyncd.release.manifest import EMPTY, Manifest, export_json, read_export
 from skillsyncd.release.releases import Releases
 from skillsyncd.source.remote import Source
 from skillsyncd.source.transport import local_path
 from skillsyncd.sync.freeze import Freeze, active_freeze
 from skillsyncd.sync.preview import LiveView, Preview, Target, preview
+from skillsyncd.sync.preview_render import render
 from skillsyncd.sync.stage import evaluate
 from skillsyncd.sync.state import State, load_state
 from skillsyncd.sync.values import Live
@@ -46,8 +48,16 @@ def run_preview(cfg: Config, against: Path | None = None) -> Preview:
         head = _head(scfg, source)
         log.info("plan_fetching", commit=head[:12], ref=cfg.ref, source=source.safe_url)
         fetched = source.fetch(head)
+        # A held-back skill's live version is read from the state dir's store (read only);
+        # an exported manifest has none, so the usage rules then see only the commit's skills.
+        store = (Path(scratch) / "no-store") if against else Releases(cfg.state_dir).store.root
+
+        def stored(sha: str) -> Path:
+            return store / sha
+
         with contextlib.closing(Repo(str(scfg.mirror_dir))) as repo:
-            ev = evaluate(scfg, Live(state, current, live.manifest), source, fetched, repo)
+            ev = evaluate(scfg, Live(state, current, live.manifest), source, fetched, repo, stored,
+                          ci=against is not None)
     target = Target(commit=fetched.commit, ref=cfg.ref, source=source.safe_url)
     return preview(target, live, ev, (cfg.gateway_max_candidates, cfg.gateway_max_skills))
 
@@ -134,3 +144,18 @@ def live_state(cfg: Config) -> tuple[Manifest, dict[str, Any]]:
         "freeze": view.freeze.to_dict() if view.freeze else None,
         "bad_commits": dict(view.bad_commits or {}),
     }
+
+
+def cmd_plan(cfg: Config, against: str | None, fmt: str) -> int:
+    """``skillsyncd plan``: the preview on stdout; its exit code (sync/preview.py)."""
+    cfg.require_repo()
+    found = run_preview(cfg, Path(against) if against else None)
+    print(render(found, fmt))
+    return found.exit_code
+
+
+def cmd_export_manifest(cfg: Config) -> int:
+    """``skillsyncd status --manifest``: the live manifest and the state beside it, on stdout."""
+    manifest, extra = live_state(cfg)
+    sys.stdout.write(export_json(manifest, extra).decode())
+    return EXIT_OK

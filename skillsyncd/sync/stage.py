@@ -112,11 +112,12 @@ def _stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source
 
 
 def evaluate(cfg: Config, live: Live, source: Source, fetched: FetchResult, repo: Repo,
-             stored: Callable[[str], Path], force: bool = False) -> Evaluation:
+             stored: Callable[[str], Path], force: bool = False, ci: bool = False) -> Evaluation:
     """Plan and validate one fetched commit against what serves, writing nothing.
 
     ``stored``: the store's folder of a skill version (``Store.path``), where the usage
-    rules read the SKILL.md of a held-back skill's live version."""
+    rules read the SKILL.md of a held-back skill's live version; ``ci``: not in the gateway's
+    container, so its PATH, variables and config count only when SKILLSYNC_GATEWAY_* name them."""
     settings = cfg.release_settings()
     refused = signature_refusal(cfg, repo, fetched.commit)
     if refused is not None:
@@ -141,12 +142,12 @@ def evaluate(cfg: Config, live: Live, source: Source, fetched: FetchResult, repo
     draft = decide.draft_release(skills, plan, fetched.commit, judged.findings, judged.metadata,
                                  old, live.current is not None)
     ev = Evaluation(settings, skills, plan, judged, findings, layout, draft)
-    return _judge_draft(cfg, ev, live, fetched.commit, source.blob_reader(repo), stored, force)
+    return _judge_draft(cfg, ev, live, fetched.commit, source.blob_reader(repo), stored, force, ci)
 
 
 def _judge_draft(cfg: Config, ev: Evaluation, live: Live, commit: str,
                  read_blob: Callable[[str], bytes], stored: Callable[[str], Path],
-                 force: bool) -> Evaluation:
+                 force: bool, ci: bool) -> Evaluation:
     """What is judged on the release as drafted: the mass-removal guard, the gateway's
     caps, and the usage.* rules over the skills it serves (the prompt budget among them)."""
     draft, plan, policy = ev.accepted()[0], ev.plan, policy_of(cfg)
@@ -164,7 +165,7 @@ def _judge_draft(cfg: Config, ev: Evaluation, live: Live, commit: str,
         _log_findings((cap,))
     used = usage.release_usage(cfg, policy, usage.served_skills(
         ev.skills, draft.serve, read_blob, stored, cfg.skills_path.strip("/")),
-        {n: r.gateway_name for n, r in old.items()})
+        {n: r.gateway_name for n, r in old.items()}, ci=ci)
     refusal = None
     if used:
         layout, findings = (*layout, *used), (*findings, *used)
