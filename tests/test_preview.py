@@ -241,3 +241,25 @@ def test_plan_names_skills_over_the_gateway_caps_and_other_settings(
         "plan", SKILLSYNC_GATEWAY_MAX_SKILLS="3").stdout
     code, plan = cli.plan()
     assert not plan["settings_differ"] and plan["gateway_cap"] is None
+
+
+def test_plan_against_an_export_reports_the_prompt_budget_of_the_gateway_named(
+        repo: RepoBuilder, cli: Cli, tmp_path: Path) -> None:
+    _deploy_v1(repo, cli)
+    export = tmp_path / "live-manifest.json"
+    export.write_text(cli("status", "--manifest").stdout)
+    for n in range(6):
+        repo.add_skill(f"long-{n}", description="a description long enough to count " * 4)
+    repo.commit("many long descriptions")
+    openclaw = tmp_path / "openclaw.json"
+    openclaw.write_text(json.dumps({"skills": {"limits": {"maxSkillsPromptChars": 900}}}))
+
+    code, plan = cli.plan("--against", str(export), SKILLSYNC_GATEWAY_CONFIG=str(openclaw))
+    assert code == EXIT_OK  # usage.* warn by default
+    budget = next(f for f in plan["usage"] if f["rule"] == "usage.prompt-budget")
+    assert "maxSkillsPromptChars=900" in budget["message"]
+    assert "prompt budget: [usage.prompt-budget]" in cli(
+        "plan", "--against", str(export), SKILLSYNC_GATEWAY_CONFIG=str(openclaw)).stdout
+    # Away from the gateway only what SKILLSYNC_GATEWAY_* names counts: no config, no budget.
+    code, plan = cli.plan("--against", str(export))
+    assert not any(f["rule"] == "usage.prompt-budget" for f in plan["usage"])
