@@ -263,3 +263,26 @@ def test_plan_against_an_export_reports_the_prompt_budget_of_the_gateway_named(
     # Away from the gateway only what SKILLSYNC_GATEWAY_* names counts: no config, no budget.
     code, plan = cli.plan("--against", str(export))
     assert not any(f["rule"] == "usage.prompt-budget" for f in plan["usage"])
+
+
+def test_plan_of_a_held_back_change_says_the_live_version_keeps_serving(
+        repo: RepoBuilder, cli: Cli) -> None:
+    _deploy_v1(repo, cli)
+    _open_pull_request(repo)
+    assert cli("--once", "--ref", "pr").returncode == EXIT_OK  # gamma held back, nothing live of it
+    repo._git("checkout", "-q", "pr")
+    repo.write("alpha/SKILL.md", "---\nname: alpha\n  bad: indentation\n---\n")
+    repo.commit("break alpha")
+    repo._git("checkout", "-q", "main")
+
+    code, plan = cli.plan("--ref", "pr")
+    assert code == EXIT_REJECTED
+    skills = {s["name"]: s for s in plan["skills"]}
+    assert set(skills) == {"alpha", "gamma"}  # what is live already is not news
+    assert skills["alpha"]["held_back"] is not None and skills["alpha"]["keeps_serving"]
+    # gamma: the same bytes held back by the last deploy, judged by its recorded verdict
+    assert skills["gamma"]["held_back_before"] and skills["gamma"]["frontmatter"] == []
+    assert skills["gamma"]["held_back"]["rule"] == "frontmatter.missing"
+    text = cli("plan", "--ref", "pr").stdout
+    alpha = text.split("  ~ alpha  changed", 1)[1].splitlines()[1]
+    assert alpha.startswith("      held back (") and "; its live version keeps serving): " in alpha
