@@ -286,3 +286,23 @@ def test_plan_of_a_held_back_change_says_the_live_version_keeps_serving(
     text = cli("plan", "--ref", "pr").stdout
     alpha = text.split("  ~ alpha  changed", 1)[1].splitlines()[1]
     assert alpha.startswith("      held back (") and "; its live version keeps serving): " in alpha
+
+
+def test_plan_of_a_commit_marked_bad_says_a_deploy_skips_it(
+        repo: RepoBuilder, cli: Cli, tmp_path: Path) -> None:
+    _deploy_v1(repo, cli)
+    repo.add_skill("alpha", description="first", version="2.0")
+    v2 = repo.commit("v2")
+    assert cli("--once").returncode == EXIT_OK
+    rolled = cli("rollback")
+    assert rolled.returncode == EXIT_OK, rolled.stderr  # marks v2 bad
+
+    code, plan = cli.plan()
+    assert code == EXIT_REJECTED and plan["commit"] == v2 and plan["outcome"] == "skipped_bad"
+    assert plan["marked_bad"]
+    assert "would be skipped: the commit is marked bad" in cli("plan").stdout
+    export = tmp_path / "live-manifest.json"
+    export.write_text(cli("status", "--manifest").stdout)
+    code, against = cli.plan("--against", str(export))
+    assert code == EXIT_REJECTED and against["outcome"] == "skipped_bad"
+    assert against["marked_bad"] == plan["marked_bad"]

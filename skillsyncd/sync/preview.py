@@ -139,9 +139,11 @@ class Preview:
         return EXIT_REJECTED if blocked else EXIT_OK
 
 
-def preview(target: Target, live: LiveView, ev: Evaluation, caps: tuple[int, int]) -> Preview:
+def preview(target: Target, live: LiveView, ev: Evaluation, caps: tuple[int, int],
+            skip: Status | None = None) -> Preview:
     """The preview of deploying ``target`` (judged as ``ev``) over ``live``; ``caps`` is the
-    gateway's (folders listed, skills loaded) per folder."""
+    gateway's (folders listed, skills loaded) per folder; ``skip`` what
+    :func:`skillsyncd.sync.decide.skip_reason` says of the commit before any fetch."""
     old = live.manifest.live_by_name()
     findings = ev.judged.findings if ev.judged else {}
     metadata = ev.judged.metadata if ev.judged else {}
@@ -160,9 +162,9 @@ def preview(target: Target, live: LiveView, ev: Evaluation, caps: tuple[int, int
     out += [SkillPreview(name=n, change="removed", before=_facts_of(old[n]), after=None)
             for n in ev.plan.removed if n in old]
     out.sort(key=lambda s: s.name)
-    bad = (live.bad_commits or {}).get(target.commit)
+    bad = (live.bad_commits or {}).get(target.commit) if skip is Status.SKIPPED_BAD else None
     return Preview(
-        target=target, live=live, outcome=_outcome(ev, bad, live.freeze), skills=tuple(out),
+        target=target, live=live, outcome=_outcome(ev, skip, live.freeze), skills=tuple(out),
         unchanged=len(ev.plan.unchanged), live_after=len(ev.draft.serve) if ev.draft else len(old),
         refusal=ev.refusal.message if ev.refusal else None,
         refusal_findings=ev.refusal.findings if ev.refusal else (), marked_bad=bad,
@@ -172,12 +174,13 @@ def preview(target: Target, live: LiveView, ev: Evaluation, caps: tuple[int, int
         usage=tuple(f for f in ev.layout if f.rule.startswith("usage.")))
 
 
-def _outcome(ev: Evaluation, bad: str | None, freeze: Freeze | None) -> Status:
-    """How a sync of this commit would end (a deploy's own order: refusal, bad mark, freeze)."""
+def _outcome(ev: Evaluation, skip: Status | None, freeze: Freeze | None) -> Status:
+    """How a sync of this commit would end, in a sync's own order: what the probe's skip
+    decides (already live, marked bad), then a refusal, then a freeze before the flip."""
+    if skip in (Status.NO_CHANGE, Status.SKIPPED_BAD):
+        return skip
     if ev.refusal is not None:
         return Status.REJECTED
-    if bad is not None:
-        return Status.SKIPPED_BAD
     if freeze is not None:
         return Status.FROZEN
     if ev.plan.is_empty:

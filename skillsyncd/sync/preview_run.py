@@ -27,6 +27,7 @@ from skillsyncd.release.manifest import EMPTY, Manifest, export_json, read_expor
 from skillsyncd.release.releases import Releases
 from skillsyncd.source.remote import Source
 from skillsyncd.source.transport import local_path
+from skillsyncd.sync.decide import skip_reason
 from skillsyncd.sync.freeze import Freeze, active_freeze
 from skillsyncd.sync.preview import LiveView, Preview, Target, preview
 from skillsyncd.sync.preview_render import render
@@ -59,7 +60,9 @@ def run_preview(cfg: Config, against: Path | None = None) -> Preview:
             ev = evaluate(scfg, Live(state, current, live.manifest), source, fetched, repo, stored,
                           ci=against is not None)
     target = Target(commit=fetched.commit, ref=cfg.ref, source=source.safe_url)
-    return preview(target, live, ev, (cfg.gateway_max_candidates, cfg.gateway_max_skills))
+    skip = skip_reason(state, current, fetched.commit, False, cfg.release_settings(),
+                       frozen=live.freeze is not None)
+    return preview(target, live, ev, (cfg.gateway_max_candidates, cfg.gateway_max_skills), skip)
 
 
 def _head(cfg: Config, source: Source) -> str:
@@ -118,7 +121,7 @@ def live_from_manifest(path: Path) -> tuple[LiveView, State]:
                     if isinstance(bad, dict) else None,
                     exported=str(extra["exported"]) if extra.get("exported") else None)
     state = State(commit=manifest.commit or None, release=manifest.release or None,
-                  settings=manifest.settings)
+                  settings=manifest.settings, bad_commits=dict(view.bad_commits or {}))
     return view, state
 
 
