@@ -306,3 +306,21 @@ def test_plan_of_a_commit_marked_bad_says_a_deploy_skips_it(
     code, against = cli.plan("--against", str(export))
     assert code == EXIT_REJECTED and against["outcome"] == "skipped_bad"
     assert against["marked_bad"] == plan["marked_bad"]
+
+
+def test_an_exported_freeze_past_its_until_counts_as_ended(tmp_path: Path) -> None:
+    from skillsyncd.release.manifest import Manifest, export_json
+    from skillsyncd.sync.preview_run import live_from_manifest
+
+    manifest = Manifest(release="20261208T000000Z-aaaaaaaaaaaa", commit="a" * 40)
+    path = tmp_path / "live-manifest.json"
+    for until, frozen in (("2000-01-01T00:00:00.000Z", False), ("2999-01-01T00:00:00.000Z", True),
+                          (None, True)):
+        freeze = {"since": "1999-12-31T00:00:00.000Z", "reason": "r", "until": until, "by": "cli"}
+        path.write_bytes(export_json(manifest, {"exported": "now", "freeze": freeze}))
+        view, state = live_from_manifest(path)
+        assert (view.freeze is not None) is frozen and view.freeze_known
+        assert state.commit == "a" * 40
+    path.write_bytes(manifest.to_json())  # a release's own manifest: nothing known of a freeze
+    view, _ = live_from_manifest(path)
+    assert view.freeze is None and not view.freeze_known and view.bad_commits is None

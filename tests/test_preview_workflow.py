@@ -6,9 +6,10 @@ export line in that state, serves the file on 127.0.0.1, checks the pull request
 out as ``actions/checkout`` does (a shallow fetch of ``refs/pull/N/merge``,
 detached), then runs each ``run:`` step of the workflow with ``bash -e`` (the
 shell GitHub gives a ``run:`` step) and the ``GITHUB_OUTPUT`` and
-``GITHUB_STEP_SUMMARY`` files a runner provides. Only two steps are not run:
-``pip install`` (skillsyncd is this venv's) and the comment action (it posts
-``plan.md``, which the test reads).
+``GITHUB_STEP_SUMMARY`` files a runner provides. Of the ``run:`` steps only
+``pip install`` is not run (skillsyncd is this venv's, first on PATH); of the
+``uses:`` steps, checkout is done as above, setup-python is this interpreter, and
+the comment action would post ``plan.md``, which the test reads.
 """
 
 from __future__ import annotations
