@@ -82,8 +82,9 @@ def live_from_state_dir(cfg: Config) -> tuple[LiveView, State]:
     """The live release of the state dir, read only (a missing dir is an error, not created)."""
     if not cfg.state_dir.is_dir():
         raise ConfigError(
-            f"no state dir at {cfg.state_dir}: pass --state-dir (SKILLSYNC_STATE_DIR), or "
-            "--against MANIFEST with a manifest exported by `skillsyncd status --manifest`")
+            f"no state dir at {cfg.state_dir}, so nothing is live there: pass --state-dir "
+            "(SKILLSYNC_STATE_DIR); away from it, `plan --against MANIFEST` compares with a "
+            "manifest exported by `skillsyncd status --manifest`")
     state = load_state(cfg.state_file)
     view = LiveView(manifest=_live_manifest(Releases(cfg.state_dir)), against=f"state dir {cfg.state_dir}",
                     freeze=active_freeze(cfg), bad_commits=dict(state.bad_commits))
