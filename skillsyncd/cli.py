@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from skillsyncd.config import Config
 
 COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet", "freeze",
-            "unfreeze")
+            "unfreeze", "plan")
 
 
 # The configuration flags each subcommand uses, the ones its --help lists (``run``: all).
@@ -45,6 +45,7 @@ _TAKES: dict[str, frozenset[str]] = {
     "fleet": _COMMON,
     "freeze": _COMMON | {"--state-dir"},
     "unfreeze": _COMMON | {"--state-dir"},
+    "plan": _COMMON | {"--state-dir", "--repo", "--ref", "--skills-path", "--on-invalid", "--strict"},
 }
 
 # One line per subcommand under its usage (``skillsyncd COMMAND --help``).
@@ -64,6 +65,10 @@ _DESCRIPTIONS = {
     "freeze": "Freeze deployments: syncs still fetch, plan and validate (status shows what "
               "waits), nothing goes live until 'unfreeze' or --until. Survives restarts.",
     "unfreeze": "Lift the freeze; the next sync deploys what waits.",
+    "plan": "Preview what deploying --ref of --repo (a pull request's head, a branch, a local "
+            "checkout's HEAD) would do to the live release: skills added, changed, removed, held "
+            "back, over the gateway's caps, blocked by a freeze. Read only: stages, flips and "
+            "records nothing. Exit 4 when anything would be held back or refused.",
 }
 
 
@@ -163,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", "run the daemon (the default)")
     p = command("status", "what is deployed, and how the last sync went")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
+    p.add_argument("--manifest", action="store_true", help="print the live release's manifest "
+                   "with the freeze and the commits marked bad, for `plan --against` in CI")
     p = command("releases", "list releases on disk")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p = command("rollback", "flip back to an earlier release")
@@ -171,12 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="working tree of the skills repository")
     p.add_argument("--format", choices=("text", "json", "github"), default="text",
                    help="text (default), json, or github (workflow annotations)")
-    g = p.add_argument_group("the gateway, for the usage.* rules (default: the repository's skills alone)")
-    for flag, what in (("path", "its PATH, for requires.bins"), ("config", "its openclaw.json"),
-                       ("env", "comma-separated variables set for it, for requires.env"),
-                       ("bundled-dir", "its bundled skills folder"), ("platform", "linux, darwin or win32")):
-        env = "SKILLSYNC_GATEWAY_" + flag.upper().replace("-", "_")
-        g.add_argument(f"--gateway-{flag}", help=f"{what} ({env})")
+    _gateway_flags(p)
     p = command("audit", "deployment history from the journal")
     p.add_argument("action", nargs="?", choices=("push",), help="push: ship the backlog to Neo4j now")
     p.add_argument("--since", help="ISO date or time (UTC unless it says), a duration back "
@@ -187,7 +189,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("fleet", "which replica runs which commit (from Neo4j)")
     p.add_argument("--json", action="store_true", help=_JSON_HELP)
     _freeze_commands(command)
+    _plan_command(command)
     return parser
+
+
+def _gateway_flags(p: argparse.ArgumentParser) -> None:
+    """``--gateway-*`` of ``validate`` and ``plan``: the gateway's context for the usage.* rules."""
+    g = p.add_argument_group("the gateway, for the usage.* rules (default: the repository's skills alone)")
+    for flag, what in (("path", "its PATH, for requires.bins"), ("config", "its openclaw.json"),
+                       ("env", "comma-separated variables set for it, for requires.env"),
+                       ("bundled-dir", "its bundled skills folder"), ("platform", "linux, darwin or win32")):
+        env = "SKILLSYNC_GATEWAY_" + flag.upper().replace("-", "_")
+        g.add_argument(f"--gateway-{flag}", help=f"{what} ({env})")
+
+
+def _plan_command(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``plan`` (sync/preview_run.py): what deploying a ref would do, read only."""
+    p = command("plan", "preview what deploying a ref would do to the live release")
+    p.add_argument("--against", metavar="MANIFEST", help="compare with this manifest (exported "
+                   "by `status --manifest`) instead of the state dir's live release")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                   help="text (default), json, or markdown (a pull-request comment)")
+    _gateway_flags(p)
 
 
 def _freeze_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
@@ -244,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = config_from_args(args)
         command = args.command or "run"
         # Commands whose stdout is a document (status --json | jq) log to stderr.
-        reports = command in ("status", "releases", "audit", "fleet", "validate") and not args.once
+        reports = command in ("status", "releases", "audit", "fleet", "validate", "plan") \
+            and not args.once
         configure(cfg.log_level, stderr=reports)
         _log_env_notes()
         if args.once:
@@ -264,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "fleet": cmd_fleet,
             "freeze": cmd_freeze,
             "unfreeze": cmd_unfreeze,
+            "plan": cmd_plan,
         }[command]
         return int(handler(cfg, args))
     except StopRequested as stop:
@@ -407,6 +432,10 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
 
     from skillsyncd.status import status_dict
 
+    if args.manifest:
+        from skillsyncd.sync.preview_run import cmd_export_manifest
+
+        return cmd_export_manifest(cfg)
     info = status_dict(cfg)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -548,6 +577,12 @@ def cmd_unfreeze(cfg: Config, args: argparse.Namespace) -> int:
           "POST /unfreeze syncs at once)", file=sys.stderr)
     _ship_audit(cfg)
     return EXIT_OK
+
+
+def cmd_plan(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.sync.preview_run import cmd_plan as plan
+
+    return plan(cfg, args.against, args.format)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -32,7 +32,7 @@ GLOBAL_FLAGS: list[tuple[str, str | None, str, Any]] = [
 # one argv tail per subcommand (the positional arguments it needs)
 COMMANDS = {
     "run": ["run"], "status": ["status"], "releases": ["releases"], "rollback": ["rollback"],
-    "validate": ["validate", "."], "audit": ["audit"], "fleet": ["fleet"],
+    "validate": ["validate", "."], "audit": ["audit"], "fleet": ["fleet"], "plan": ["plan"],
 }
 
 
@@ -48,6 +48,7 @@ TAKES: dict[str, set[str]] = {
     "releases": _COMMON | {"--state-dir"}, "rollback": _COMMON | {"--state-dir"},
     "audit": _COMMON | {"--state-dir"}, "validate": _COMMON | {"--skills-path", "--strict"},
     "fleet": _COMMON,
+    "plan": _COMMON | {"--state-dir", "--repo", "--ref", "--skills-path", "--on-invalid", "--strict"},
 }
 
 

@@ -223,3 +223,25 @@ def live_shas_in(path: Path) -> set[str]:
         raise ValueError("not a JSON object")
     return {str(s["content_sha"]) for s in raw.get("skills") or ()
             if isinstance(s, dict) and s.get("live", True) and s.get("content_sha")}
+
+
+# ``skillsyncd status --manifest``: the live manifest with what else the live state says
+# (the freeze, the commits marked bad) under this key, which readers of manifests ignore.
+EXPORT_KEY = "live_state"
+
+
+def export_json(manifest: Manifest, live_state: Mapping[str, Any]) -> bytes:
+    """The exported manifest: the live release's own document plus ``live_state``."""
+    data = manifest.to_dict()
+    data[EXPORT_KEY] = dict(live_state)
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def read_export(path: Path) -> tuple[Manifest, dict[str, Any]]:
+    """A manifest file (exported, or a release's own) and its ``live_state`` ({} if none);
+    raises OSError, or ValueError (KeyError, TypeError) if it is not a manifest."""
+    raw = json.loads(path.read_bytes())
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    extra = raw.get(EXPORT_KEY)
+    return Manifest.from_json(raw), dict(extra) if isinstance(extra, dict) else {}

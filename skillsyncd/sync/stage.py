@@ -8,6 +8,7 @@ as :class:`Refused`; nothing is recorded here (the ledger records the outcome).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,12 +68,60 @@ def stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source,
         repo.close()
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """A fetched commit planned and judged, nothing written: what :func:`stage` writes and
+    what ``skillsyncd plan`` previews (:mod:`skillsyncd.sync.preview`).
+
+    ``refusal`` set: the whole commit is refused; ``draft`` is then None (the
+    mass-removal guard aside, which judges a draft), and ``plan`` is empty when the
+    refusal came before the survey (a signature).
+    """
+
+    settings: str
+    skills: dict[str, Skill]
+    plan: Plan
+    judged: Judged | None
+    findings: tuple[Finding, ...]
+    layout: tuple[Finding, ...]
+    draft: Draft | None
+    refusal: Refusal | None = None
+
+    def accepted(self) -> tuple[Draft, Judged]:
+        """The draft and the verdicts of a commit that is not refused."""
+        if self.refusal is not None or self.draft is None or self.judged is None:
+            raise ValueError("a refused commit has no release to write")
+        return self.draft, self.judged
+
+
 def _stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source,
            fetched: FetchResult, repo: Repo) -> Candidate:
-    settings, policy = cfg.release_settings(), policy_of(cfg)
+    ev = evaluate(cfg, live, source, fetched, repo, releases.store.path, force=run.force)
+    if ev.refusal is not None:
+        raise Refused(fetched.commit, ev.settings, ev.refusal)
+    (draft, judged), plan, old = ev.accepted(), ev.plan, live.manifest.live_by_name()
+    for name in plan.removed:
+        log.info("skill_removed", skill=name)
+    manifest = _manifest(cfg, releases, live, source, fetched, draft, ev.layout, ev.findings,
+                         judged.basis)
+    _write(cfg, releases, live, ev.skills, draft, manifest, source.blob_reader(repo))
+    return Candidate(manifest, plan, draft.held, ev.findings,
+                     decide.skill_events(draft.records, old, plan.removed),
+                     tuple(s.name for s in draft.build), bool(fetched.history_rewritten),
+                     judged.again)
+
+
+def evaluate(cfg: Config, live: Live, source: Source, fetched: FetchResult, repo: Repo,
+             stored: Callable[[str], Path], force: bool = False, ci: bool = False) -> Evaluation:
+    """Plan and validate one fetched commit against what serves, writing nothing.
+
+    ``stored``: the store's folder of a skill version (``Store.path``), where the usage
+    rules read the SKILL.md of a held-back skill's live version; ``ci``: not in the gateway's
+    container, so its PATH, variables and config count only when SKILLSYNC_GATEWAY_* name them."""
+    settings = cfg.release_settings()
     refused = signature_refusal(cfg, repo, fetched.commit)
     if refused is not None:
-        raise Refused(fetched.commit, settings, refused)
+        return Evaluation(settings, {}, Plan(), None, refused.findings, (), None, refused)
     skills, layout = _survey(cfg, repo, fetched.tree)
     plan = decide.make_plan(live.manifest.live_shas(), {n: s.tree_sha for n, s in skills.items()})
     log.info("planned", added=len(plan.added), changed=len(plan.changed),
@@ -89,36 +138,41 @@ def _stage(cfg: Config, releases: Releases, run: Run, live: Live, source: Source
     refusal = decide.validation_refusal(fetched.commit, cfg.on_invalid, blocked, findings,
                                         release_findings)
     if refusal is not None:
-        raise Refused(fetched.commit, settings, refusal)
+        return Evaluation(settings, skills, plan, judged, findings, layout, None, refusal)
     draft = decide.draft_release(skills, plan, fetched.commit, judged.findings, judged.metadata,
                                  old, live.current is not None)
-    if not (run.force or cfg.allow_mass_removal):
-        guard = decide.mass_removal_refusal(fetched.commit, policy, cfg.skills_path, len(old),
+    ev = Evaluation(settings, skills, plan, judged, findings, layout, draft)
+    return _judge_draft(cfg, ev, live, fetched.commit, source.blob_reader(repo), stored, force, ci)
+
+
+def _judge_draft(cfg: Config, ev: Evaluation, live: Live, commit: str,
+                 read_blob: Callable[[str], bytes], stored: Callable[[str], Path],
+                 force: bool, ci: bool) -> Evaluation:
+    """What is judged on the release as drafted: the mass-removal guard, the gateway's
+    caps, and the usage.* rules over the skills it serves (the prompt budget among them)."""
+    draft, plan, policy = ev.accepted()[0], ev.plan, policy_of(cfg)
+    old = live.manifest.live_by_name()
+    if not (force or cfg.allow_mass_removal):
+        guard = decide.mass_removal_refusal(commit, policy, cfg.skills_path, len(old),
                                             len(draft.live_names), len(plan.removed))
         if guard is not None:
-            raise Refused(fetched.commit, settings, guard)
+            return dataclasses.replace(ev, refusal=guard)
+    layout, findings = ev.layout, ev.findings
     cap = decide.gateway_cap_finding(policy, cfg.skills_path, draft.live_names,
                                      cfg.gateway_max_candidates, cfg.gateway_max_skills)
     if cap is not None:
         layout, findings = (*layout, cap), (*findings, cap)
         _log_findings((cap,))
     used = usage.release_usage(cfg, policy, usage.served_skills(
-        skills, draft.serve, source.blob_reader(repo), releases.store.path, cfg.skills_path.strip("/")),
-        {n: r.gateway_name for n, r in old.items()})
+        ev.skills, draft.serve, read_blob, stored, cfg.skills_path.strip("/")),
+        {n: r.gateway_name for n, r in old.items()}, ci=ci)
+    refusal = None
     if used:
         layout, findings = (*layout, *used), (*findings, *used)
         _log_findings(used)
-        refused = decide.validation_refusal(fetched.commit, cfg.on_invalid, False, used, used)
-        if refused is not None:  # a usage.* rule set to error refuses the commit, like size.release
-            raise Refused(fetched.commit, settings, refused)
-    for name in plan.removed:
-        log.info("skill_removed", skill=name)
-    manifest = _manifest(cfg, releases, live, source, fetched, draft, layout, findings, judged.basis)
-    _write(cfg, releases, live, skills, draft, manifest, source.blob_reader(repo))
-    return Candidate(manifest, plan, draft.held, findings,
-                     decide.skill_events(draft.records, old, plan.removed),
-                     tuple(s.name for s in draft.build), bool(fetched.history_rewritten),
-                     judged.again)
+        # a usage.* rule set to error refuses the commit, like size.release
+        refusal = decide.validation_refusal(commit, cfg.on_invalid, False, used, used)
+    return dataclasses.replace(ev, layout=layout, findings=findings, refusal=refusal)
 
 
 def _survey(cfg: Config, repo: Repo, tree: str) -> tuple[dict[str, Skill], tuple[Finding, ...]]:

@@ -52,11 +52,11 @@ def served_skills(skills: Mapping[str, Skill], serve: Mapping[str, str], read_bl
 
 
 def release_usage(cfg: Config, policy: Policy, served: list[SkillUse],
-                  previous: Mapping[str, str]) -> tuple[Finding, ...]:
+                  previous: Mapping[str, str], ci: bool = False) -> tuple[Finding, ...]:
     """The usage.* findings of a release; none (and one log line) when the gateway's
     config cannot be read, which must not stop a deploy."""
     try:
-        ctx = read_context(cfg)
+        ctx = read_context(cfg, ci=ci)  # ci: `plan --against`, away from the gateway
     except ConfigError as exc:
         log.warning("usage_context_unreadable", error=str(exc),
                     hint="the usage.* rules are skipped for this release")
