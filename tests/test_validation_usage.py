@@ -218,7 +218,8 @@ def test_a_usage_rule_set_to_error_fails_validate(tmp_path: Path, capsys: pytest
     assert "error [usage.requires-bins] needs jq" in capsys.readouterr().out
 
 
-def test_a_sync_records_usage_findings_everywhere(repo: Any, tmp_path: Path, bindir: Path) -> None:
+def test_a_sync_records_usage_findings_everywhere(repo: Any, tmp_path: Path, bindir: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     repo.add_skill("needs-ffmpeg", description="Cuts video.")
     repo.write("needs-ffmpeg/SKILL.md", skill_md("needs-ffmpeg", "Cuts video.",
                                                  {"openclaw": {"requires": {"bins": ["jq", "ffmpeg"]}}}))
@@ -237,6 +238,10 @@ def test_a_sync_records_usage_findings_everywhere(repo: Any, tmp_path: Path, bin
     assert [f.rule for f in manifest.layout] == ["usage.requires-bins"]
     assert manifest.validation.warnings >= 1
     assert [f["rule"] for f in status_dict(cfg)["layout"]] == ["usage.requires-bins"]
+    capsys.readouterr()
+    assert main(["status", "--state-dir", str(cfg.state_dir)]) == EXIT_OK
+    assert "usage     1 warning(s) on how agents get the skills, e.g. [usage.requires-bins] " \
+        "needs-ffmpeg/SKILL.md" in capsys.readouterr().out
     rows = {r.folder: r for r in skill_rows(manifest, None)}
     assert rows["needs-ffmpeg"].status == "live"
     assert [f["rule"] for f in rows["needs-ffmpeg"].findings] == ["usage.requires-bins"]
