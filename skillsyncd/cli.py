@@ -295,9 +295,9 @@ def _run_hooks(cfg: Config, outcome: Any, event: str) -> None:
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     cfg.require_repo()
     PENDING.check("configured")
-    from skillsyncd.daemon import run_daemon
+    from skillsyncd.daemon.service import run
 
-    return run_daemon(cfg)
+    return run(cfg)
 
 
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ from skillsyncd.config import Config, load_config
 from skillsyncd.errors import SourceError
 from skillsyncd.model import Entry, Severity, Skill
 from skillsyncd.release.releases import Releases
-from skillsyncd.source.remote import BLOB_LIMIT_FILE, Source, blob_limit, limit_grew, mirror_blob_limit
+from skillsyncd.source.blob_limit import BLOB_LIMIT_FILE, blob_limit, limit_grew, mirror_blob_limit
+from skillsyncd.source.remote import Source
 from skillsyncd.source.snapshot import find_skills
 from skillsyncd.sync.assembly import build_syncer
 from skillsyncd.validation.gate import check_entries

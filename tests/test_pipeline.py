@@ -411,15 +411,16 @@ def test_importing_the_package_changes_nothing_process_wide() -> None:
         "import skillsyncd.source.remote, skillsyncd.sync.pipeline\n"
         "import skillsyncd.sync.assembly, skillsyncd.cli\n"
         "assert socket.getdefaulttimeout() == before, socket.getdefaulttimeout()\n"
-        "import skillsyncd.source.remote as s\n"
+        "import skillsyncd.source.deadline as s\n"
         "assert s._hook_installed is False\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    source = (ROOT / "skillsyncd" / "source" / "remote.py").read_text()
-    tree = ast.parse(source)
-    top_level_calls = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
-    assert top_level_calls == [], "a module-level call runs on import"
+    for module in ("remote.py", "deadline.py", "transport.py"):
+        tree = ast.parse((ROOT / "skillsyncd" / "source" / module).read_text())
+        top_level_calls = [n for n in tree.body
+                           if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
+        assert top_level_calls == [], f"a module-level call in {module} runs on import"
 
 
 # --- the manifest, a typed value ---------------------------------------------------------------

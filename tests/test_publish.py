@@ -95,13 +95,6 @@ def test_plan_properties(wanted: dict[str, str], owned: dict[str, str], present:
 # --- hand-built releases -----------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _each_publish_as_a_fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests damage the mirror between publishes and expect a restart's full compare;
-    the once-per-process shortcut has its own test (test_kept_skills_are_compared_once_per_process)."""
-    monkeypatch.setattr(publish_mod, "_checked", lambda root: {})
-
-
 def make_release(base: Path, rid: str, skills: dict[str, Files]) -> tuple[Path, Manifest]:
     """A release folder like stage_release makes one: read-only files, a manifest of tree ids."""
     root = base / "releases" / rid
@@ -650,16 +643,16 @@ def test_a_skill_link_leading_out_of_the_store_is_refused(env: dict[str, Path], 
     assert not any(p.name == "alpha" for p in env["pub"].iterdir())
 
 
-def test_kept_skills_are_compared_once_per_process(
+def test_kept_skills_are_compared_once_per_mirror(
     env: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A deploy of one skill among thousands does not stat every kept skill again: this
-    process published them. A restart (power cut) and drift repair compare them all."""
-    monkeypatch.undo()  # the real once-per-process memory, not the fixture's
-    publish_mod._CHECKED.clear()
+    Mirror (a Syncer keeps one for its life) published them. A new one (a restart after a
+    power cut) and drift repair compare them all."""
     r1, m1 = make_release(env["base"], "r1", V1)
     r2, m2 = make_release(env["base"], "r2", V2)
-    mirror_of(env).sync(r1, m1)
+    mirror = mirror_of(env)
+    mirror.sync(r1, m1)
     compared: list[str] = []
     real = publish_mod._intact
 
@@ -668,16 +661,50 @@ def test_kept_skills_are_compared_once_per_process(
         return real(src, dest)
 
     monkeypatch.setattr(publish_mod, "_intact", counting)
-    mirror_of(env).sync(r2, m2)
-    assert compared == []  # every kept skill was published by this process
+    mirror.sync(r2, m2)
+    assert compared == []  # every kept skill was published through this Mirror
     target = env["pub"] / "alpha" / "SKILL.md"
     os.chmod(target, 0o644)
     target.write_bytes(b"edited by hand")
-    assert mirror_of(env).sync(r2, m2).changed == ()  # trusted within the process...
-    out = mirror_of(env).sync(r2, m2, recheck=True)  # ...until drift repair asks
+    assert mirror.sync(r2, m2).changed == ()  # trusted by the Mirror that published it...
+    out = mirror.sync(r2, m2, recheck=True)  # ...until drift repair asks
     assert out.changed == ("alpha",) and "alpha" in compared
     assert tree_sha_of(env["pub"] / "alpha") == m2.live_shas()["alpha"]
-    publish_mod._CHECKED.clear()  # a new process: everything is compared
+    target.chmod(0o644)
+    target.write_bytes(b"edited again")
     compared.clear()
-    mirror_of(env).sync(r2, m2)
+    restarted = mirror_of(env)  # a new process: everything is compared, the edit repaired
+    assert restarted.sync(r2, m2).changed == ("alpha",)
     assert sorted(compared) == sorted(n for n in m2.live_shas() if (env["pub"] / n).is_dir())
+    assert mirror_of(env).sync(r2, m2).changed == ()  # and a second new one finds it intact
+
+
+
+
+def test_a_syncer_publishes_through_one_mirror_for_its_life(
+    repo: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's Syncer trusts the skills it published itself; a new Syncer (a restart)
+    compares every kept skill with the release again."""
+    repo.add_skill("alpha", description="Alpha.")
+    repo.add_skill("beta", description="Beta.")
+    repo.commit("v1")
+    cfg = mirror_cfg(str(repo.path), tmp_path)
+    syncer = build_syncer(cfg)
+    assert syncer.sync().status == "deployed"
+    compared: list[str] = []
+    real = publish_mod._intact
+
+    def counting(src: Path, dest: Path) -> bool:
+        compared.append(dest.name)
+        return real(src, dest)
+
+    monkeypatch.setattr(publish_mod, "_intact", counting)
+    repo.add_skill("beta", description="Beta two.")
+    repo.commit("v2")
+    assert syncer.sync().status == "deployed"
+    assert compared == []  # alpha was kept, and this Syncer's Mirror published it
+    repo.add_skill("beta", description="Beta three.")
+    repo.commit("v3")
+    assert build_syncer(cfg).sync().status == "deployed"
+    assert "alpha" in compared

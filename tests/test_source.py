@@ -15,7 +15,8 @@ from skillsyncd.cli import main
 from skillsyncd.config import load_config
 from skillsyncd.errors import SourceError
 from skillsyncd.release.releases import Releases
-from skillsyncd.source.remote import Source, redact_url
+from skillsyncd.source.remote import Source
+from skillsyncd.source.transport import redact_url
 from skillsyncd.sync.assembly import build_syncer
 
 

@@ -35,7 +35,7 @@ from skillsyncd.config import Config
 from skillsyncd.errors import ConfigError, SkillsyncError
 from skillsyncd.fsutil import atomic_write
 from skillsyncd.log import redact_text
-from skillsyncd.source.remote import redact_url
+from skillsyncd.source.transport import redact_url
 
 log = structlog.get_logger(__name__)
 

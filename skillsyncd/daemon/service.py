@@ -27,9 +27,13 @@ from skillsyncd.sync.golive import check_name
 # are imported inside serve(), one group at a time with a stop check in between: a
 # SIGTERM during start-up is honoured within one group's import time, not all of them.
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from skillsyncd.audit.neo4j import Neo4jSink
     from skillsyncd.sync.pipeline import Syncer
 
+    from .hooks import HookRunner
+    from .loop import Daemon
     from .metrics import Metrics
 
 log = structlog.get_logger(__name__)
@@ -38,22 +42,27 @@ AUDIT_STOP_WAIT = 2.0  # seconds the shutdown waits for the audit sink's thread
 
 
 def _syncer(cfg: Config, metrics: Metrics) -> tuple[Syncer, Neo4jSink | None]:
-    """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append)."""
+    """The Syncer, and the Neo4j sink when NEO4J_URI is set (woken by each journal append).
+
+    The daemon owns the alert and commit-status senders: built here once, attached to the
+    journal through the Syncer, their counters in the daemon's metrics.
+    """
     from skillsyncd.audit.commands import open_journal
-    from skillsyncd.notify import observers as tellers
+    from skillsyncd.notify.observers import build_observers
     from skillsyncd.sync.assembly import build_syncer
 
     journal = open_journal(cfg)
-    syncer = build_syncer(cfg, journal=journal)
-    tellers.export(cfg, metrics.registry)  # alert and commit-status counters
-    if not cfg.neo4j_uri:
-        return syncer, None
-    from skillsyncd.audit.neo4j import Neo4jSink
+    sink = None
+    if cfg.neo4j_uri:
+        from skillsyncd.audit.neo4j import Neo4jSink
 
-    sink = Neo4jSink(cfg, journal)
-    journal.subscribe(sink.notify)
-    metrics.watch_audit(sink)
-    tellers.watch_lag(cfg, sink.lag_seen)
+        sink = Neo4jSink(cfg, journal)
+    observers = build_observers(cfg, lag=sink.lag_seen if sink is not None else None)
+    syncer = build_syncer(cfg, journal=journal, observers=observers)
+    metrics.registry.register(observers.collector())  # alert and commit-status counters
+    if sink is not None:
+        journal.subscribe(sink.notify)
+        metrics.watch_audit(sink)
     return syncer, sink
 
 
@@ -65,13 +74,8 @@ class Stopped:
     crashed: bool = False
 
 
-async def serve(cfg: Config, grace: float) -> Stopped:
-    """Run until SIGTERM/SIGINT (or until the loop dies of a bug).
-
-    Until the loop's own handlers are in place, stopping.PENDING records signals;
-    a stop raises StopRequested at the next check, before the HTTP port is bound.
-    """
-    loop = asyncio.get_running_loop()
+def _assemble(cfg: Config) -> tuple[Daemon, HookRunner, Neo4jSink | None]:
+    """The daemon's parts, one import group at a time with a stop check after each."""
     PENDING.check("starting")
     from .metrics import Metrics
 
@@ -84,14 +88,13 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     PENDING.check("hooks")
     syncer, sink = _syncer(cfg, metrics)
     PENDING.check("syncer")
-    from . import http
     from .loop import Daemon
 
-    daemon = Daemon(cfg, syncer, metrics, hooks)
-    stop = asyncio.Event()
-    PENDING.check("http")
-    runner, address = await http.start(http.make_app(daemon), cfg.http_bind, cfg.http_timeout,
-                                       cfg.http_max_connections)
+    return Daemon(cfg, syncer, metrics, hooks), hooks, sink
+
+
+def _on_signals(loop: asyncio.AbstractEventLoop, daemon: Daemon, stop: asyncio.Event) -> None:
+    """SIGHUP triggers a sync, SIGTERM/SIGINT stop; one that came while binding stops now."""
     loop.add_signal_handler(signal.SIGHUP, daemon.trigger, "signal")
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -100,6 +103,23 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     if PENDING.requested:
         stop.set()
         daemon.stop()
+
+
+async def serve(cfg: Config, grace: float) -> Stopped:
+    """Run until SIGTERM/SIGINT (or until the loop dies of a bug).
+
+    Until the loop's own handlers are in place, stopping.PENDING records signals;
+    a stop raises StopRequested at the next check, before the HTTP port is bound.
+    """
+    loop = asyncio.get_running_loop()
+    daemon, hooks, sink = _assemble(cfg)
+    from . import http
+
+    stop = asyncio.Event()
+    PENDING.check("http")
+    runner, address = await http.start(http.make_app(daemon), cfg.http_bind, cfg.http_timeout,
+                                       cfg.http_max_connections)
+    _on_signals(loop, daemon, stop)
     log.info("daemon_started", http=f"{address[0]}:{address[1]}", interval=cfg.interval,
              webhook=bool(cfg.webhook_secret), pid=os.getpid(),
              checks=[check_name(c) for c in daemon.syncer.checks])
@@ -108,7 +128,7 @@ async def serve(cfg: Config, grace: float) -> Stopped:
         log.info("audit_sink_started", uri=sink.status()["uri"], replica=cfg.replica_id)
     from skillsyncd.publish.drift import DriftWatcher
 
-    drift = DriftWatcher(cfg, lambda kind: metrics.drift.labels(kind=kind).inc())
+    drift = DriftWatcher(cfg, lambda kind: daemon.metrics.drift.labels(kind=kind).inc())
     drift.start()  # its own thread; a no-op unless mirror mode and drift != off
     worker = asyncio.create_task(daemon.run(), name="skillsync-loop")
     stopper = asyncio.create_task(stop.wait())
@@ -116,19 +136,7 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     crashed = worker.done() and worker.exception() is not None
     if crashed:
         log.error("loop_crashed", error=repr(worker.exception()))
-    syncing = daemon.observed.poller_status == "syncing"
-    daemon.stop()
-    log.info("stopping", sync_in_flight=syncing, grace=grace)
-    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(sig)
-    PENDING.install()  # a second SIGTERM while draining must not turn into status 143
-    await runner.cleanup()
-    done, _ = await asyncio.wait({worker}, timeout=grace)
-    abandoned = not done
-    if abandoned:
-        log.warning("sync_abandoned", grace=grace,
-                    note="current is untouched or on a complete release; the next start cleans up")
-        worker.cancel()
+    abandoned = await _drain(loop, daemon, worker, runner, grace)
     stopper.cancel()
     await hooks.close()
     await asyncio.to_thread(drift.stop)
@@ -141,8 +149,31 @@ async def serve(cfg: Config, grace: float) -> Stopped:
     return Stopped(abandoned=abandoned, crashed=crashed)
 
 
+async def _drain(loop: asyncio.AbstractEventLoop, daemon: Daemon, worker: asyncio.Task[None],
+                 runner: web.AppRunner, grace: float) -> bool:
+    """Stop taking triggers, close the HTTP side, wait up to ``grace`` for the sync in flight.
+
+    True when a sync was still running after ``grace`` (abandoned, its task cancelled).
+    """
+    syncing = daemon.observed.poller_status == "syncing"
+    daemon.stop()
+    log.info("stopping", sync_in_flight=syncing, grace=grace)
+    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    PENDING.install()  # a second SIGTERM while draining must not turn into status 143
+    await runner.cleanup()
+    done, _ = await asyncio.wait({worker}, timeout=grace)
+    if not done:
+        log.warning("sync_abandoned", grace=grace,
+                    note="current is untouched or on a complete release; the next start cleans up")
+        worker.cancel()
+    return not done
+
+
 def run(cfg: Config) -> int:
-    """The ``run`` command: 0 after a clean stop, 1 if the loop died (supervisord restarts it)."""
+    """The ``run`` command, the daemon's entry: 0 after a clean stop, 1 if the loop died
+    (supervisord restarts it). A stop that came while this module was imported ends it here."""
+    PENDING.check("imported")
     stopped = asyncio.run(serve(cfg, cfg.stop_grace))
     code = EXIT_SYNC_FAILED if stopped.crashed else EXIT_OK
     if stopped.abandoned:

@@ -135,13 +135,14 @@ def apprise_sender(urls: list[str]) -> tuple[Send, list[str]]:
 class Notifier:
     """Turns journal events into alerts and hands them to ``send`` on an Outbox thread."""
 
-    def __init__(self, state_dir: Path, settings: alerts.Settings, send: Send) -> None:
+    def __init__(self, state_dir: Path, settings: alerts.Settings, send: Send,
+                 lag: Callable[[], int] | None = None) -> None:
         self.state_dir = state_dir
         self.settings = settings
         self.send = send
         self.book_file = state_dir / "alerts.json"
         self._lock = filelock.FileLock(str(state_dir / "alerts.lock"))
-        self.lag: Callable[[], int] | None = None
+        self.lag = lag  # the audit replica's lag, when the daemon runs a Neo4j sink
         self.outbox = Outbox("alert", self._handle, tick=self._tick)
 
     def event(self, event: JournalEvent) -> None:
@@ -206,8 +207,10 @@ def settings_of(cfg: Config) -> alerts.Settings:
                            commit_web=alerts.github_web(cfg.repo))
 
 
-def build(cfg: Config, send: Send | None = None) -> Notifier | None:
-    """The Notifier for ``cfg``, or None when SKILLSYNC_NOTIFY is not set."""
+def build(cfg: Config, send: Send | None = None, lag: Callable[[], int] | None = None) -> Notifier | None:
+    """The Notifier for ``cfg``, or None when SKILLSYNC_NOTIFY is not set.
+
+    ``lag`` reads the audit replica's lag, for the audit-lag alert (the daemon's Neo4j sink)."""
     if not cfg.notify:
         return None
     try:
@@ -227,7 +230,7 @@ def build(cfg: Config, send: Send | None = None) -> Notifier | None:
                       hint="not an Apprise URL (or its plugin is missing): fix SKILLSYNC_NOTIFY")
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     log.info("alerts_on", receivers=len(urls), schemes=sorted({safe_scheme(u) for u in urls}))
-    return Notifier(cfg.state_dir, settings_of(cfg), send)
+    return Notifier(cfg.state_dir, settings_of(cfg), send, lag=lag)
 
 
 __all__ = ["Notifier", "build", "notify_urls", "register_url_secrets"]

@@ -1,72 +1,76 @@
-"""Attach the alert and commit-status senders to a journal, and export their counters.
+"""The observers of a journal: the alert and commit-status senders, as one value.
 
-One call site each: ``attach`` where a Syncer's journal is built (daemon and
-one-shot commands alike), ``export`` where the daemon has its metrics registry.
-Senders are kept per state dir, so building a second Syncer in one process
-does not start a second set of threads (or send everything twice).
+``build_observers`` starts the senders ``cfg`` asks for (each with its own
+Outbox thread) and returns them as an :class:`Observers`, which whoever builds
+the process's Syncer owns and passes on: ``attach`` subscribes them to a
+journal, ``collector`` reads their counters for the daemon's metrics. Nothing
+is kept in module state, so a process builds one set per call and two
+Syncers in one process share senders only when they are handed the same value.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from skillsyncd.audit.events import JournalEvent
 from skillsyncd.config import Config
+from skillsyncd.notify.outbox import Outbox
 
 
-class _Listener(Protocol):
-    def event(self, event: Any) -> None: ...
+class Observer(Protocol):
+    """Reads each journal event in the sync thread and sends on in its outbox's thread."""
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    def event(self, event: JournalEvent) -> None: ...
 
 
 class _Journal(Protocol):
     def subscribe(self, listener: Callable[[JournalEvent], None]) -> None: ...
 
 
-_ACTIVE: dict[str, list[Any]] = {}
-# Journals already feeding the senders of a state dir (weak: a journal's id may be reused).
-_SUBSCRIBED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class Observers:
+    """The senders one process runs for its state dir (none when nothing is configured)."""
 
+    senders: tuple[Observer, ...] = ()
 
-def attach(cfg: Config, journal: _Journal) -> list[Any]:
-    """Start (once per state dir) the senders ``cfg`` asks for and subscribe them to ``journal``."""
-    key = str(cfg.state_dir)
-    if key not in _ACTIVE:
-        senders: list[Any] = []
-        if cfg.notify:
-            from skillsyncd.notify import apprise as notify
-
-            notifier = notify.build(cfg)
-            if notifier is not None:
-                senders.append(notifier)
-        if cfg.commit_status:
-            from skillsyncd.notify import commit_status
-
-            poster = commit_status.build(cfg)
-            if poster is not None:
-                senders.append(poster)
-        _ACTIVE[key] = senders
-    done = _SUBSCRIBED.setdefault(journal, set())
-    if key not in done:
-        for sender in _ACTIVE[key]:
+    def attach(self, journal: _Journal) -> None:
+        """Subscribe every sender to ``journal`` (call once per journal)."""
+        for sender in self.senders:
             journal.subscribe(sender.event)
-        done.add(key)
-    return _ACTIVE[key]
+
+    def collector(self) -> _Collector:
+        """A Prometheus collector over the senders' counters, read at scrape time."""
+        return _Collector(self.senders)
 
 
-def watch_lag(cfg: Config, lag: Callable[[], int]) -> None:
-    """Let the alerts see the audit replica's lag (the daemon's Neo4j sink)."""
-    for sender in _ACTIVE.get(str(cfg.state_dir), []):
-        if hasattr(sender, "lag"):
-            sender.lag = lag
+def build_observers(cfg: Config, lag: Callable[[], int] | None = None) -> Observers:
+    """Start the senders ``cfg`` asks for; ``lag`` lets the alerts see the audit replica's lag."""
+    senders: list[Observer] = []
+    if cfg.notify:
+        from skillsyncd.notify import apprise
+
+        notifier = apprise.build(cfg, lag=lag)
+        if notifier is not None:
+            senders.append(notifier)
+    if cfg.commit_status:
+        from skillsyncd.notify import commit_status
+
+        poster = commit_status.build(cfg)
+        if poster is not None:
+            senders.append(poster)
+    return Observers(tuple(senders))
 
 
 class _Collector:
-    """Prometheus collector over the senders' counters (read at scrape time)."""
+    """Prometheus collector: each sender's outbox counts, by result."""
 
-    def __init__(self, cfg: Config) -> None:
-        self.key = str(cfg.state_dir)
+    def __init__(self, senders: tuple[Observer, ...]) -> None:
+        self._senders = senders
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily
@@ -78,16 +82,11 @@ class _Collector:
                 "skillsync_commit_statuses", "GitHub commit statuses by result "
                 "(posted, failed, skipped, dropped)", labels=["result"]),
         }
-        for sender in _ACTIVE.get(self.key, []):
+        for sender in self._senders:
             family = families[sender.outbox.name]
             for result, n in sorted(sender.outbox.counts.items()):
                 family.add_metric([result], n)
         yield from families.values()
 
 
-def export(cfg: Config, registry: Any) -> None:
-    """Register the senders' counters in the daemon's metrics registry."""
-    registry.register(_Collector(cfg))
-
-
-__all__ = ["attach", "export", "watch_lag"]
+__all__ = ["Observer", "Observers", "build_observers"]

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import stat
-import threading
 import uuid
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
@@ -127,24 +126,36 @@ def plan_mirror(
                       tuple(ignored), tuple(keep))
 
 
-def publish(cfg: Config, release_dir: Path) -> PublishResult:
-    """Bring the configured published view in line with ``release_dir`` (a complete release)."""
-    release = release_dir.name
+def mirror_for(cfg: Config) -> Mirror | None:
+    """The Mirror ``cfg`` publishes through, or None in link mode (refused when misconfigured)."""
     if cfg.publish_mode == "link":
-        return PublishResult(mode="link", path=str(cfg.current_link), release=release)
+        return None
     if cfg.publish_mode != "mirror":
         raise ConfigError(f"unknown publish mode {cfg.publish_mode!r}: use 'link' or 'mirror'")
     if cfg.publish_dir is None:
         raise ConfigError("publish mode 'mirror' needs a directory: set SKILLSYNC_PUBLISH_DIR")
-    mirror = Mirror(cfg.publish_dir, cfg.state_dir / OWNERSHIP_FILE, cfg.publish_marker)
+    return Mirror(cfg.publish_dir, cfg.state_dir / OWNERSHIP_FILE, cfg.publish_marker)
+
+
+def publish(cfg: Config, release_dir: Path, mirror: Mirror | None = None) -> PublishResult:
+    """Bring the configured published view in line with ``release_dir`` (a complete release).
+
+    ``mirror``: the Mirror a Syncer keeps for its life (see :class:`Mirror`); without it a
+    new one is made, which compares every kept skill as a fresh process does.
+    """
+    release = release_dir.name
+    mirror = mirror or mirror_for(cfg)
+    if mirror is None:
+        return PublishResult(mode="link", path=str(cfg.current_link), release=release)
     return mirror.sync(release_dir, Releases(cfg.state_dir).manifest(release))
 
 
-def unpublish(cfg: Config) -> PublishResult | None:
+def unpublish(cfg: Config, mirror: Mirror | None = None) -> PublishResult | None:
     """Take every skill skillsyncd published out of the mirror: nothing is live any more."""
     if cfg.publish_mode != "mirror" or cfg.publish_dir is None:
         return None  # link mode: removing `current` is the whole of it
-    mirror = Mirror(cfg.publish_dir, cfg.state_dir / OWNERSHIP_FILE, cfg.publish_marker)
+    mirror = mirror or mirror_for(cfg)
+    assert mirror is not None  # mirror mode with a publish dir
     return mirror.sync(Releases(cfg.state_dir).root / "none", EMPTY)
 
 
@@ -201,19 +212,21 @@ class Mirror:
     Crash safety comes from three facts: every file lands by rename(2) of a complete
     staged copy; ``published.json`` (written durably) claims a name (PENDING)
     before its first byte lands and forgets it only after its folder is gone; and
-    the first publish of a process (and every drift repair, and every publish after
-    one that failed part-way) compares each kept skill with the release (stat, not
-    read). A restart therefore redoes any half-done skill, including one a power cut
-    left behind after its name was recorded as done, so the mirror itself needs no
-    fsync: the release is the durable copy. Later publishes of the same process trust
-    the skills it published itself, so one changed skill does not cost a stat of
-    every file of every kept skill.
+    the first publish of each Mirror object (and every drift repair, and every publish
+    after one that failed part-way) compares each kept skill with the release (stat,
+    not read). A restart therefore redoes any half-done skill, including one a power
+    cut left behind after its name was recorded as done, so the mirror itself needs no
+    fsync: the release is the durable copy. Later publishes through the same object
+    (a Syncer keeps one for its life) trust the skills it published itself, so one
+    changed skill does not cost a stat of every file of every kept skill.
     """
 
     def __init__(self, root: Path, ownership: Path, marker: bool = True) -> None:
         self.root = root
         self.ownership = ownership
         self.marker = marker
+        # The skills this object published or compared, name -> content sha; empty at first.
+        self._checked: dict[str, str] = {}
 
     def sync(self, release_dir: Path, manifest: Manifest, recheck: bool = False) -> PublishResult:
         """Publish ``release_dir``. Kept skills are compared with the release (stat) once
@@ -225,7 +238,7 @@ class Mirror:
             raise PublishError(f"cannot publish into {self.root}: {exc}") from exc
         wanted = manifest.live_shas()
         owned = load_owned(self.ownership, self.root)
-        known = {} if recheck else _checked(self.root)
+        known = {} if recheck else self._checked
         # Grouped skills ('group/skill') live below a group folder: ask for each name.
         present = {n for n in {*wanted, *owned} if os.path.lexists(self.root / n)}
         damaged = {n for n in present if n in wanted and owned.get(n) == wanted[n]
@@ -241,7 +254,7 @@ class Mirror:
                              "rename the skill folder in the repository")
         marker = None
         if plan.touches:
-            _remember(self.root, {})  # a publish that fails part-way leaves a full compare next
+            self._checked = {}  # a publish that fails part-way leaves a full compare next
             tmp = self._tmp_dir()
             try:
                 # One claim for every name about to be written or removed, before the first
@@ -263,8 +276,8 @@ class Mirror:
                 shutil.rmtree(tmp, ignore_errors=True)
         elif (self.root / TMP_DIR).exists():
             shutil.rmtree(self.root / TMP_DIR, ignore_errors=True)  # a crash's leftovers
-        _remember(self.root, {n: sha for n, sha in wanted.items()
-                              if n not in plan.foreign and n not in plan.ignored})
+        self._checked = {n: sha for n, sha in wanted.items()
+                         if n not in plan.foreign and n not in plan.ignored}
         return PublishResult(
             mode="mirror", path=str(self.root), release=release_dir.name,
             added=plan.add, changed=plan.change, removed=plan.remove, foreign=plan.foreign,
@@ -355,21 +368,6 @@ def skill_source(release_dir: Path, name: str) -> Path:
     if target.parent != store or not target.is_dir():
         raise PublishError(f"{folder} does not lead to a skill version in {store}")
     return target
-
-
-# Per published folder, the skills this process published or compared: name -> content sha.
-_CHECKED: dict[str, dict[str, str]] = {}
-_CHECKED_LOCK = threading.Lock()
-
-
-def _checked(root: Path) -> dict[str, str]:
-    with _CHECKED_LOCK:
-        return dict(_CHECKED.get(str(root), {}))
-
-
-def _remember(root: Path, skills: Mapping[str, str]) -> None:
-    with _CHECKED_LOCK:
-        _CHECKED[str(root)] = dict(skills)
 
 
 def _intact(src: Path, dest: Path) -> bool:

@@ -71,13 +71,7 @@ def stage_release(
     """
     store = releases.store
     stored = store.shas()
-    todo: dict[str, Skill] = {}  # two skill folders with the same bytes share one version
-    for skill in build:
-        if skill.tree_sha not in stored:
-            todo.setdefault(skill.tree_sha, skill)
-    written = store.write_many(list(todo.values()), read_blob)
-    written += [store.copy_in(sha, folder) for sha, folder in (copies or {}).items()
-                if sha not in stored and sha not in todo]
+    written = _write_versions(store, stored, build, read_blob, copies or {})
     nfiles = sum(len(w.files) for w in written)
     bulk = nfiles > FSYNC_MAX_FILES
     if written:
@@ -87,12 +81,7 @@ def stage_release(
     missing = sorted({sha for sha in live.values() if sha not in stored})
     if missing:
         raise ReleaseError(f"skill versions missing from the store: {', '.join(missing[:5])}")
-
-    releases.root.mkdir(parents=True, exist_ok=True)
-    target = releases.dir(release_id)
-    if target.exists():
-        raise ReleaseError(f"release {release_id} already exists")
-    target.mkdir()
+    target = _release_dir(releases, release_id)
     before = releases.manifest(previous).live_shas() if previous and not folders else None
     groups = _link_skills(target, live, store, folders,
                           releases.dir(previous) if before is not None and previous else None, before)
@@ -108,6 +97,29 @@ def stage_release(
     return StageStats(files_written=nfiles, versions_written=len(written),
                       versions_reused=len(set(live.values())) - len(written),
                       bytes_written=sum(w.nbytes for w in written))
+
+
+def _write_versions(store: Store, stored: set[str], build: Iterable[Skill],
+                    read_blob: Callable[[str], bytes], copies: Mapping[str, Path]) -> list[Written]:
+    """The skill versions the store lacks, written under temporary names (not yet durable)."""
+    todo: dict[str, Skill] = {}  # two skill folders with the same bytes share one version
+    for skill in build:
+        if skill.tree_sha not in stored:
+            todo.setdefault(skill.tree_sha, skill)
+    written = store.write_many(list(todo.values()), read_blob)
+    written += [store.copy_in(sha, folder) for sha, folder in copies.items()
+                if sha not in stored and sha not in todo]
+    return written
+
+
+def _release_dir(releases: Releases, release_id: str) -> Path:
+    """``releases/<id>/``, new and empty; a release id is never written twice."""
+    releases.root.mkdir(parents=True, exist_ok=True)
+    target = releases.dir(release_id)
+    if target.exists():
+        raise ReleaseError(f"release {release_id} already exists")
+    target.mkdir()
+    return target
 
 
 def _link_skills(target: Path, live: Mapping[str, str], store: Store, folders: bool,

@@ -104,9 +104,38 @@ def discover(
     ``ignored``: the ignore rules; what they match is left out as ``layout.ignored``.
     """
     found: list[Found] = []
+    top, skipped = _top_level(list_folder(root), ignored)
+    has_top_skills = any(c.kind is Kind.FOLDER and _holds_skill_md(list_folder, c.key) for c in top)
+    queue: list[tuple[str, Child, int]] = [("", c, 1) for c in sorted(top, key=lambda c: c.name)
+                                           if c.kind is not Kind.FILE]
+    while queue:
+        parent, child, depth = queue.pop(0)
+        text = child.name.decode("utf-8", "replace")
+        path = f"{parent}{text}"
+        refused = _refused_entry(path, child, list_folder)
+        if refused is not None:
+            skipped.append(refused)
+        elif _holds_skill_md(list_folder, child.key):
+            found.append(Found(path, child.key))
+        elif depth == 1 and text == "skills" and has_top_skills and not skills_path_set:
+            count = _count_skills(list_folder, child.key, max_depth)
+            skipped.append(Skipped(path, "layout.skills-subfolder",
+                                   f"{count} skill(s) under skills/ are a second set beside the top-level "
+                                   "skills and are not deployed; a gateway pointed at a checkout would load "
+                                   "that set instead: set SKILLSYNC_SKILLS_PATH=skills to deploy it"))
+        else:
+            below, left_out = _group(path, child, depth, max_depth, list_folder, ignored)
+            queue.extend(below)
+            skipped.extend(left_out)
+    return tuple(found), tuple(skipped)
+
+
+def _top_level(children: Sequence[Child], ignored: Ignored) -> tuple[list[Child], list[Skipped]]:
+    """The root's entries that are not ignored, and what the root itself leaves out:
+    ignored entries, a SKILL.md at the root, and loose files."""
     skipped: list[Skipped] = []
     top = []
-    for c in list_folder(root):
+    for c in children:
         path = c.name.decode("utf-8", "replace")
         if ignored(path, c.kind is Kind.FOLDER):
             skipped.append(Skipped(path, "layout.ignored", "matched an ignore rule"))
@@ -124,69 +153,59 @@ def discover(
         skipped.append(Skipped(".", "layout.root-files",
                                f"{len(root_files)} file(s) at the skills root are not part of any skill "
                                f"and are not deployed: {shown}"))
-    has_top_skills = any(c.kind is Kind.FOLDER and _holds_skill_md(list_folder, c.key) for c in top)
-    queue: list[tuple[str, Child, int]] = [("", c, 1) for c in sorted(top, key=lambda c: c.name)
-                                           if c.kind is not Kind.FILE]
-    while queue:
-        parent, child, depth = queue.pop(0)
-        text = child.name.decode("utf-8", "replace")
-        path = f"{parent}{text}"
-        problem = name_problem(child.name)
-        if problem is not None:
-            skipped.append(Skipped(path, problem[0], f"not deployed: {problem[1]}"))
-            continue
-        if len(path.encode()) > SKILL_PATH_MAX:
-            skipped.append(Skipped(path, "path.too-long", "not deployed: the folder's path is too long"))
-            continue
-        if child.kind is Kind.GITLINK:
-            skipped.append(Skipped(path, "layout.gitlink",
-                                   "a submodule (gitlink) is not fetched and not deployed: "
-                                   "commit its files into this repository to deploy it"))
-            continue
-        if child.kind is Kind.SYMLINK:
-            skipped.append(Skipped(path, "layout.symlink",
-                                   "a symlinked folder is not deployed: git stores only the link"))
-            continue
-        if text.startswith(".") or text == "node_modules":
-            has_skills = _holds_skill_md(list_folder, child.key, GATEWAY_MAX_DEPTH)
-            what = f"skills under {text!r} are" if has_skills else f"the folder {text!r} is"
-            skipped.append(Skipped(path, "layout.hidden",
-                                   f"{what} not deployed: the gateway skips hidden folders and node_modules"))
-            continue
-        if _holds_skill_md(list_folder, child.key):
-            found.append(Found(path, child.key))
-            continue
-        if depth == 1 and text == "skills" and has_top_skills and not skills_path_set:
-            count = _count_skills(list_folder, child.key, max_depth)
-            skipped.append(Skipped(path, "layout.skills-subfolder",
-                                   f"{count} skill(s) under skills/ are a second set beside the top-level "
-                                   "skills and are not deployed; a gateway pointed at a checkout would load "
-                                   "that set instead: set SKILLSYNC_SKILLS_PATH=skills to deploy it"))
-            continue
-        children = list(list_folder(child.key))
-        if not _holds_skill_md(list_folder, child.key, GATEWAY_MAX_DEPTH):
-            skipped.append(_no_skill(path, children))  # no skill anywhere below: said once, here
-            continue
-        if depth >= max_depth:
-            skipped.append(Skipped(path, "layout.too-deep",
-                                   f"skills below {path}/ are more than {max_depth} folder level(s) "
-                                   "down and are not deployed; raise SKILLSYNC_SKILL_DEPTH "
-                                   f"(up to {GATEWAY_MAX_DEPTH} when publishing into the gateway's "
-                                   "managed folder)"))
-            continue
-        for c in sorted(children, key=lambda c: c.name):
-            below = f"{path}/{c.name.decode('utf-8', 'replace')}"
-            if ignored(below, c.kind is Kind.FOLDER):
-                skipped.append(Skipped(below, "layout.ignored", "matched an ignore rule"))
-            elif c.kind is not Kind.FILE:
-                queue.append((f"{path}/", c, depth + 1))
-        files = [c for c in children if c.kind is Kind.FILE
-                 and not ignored(f"{path}/{c.name.decode('utf-8', 'replace')}", False)]
-        if files:
-            skipped.append(Skipped(path, "layout.not-a-skill",
-                                   f"{len(files)} file(s) in the group folder {path}/ belong to no skill "
-                                   "and are not deployed"))
-    return tuple(found), tuple(skipped)
+    return top, skipped
+
+
+def _refused_entry(path: str, child: Child, list_folder: ListFolder) -> Skipped | None:
+    """Why a folder entry can be neither a skill nor a group of skills; None when it can."""
+    text = child.name.decode("utf-8", "replace")
+    problem = name_problem(child.name)
+    if problem is not None:
+        return Skipped(path, problem[0], f"not deployed: {problem[1]}")
+    if len(path.encode()) > SKILL_PATH_MAX:
+        return Skipped(path, "path.too-long", "not deployed: the folder's path is too long")
+    if child.kind is Kind.GITLINK:
+        return Skipped(path, "layout.gitlink",
+                       "a submodule (gitlink) is not fetched and not deployed: "
+                       "commit its files into this repository to deploy it")
+    if child.kind is Kind.SYMLINK:
+        return Skipped(path, "layout.symlink",
+                       "a symlinked folder is not deployed: git stores only the link")
+    if text.startswith(".") or text == "node_modules":
+        has_skills = _holds_skill_md(list_folder, child.key, GATEWAY_MAX_DEPTH)
+        what = f"skills under {text!r} are" if has_skills else f"the folder {text!r} is"
+        return Skipped(path, "layout.hidden",
+                       f"{what} not deployed: the gateway skips hidden folders and node_modules")
+    return None
+
+
+def _group(path: str, child: Child, depth: int, max_depth: int, list_folder: ListFolder,
+           ignored: Ignored) -> tuple[list[tuple[str, Child, int]], list[Skipped]]:
+    """A folder without a SKILL.md: the entries to look at below it, and what it leaves out."""
+    children = list(list_folder(child.key))
+    if not _holds_skill_md(list_folder, child.key, GATEWAY_MAX_DEPTH):
+        return [], [_no_skill(path, children)]  # no skill anywhere below: said once, here
+    if depth >= max_depth:
+        return [], [Skipped(path, "layout.too-deep",
+                            f"skills below {path}/ are more than {max_depth} folder level(s) "
+                            "down and are not deployed; raise SKILLSYNC_SKILL_DEPTH "
+                            f"(up to {GATEWAY_MAX_DEPTH} when publishing into the gateway's "
+                            "managed folder)")]
+    below: list[tuple[str, Child, int]] = []
+    skipped: list[Skipped] = []
+    for c in sorted(children, key=lambda c: c.name):
+        name = f"{path}/{c.name.decode('utf-8', 'replace')}"
+        if ignored(name, c.kind is Kind.FOLDER):
+            skipped.append(Skipped(name, "layout.ignored", "matched an ignore rule"))
+        elif c.kind is not Kind.FILE:
+            below.append((f"{path}/", c, depth + 1))
+    files = [c for c in children if c.kind is Kind.FILE
+             and not ignored(f"{path}/{c.name.decode('utf-8', 'replace')}", False)]
+    if files:
+        skipped.append(Skipped(path, "layout.not-a-skill",
+                               f"{len(files)} file(s) in the group folder {path}/ belong to no skill "
+                               "and are not deployed"))
+    return below, skipped
 
 
 def _no_skill(path: str, children: Sequence[Child]) -> Skipped:

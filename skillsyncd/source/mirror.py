@@ -1,13 +1,8 @@
-"""The local mirror's objects: copy one commit from a local repository, keep the mirror small.
+"""The local mirror's objects: what it holds, its shallow edge, and keeping it small.
 
-Two jobs dulwich does not do the way a sync needs them:
+A job dulwich does not do the way a sync needs it (local fetches are
+:mod:`skillsyncd.source.local_fetch`'s):
 
-* **Local fetches.** dulwich's local client answers a fetch into a shallow
-  repository with every object of the wanted commit, whatever the mirror has
-  (its object finder drops the "have"s when the receiver is shallow), and it
-  ignores ``blob:limit``. So for a path or ``file://`` remote the mirror copies
-  the commit's tree itself, skipping every subtree and blob it already holds
-  and every blob the filter would leave out.
 * **A bounded mirror.** Each fetch adds a pack. Only the objects of the new
   head (and of the previously deployed commit, whose time dates a history
   rewrite check) are ever read again; old skill versions needed for rollback
@@ -27,17 +22,15 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dulwich.errors import ObjectMissing
+from dulwich.errors import ObjectFormatException, ObjectMissing
 from dulwich.object_store import BaseObjectStore, DiskObjectStore
 from dulwich.objects import Commit, ObjectID, Tag, Tree
 from dulwich.pack import generate_unpacked_objects
 from dulwich.repo import Repo
-
-from skillsyncd.source.snapshot import object_size
 
 # The object bytes the mirror held right after its last prune, one decimal line.
 PRUNED_BYTES_FILE = "skillsyncd-pruned-bytes"
@@ -104,64 +97,46 @@ def added_since(store: DiskObjectStore, before: dict[str, Path]) -> Added:
     return Added(objects=objects, bytes=size)
 
 
-# --- local fetch ------------------------------------------------------------------------
+# --- reading --------------------------------------------------------------------------
 
 
-def copy_commit(source: Repo, mirror: Repo, sha: ObjectID, limit: int | None) -> int:
-    """Copy the commit (or tag) ``sha`` and what the mirror lacks of its tree; one pack.
+def has_commit(repo: Repo, sha: bytes, with_tree: bool = False) -> bool:
+    """Whether the mirror holds commit (or tag) ``sha``; ``with_tree``: and its root tree.
 
-    A tree the mirror holds is complete there (every fetch and every prune keeps
-    whole trees), so its subtree is skipped unread. Blobs of at least ``limit``
-    bytes are left out, as a server honouring ``blob:limit`` would. Returns the
-    number of objects written.
+    The tree check keeps a commit object that arrived without its tree (a
+    deepened history's edge, a mirror damaged on disk) from passing for fetched.
     """
-    wanted = list(_missing_of(source.object_store, mirror.object_store, sha, limit))
-    if wanted:
-        mirror.object_store.add_pack_data(
-            len(wanted),
-            generate_unpacked_objects(source.object_store, [(oid, None) for oid in wanted]),
-        )
-    return len(wanted)
-
-
-def _missing_of(src: BaseObjectStore, have: BaseObjectStore, sha: ObjectID,
-                limit: int | None) -> Iterator[ObjectID]:
-    obj = src[sha]
-    while isinstance(obj, Tag):
-        yield obj.id
-        obj = src[obj.object[1]]
-    if not isinstance(obj, Commit):
-        yield obj.id
-        return
-    if obj.id not in have:
-        yield obj.id
-    seen: set[ObjectID] = set()
-    todo = [obj.tree]
-    while todo:
-        tree_id = todo.pop()
-        if tree_id in seen or tree_id in have:
-            continue
-        seen.add(tree_id)
-        yield tree_id
-        tree = src[tree_id]
-        if not isinstance(tree, Tree):
-            raise KeyError(tree_id)
-        for entry in tree.iteritems():
-            mode, oid = entry.mode, entry.sha
-            if mode is None or oid is None or mode == _MODE_GITLINK or oid in seen:
-                continue
-            if stat.S_ISDIR(mode):
-                todo.append(oid)
-            elif oid not in have and not _too_big(src, oid, limit):
-                seen.add(oid)
-                yield oid
-
-
-def _too_big(store: BaseObjectStore, oid: ObjectID, limit: int | None) -> bool:
-    if limit is None:
+    store = repo.object_store
+    try:
+        oid = ObjectID(sha)
+        if oid not in store:
+            return False
+        obj = store[oid]
+        while with_tree and isinstance(obj, Tag):
+            obj = store[obj.object[1]]
+        if with_tree and isinstance(obj, Commit):
+            return obj.tree in store
+        return obj.type_name in (b"commit", b"tag")
+    except ValueError:
         return False
-    size = object_size(store, oid.decode())
-    return size is not None and size >= limit
+    except KeyError:
+        # indexed but unreadable (dulwich skips a pack whose data is damaged): a mirror
+        # trusted for its trees must not be half read; Source.fetch resets it
+        raise ObjectMissing(sha) from None
+
+
+def check_packs(repo: Repo) -> None:
+    """Each pack's length and trailer against its index, before the mirror's trees are
+    trusted: a truncated or overwritten pack would otherwise pass for present (its index
+    is intact) and fail only when staging reads it. Reads two small spans per pack."""
+    for pack in repo.object_store.packs:
+        try:
+            pack.check_length_and_checksum()
+        except AssertionError as exc:  # dulwich's length check
+            raise ObjectFormatException(f"pack {pack.name().decode()}: {exc}") from None
+
+
+# --- shallow edge --------------------------------------------------------------------
 
 
 def mark_shallow(repo: Repo, commits: Iterable[ObjectID]) -> None:

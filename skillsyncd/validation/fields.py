@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from skillsyncd.model import Finding
@@ -40,6 +41,15 @@ def _kind(value: Any) -> str:
     return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else "not a string"
 
 
+@dataclass(frozen=True)
+class _Draft:
+    """A finding before the policy gives it a severity (or drops it)."""
+
+    rule: str
+    message: str
+    line: int
+
+
 def check_fields(
     fm: Frontmatter,
     folder: str,
@@ -47,72 +57,93 @@ def check_fields(
     policy: Policy,
     path: str,
 ) -> list[Finding]:
-    out: list[Finding | None] = []
+    """What an author should fix in the frontmatter's fields, in the order they read it."""
+    drafts = [*_typing_drafts(fm), *_required_drafts(fm, required), *_type_drafts(fm),
+              *_name_drafts(fm, folder, required), *_description_drafts(fm)]
+    out = [policy.finding(d.rule, path, d.message, d.line) for d in drafts]
+    return [f for f in out if f is not None]
 
-    def add(rule: str, message: str, key: tuple[str, ...] = ()) -> None:
-        out.append(policy.finding(rule, path, message, (fm.line(*key) or 2) if key else 2))
 
-    # implicit typing, only where a string is expected
-    for c in fm.coercions:
-        if c.key in {(k,) for k in STRING_FIELDS} or c.key == ("metadata", "version"):
-            dotted = ".".join(c.key)
-            out.append(policy.finding(
-                "yaml.implicit-type", path,
-                f"{dotted}: {c.text} is read by YAML as {c.kind}, not text; "
-                f"quote it: {c.key[-1]}: \"{c.text}\"",
-                c.line,
-            ))
+def _at(fm: Frontmatter, *key: str) -> int:
+    """The file line of ``key``, or the frontmatter's first line when it is not written."""
+    return fm.line(*key) or 2
 
-    version = declared_version(fm)
+
+def _typing_drafts(fm: Frontmatter) -> list[_Draft]:
+    """Implicit typing, only where a string is expected."""
+    return [
+        _Draft("yaml.implicit-type",
+               f"{'.'.join(c.key)}: {c.text} is read by YAML as {c.kind}, not text; "
+               f"quote it: {c.key[-1]}: \"{c.text}\"", c.line)
+        for c in fm.coercions
+        if c.key in {(k,) for k in STRING_FIELDS} or c.key == ("metadata", "version")
+    ]
+
+
+def _required_drafts(fm: Frontmatter, required: Sequence[str]) -> list[_Draft]:
+    out = []
     for key in required:
         value = declared_version(fm) if key == "version" else fm.text(*key.split("."))
         if _empty(value):
             where = " (top-level or metadata.version)" if key == "version" else ""
-            add("field.required", f"required field '{key}'{where} is missing or empty", (key,))
-    if "version" not in required and _empty(version):
-        out.append(policy.finding(
-            "field.version-missing", path,
-            "no version: add metadata: {version: \"1.0.0\"} so deployments record which version ran",
-            2,
-        ))
+            out.append(_Draft("field.required", f"required field '{key}'{where} is missing or empty",
+                              _at(fm, key)))
+    if "version" not in required and _empty(declared_version(fm)):
+        out.append(_Draft(
+            "field.version-missing",
+            "no version: add metadata: {version: \"1.0.0\"} so deployments record which version ran", 2))
+    return out
 
-    for key in STRING_FIELDS:
-        value = fm.text(key)
-        if isinstance(value, list | dict):
-            add("field.type", f"'{key}' must be text, but it is {_kind(value)}", (key,))
+
+def _type_drafts(fm: Frontmatter) -> list[_Draft]:
+    """Fields of the wrong type, and a version written twice with two values."""
+    out = [_Draft("field.type", f"'{key}' must be text, but it is {_kind(value)}", _at(fm, key))
+           for key in STRING_FIELDS if isinstance(value := fm.text(key), list | dict)]
     meta = fm.data.get("metadata")
     if meta is not None and not isinstance(meta, dict):
-        add("field.type", f"'metadata' must be a mapping of keys to values, but it is {_kind(meta)}",
-            ("metadata",))
+        out.append(_Draft("field.type",
+                          f"'metadata' must be a mapping of keys to values, but it is {_kind(meta)}",
+                          _at(fm, "metadata")))
     top, nested = fm.text("version"), fm.text("metadata", "version")
     if isinstance(nested, list | dict):
-        add("field.type", f"'metadata.version' must be text, but it is {_kind(nested)}",
-            ("metadata", "version"))
+        out.append(_Draft("field.type", f"'metadata.version' must be text, but it is {_kind(nested)}",
+                          _at(fm, "metadata", "version")))
     if isinstance(top, str) and isinstance(nested, str) and top.strip() != nested.strip():
-        add("field.version-conflict",
-            f"version {top!r} and metadata.version {nested!r} disagree; keep one", ("version",))
+        out.append(_Draft("field.version-conflict",
+                          f"version {top!r} and metadata.version {nested!r} disagree; keep one",
+                          _at(fm, "version")))
+    return out
 
+
+def _name_drafts(fm: Frontmatter, folder: str, required: Sequence[str]) -> list[_Draft]:
     name = fm.text("name")
+    out = []
     if _empty(name) and "name" not in required:
-        add("field.name-missing",
+        out.append(_Draft(
+            "field.name-missing",
             f"no name: the gateway uses the folder name {folder!r}; add name: {_suggest(folder)}",
-            ("name",))
+            _at(fm, "name")))
     if isinstance(name, str) and name.strip():
         if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
-            add("field.name-format",
+            out.append(_Draft(
+                "field.name-format",
                 f"name {name!r} should be 1-{NAME_MAX} lowercase letters, digits and single hyphens "
-                f"(e.g. {_suggest(name)!r})", ("name",))
+                f"(e.g. {_suggest(name)!r})", _at(fm, "name")))
         if name != folder:
-            add("field.name-folder",
+            out.append(_Draft(
+                "field.name-folder",
                 f"name {name!r} differs from the folder name {folder!r}; rename one so they match",
-                ("name",))
+                _at(fm, "name")))
+    return out
 
+
+def _description_drafts(fm: Frontmatter) -> list[_Draft]:
     description = fm.text("description")
     if isinstance(description, str) and len(description) > DESCRIPTION_MAX:
-        add("field.description-length",
-            f"description is {len(description)} characters; keep it within {DESCRIPTION_MAX} "
-            "(it is shown to the model in every session)", ("description",))
-    return [f for f in out if f is not None]
+        return [_Draft("field.description-length",
+                       f"description is {len(description)} characters; keep it within {DESCRIPTION_MAX} "
+                       "(it is shown to the model in every session)", _at(fm, "description"))]
+    return []
 
 
 def _suggest(name: str) -> str:

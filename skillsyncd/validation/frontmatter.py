@@ -333,6 +333,68 @@ def _flat_key(line: str) -> tuple[str, str | None] | None:
     return m.group(1), m.group(2)
 
 
+class _FlatReader:
+    """The state of :func:`parse_flat` line by line; each step answers False to give up."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.lines: dict[str, int] = {}
+        self.parent: str | None = None  # a top-level key whose value is the indented block below it
+        self.block: dict[str, Any] | list[Any] | None = None
+        self.indent = 0
+
+    def top(self, line: str, n: int) -> bool:
+        """A 'key: value' or bare 'key:' line at the left margin."""
+        if self.parent is not None and self.block is None:
+            return False  # 'key:' with nothing under it is null, not text
+        self.parent, self.block = None, None
+        kv = _flat_key(line)
+        if kv is None or kv[0] in self.data:
+            return False
+        key, raw = kv
+        self.lines[key] = n
+        if raw is None or not raw.strip(" "):
+            self.parent = key
+            return True
+        value = _flat_scalar(raw)
+        if value is None:
+            return False
+        self.data[key] = value
+        return True
+
+    def nested(self, body: str, depth: int, n: int) -> bool:
+        """An indented line: one item or 'key: value' of the block under the last bare key."""
+        if self.parent is None:
+            return False  # an indented line that continues a value or opens a deeper level
+        if self.block is None:
+            self.indent = depth
+            self.block = [] if body.startswith("-") else {}
+            self.data[self.parent] = self.block
+        elif depth != self.indent:
+            return False
+        if isinstance(self.block, list):
+            m = _FLAT_ITEM.fullmatch(body)
+            item = _flat_scalar(m.group(1)) if m else None
+            if item is not None:
+                self.block.append(item)
+            return item is not None
+        kv = _flat_key(body)
+        if kv is None or kv[0] in self.block:
+            return False
+        sub, raw = kv
+        value = _flat_scalar(raw)
+        if value is None:
+            return False
+        self.block[sub] = value
+        self.lines[f"{self.parent}.{sub}"] = n
+        return True
+
+    def result(self) -> Frontmatter | None:
+        if not self.data or (self.parent is not None and self.block is None):
+            return None
+        return Frontmatter(data=self.data, lines=self.lines)
+
+
 def parse_flat(source: str) -> Frontmatter | None:
     """The common flat frontmatter without PyYAML, or None to use :func:`parse_yaml_full`.
 
@@ -341,60 +403,15 @@ def parse_flat(source: str) -> Frontmatter | None:
     """
     if _FLAT_UNSAFE.search(source):
         return None
-    data: dict[str, Any] = {}
-    lines: dict[str, int] = {}
-    parent: str | None = None  # a top-level key whose value is the indented block below it
-    block: dict[str, Any] | list[Any] | None = None
-    indent = 0
+    reader = _FlatReader()
     for n, line in enumerate(source.split("\n"), start=_FIRST_LINE):
         body = line.lstrip(" ")
         if not body or body[0] == "#":
             continue  # blank or comment line
         depth = len(line) - len(body)
-        if depth == 0:
-            if parent is not None and block is None:
-                return None  # 'key:' with nothing under it is null, not text
-            parent, block = None, None
-            kv = _flat_key(line)
-            if kv is None or kv[0] in data:
-                return None
-            key, raw = kv
-            lines[key] = n
-            if raw is None or not raw.strip(" "):
-                parent = key
-                continue
-            value = _flat_scalar(raw)
-            if value is None:
-                return None
-            data[key] = value
-            continue
-        if parent is None:
-            return None  # an indented line that continues a value or opens a deeper level
-        if block is None:
-            indent = depth
-            block = [] if body.startswith("-") else {}
-            data[parent] = block
-        elif depth != indent:
+        if not (reader.top(line, n) if depth == 0 else reader.nested(body, depth, n)):
             return None
-        if isinstance(block, list):
-            m = _FLAT_ITEM.fullmatch(body)
-            item = _flat_scalar(m.group(1)) if m else None
-            if item is None:
-                return None
-            block.append(item)
-            continue
-        kv = _flat_key(body)
-        if kv is None or kv[0] in block:
-            return None
-        sub, raw = kv
-        value = _flat_scalar(raw)
-        if value is None:
-            return None
-        block[sub] = value
-        lines[f"{parent}.{sub}"] = n
-    if not data or (parent is not None and block is None):
-        return None
-    return Frontmatter(data=data, lines=lines)
+    return reader.result()
 
 
 def parse_yaml_full(source: str) -> Frontmatter:

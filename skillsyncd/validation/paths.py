@@ -99,85 +99,110 @@ def is_pycache(path: str) -> bool:
 
 
 def check_entries(skill: Skill, cfg: Config, policy: Policy, prefix: str = "") -> list[Finding]:
-    out: list[Finding | None] = []
-    add = out.append
-    files = 0
-    total = 0
-    folded_files: dict[str, str] = {}
-    folded_dirs: dict[str, str] = {}
-    pycache = 0
-    has_skill_md = False
-    omitted = False
+    """What the skill's tree alone says is wrong: each entry in path order, then its totals."""
     # The folder's own name becomes a path in the release and the published view.
-    for rule, why in _path_problems(skill.name):
-        add(policy.finding(rule, show(prefix.rstrip("/") or skill.name),
-                           f"skill folder name {show(skill.name)!r} {why}"))
+    out: list[Finding | None] = [
+        policy.finding(rule, show(prefix.rstrip("/") or skill.name),
+                       f"skill folder name {show(skill.name)!r} {why}")
+        for rule, why in _path_problems(skill.name)]
+    regular: list[Entry] = []
+    folds = _CaseFolds()
     for e in sorted(skill.entries, key=lambda e: e.path):
         where = join(prefix, show(e.path))
-        if isinstance(e, UnsafeEntry):
-            add(policy.finding(e.rule, where, e.why))
-            continue
-        for rule, why in _path_problems(e.path):
-            add(policy.finding(rule, where, f"path {show(e.path)!r} {why}"))
-        if e.mode == MODE_SYMLINK:
-            add(policy.finding("path.symlink", where,
-                               "symlinks are not deployed: copy the file into the skill instead"))
-            continue
-        if e.mode == MODE_GITLINK:
-            add(policy.finding("path.gitlink", where,
-                               "a git submodule (gitlink) has no content in this repository; "
-                               "vendor the files instead"))
-            continue
-        if e.mode not in REGULAR_MODES:
-            add(policy.finding("path.mode", where,
-                               f"entry mode {e.mode:o} is not a regular file (100644 or 100755)"))
-            continue
-        files += 1
-        # An omitted blob is larger than max_file_bytes: count that much at least.
-        total += cfg.max_file_bytes + 1 if isinstance(e, OmittedBlob) else e.size or 0
-        omitted = omitted or isinstance(e, OmittedBlob)
-        if e.path == SKILL_FILE:
-            has_skill_md = True
-        if is_pycache(e.path):
-            pycache += 1
-        add(_size_finding(e, cfg, policy, where))
-        fold = _fold(e.path)
-        other = folded_files.get(fold) or folded_dirs.get(fold)
-        if other is not None and other != e.path:
-            add(policy.finding("path.case-collision", where,
-                               f"{show(e.path)!r} and {show(other)!r} differ only by case or accents: "
-                               "one overwrites the other on macOS and Windows checkouts"))
-        folded_files.setdefault(fold, e.path)
-        parts = e.path.split("/")
+        found, is_regular = _entry_findings(e, policy, where)
+        out.extend(found)
+        if is_regular:
+            regular.append(e)
+            out.append(_size_finding(e, cfg, policy, where))
+            out.extend(folds.collisions(e.path, policy, where))
+    out.extend(_skill_findings(skill, regular, cfg, policy, prefix))
+    return [f for f in out if f is not None]
+
+
+def _mode_refusal(mode: int) -> tuple[str, str] | None:
+    """The rule and message refusing an entry of this mode, or None for a regular file."""
+    if mode == MODE_SYMLINK:
+        return "path.symlink", "symlinks are not deployed: copy the file into the skill instead"
+    if mode == MODE_GITLINK:
+        return ("path.gitlink", "a git submodule (gitlink) has no content in this repository; "
+                                "vendor the files instead")
+    if mode not in REGULAR_MODES:
+        return "path.mode", f"entry mode {mode:o} is not a regular file (100644 or 100755)"
+    return None
+
+
+def _entry_findings(e: Entry, policy: Policy, where: str) -> tuple[list[Finding | None], bool]:
+    """One entry's path and mode findings, and whether it is a regular file to check further."""
+    if isinstance(e, UnsafeEntry):
+        return [policy.finding(e.rule, where, e.why)], False
+    found = [policy.finding(rule, where, f"path {show(e.path)!r} {why}")
+             for rule, why in _path_problems(e.path)]
+    refusal = _mode_refusal(e.mode)
+    if refusal is not None:
+        found.append(policy.finding(refusal[0], where, refusal[1]))
+        return found, False
+    return found, True
+
+
+class _CaseFolds:
+    """Paths seen so far by their case- and accent-folded form: two that fold alike collide
+    on macOS and Windows checkouts."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, str] = {}
+        self._dirs: dict[str, str] = {}
+
+    def collisions(self, path: str, policy: Policy, where: str) -> list[Finding | None]:
+        """Findings for ``path`` (a regular file) against every path seen before it."""
+        out: list[Finding | None] = []
+        fold = _fold(path)
+        other = self._files.get(fold) or self._dirs.get(fold)
+        if other is not None and other != path:
+            out.append(policy.finding(
+                "path.case-collision", where,
+                f"{show(path)!r} and {show(other)!r} differ only by case or accents: "
+                "one overwrites the other on macOS and Windows checkouts"))
+        self._files.setdefault(fold, path)
+        parts = path.split("/")
         for i in range(1, len(parts)):
             d = "/".join(parts[:i])
             fd = _fold(d)
-            if fd in folded_files and folded_files[fd] != d:
-                add(policy.finding("path.case-collision", where,
-                                   f"folder {show(d)!r} and file {show(folded_files[fd])!r} "
-                                   "differ only by case"))
-            folded_dirs.setdefault(fd, d)
-    skill_md = join(prefix, SKILL_FILE)
-    if not has_skill_md:
+            if fd in self._files and self._files[fd] != d:
+                out.append(policy.finding("path.case-collision", where,
+                                          f"folder {show(d)!r} and file {show(self._files[fd])!r} "
+                                          "differ only by case"))
+            self._dirs.setdefault(fd, d)
+        return out
+
+
+def _skill_findings(skill: Skill, regular: list[Entry], cfg: Config, policy: Policy,
+                    prefix: str) -> list[Finding | None]:
+    """Findings about the skill as a whole: SKILL.md present, compiled Python, counts and sizes."""
+    out: list[Finding | None] = []
+    if not any(e.path == SKILL_FILE for e in regular):
         lower = next((e.path for e in skill.entries if e.path.lower() == "skill.md"), None)
         hint = f" (found {lower!r}: rename it to SKILL.md)" if lower else ""
-        add(policy.finding("skill-md.missing", skill_md,
-                           f"no SKILL.md regular file in the skill folder{hint}"))
+        out.append(policy.finding("skill-md.missing", join(prefix, SKILL_FILE),
+                                  f"no SKILL.md regular file in the skill folder{hint}"))
+    pycache = sum(1 for e in regular if is_pycache(e.path))
     if pycache:
-        add(policy.finding("path.pycache", join(prefix, "__pycache__"),
-                           f"{pycache} compiled Python file(s) (__pycache__/, *.pyc) are committed; "
-                           "they are published as committed, but useless to the gateway: delete them and "
-                           "add them to .gitignore"))
+        out.append(policy.finding(
+            "path.pycache", join(prefix, "__pycache__"),
+            f"{pycache} compiled Python file(s) (__pycache__/, *.pyc) are committed; "
+            "they are published as committed, but useless to the gateway: delete them and "
+            "add them to .gitignore"))
     folder = prefix.rstrip("/") or skill.name
-    if files > cfg.max_skill_files:
-        add(policy.finding("size.files", folder,
-                           f"{files} files, more than max_skill_files={cfg.max_skill_files}"))
+    if len(regular) > cfg.max_skill_files:
+        out.append(policy.finding("size.files", folder,
+                                  f"{len(regular)} files, more than max_skill_files={cfg.max_skill_files}"))
+    # An omitted blob is larger than max_file_bytes: count that much at least.
+    total = sum(cfg.max_file_bytes + 1 if isinstance(e, OmittedBlob) else e.size or 0 for e in regular)
     if total > cfg.max_skill_bytes:
-        at_least = "at least " if omitted else ""
-        add(policy.finding("size.skill", folder,
-                           f"{at_least}{total:,} bytes in total, more than "
-                           f"max_skill_bytes={cfg.max_skill_bytes:,}"))
-    return [f for f in out if f is not None]
+        at_least = "at least " if any(isinstance(e, OmittedBlob) for e in regular) else ""
+        out.append(policy.finding("size.skill", folder,
+                                  f"{at_least}{total:,} bytes in total, more than "
+                                  f"max_skill_bytes={cfg.max_skill_bytes:,}"))
+    return out
 
 
 def size_cap(e: Entry, cfg: Config) -> int:

@@ -24,6 +24,7 @@ from skillsyncd.source.discovery import Child, Kind, discover, nested_skills
 from skillsyncd.validation import gate
 from skillsyncd.validation.paths import join
 from skillsyncd.validation.report import Report
+from skillsyncd.validation.rules import Policy
 from skillsyncd.validation.secrets.allowlist import ALLOWLIST_FILE, parse_allowlist
 from skillsyncd.validation.usage.check import usage_findings
 from skillsyncd.validation.usage.context import read_context
@@ -178,16 +179,24 @@ def validate_tree(path: Path, cfg: Config, only: Path | None = None) -> Report:
     uses = (_skill_use(Path(str(f.key)), f.name, join(rel_root, f"{f.name}/SKILL.md")) for f in found)
     findings.extend(usage_findings([u for u in uses if u is not None], read_context(cfg, ci=True),
                                    policy, rel_root))
+    findings.extend(_tree_findings(policy, rel_root, left_out, bool(skills)))
+    return Report(root=str(path), skills=tuple(checked),
+                  findings=tuple(f for f in findings if f is not None))
+
+
+def _tree_findings(policy: Policy, rel_root: str, left_out: list[str],
+                   any_skill: bool) -> list[Finding | None]:
+    """What the tree as a whole says: files the ignore rules left out, or no skill at all."""
+    out: list[Finding | None] = []
     if left_out:
-        findings.append(policy.finding(
+        out.append(policy.finding(
             "layout.ignored", rel_root or ".",
             f"{len(left_out)} file(s) or folder(s) matched ignore rules and are not checked or deployed: "
             + ", ".join(sorted(left_out)[:8]) + (", ..." if len(left_out) > 8 else "")))
-    if not skills:
-        findings.append(policy.finding(
+    if not any_skill:
+        out.append(policy.finding(
             "layout.no-skills", rel_root or ".",
             f"no <folder>/SKILL.md found under {rel_root or 'the repository root'}; "
             "check SKILLSYNC_SKILLS_PATH",
         ))
-    return Report(root=str(path), skills=tuple(checked),
-                  findings=tuple(f for f in findings if f is not None))
+    return out

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skillsyncd.validation.gateway import js_trim
+from skillsyncd.validation.jstext import js_trim
 from skillsyncd.validation.usage.skill import js_string
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skillsyncd.validation.gateway import js_trim
+from skillsyncd.validation.jstext import js_trim
 from skillsyncd.validation.usage.skill import SkillUse, js_string
 
 # Config paths the gateway treats as true when openclaw.json does not set them.
