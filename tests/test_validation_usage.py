@@ -308,3 +308,14 @@ def test_a_rename_is_caught_across_releases(repo: Any, tmp_path: Path) -> None:
     assert renamed[0].message.startswith(
         "agents.defaults.skills names 'pdf', but folder tools now declares name 'pdf-kit': agents without "
         "their own list lose it and keep 1 skill(s)")
+
+
+def test_skills_past_the_count_cap_are_named_as_left_out(tmp_path: Path) -> None:
+    ctx = context(tmp_path, {"skills": {"limits": {"maxSkillsInPrompt": 2}}})
+    found = usage_findings([use("c-last"), use("a-first"), use("b-second")], ctx,
+                           policy_of(load_config(env={})), "skills")
+    left = [(f.path, f.line) for f in found if f.rule == "usage.prompt-omitted"]
+    assert left == [("skills/c-last/SKILL.md", 2)]
+    summary = next(f for f in found if f.rule == "usage.prompt-budget")
+    assert "holds 2 of 3 eligible skills" in summary.message and "left out: 1 (c-last)" in summary.message
+    assert "skills.limits.maxSkillsInPrompt to 3" in summary.message
