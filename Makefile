@@ -4,12 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck e2e chaos bench clean
+.PHONY: install demo test lint typecheck e2e chaos bench lock lock-upgrade wheelhouse clean
 
-$(STAMP): pyproject.toml
+# The runtime packages come at the versions constraints.txt locks (what the image
+# installs), so the suite tests those and a new upstream release changes nothing here
+# until `make lock`; the hashes are the image's check (pip refuses hashes for an editable).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	sed -e '/--hash=/d' -e 's/ *\\$$//' constraints.txt > $(VENV)/constraints.pins
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.pins -e '.[container,test,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +39,24 @@ chaos: $(STAMP)
 # bench/results.json and regenerates the README's table from it (QUICK=1: 100 skills, ~30 s).
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick) --out bench/results.json --readme
+
+# The image's lock (constraints.txt): every package the image installs, pinned at the version
+# this venv holds, with PyPI's hashes for each file. Run after changing a dependency (or
+# `pip install -U` in the venv) and after the tests pass; needs PyPI.
+lock: $(STAMP)
+	$(BIN)/python -m skillsyncd.container.lock > $(VENV)/lock.in
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe \
+	    --no-emit-index-url --no-emit-find-links --strip-extras \
+	    --output-file constraints.txt $(VENV)/lock.in
+
+# The lock's files, downloaded once for tests/e2e/test_lock_install.py (which stays offline).
+wheelhouse: $(STAMP)
+	$(BIN)/pip download --quiet --only-binary :all: --require-hashes -r constraints.txt -d $(VENV)/wheelhouse
+
+# Newer releases: install the newest versions pyproject.toml allows, then lock those.
+lock-upgrade: $(STAMP)
+	$(BIN)/pip install --quiet --upgrade -e '.[container,test,dev]'
+	$(MAKE) lock
 
 lint: $(STAMP)
 	$(BIN)/ruff check skillsyncd tests

@@ -440,7 +440,10 @@ def disk_blocks(paths: Sequence[Path]) -> int:
 
     def add(p: Path) -> None:
         nonlocal total
-        st = os.lstat(p)
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:  # retention removed it during the walk: it takes no room
+            return
         key = (st.st_dev, st.st_ino)
         if key not in seen:
             seen.add(key)

@@ -10,12 +10,13 @@ from __future__ import annotations
 # heavy ones (see stopping.py); each command imports what it needs when it runs.
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from skillsyncd import __version__
 from skillsyncd.daemon.stopping import PENDING, StopRequested
 from skillsyncd.errors import (
+    EXIT_FROZEN,
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_SYNC_FAILED,
@@ -28,20 +29,95 @@ from skillsyncd.model import Status
 if TYPE_CHECKING:
     from skillsyncd.config import Config
 
-COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet")
+COMMANDS = ("run", "status", "releases", "rollback", "validate", "audit", "fleet", "freeze",
+            "unfreeze")
 
 
-def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
-    """The flags every command takes, before or after its name.
+# The configuration flags each subcommand uses, the ones its --help lists (``run``: all).
+# The others are still accepted after its name, and ignored (see _Only).
+_COMMON = frozenset({"--config", "--log-level"})
+_TAKES: dict[str, frozenset[str]] = {
+    "status": _COMMON | {"--state-dir", "--ref"},
+    "releases": _COMMON | {"--state-dir"},
+    "rollback": _COMMON | {"--state-dir"},
+    "validate": _COMMON | {"--skills-path", "--strict"},
+    "audit": _COMMON | {"--state-dir"},
+    "fleet": _COMMON,
+    "freeze": _COMMON | {"--state-dir"},
+    "unfreeze": _COMMON | {"--state-dir"},
+}
+
+# One line per subcommand under its usage (``skillsyncd COMMAND --help``).
+_DESCRIPTIONS = {
+    "run": "Run the daemon: poll the repository (and take webhooks), deploy each new commit, "
+           "serve /status, /metrics and the dashboard. With --once: one sync, then exit.",
+    "status": "Show what is deployed and how the last sync went, read from the state dir "
+              "(never written).",
+    "releases": "List the releases kept in the state dir; * marks the live one.",
+    "rollback": "Flip back to an earlier release (default: the previous one); the commit rolled "
+                "away from is not redeployed automatically.",
+    "validate": "Validate a skills repository's working tree (or one skill folder) with the "
+                "deploy's rules, for the repository's CI; exit 4 on any error, or when no skill "
+                "is found.",
+    "audit": "Show the deployment history from the journal, or push its backlog to Neo4j.",
+    "fleet": "Show which replica runs which commit, from the audit graph in Neo4j.",
+    "freeze": "Freeze deployments: syncs still fetch, plan and validate (status shows what "
+              "waits), nothing goes live until 'unfreeze' or --until. Survives restarts.",
+    "unfreeze": "Lift the freeze; the next sync deploys what waits.",
+}
+
+
+class _Refused(argparse.Action):
+    """A flag the command has no use for: refused by name (exit 2), never shown in its help."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        parser.error(f"{option_string} is not an option of '{parser.prog}' "
+                     f"(see '{parser.prog} --help')")
+
+
+class _Only:
+    """An argument group whose help shows only the flags in ``takes`` (all when None).
+
+    The others are either accepted and ignored, unlisted (``refuse=False``: a script
+    may pass one set of configuration flags to every command), or refused naming the
+    flag (``--once`` after a command that is not ``run``).
+    """
+
+    def __init__(self, group: Any, takes: frozenset[str] | None, refuse: bool = False) -> None:
+        self.group = group
+        self.takes = takes
+        self.refuse = refuse
+
+    def add_argument(self, *names: str, **kwargs: Any) -> None:
+        if self.takes is None or names[0] in self.takes:
+            self.group.add_argument(*names, **kwargs)
+        elif not self.refuse:
+            self.group.add_argument(*names, **{**kwargs, "help": argparse.SUPPRESS})
+        else:  # consume a value too, so that a positional (audit's ACTION) does not take it
+            nargs = 0 if kwargs.get("action") in ("store_true", "store_false") else None
+            self.group.add_argument(*names, action=_Refused, nargs=nargs,
+                                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def _once_flags(p: argparse.ArgumentParser, default: Any,
+                takes: frozenset[str] | None = None) -> None:
+    """``--once`` and ``--force``: before any command, or after ``run`` only."""
+    g = _Only(p, takes, refuse=True)
+    g.add_argument("--once", action="store_true", default=default or False,
+                   help="sync once and exit")
+    g.add_argument("--force", action="store_true", default=default or False,
+                   help="with --once: deploy even a commit marked bad or rejected")
+
+
+def _global_flags(p: argparse.ArgumentParser, default: Any,
+                  takes: frozenset[str] | None = None) -> None:
+    """The configuration flags, before the command or after its name (listed: those it uses).
 
     On the subcommands they default to ``argparse.SUPPRESS``: a flag left out there
     then sets nothing, so it cannot overwrite the same flag given before the command.
     """
-    p.add_argument("--once", action="store_true", default=default or False,
-                   help="sync once and exit")
-    p.add_argument("--force", action="store_true", default=default or False,
-                   help="with --once: deploy even a commit marked bad or rejected")
-    g = p.add_argument_group("configuration (flags > SKILLSYNC_* env > TOML file)")
+    g = _Only(p.add_argument_group("configuration (flags > SKILLSYNC_* env > TOML file)"), takes)
     g.add_argument("--config", default=default, help="TOML config file (SKILLSYNC_CONFIG)")
     g.add_argument("--repo", default=default,
                    help="git remote URL or local path (SKILLSYNC_REPO)")
@@ -62,33 +138,39 @@ def _global_flags(p: argparse.ArgumentParser, default: Any) -> None:
     g.add_argument("--log-level", default=default, help="debug, info, warning, error")
 
 
+_JSON_HELP = "print JSON (one document on stdout; logs go to stderr)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skillsyncd",
         description="Keep an AI gateway's skills in step with a git repository. "
         "Global flags go before or after COMMAND; after it wins.",
         epilog="Exit codes: 0 deployed or nothing to do, 1 sync failed, 2 usage or config "
-        "error, 3 lock busy, 4 validation rejected.",
+        "error, 3 lock busy, 4 validation rejected, 5 frozen.",
     )
     parser.add_argument("--version", action="version", version=f"skillsyncd {__version__}")
+    _once_flags(parser, None)
     _global_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
-        _global_flags(p, argparse.SUPPRESS)
+        p = sub.add_parser(name, help=help, description=_DESCRIPTIONS[name])
+        _once_flags(p, argparse.SUPPRESS, None if name == "run" else frozenset())
+        _global_flags(p, argparse.SUPPRESS, _TAKES.get(name))
         return p
 
     command("run", "run the daemon (the default)")
     p = command("status", "what is deployed, and how the last sync went")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p = command("releases", "list releases on disk")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p = command("rollback", "flip back to an earlier release")
     p.add_argument("--to", metavar="RELEASE", help="release id (default: the previous one)")
     p = command("validate", "validate a skills working tree (for the repo's CI)")
     p.add_argument("path", help="working tree of the skills repository")
-    p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text",
+                   help="text (default), json, or github (workflow annotations)")
     g = p.add_argument_group("the gateway, for the usage.* rules (default: the repository's skills alone)")
     for flag, what in (("path", "its PATH, for requires.bins"), ("config", "its openclaw.json"),
                        ("env", "comma-separated variables set for it, for requires.env"),
@@ -100,11 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="ISO date or time (UTC unless it says), a duration back "
                    "from now (2h, 3d), today or yesterday")
     p.add_argument("--skill", help="only events touching this skill")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
     p.add_argument("--all", action="store_true", help="include no-change polls and sync start/end")
     p = command("fleet", "which replica runs which commit (from Neo4j)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=_JSON_HELP)
+    _freeze_commands(command)
     return parser
+
+
+def _freeze_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """``freeze`` and ``unfreeze`` (sync/freeze.py): syncs go on, nothing goes live."""
+    p = command("freeze", "stop deployments: syncs still fetch and validate, nothing goes live")
+    p.add_argument("--reason", metavar="TEXT", help="why (shown in status, the dashboard, alerts)")
+    p.add_argument("--until", metavar="TIME", help="end by itself then: an ISO date-time (UTC "
+                   "unless it says) or a duration from now (30m, 2h, 1d)")
+    command("unfreeze", "lift the freeze; the next sync deploys what waits")
 
 
 _FLAG_FIELDS = ("repo", "ref", "state_dir", "skills_path", "interval", "http_bind",
@@ -158,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.once:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")
+            cfg.require_loadable_depth()
             return cmd_once(cfg, force=args.force)
         if args.force:
             raise ConfigError("--force only goes with --once")
@@ -169,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": cmd_validate,
             "audit": cmd_audit,
             "fleet": cmd_fleet,
+            "freeze": cmd_freeze,
+            "unfreeze": cmd_unfreeze,
         }[command]
         return int(handler(cfg, args))
     except StopRequested as stop:
@@ -220,6 +315,10 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         went_live = (sum(1 for n in p.added if n not in held), sum(1 for n in p.changed if n not in held))
         line += (f" ({outcome.skills_live} skills live: +{went_live[0]} ~{went_live[1]} -{len(p.removed)}"
                  f" ={len(p.unchanged)}" + (f"; {len(held)} held back" if held else "") + ")")
+    elif outcome.status is Status.FROZEN and not outcome.plan.is_empty:
+        p = outcome.plan
+        line += (f" (waiting, not live: +{len(p.added)} ~{len(p.changed)} -{len(p.removed)}"
+                 + (f"; {len(outcome.held_back)} held back" if outcome.held_back else "") + ")")
     print(line, file=sys.stderr)
     if outcome.status is Status.DEPLOYED and not outcome.skills_live:
         print(f"  warning: nothing is live: no skill found under {cfg.skills_path or 'the repository root'}"
@@ -235,6 +334,8 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         return EXIT_SYNC_FAILED
     if outcome.status is Status.REJECTED:  # refused again: the same outcome, the same exit code
         return EXIT_REJECTED
+    if outcome.status is Status.FROZEN:  # --force does not lift a freeze; `unfreeze` does
+        return EXIT_FROZEN
     if outcome.status is Status.DEPLOYED:
         _run_hooks(cfg, outcome, Status.DEPLOYED)
     return EXIT_OK
@@ -294,6 +395,7 @@ def _run_hooks(cfg: Config, outcome: Any, event: str) -> None:
 
 def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
     cfg.require_repo()
+    cfg.require_loadable_depth()
     PENDING.check("configured")
     from skillsyncd.daemon.service import run
 
@@ -333,10 +435,25 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
           f"{info['failure_streak']}")
     if info["last_error"]:
         print(f"error     {info['last_error']}")
+    _print_freeze(info)
     disk = info["state_dir_health"]
     if disk["problem"]:
         print(f"disk      {disk['problem']}")
     return EXIT_OK
+
+
+def _print_freeze(info: Mapping[str, Any]) -> None:
+    """The freeze in effect and the commit it keeps waiting (``status``)."""
+    freeze, waiting = info.get("freeze"), info.get("waiting")
+    if freeze:
+        print(f"frozen    since {freeze['since']} by {freeze['by']}"
+              + (f": {freeze['reason']}" if freeze["reason"] else "")
+              + f" (until {freeze['until'] or 'unfreeze'})")
+    if waiting:
+        n = waiting.get("counts") or {}
+        print(f"waiting   commit {str(waiting.get('commit'))[:12]} since {waiting.get('since')}: "
+              f"+{n.get('added', 0)} ~{n.get('changed', 0)} -{n.get('removed', 0)}"
+              + (f", {n['held_back']} held back" if n.get("held_back") else ""))
 
 
 def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:
@@ -405,6 +522,36 @@ def cmd_fleet(cfg: Config, args: argparse.Namespace) -> int:
     from skillsyncd.audit.commands import cmd_fleet as fleet
 
     return int(fleet(cfg, as_json=args.json))
+
+
+def cmd_freeze(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.audit.commands import open_journal
+    from skillsyncd.sync.freeze import parse_until, set_freeze
+    from skillsyncd.sync.user_guard import require_owner
+
+    until = parse_until(args.until) if args.until else None
+    require_owner(cfg.state_dir)  # a root freeze.lock would lock the daemon out
+    freeze = set_freeze(cfg, open_journal(cfg).append, reason=args.reason, until=until, by="cli")
+    print(f"{freeze.describe()}; syncs go on and show what waits, nothing goes live "
+          "('skillsyncd unfreeze' lifts it)", file=sys.stderr)
+    _ship_audit(cfg)
+    return EXIT_OK
+
+
+def cmd_unfreeze(cfg: Config, args: argparse.Namespace) -> int:
+    from skillsyncd.audit.commands import open_journal
+    from skillsyncd.sync.freeze import end_freeze
+    from skillsyncd.sync.user_guard import require_owner
+
+    require_owner(cfg.state_dir)
+    lifted = end_freeze(cfg, open_journal(cfg).append, by="cli")
+    if lifted is None:
+        print(f"not frozen: nothing to lift in {cfg.state_dir}", file=sys.stderr)
+        return EXIT_OK
+    print("unfrozen: the next sync deploys what waits (a running daemon: at its next poll; "
+          "POST /unfreeze syncs at once)", file=sys.stderr)
+    _ship_audit(cfg)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

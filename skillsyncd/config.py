@@ -31,6 +31,14 @@ WATCHER_IGNORED_NAMES = frozenset(
 )
 
 
+# How far down OpenClaw 2026.9 looks for grouped skills in a folder it reads
+# (dist/skill-root-discovery: MAX_CONFIGURED_ROOT_GROUPED_SKILL_SCAN_DEPTH and
+# MAX_GROUPED_SKILL_SCAN_DEPTH): 2 folder levels below a skills.load.extraDirs root,
+# 6 when that folder is named "skills", as its managed and workspace folders are.
+GATEWAY_EXTRA_DIR_DEPTH = 2
+GATEWAY_SKILLS_DIR_DEPTH = 6
+
+
 @dataclass(frozen=True)
 class Secret:
     """A secret value or a file holding it; read on demand, never printed."""
@@ -126,8 +134,16 @@ class Config:
     health_retries: int = 3
     # seconds to wait before a flip for a health URL that is down or starting
     health_start_wait: float = 60.0
+    # the post-deploy confirmation (sync/confirm.py): ask the gateway which skills its agent can use
+    gateway_url: str | None = None  # its WebSocket, e.g. ws://127.0.0.1:18789 (set by supervisord.conf)
+    gateway_token: Secret = NO_SECRET  # the gateway's own OPENCLAW_GATEWAY_TOKEN (or ..._FILE)
+    gateway_confirm: str = "report"  # report | rollback | off: a skill this commit made unusable
+    gateway_settle: float = 15.0  # seconds to wait for the gateway to load a release before judging
     hook_command: str | None = None
     hook_url: str | None = None
+    # a veto before the flip (sync/veto.py): run on the staged release; non-zero refuses the commit
+    pre_flip_command: str | None = None
+    pre_flip_timeout: float = 60.0
     # telling people: alerts, commit statuses, the HTTP side beyond loopback
     notify: Secret = NO_SECRET  # Apprise URLs, space or newline separated (SKILLSYNC_NOTIFY[_FILE])
     notify_failing_after: int = 3  # failed syncs in a row before an alert
@@ -172,6 +188,11 @@ class Config:
     def lock_file(self) -> Path:
         return self.state_dir / "skillsyncd.lock"
 
+    @property
+    def lock_owner_file(self) -> Path:
+        """The pid of the lock's holder, rewritten each time the lock is taken."""
+        return self.state_dir / "skillsyncd.lock.owner"
+
     def release_settings(self) -> str:
         """A fingerprint of every setting that changes what a release holds or what is refused."""
         shaping = {
@@ -186,6 +207,34 @@ class Config:
         }
         return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
 
+    def gateway_depth(self) -> tuple[int, Path]:
+        """The folder levels the gateway searches in the folder it reads, and that folder.
+
+        Link mode: ``current``, named in ``extraDirs`` (2). Mirror mode: the publish dir,
+        6 levels when it is named ``skills`` (the managed folder, a workspace's), else 2.
+        """
+        if self.publish_mode == "mirror" and self.publish_dir is not None:
+            named = Path(self.publish_dir).name == "skills"
+            return (GATEWAY_SKILLS_DIR_DEPTH if named else GATEWAY_EXTRA_DIR_DEPTH), self.publish_dir
+        return GATEWAY_EXTRA_DIR_DEPTH, self.current_link
+
+    def require_loadable_depth(self) -> None:
+        """Refuse to deploy with a skill_depth the gateway does not search (the skills below
+        its limit would go live and never load). Commands that only read or validate skip it."""
+        levels, root = self.gateway_depth()
+        if self.skill_depth <= levels:
+            return
+        fix = (f"set SKILLSYNC_SKILL_DEPTH={levels} (deeper skills are then named as "
+               "layout.too-deep)")
+        if levels < GATEWAY_SKILLS_DIR_DEPTH:
+            how = "" if self.publish_mode == "mirror" else "with SKILLSYNC_PUBLISH_MODE=mirror "
+            fix += (f", or publish {how}into a folder named skills (the gateway's managed folder, "
+                    f"e.g. /data/.openclaw/skills), searched {GATEWAY_SKILLS_DIR_DEPTH} levels down")
+        raise ConfigError(
+            f"skill_depth {self.skill_depth} is deeper than the gateway loads in {self.publish_mode} "
+            f"mode: it searches {root} {levels} folder levels down, so skills below that would go "
+            f"live and never load; {fix}")
+
     def require_repo(self) -> str:
         if not self.repo:
             raise ConfigError(
@@ -199,7 +248,7 @@ class Config:
 
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
 _SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
-                  "gpg_keys"}
+                  "gpg_keys", "gateway_token"}
 
 # Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
 _ENV_ALIASES: dict[str, tuple[str, ...]] = {
@@ -210,7 +259,18 @@ _ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "neo4j_password": ("NEO4J_PASSWORD",),
     "neo4j_database": ("NEO4J_DATABASE",),
     "max_skill_md_bytes": ("MAX_SKILL_SIZE_BYTES",),
+    "gateway_token": ("OPENCLAW_GATEWAY_TOKEN",),
 }
+
+
+def secret_env_names() -> frozenset[str]:
+    """Every environment name a secret setting is read from, ``*_FILE`` forms included
+    (what a command skillsyncd runs for someone else must not inherit)."""
+    names: set[str] = set()
+    for name in _SECRET_FIELDS:
+        for var in (f"SKILLSYNC_{name.upper()}", *_ENV_ALIASES.get(name, ())):
+            names |= {var, f"{var}_FILE"}
+    return frozenset(names)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -293,6 +353,9 @@ _OTHER_OWN_NAMES = frozenset({
     "SKILLSYNC_CONFIG", "SKILLSYNC_USER", "SKILLSYNC_GATEWAY_COMMAND", "SKILLSYNC_E2E_CACHE",
     "SKILLSYNC_EVENT", "SKILLSYNC_COMMIT", "SKILLSYNC_RELEASE", "SKILLSYNC_PREVIOUS_COMMIT",
     "SKILLSYNC_PREVIOUS_RELEASE", "SKILLSYNC_TRIGGER", "SKILLSYNC_RELEASE_DIR",
+    "SKILLSYNC_RELEASE_PATH",
+    # the container install's (Dockerfile.patch, supervisord.conf, apply-dockerfile-patch.sh)
+    "SKILLSYNC_GATEWAY_USER", "SKILLSYNC_GATEWAY_FATAL_FILE", "SKILLSYNC_INSTALL_PYTHON",
 })
 
 
@@ -397,6 +460,32 @@ def _from_toml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _origins(flags: Mapping[str, Any], env: Mapping[str, str], toml: Mapping[str, Any],
+             path: str | Path | None) -> dict[str, str]:
+    """Setting -> where its value came from ("--interval", "SKILLSYNC_INTERVAL", a file)."""
+    out = {name: f"{name} in {path}" for name in toml}
+    for f in dataclasses.fields(Config):
+        found = _candidates(env, f.name)
+        if found:
+            out[f.name] = found[0][0]
+    out.update({name: "--" + name.replace("_", "-") for name in flags})
+    return out
+
+
+def _bad_value(name: str, raw: Any, exc: Exception, origin: str) -> ConfigError:
+    """One line: the setting, the value, what it should be, and where the value was set."""
+    default = next(f.default for f in dataclasses.fields(Config) if f.name == name)
+    if isinstance(default, bool):
+        why = "is not a boolean (true or false)"
+    elif isinstance(default, int):
+        why = "is not a whole number"
+    elif isinstance(default, float) or name == "readiness_staleness":
+        why = "is not a number"
+    else:
+        why = f"is not valid: {exc}"
+    return ConfigError(f"{name} {str(raw)!r} {why} (set by {origin})")
+
+
 def load_config(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
@@ -406,11 +495,9 @@ def load_config(
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     path = config_file or env.get("SKILLSYNC_CONFIG")
-    merged: dict[str, Any] = {}
-    if path:
-        merged.update(_from_toml(Path(path)))
-    merged.update(_from_env(env))
-    merged.update(flags)
+    toml = _from_toml(Path(path)) if path else {}
+    merged: dict[str, Any] = {**toml, **_from_env(env), **flags}
+    origins = _origins(flags, env, toml, path)
     fields = {f.name: f for f in dataclasses.fields(Config)}
     values: dict[str, Any] = {}
     for name, raw in merged.items():
@@ -423,17 +510,27 @@ def load_config(
         try:
             values[name] = _converter(f)(raw)
         except (TypeError, ValueError) as exc:
-            env_name = f"SKILLSYNC_{name.upper()}"
-            raise ConfigError(f"bad value for {name} ({env_name}): {exc}") from exc
+            raise _bad_value(name, raw, exc, origins.get(name, "?")) from exc
     if values.get("state_dir") is None:
         values.pop("state_dir", None)
-    return check(Config(**values))
+    return check(Config(**values), origins)
 
 
-def check(cfg: Config) -> Config:
-    """Refuse settings that cannot work, with the fix in the message."""
+def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
+    """Refuse settings that cannot work, with the fix in the message.
+
+    ``origins`` (setting -> the flag, variable or file that set it) lets a message say
+    where the bad value was set; without it, or for a default, it says where it can be.
+    """
+    def at(name: str) -> str:
+        where = (origins or {}).get(name)
+        if where:
+            return f"set by {where}"
+        return f"not from a flag, SKILLSYNC_{name.upper()} or the config file"  # built in code
+
     if cfg.on_invalid not in {"skip", "reject"}:
-        raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r}")
+        raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r} "
+                          f"({at('on_invalid')})")
     if cfg.verify not in {"none", "ssh", "gpg", "any"}:
         raise ConfigError(f"verify must be none, ssh, gpg or any, not {cfg.verify!r}")
     if cfg.verify == "ssh" and not cfg.allowed_signers:
@@ -442,26 +539,37 @@ def check(cfg: Config) -> Config:
         raise ConfigError("verify=gpg needs SKILLSYNC_GPG_KEYS (or _FILE): the keys to trust")
     if cfg.verify == "any" and not (cfg.allowed_signers or cfg.gpg_keys):
         raise ConfigError("verify=any needs SKILLSYNC_ALLOWED_SIGNERS or SKILLSYNC_GPG_KEYS")
+    if cfg.gateway_confirm not in {"report", "rollback", "off"}:
+        raise ConfigError(f"gateway_confirm must be 'report', 'rollback' or 'off', "
+                          f"not {cfg.gateway_confirm!r}")
     if cfg.drift not in {"repair", "report", "off"}:
-        raise ConfigError(f"drift must be 'repair', 'report' or 'off', not {cfg.drift!r}")
+        raise ConfigError(f"drift must be 'repair', 'report' or 'off', not {cfg.drift!r} "
+                          f"({at('drift')})")
     if not 1 <= cfg.skill_depth <= 6:
         raise ConfigError(f"skill_depth must be 1 to 6 (the gateway looks 6 levels down at most), "
-                          f"not {cfg.skill_depth}")
+                          f"not {cfg.skill_depth} ({at('skill_depth')})")
     if cfg.publish_mode not in {"link", "mirror"}:
-        raise ConfigError(f"publish_mode must be 'link' or 'mirror', not {cfg.publish_mode!r}")
+        raise ConfigError(f"publish_mode must be 'link' or 'mirror', not {cfg.publish_mode!r} "
+                          f"({at('publish_mode')})")
     if cfg.publish_mode == "mirror" and cfg.publish_dir is None:
         raise ConfigError("publish_mode=mirror needs SKILLSYNC_PUBLISH_DIR (a real directory)")
     if cfg.keep_releases < 2:
-        raise ConfigError("keep_releases must be at least 2 (the current and one to roll back to)")
+        raise ConfigError(f"keep_releases must be at least 2 (the current and one to roll back to), "
+                          f"not {cfg.keep_releases} ({at('keep_releases')})")
     bounds = (("interval", cfg.interval, 0.0, False), ("network_timeout", cfg.network_timeout, 0.0, False),
               ("lock_timeout", cfg.lock_timeout, 0.0, True), ("http_timeout", cfg.http_timeout, 0.0, False),
+              ("pre_flip_timeout", cfg.pre_flip_timeout, 0.0, False),
               ("http_max_connections", cfg.http_max_connections, 4, True))
     for name, value, low, inclusive in bounds:
         if value < low or (value == low and not inclusive):
             need = f"at least {low:g}" if inclusive else f"greater than {low:g}"
-            flag = f"--{name} / " if name == "interval" else ""
-            raise ConfigError(f"{name} must be {need}, not {value:g} "
-                              f"(set by {flag}SKILLSYNC_{name.upper()} or {name} in the config file)")
+            raise ConfigError(f"{name} must be {need}, not {value:g} ({at(name)})")
+    return _checked_paths(cfg)
+
+
+def _checked_paths(cfg: Config) -> Config:
+    """Refuse paths that would clash with skillsyncd's own state or that the gateway's
+    watcher ignores; ``cfg`` with its skills_path normalised."""
     if cfg.publish_dir is not None:
         pub, st = Path(os.path.abspath(cfg.publish_dir)), Path(os.path.abspath(cfg.state_dir))
         for inner in (st / "releases", st / "current", st / "mirror.git"):

@@ -2,7 +2,8 @@
 
 Exit codes are a documented contract (README, "Exit codes"):
 0 deployed or nothing to do, 1 sync failed, 2 usage or config error,
-3 lock busy, 4 validation rejected.
+3 lock busy, 4 validation rejected (or refused by the pre-flip command),
+5 frozen (``--once`` staged a commit that a freeze keeps from going live).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ EXIT_SYNC_FAILED = 1
 EXIT_USAGE = 2
 EXIT_LOCK_BUSY = 3
 EXIT_REJECTED = 4
+EXIT_FROZEN = 5
 
 
 class SkillsyncError(Exception):

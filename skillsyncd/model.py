@@ -122,11 +122,12 @@ class Status(enum.StrEnum):
     ROLLED_BACK = "rolled_back"  # a failure after the flip: what served before serves again
     MANUAL_ROLLBACK = "manual_rollback"  # `skillsyncd rollback`
     FAILED = "failed"  # nothing changed on disk; the next sync retries
+    FROZEN = "frozen"  # staged and validated, not flipped: an operator's freeze holds it (sync/freeze.py)
 
 
 # Outcomes after which the schedule keeps its normal pace (not a failure to back off from).
 OK_STATUSES = frozenset({Status.DEPLOYED, Status.NO_CHANGE, Status.SKIPPED_BAD, Status.REJECTED,
-                         Status.MANUAL_ROLLBACK})
+                         Status.MANUAL_ROLLBACK, Status.FROZEN})
 
 
 class Event(enum.StrEnum):
@@ -141,6 +142,10 @@ class Event(enum.StrEnum):
     MANUAL_ROLLBACK = "manual_rollback"
     FETCH_FAILED = "fetch_failed"
     SYNC_FAILED = "sync_failed"
+    GATEWAY_CONFIRMED = "gateway_confirmed"
+    FREEZE_STARTED = "freeze_started"  # `skillsyncd freeze` / POST /freeze
+    FREEZE_ENDED = "freeze_ended"  # `skillsyncd unfreeze` / POST /unfreeze, or its --until passed
+    FROZEN = "frozen"  # a sync staged a new commit and a freeze kept it from going live
 
 
 # 0.1.0 names still found in journals: old name -> today's.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from typing import Any
 from skillsyncd.config import Config
 from skillsyncd.release.manifest import Manifest
 from skillsyncd.release.releases import Releases
-from skillsyncd.sync.state import load_state
+from skillsyncd.sync.freeze import active_freeze
+from skillsyncd.sync.state import State, load_state
 
 
 def filesystem_of(path: Path) -> Path:
@@ -111,21 +113,98 @@ def probe_dir(path: Path) -> DirHealth:
     return DirHealth(str(path), writable, str(fs), free, problem)
 
 
-def state_dir_health(cfg: Config) -> dict[str, Any]:
-    """The state dir and its store/ and releases/ folders (each may be a volume), worst first."""
+def state_dir_probes(cfg: Config) -> list[DirHealth]:
+    """The state dir itself first, then its store/ and releases/ folders when each is a
+    volume of its own."""
     checks = [probe_dir(cfg.state_dir)]
     releases = Releases(cfg.state_dir)
     for folder in (releases.store.root, releases.root):
         if folder.is_dir() and os.stat(folder).st_dev != os.stat(cfg.state_dir).st_dev:
             checks.append(probe_dir(folder))
-    worst = next((c for c in checks if c.problem), checks[0])
-    return asdict(worst)
+    return checks
+
+
+def worst(checks: list[DirHealth]) -> dict[str, Any]:
+    """``state_dir_health``: the first probe with a problem, else the state dir's."""
+    return asdict(next((c for c in checks if c.problem), checks[0]))
+
+
+@dataclass(frozen=True)
+class Traces:
+    """What the state dir shows of syncs that could not record their outcome."""
+
+    state_written: float | None  # state.json's mtime: the last outcome on record
+    lock_taken: float | None  # skillsyncd.lock.owner's mtime: the last sync (or repair) to start
+    holder_alive: bool  # the pid in skillsyncd.lock.owner is a running process
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def pid_alive(pid_text: str | None) -> bool:
+    try:
+        pid = int(pid_text or "")
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
+
+
+def read_traces(cfg: Config) -> Traces:
+    owner = cfg.lock_owner_file
+    try:
+        holder: str | None = owner.read_text(encoding="utf-8").strip()
+    except OSError:
+        holder = None
+    return Traces(_mtime(cfg.state_file), _mtime(owner), pid_alive(holder))
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def failure_view(state: State, health: dict[str, Any], traces: Traces) -> dict[str, Any]:
+    """``last_error``, where it comes from, and ``failure_streak`` (pure).
+
+    state.json holds them, but a sync on a full or read-only state volume cannot write
+    it. Then the error is derived from the probe (and says so), and a sync that took the
+    lock after state.json was last written, or a live lock holder (a daemon that keeps
+    polling), counts as one failure not on record: the streak is at least that.
+    """
+    if health.get("writable", True):
+        return {"last_error": state.last_error,
+                "last_error_source": "state.json" if state.last_error else None,
+                "failure_streak": state.failure_streak}
+    unrecorded = traces.lock_taken is not None and (
+        traces.state_written is None or traces.lock_taken > traces.state_written)
+    parts = [f"derived, not on record: {health['problem']}, so no sync can record its outcome "
+             f"in {health['path']}"]
+    if unrecorded and traces.lock_taken is not None:
+        parts.append(f"a sync took the lock at {_iso(traces.lock_taken)} and left no record")
+    elif traces.holder_alive:
+        parts.append("the process holding the lock keeps trying")
+    if state.last_error:
+        parts.append(f"last error on record: {state.last_error}")
+    return {"last_error": "; ".join(parts), "last_error_source": "derived",
+            "failure_streak": state.failure_streak + (1 if unrecorded or traces.holder_alive else 0)}
 
 
 def status_dict(cfg: Config) -> dict[str, Any]:
     """``skillsyncd status --json``."""
     releases = Releases(cfg.state_dir)
     state = load_state(cfg.state_file)
+    probes = state_dir_probes(cfg)
     current = releases.current()
     manifest: Manifest | None = releases.manifest(current) if current else None
     skills = manifest.live if manifest else ()
@@ -135,6 +214,8 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         behind = state.upstream_commit != deployed
         if not behind and state.failure_streak:
             behind = None  # the last syncs could not ask the remote: unknown, not "no"
+    freeze = active_freeze(cfg)
+    waiting = {k: v for k, v in (state.waiting or {}).items() if k != "settings"} or None
     return {
         "state_dir": str(cfg.state_dir),
         "current_release": current,
@@ -153,13 +234,18 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         "behind_upstream": behind,
         "behind_reason": state.bad_commits.get(state.upstream_commit or "")
         or ("rejected by validation" if state.rejected_commit == state.upstream_commit
-            and state.rejected_commit else None),
+            and state.rejected_commit else None)
+        or ("waiting: deployments are frozen" if freeze and waiting
+            and waiting.get("commit") == state.upstream_commit else None),
+        # the operator's freeze in effect (sync/freeze.py), and the commit it keeps waiting
+        "freeze": freeze.to_dict() if freeze else None,
+        "waiting": waiting,
         "bad_commits": state.bad_commits,
         "last_attempt": state.last_attempt,
         "last_success": state.last_success,
-        "last_error": state.last_error,
-        "failure_streak": state.failure_streak,
+        # state.json lives in the state dir itself: its probe says whether it could be written
+        **failure_view(state, asdict(probes[0]), read_traces(cfg)),
         "releases": len(releases.complete()),
-        "state_dir_health": state_dir_health(cfg),
+        "state_dir_health": worst(probes),
         "created": manifest.created if manifest else None,
     }

@@ -21,6 +21,7 @@ import skillsyncd.sync.golive as golive
 import skillsyncd.sync.ledger as ledger
 import skillsyncd.sync.retention as retention
 import skillsyncd.sync.stage as stage
+import skillsyncd.sync.veto as veto
 from skillsyncd.cli import main
 
 
@@ -48,6 +49,8 @@ POINTS: dict[str, Callable[[], None]] = {
     "mid-place": lambda: before(store.Store, "_place_one", after_calls=1),
     "mid-link": lambda: before(staging, "_link_skill", after_calls=1),
     "manifest-write": lambda: before(staging, "write_manifest"),
+    "mid-veto": lambda: before(veto, "_wait"),  # the pre-flip command runs; skillsyncd dies
+    "before-discard": lambda: before(release.Releases, "delete"),  # a held release, not yet deleted
     "before-flip": lambda: before(release.Releases, "flip"),
     "after-flip": lambda: before(golive.GoLive, "publish"),
     "before-state": lambda: before(ledger, "save_state"),

@@ -2,9 +2,10 @@
 
 A strategy of whole SKILL.md files built from the shapes hand-written skills
 take: quoting, ': ' inside values, tabs, BOM, CRLF/CR, missing and duplicate
-keys, lists, nesting, empty and huge values, block scalars and stray
-indentation. Used by the differential test against the real OpenClaw parser
-(tests/e2e) and by property tests of our own parser (never raises).
+keys, lists, nesting, flow collections over several lines (closed at the margin or
+indented), empty and huge values, block scalars and stray indentation. Used by the
+differential test against the real OpenClaw parser (tests/e2e) and by property tests
+of our own parser (never raises).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def plain_text(draw: st.DrawFn) -> str:
 @st.composite
 def value(draw: st.DrawFn, key: str) -> list[str]:
     """The text after 'key:' on its line, and any lines that belong to it."""
-    kind = draw(st.integers(0, 27))  # 14 and up: ordinary text, so about half the values are plain
+    kind = draw(st.integers(0, 28))  # 15 and up: ordinary text, so about half the values are plain
     if kind == 0:
         return [""]
     if kind == 1:
@@ -77,7 +78,38 @@ def value(draw: st.DrawFn, key: str) -> list[str]:
     if kind == 13:
         return [draw(st.sampled_from(("\t", " \t", "  ", ""))) + draw(plain_text())
                 + draw(st.sampled_from(("", " ", "\t", "  # note")))]
+    if kind == 14:
+        return draw(flow_lines())
     return [" " + draw(plain_text())]
+
+
+@st.composite
+def flow_lines(draw: st.DrawFn) -> list[str]:
+    """A flow collection over several lines: 'key: {' then items, its closer at the margin or
+    indented, now and then a nested one (``metadata: {`` / ``  "clawdbot": {...}`` / ``}``)."""
+    indent = draw(st.sampled_from(("  ",) * 4 + ("    ", "", " ", "\t")))
+    if draw(st.booleans()):
+        opener, closer = "[", "]"
+        words = draw(st.lists(st.sampled_from(WORDS + SCALARS), min_size=1, max_size=3))
+        items = [[indent + w] for w in words]
+    else:
+        opener, closer = "{", "}"
+        keys = draw(st.lists(st.sampled_from(("clawdbot", "openclaw", "emoji", "a")), min_size=1,
+                             max_size=3, unique=True))
+        items = [[f'{indent}"{k}": {draw(st.sampled_from(FLOW_VALUES))}'] for k in keys]
+        if draw(st.integers(0, 2)) == 0:  # one value a mapping of its own, over lines too
+            inner = draw(st.sampled_from(("  ", "    ", "", "\t")))
+            close = draw(st.sampled_from(("  ", "", " ", "\t")))
+            items[-1] = [f'{indent}"{keys[-1]}": {{', f'{indent}{inner}"emoji": "x"', close + "}"]
+    lines = [line for item in items[:-1] for line in [*item[:-1], item[-1] + ","]]
+    lines += [*items[-1][:-1], items[-1][-1] + draw(st.sampled_from(("", "", ",")))]
+    if draw(st.integers(0, 4)) == 0:
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(("", "# note", "  # note"))))
+    closing = draw(st.sampled_from(("", "", "", "  ", " ", "\t", "    "))) + closer
+    return [" " + opener, *lines, closing + draw(st.sampled_from(("",) * 6 + (" ", " # c", "x")))]
+
+
+FLOW_VALUES = ('"x"', "1", '{"emoji": "🚀"}', "[a, b]", "'it''s'", '"a: b"', "true")
 
 
 @st.composite

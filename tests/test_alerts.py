@@ -46,6 +46,32 @@ def test_held_back_is_announced_once_per_skill_version() -> None:
     assert [a.event for a in decide(_deployed(C2, held), book, S, {"bad": "t2"})[0]] == ["held_back"]
 
 
+def test_a_deploy_holding_no_skill_is_announced_once_per_commit() -> None:
+    empty = decode({"kind": "deployed", "commit": C1, "release": "r", "skills_count": 0})
+    found, book = decide(empty, Book(), S)
+    assert [a.event for a in found] == ["nothing_live"]
+    assert "SKILLSYNC_SKILLS_PATH" in found[0].body and "SKILLSYNC_SKILL_DEPTH" in found[0].body
+    book = book.with_sent(found[0].keys)
+    assert decide(empty, book, S)[0] == []
+    # a release with skills, an old event with no count, or one recovery journalled: no alert
+    for fields in ({"skills_count": 3}, {}, {"skills_count": 0, "recovered": True}):
+        event = decode({"kind": "deployed", "commit": C2, "release": "r", **fields})
+        assert decide(event, Book(), S)[0] == [], fields
+
+
+def test_a_deploy_of_a_repository_laid_out_elsewhere_alerts_nothing_live(
+    http_git_server: HttpGitServer, repo: RepoBuilder, tmp_path: Path, json_receiver: JsonReceiver,
+) -> None:
+    repo.write("docs/readme.md", "skills live under skills/, which the settings do not name\n")
+    repo.write("skills/pack/deep/one/SKILL.md", "---\nname: one\ndescription: d\n---\nbody\n")
+    commit = repo.commit("layout the settings do not match")
+    proc = _once(http_git_server.url_for(repo), tmp_path / "state", json_receiver.url)
+    assert proc.returncode == 0, proc.stderr
+    [msg] = json_receiver.messages()
+    assert msg["type"] == "warning" and commit[:12] in msg["message"], msg
+    assert "SKILLSYNC_SKILLS_PATH" in msg["message"]
+
+
 def test_rejection_guard_and_rollback_once_per_commit() -> None:
     rejected = decode({"kind": "rejected", "commit": C1, "policy": "reject", "findings": [
         {"rule": "secret.github-token", "severity": "error", "path": "x/run.sh", "line": 3,
@@ -64,6 +90,25 @@ def test_rejection_guard_and_rollback_once_per_commit() -> None:
     found, book = decide(rolled, book, S)
     assert [a.event for a in found] == ["rolled_back"] and "health URL 500" in found[0].body
     assert decide(rolled, book.with_sent(found[0].keys), S)[0] == []
+
+
+def test_a_veto_and_a_frozen_commit_alert_once_per_commit() -> None:
+    vetoed = decode({"kind": "rejected", "commit": C1, "policy": "veto", "findings": [
+        {"rule": "veto.refused", "severity": "error", "path": ".",
+         "message": "pre-flip command 'check.sh' exited 1: FORBIDDEN in beta/SKILL.md"}]})
+    found, book = decide(vetoed, Book(), S)
+    assert [(a.event, a.level) for a in found] == [("rejected", "failure")]
+    assert "pre-flip command" in found[0].title and "FORBIDDEN in beta/SKILL.md" in found[0].body
+    assert decide(vetoed, book.with_sent(found[0].keys), S)[0] == []
+    frozen = decode({"kind": "frozen", "commit": C2, "release": "live-1",
+                     "reason": "deployments frozen since t by cli: review until unfreeze",
+                     "skills": [{"name": "beta", "change": "added"},
+                                {"name": "alpha", "change": "unchanged"}]})
+    found, book = decide(frozen, book, S)
+    assert [a.event for a in found] == ["frozen"] and "waits behind a freeze" in found[0].title
+    assert "- added: beta" in found[0].body and "alpha" not in found[0].body
+    assert "unfreeze" in found[0].body and "live-1 stays live" in found[0].body
+    assert decide(frozen, book.with_sent(found[0].keys), S)[0] == []
 
 
 def test_failing_streak_alerts_once_then_recovers() -> None:

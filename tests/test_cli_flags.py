@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -37,6 +38,17 @@ COMMANDS = {
 
 def _flag(flag: str, value: str | None) -> list[str]:
     return [flag] if value is None else [flag, value]
+
+
+# The configuration flags each command's --help lists: the ones it uses (README, Command line).
+_COMMON = {"--config", "--log-level"}
+TAKES: dict[str, set[str]] = {
+    "run": {f[0] for f in GLOBAL_FLAGS} | _COMMON,
+    "status": _COMMON | {"--state-dir", "--ref"},
+    "releases": _COMMON | {"--state-dir"}, "rollback": _COMMON | {"--state-dir"},
+    "audit": _COMMON | {"--state-dir"}, "validate": _COMMON | {"--skills-path", "--strict"},
+    "fleet": _COMMON,
+}
 
 
 @pytest.mark.parametrize("position", ["before", "after"])
@@ -81,6 +93,31 @@ def _cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
                           env={**clean, **(env or {})})
 
 
+def _help_flags(command: str) -> set[str]:
+    """The long options ``skillsyncd COMMAND --help`` lists."""
+    out = _cli(command, "--help").stdout
+    return {word.rstrip(",") for line in out.splitlines()
+            for word in line.split() if word.startswith("--")}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_subcommand_help_lists_only_what_it_takes_with_a_description(command: str) -> None:
+    done = _cli(command, "--help")
+    assert done.returncode == 0, done.stderr
+    offered = {f for f in _help_flags(command) if f in {g[0] for g in GLOBAL_FLAGS} | _COMMON
+               | {"--once", "--force"}}
+    takes = TAKES[command] | ({"--once", "--force"} if command == "run" else set())
+    assert offered == takes, (command, sorted(offered ^ takes))
+    # a description line between the usage and the options
+    head = done.stdout.split("\n\n")
+    assert len(head) > 2 and not head[1].startswith(("options:", "positional")), done.stdout
+    # every option says what it does (--json had no help text)
+    bare = [line for line, after in itertools.pairwise([*done.stdout.splitlines(), ""])
+            if line.strip().startswith("--") and len(line.split()) <= 2  # no help on its line
+            and not (after.startswith(" " * 10) and not after.strip().startswith("-"))]
+    assert not bare, bare
+
+
 def test_state_dir_before_status_is_honoured(tmp_path: Path) -> None:
     """The reproduction from the issue: this used to report /data/skillsync."""
     done = _cli("--state-dir", str(tmp_path / "s"), "status", "--json")
@@ -89,7 +126,7 @@ def test_state_dir_before_status_is_honoured(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["status", "--once"], ["status", "--force"],
-                                  ["releases", "--version"]])
+                                  ["audit", "--once"], ["releases", "--version"]])
 def test_a_flag_a_command_cannot_take_is_refused_naming_it(argv: list[str]) -> None:
     done = _cli(*argv)
     assert done.returncode == 2
@@ -162,3 +199,39 @@ def test_a_deploy_with_no_skill_warns_that_nothing_is_live(repo: Any, tmp_path: 
     assert "nothing is live" in done.stderr and "SKILLSYNC_SKILLS_PATH" in done.stderr
     logged = [json.loads(x) for x in (done.stdout + done.stderr).splitlines() if x.startswith("{")]
     assert any(e.get("event") == "nothing_live" and e.get("level") == "warning" for e in logged), logged
+
+
+def test_a_skill_depth_the_gateway_does_not_search_is_refused_before_deploying(
+        repo: Any, tmp_path: Path) -> None:
+    """Link mode with depth 3 deployed skills the gateway never loaded (78 live, 0 loaded), rc 0.
+
+    OpenClaw searches an extraDirs root (link mode's ``current``) 2 levels down, and a
+    folder named ``skills`` (its managed folder) 6 (config.GATEWAY_*_DEPTH).
+    """
+    repo.write("plugins/tools/deep/SKILL.md", "---\nname: deep\ndescription: three down\n---\nbody\n")
+    repo.commit("a skill three levels down")
+    state = tmp_path / "s"
+    env = {"SKILLSYNC_SKILL_DEPTH": "3"}
+    for argv in (("--once",), ("run",)):
+        done = _cli(*argv, "--repo", str(repo.path), "--state-dir", str(state), env=env)
+        assert done.returncode == 2, done.stderr
+        line = done.stderr.strip()
+        assert len(line.splitlines()) == 1 and "skill_depth 3" in line and "link mode" in line, line
+        assert f"{state}/current 2 folder levels down" in line and "SKILLSYNC_SKILL_DEPTH=2" in line
+        assert not state.exists()  # refused before anything was written
+    elsewhere = {**env, "SKILLSYNC_PUBLISH_MODE": "mirror", "SKILLSYNC_PUBLISH_DIR": str(tmp_path / "pub")}
+    done = _cli("--once", "--repo", str(repo.path), "--state-dir", str(state), env=elsewhere)
+    assert done.returncode == 2 and "mirror mode" in done.stderr, done.stderr
+    # into a folder named skills (the managed folder) the gateway looks 6 levels down: it deploys
+    managed = tmp_path / "openclaw" / "skills"
+    done = _cli("--once", "--repo", str(repo.path), "--state-dir", str(state),
+                env={**elsewhere, "SKILLSYNC_PUBLISH_DIR": str(managed)})
+    assert done.returncode == 0, done.stderr
+    assert (managed / "plugins" / "tools" / "deep" / "SKILL.md").is_file()
+    # validating a working tree deploys nothing: the same depth is fine there
+    tree = tmp_path / "tree"
+    (tree / "plugins" / "tools" / "deep").mkdir(parents=True)
+    (tree / "plugins" / "tools" / "deep" / "SKILL.md").write_text(
+        "---\nname: deep\ndescription: three down\nmetadata: {version: \"1.0.0\"}\n---\nbody\n")
+    done = _cli("validate", str(tree), env=env)
+    assert done.returncode == 0 and "1 skill checked" in done.stdout, (done.stdout, done.stderr)

@@ -122,3 +122,10 @@ if __name__ == "__main__":
         print(f"  outside ALLOWED: {lines} lines ({key.partition(' ')[2]})")
     for key, lines in sorted(_over(figures).items(), key=lambda kv: -kv[1]):
         print(f"over: {key} ({lines}){'  [allowed]' if key in ALLOWED else ''}", file=sys.stderr)
+
+
+def test_the_syncer_stays_a_list_of_steps() -> None:
+    """The sync's class holds the steps and nothing else: endings are values
+    (sync/outcomes.py) and decisions pure functions (sync/decide.py)."""
+    lines = measure_package()["class sync/pipeline.py:Syncer"]
+    assert lines <= 150, f"Syncer is {lines} lines (at most 150)"

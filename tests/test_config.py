@@ -83,7 +83,8 @@ def test_missing_repo_is_a_one_line_config_error() -> None:
         ({"SKILLSYNC_KEEP_RELEASES": "1"}, "keep_releases"),
         ({"POLLING_INTERVAL_MIN": "often"}, "POLLING_INTERVAL_MIN"),
         # one setting named, with its value and where it is set (the message named three)
-        ({"SKILLSYNC_INTERVAL": "-5"}, r"^interval must be greater than 0, not -5 \(set by --interval"),
+        ({"SKILLSYNC_INTERVAL": "-5"},
+         r"^interval must be greater than 0, not -5 \(set by SKILLSYNC_INTERVAL\)$"),
         ({"SKILLSYNC_NETWORK_TIMEOUT": "0"}, r"^network_timeout must be greater than 0, not 0 "),
         ({"SKILLSYNC_LOCK_TIMEOUT": "-1"}, r"^lock_timeout must be at least 0, not -1 "),
         ({"SKILLSYNC_HTTP_MAX_CONNECTIONS": "2"}, r"^http_max_connections must be at least 4, not 2 "),
@@ -92,6 +93,42 @@ def test_missing_repo_is_a_one_line_config_error() -> None:
 def test_bad_values_are_config_errors(env: dict[str, str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(env=env)
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "line"),
+    [
+        ("flag", "abc", "interval 'abc' is not a number (set by --interval)"),
+        ("flag", "-5", "interval must be greater than 0, not -5 (set by --interval)"),
+        ("env", "abc", "interval 'abc' is not a number (set by SKILLSYNC_INTERVAL)"),
+        ("env", "-5", "interval must be greater than 0, not -5 (set by SKILLSYNC_INTERVAL)"),
+        ("file", "abc", "interval 'abc' is not a number (set by interval in {file})"),
+        ("file", "-5", "interval must be greater than 0, not -5 (set by interval in {file})"),
+    ],
+)
+def test_a_bad_value_names_the_setting_its_source_and_the_value(
+        tmp_path: Path, where: str, value: str, line: str) -> None:
+    """Where it WAS set, not the three places it could be (issue 29 item 12)."""
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'interval = "{value}"\n' if where == "file" else "")
+    with pytest.raises(ConfigError) as bad:
+        load_config(flags={"interval": value} if where == "flag" else {},
+                    env={"SKILLSYNC_INTERVAL": value} if where == "env" else {}, config_file=conf)
+    assert str(bad.value) == line.format(file=conf)
+
+
+def test_the_source_named_is_the_one_that_won(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("keep_releases = 9\nskill_depth = 0\n")
+    with pytest.raises(ConfigError, match=r"not 1 \(set by SKILLSYNC_KEEP_RELEASES\)$"):
+        load_config(env={"SKILLSYNC_KEEP_RELEASES": "1", "SKILLSYNC_SKILL_DEPTH": "2"},
+                    config_file=conf)
+    with pytest.raises(ConfigError, match=rf"not 0 \(set by skill_depth in {conf}\)$"):
+        load_config(env={}, config_file=conf)
+    with pytest.raises(ConfigError, match=r"not -60 \(set by POLLING_INTERVAL_MIN\)$"):
+        load_config(env={"POLLING_INTERVAL_MIN": "-1"})
+    with pytest.raises(ConfigError, match=r"^strict 'maybe' is not a boolean .*SKILLSYNC_STRICT\)$"):
+        load_config(env={"SKILLSYNC_STRICT": "maybe"})
 
 
 def test_toml_unknown_key_and_bad_syntax(tmp_path: Path) -> None:

@@ -141,3 +141,32 @@ def test_hook_failure_is_reported_and_close_kills_a_hung_hook(tmp_path: Path) ->
 
     assert asyncio.run(scenario()) < 2
     assert results == [("command", "failed"), ("url", "failed")]
+
+
+def test_waiting_for_a_booting_gateway_is_two_lines(server: dict[str, Any], tmp_path: Path) -> None:
+    """Issue 23: one line when the wait starts and one when it ends, not one per try."""
+    from structlog.testing import capture_logs
+
+    server["codes"] = [503, 503, 503, 503, 200]
+    cfg = Config(state_dir=tmp_path, health_start_wait=60)
+    with capture_logs() as logs:
+        assert HealthUrlCheck(server["url"], 2, 3).wait_ready(cfg) is None
+    events = [e["event"] for e in logs if e["event"].startswith("gateway_wait")]
+    assert events == ["gateway_wait_started", "gateway_wait_ended"]
+    assert not [e for e in logs if e["event"] == "stamina.retry_scheduled"]  # no line per try
+    assert logs[-1]["attempts"] == 5 and server["hits"] == 5
+
+
+def test_a_gateway_that_stays_down_is_two_lines_and_gives_up(server: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    server["codes"] = [503]
+    cfg = Config(state_dir=tmp_path, health_start_wait=1.0)
+    with capture_logs() as logs:
+        why = HealthUrlCheck(server["url"], 2, 3).wait_ready(cfg)
+    assert why is not None and "answered HTTP 503" in why
+    events = [e["event"] for e in logs if e["event"].startswith("gateway_wait")]
+    assert events == ["gateway_wait_started", "gateway_wait_gave_up"]
+    gave_up = next(e for e in logs if e["event"] == "gateway_wait_gave_up")
+    assert gave_up["attempts"] == server["hits"] >= 2 and gave_up["log_level"] == "warning"

@@ -33,6 +33,8 @@ def test_classify_splits_owned_skills_and_foreign_entries() -> None:
         ["pdf/SKILL.md", "pdf", "data/scraper/x.md", "data", "stray/a.md", ".skillsyncd-reload-1", "new"],
         owned, lambda p: p.startswith(".skillsyncd-"))
     assert touched == {"pdf", "data/scraper"} and foreign == {"stray", "new"}
+    # the published folder itself (an attribute change of it, e.g. chown -R) is nobody's drift
+    assert classify([".", "pdf"], owned, lambda p: False) == ({"pdf"}, set())
 
 
 def armed(watcher: DriftWatcher, root: Path) -> None:
@@ -119,6 +121,26 @@ def test_foreign_folder_is_reported_and_never_touched(deployed: tuple[Config, Pa
                              for e in list(logs)), LIVENESS, "the foreign folder's report")
     assert (stray / "SKILL.md").read_text() == "---\ndescription: mine\n---\n"
     assert counted == ["foreign"]
+
+
+def test_a_chown_to_the_same_owner_is_not_drift(deployed: tuple[Config, Path, list[str]]) -> None:
+    """The image's entrypoint runs ``chown -R`` over /data at every gateway start: the
+    published folder itself and every skill get an attribute event, and nothing changed."""
+    cfg, release, counted = deployed
+    published = cfg.publish_dir
+    assert published is not None
+    with capture_logs() as logs:
+        for path in (published, *sorted(published.rglob("*"))):
+            st = path.lstat()
+            os.chown(path, st.st_uid, st.st_gid, follow_symlinks=False)
+        # A real foreign folder afterwards: its report proves the chown's events were judged.
+        (published / "after-chown").mkdir()
+        wait_for(lambda: any(e["event"] == "drift_detected" and "after-chown" in e["foreign"]
+                             for e in list(logs)), LIVENESS, "the foreign folder's report")
+    detected = [e for e in logs if e["event"] == "drift_detected"]
+    assert [(e["skills"], e["foreign"]) for e in detected] == [([], ["after-chown"])]
+    assert not [e for e in logs if e["event"] == "drift_repaired"]
+    assert counted == ["foreign"] and intact(cfg, release, "alpha") and intact(cfg, release, "beta")
 
 
 def test_report_mode_reports_and_leaves_the_edit(repo: Any, tmp_path: Path) -> None:

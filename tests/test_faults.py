@@ -462,6 +462,16 @@ def intact():
 repo = RepoBuilder(work / "origin")
 repo.add_skill("alpha", description="v1")
 repo.commit("v1")
+def fill(path):
+    # every free byte of the filesystem (tmpfs: whole pages, then single bytes)
+    with open(path, "wb", buffering=0) as f:
+        for chunk in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    f.write(b"x" * chunk)
+            except OSError:
+                pass
+
 if case == "enospc":
     (state / "store").mkdir()
     sh("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(state / "store"))
@@ -474,6 +484,8 @@ repo.add_skill("alpha", description="v2",
 out["head"] = repo.commit("v2")
 if case == "enospc":
     pass  # the mirror has room; store/ (256 KB) cannot hold the new skill version
+elif case == "full":
+    fill(state / "filler")  # the whole state volume: the fetch, and state.json, fail
 else:
     sh("mount", "-o", "remount,ro", str(state))
 out["faulty"] = once()
@@ -481,6 +493,8 @@ out["after_fault"] = intact()
 out["status_fault"] = status()
 if case == "enospc":
     sh("mount", "-o", "remount,size=32m", str(state / "store"))
+elif case == "full":
+    (state / "filler").unlink()
 else:
     sh("mount", "-o", "remount,rw", str(state))
 out["recovered"] = once()
@@ -516,7 +530,7 @@ def _in_namespace(case: str, tmp_path: Path) -> dict[str, Any]:
 
 
 @needs_namespace
-@pytest.mark.parametrize("case", ["enospc", "read-only"])
+@pytest.mark.parametrize("case", ["enospc", "full", "read-only"])
 def test_disk_full_or_read_only_state_dir(case: str, tmp_path: Path) -> None:
     out = _in_namespace(case, tmp_path)
     assert out["first"][0] == 0, out["first"]
@@ -525,20 +539,26 @@ def test_disk_full_or_read_only_state_dir(case: str, tmp_path: Path) -> None:
     code, err = out["faulty"]
     assert code == 1, err  # a clean failure, not an uncaught exception (99)
     assert "Traceback" not in err and err.startswith("skillsyncd: ")
-    words = "No space left on device" if case == "enospc" else "Read-only file system"
+    words = "Read-only file system" if case == "read-only" else "No space left on device"
     assert words in err, err
-    assert ("free space" if case == "enospc" else "writable") in err
+    if case != "full":  # a fetch's own disk error is source/'s message (no hint yet)
+        assert ("writable" if case == "read-only" else "free space") in err
     assert out["after_fault"] == [live, []], "the live release must keep serving"
-    assert out["status_fault"]["current_release"] == live
+    fault = out["status_fault"]
+    assert fault["current_release"] == live
     if case == "enospc":  # state.json is writable: the failure is on record
-        assert words in (out["status_fault"]["last_error"] or "")
-        assert out["status_fault"]["failure_streak"] >= 1
+        assert words in (fault["last_error"] or "") and fault["last_error_source"] == "state.json"
+        assert fault["failure_streak"] >= 1
         # the line names the full filesystem (store/ is a volume of its own) and its free space
         assert f"filesystem {tmp_path / 'state' / 'store'} is full" in err, err
         assert " free)" in err, err
-    else:  # nothing could be written, yet status says what is wrong
-        disk = out["status_fault"]["state_dir_health"]
-        assert disk["writable"] is False and "Read-only file system" in disk["problem"], disk
+    else:  # state.json could not be written, yet status says what is wrong, and that it derived it
+        disk = fault["state_dir_health"]
+        assert disk["writable"] is False and words in disk["problem"], disk
+        assert (fault["last_error"] or "").startswith("derived, not on record: "), fault
+        assert words in fault["last_error"] and fault.get("last_error_source") == "derived", fault
+        if case == "full":  # the lock was taken after state.json was written: one failure not on record
+            assert "took the lock at" in fault["last_error"] and fault["failure_streak"] == 1, fault
     code, err = out["recovered"]
     assert code == 0, err
     new, problems = out["after_recovery"]

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gitserver import RepoBuilder, run_git
 
+import skillsyncd.source.local_fetch as local_fetch
 from skillsyncd.cli import main
 from skillsyncd.config import load_config
 from skillsyncd.errors import SourceError
 from skillsyncd.release.releases import Releases
 from skillsyncd.source.remote import Source
+from skillsyncd.source.snapshot import object_size
 from skillsyncd.source.transport import redact_url
 from skillsyncd.sync.assembly import build_syncer
 
@@ -239,3 +242,80 @@ def test_git_daemon_trickling_one_pkt_line_is_cut_at_the_overall_deadline(tmp_pa
         listener.close()
     # Generous: the budget is 4 x 0.5 s; without the watchdog this takes ~2 hours.
     assert time.monotonic() - started < 30
+
+
+# --- a local source repacked by git while a sync reads it -------------------------------------
+
+
+def _repack_inside_the_fetch(monkeypatch: pytest.MonkeyPatch, repo: RepoBuilder,
+                             times: int) -> list[str]:
+    """At each of the first ``times`` blob-size reads of the local fetch, git writes a new
+    pack of everything and deletes the old one (what ``git gc`` does), so a pack the open
+    source repository has listed is gone when it is read. Returns the packs made."""
+    made: list[str] = []
+
+    def size_after_a_repack(store: Any, sha: str) -> int | None:
+        if len(made) < times:
+            repo.tag(f"repack-{len(made)}", message="a new object, so the new pack differs")
+            run_git("repack", "-a", "-d", "-q", cwd=repo.path)
+            (pack,) = (repo.git_dir / "objects" / "pack").glob("*.pack")  # the old one is gone
+            made.append(pack.name)
+        return object_size(store, sha)
+
+    monkeypatch.setattr(local_fetch, "object_size", size_after_a_repack)
+    return made
+
+
+def _packed_source(repo: RepoBuilder) -> str:
+    for name in ("a", "b", "c"):
+        repo.add_skill(name, extra_files={"ref.md": f"{name}\n" * 100})
+    head = repo.commit("three skills")
+    run_git("repack", "-a", "-d", "-q", cwd=repo.path)  # what the fetch opens is one pack
+    return head
+
+
+def test_a_source_repacked_during_the_fetch_is_read_again(
+    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Was a PackFileDisappeared traceback and exit 1 (issue 29 item 19)."""
+    head = _packed_source(repo)
+    made = _repack_inside_the_fetch(monkeypatch, repo, times=1)
+    state = tmp_path / "s"
+    assert main(["--once", "--repo", str(repo.path), "--state-dir", str(state)]) == 0
+    out = capfd.readouterr()
+    assert len(made) == 1  # the repack did happen inside the fetch
+    retried = [line for line in out.out.splitlines() if '"fetch_retried"' in line]
+    assert len(retried) == 1 and "PackFileDisappeared" in retried[0], out.out
+    assert Releases(state).manifest(Releases(state).current() or "").commit == head
+
+
+def test_a_source_that_keeps_moving_fails_in_one_line(
+    repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    _packed_source(repo)
+    made = _repack_inside_the_fetch(monkeypatch, repo, times=1000)
+    code = main(["--once", "--repo", str(repo.path), "--state-dir", str(tmp_path / "s")])
+    err = capfd.readouterr().err
+    assert code == 1 and len(made) == local_fetch._ATTEMPTS  # bounded: one repack per attempt
+    (line,) = err.splitlines()
+    assert line.startswith(f"skillsyncd: fetch {repo.path}: the source repository's objects kept "
+                           f"moving while they were read, {local_fetch._ATTEMPTS} times "
+                           "(PackFileDisappeared: "), line
+    assert line.endswith("; a git gc or repack runs there: a later sync tries again"), line
+
+
+def test_an_object_missing_from_a_local_source_every_time_is_damage(
+    repo: RepoBuilder, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    repo.add_skill("a", extra_files={"ref.md": "kept\n"})
+    repo.commit("one skill")
+    lost = repo.rev_parse("HEAD:a/ref.md")
+    (repo.git_dir / "objects" / lost[:2] / lost[2:]).unlink()  # loose: the commit made it so
+    code = main(["--once", "--repo", str(repo.path), "--state-dir", str(tmp_path / "s")])
+    err = capfd.readouterr().err
+    assert code == 1
+    assert err.splitlines() == [
+        f"skillsyncd: fetch {repo.path}: the source repository lacks git object {lost}; it is "
+        "damaged or was pushed incompletely: run `git fsck` there and push again"]

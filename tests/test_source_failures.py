@@ -11,8 +11,10 @@ that resets the connection. Name resolution is tried for a ``.invalid`` host
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.server
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -26,7 +28,7 @@ from gitserver import GitDaemonServer, HttpGitServer, RepoBuilder, run_git
 from test_daemon import _clean_env
 
 from skillsyncd.config import load_config
-from skillsyncd.source.failures import Failure, RemoteFailed
+from skillsyncd.source.failures import Failure, Remote, RemoteFailed, classify
 from skillsyncd.source.remote import Source
 
 HOST = "127.0.0.1"
@@ -110,7 +112,8 @@ def test_git_daemon_without_the_repository_is_not_found(
     url = f"{git_daemon_server.base_url}/no-such-skills"
     err = _fail(url, tmp_path)
     assert err.failure is Failure.NOT_FOUND
-    assert str(err).startswith(f"ls-remote {url}: no repository there; check the path")
+    assert str(err).startswith(f"ls-remote {url}: no repository there (")
+    assert "check the path in SKILLSYNC_REPO and that the server exports it" in str(err)
 
 
 def test_a_local_path_that_is_no_repository_is_not_found(tmp_path: Path) -> None:
@@ -182,6 +185,29 @@ def test_a_connection_reset_is_connection_lost(scheme: str, reset_server: int,
     err = _fail(f"{scheme}://{HOST}:{reset_server}/skills.git", tmp_path)
     assert err.failure is Failure.CONNECTION_LOST
     assert "a later sync tries again" in str(err)
+
+
+@pytest.mark.parametrize(("says", "failure", "todo"), [
+    ("git@skills.example: Permission denied (publickey).", Failure.UNAUTHORIZED,
+     "check the SSH key (SKILLSYNC_SSH_COMMAND)"),
+    ("ssh: Could not resolve hostname skills.invalid: Name or service not known", Failure.DNS,
+     "this machine's DNS settings"),
+    ("ssh: connect to host 127.0.0.1 port 22: Connection refused", Failure.REFUSED,
+     "that the SSH server is running"),
+    ("Host key verification failed.", Failure.HOST_KEY, "known_hosts"),
+    ("ERROR: Repository not found.", Failure.NOT_FOUND, "check SKILLSYNC_REPO"),
+])
+def test_what_ssh_says_before_it_exits_is_kept_and_named(
+    says: str, failure: Failure, todo: str, tmp_path: Path
+) -> None:
+    """A stand-in for system ssh that fails the way it does: a line on stderr, exit 255."""
+    fake = tmp_path / "fake-ssh"
+    fake.write_text(f"#!/bin/sh\necho '{says}' >&2\nexit 255\n")
+    fake.chmod(0o755)
+    err = _fail("git@skills.invalid:org/skills.git", tmp_path, SKILLSYNC_SSH_COMMAND=str(fake))
+    assert err.failure is failure
+    shown = says.removeprefix("ERROR: ")  # dulwich keeps the server's words, not git's label
+    assert shown in str(err) and todo in str(err), err
 
 
 # --- what the operator sees --------------------------------------------------------------------
@@ -260,3 +286,17 @@ def test_a_reachable_remote_still_fetches(http_git_server: HttpGitServer, repo: 
     cfg = load_config(flags={"repo": http_git_server.url_for(repo), "state_dir": str(tmp_path)},
                       env={})
     assert Source(cfg).probe() == head == run_git("rev-parse", "HEAD", cwd=repo.path).strip()
+
+
+@pytest.mark.parametrize(("code", "words"), [(errno.ENOSPC, "No space left on device"),
+                                             (errno.EROFS, "Read-only file system")])
+def test_a_full_or_read_only_mirror_is_not_blamed_on_the_remote(code: int, words: str) -> None:
+    """The fetch writes the mirror inside the same guarded operation: a disk error there is
+    told as this machine's, with the file (the classification is pure; the real full disk is
+    test_faults.py's)."""
+    remote = Remote("http://127.0.0.1:9/skills.git", token_set=False, network_timeout=1)
+    written = "/data/skillsync/mirror.git/objects/tmp_pack_x"
+    diagnosis = classify(OSError(code, os.strerror(code), written), remote)
+    assert diagnosis.failure is Failure.LOCAL_DISK
+    assert diagnosis.what == f"this machine's disk failed writing {written} ({words})"
+    assert "the remote is not at fault" in diagnosis.todo

@@ -310,3 +310,62 @@ def test_too_many_packs_are_merged_without_rewriting_the_head_pack(
     assert base in mirror.complete_packs(objects)  # the big pack was never rewritten
     assert mirror.pruned_bytes(cfg.mirror_dir) == baseline  # and no prune happened
     _assert_mirror_holds_head(cfg.mirror_dir, head)
+
+
+# --- memory: a local source's big blob elsewhere in history is never read -----------------------
+
+BIG_BLOB = 64 * 1024 * 1024
+_PEAK_CHILD = """
+import sys
+from skillsyncd.config import load_config
+from skillsyncd.source.remote import Source
+
+def peak_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+cfg = load_config(flags={"repo": sys.argv[1], "state_dir": sys.argv[2]}, env={})
+source = Source(cfg)
+before = peak_kib()
+fetched = source.fetch(sys.argv[3])
+print(fetched.commit, fetched.objects, before, peak_kib())
+"""
+
+
+def _peak_growth_of_a_fetch(url: str, state: Path, commit: str) -> tuple[int, int]:
+    """Objects fetched and the peak RSS growth (bytes) of a fresh process fetching ``commit``.
+
+    VmHWM, the high-water mark of this process's own memory: ``ru_maxrss`` would carry
+    over pytest's own peak across the exec.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SKILLSYNC_", "GITHUB_"))}
+    done = subprocess.run([sys.executable, "-c", _PEAK_CHILD, url, str(state), commit], env=env,
+                          capture_output=True, text=True, timeout=300, check=True)
+    got, objects, before, after = done.stdout.split()
+    assert got == commit, done.stdout
+    return int(objects), (int(after) - int(before)) * 1024
+
+
+def test_a_local_fetch_does_not_read_a_big_blob_the_commit_lacks(
+    repo: RepoBuilder, tmp_path: Path
+) -> None:
+    """The source's one pack holds a 64 MiB blob from an older commit: fetching the head,
+    which lacks it, must not inflate it (the peak grew 74 MiB: dulwich's search for deltas
+    to reuse inflated every object of the source's packs). A ``file://`` URL takes the
+    same path (``transport.local_path``)."""
+    line = hashlib.sha256(b"big").hexdigest().encode() + b"\n"
+    repo.add_skill("big", extra_files={"data.bin": line * (BIG_BLOB // len(line))})
+    repo.commit("a big file")
+    repo.remove("big")
+    repo.add_skill("small", extra_files={"ref.md": _noise("small")})
+    repo.commit("the big file is gone")
+    # one pack holding every object, the blob too (stored whole: no delta search on it)
+    run_git("-c", "core.bigFileThreshold=1m", "repack", "-adq", cwd=repo.path)
+    packs = list((repo.git_dir / "objects" / "pack").glob("*.pack"))
+    assert len(packs) == 1
+    objects, growth = _peak_growth_of_a_fetch(str(repo.path), tmp_path / "s", repo.head())
+    assert objects == len(_head_objects(repo))
+    print(f"peak RSS grew {growth / 2**20:.1f} MiB fetching past a "
+          f"{BIG_BLOB / 2**20:.0f} MiB blob")
+    assert growth < BIG_BLOB // 2, f"peak grew {growth / 2**20:.0f} MiB"

@@ -61,14 +61,16 @@ def _base_env(extra: dict[str, str]) -> dict[str, str]:
     prefixes = ("SKILLSYNC_", "GITHUB_", "POLLING_", "NEO4J_", "MAX_SKILL", "SUPERVISOR_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    # the stand-in gateway speaks no RPC: no confirmation (the real one: tests/e2e)
     return {**env, "SKILLSYNC_JITTER": "0", "SKILLSYNC_INTERVAL": "60",
-            "SKILLSYNC_HTTP_BIND": "127.0.0.1:0", **extra}
+            "SKILLSYNC_HTTP_BIND": "127.0.0.1:0", "SKILLSYNC_GATEWAY_CONFIRM": "off", **extra}
 
 
 class Stack:
     """supervisord with the shipped conf; its stdout and stderr, line by line."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], overrides: str = "") -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], overrides: str = "",
+                 supervise: bool = False) -> None:
         self.etc = workdir / "etc"
         (self.etc / "conf.d").mkdir(parents=True)
         self.conf = self.etc / "supervisord.conf"
@@ -82,7 +84,10 @@ class Stack:
         )
         self.out: list[str] = []
         self.err: list[str] = []
-        self.proc = subprocess.Popen([str(SUPERVISORD), "-c", str(self.conf)], env=env,
+        # supervise: through the image's PID 1 wrapper, as the Dockerfile block's CMD runs it.
+        argv = ([sys.executable, "-m", "skillsyncd.container.supervise"] if supervise
+                else [str(SUPERVISORD)])
+        self.proc = subprocess.Popen([*argv, "-c", str(self.conf)], env=env,
                                      cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
         self._readers = [threading.Thread(target=self._read, args=(stream, sink), daemon=True)
@@ -181,8 +186,9 @@ def _alive(pid: int) -> bool:
 def stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     started: list[Stack] = []
 
-    def start(env: dict[str, str], overrides: str = "", workdir: Path | None = None) -> Stack:
-        s = Stack(workdir or tmp_path, env, overrides)
+    def start(env: dict[str, str], overrides: str = "", workdir: Path | None = None,
+              supervise: bool = False) -> Stack:
+        s = Stack(workdir or tmp_path, env, overrides, supervise)
         started.append(s)
         return s
 
@@ -221,15 +227,21 @@ def test_stack_syncs_survives_kill_9_and_stops_on_sigterm(
     repo.add_skill("alpha", description="first")
     first = repo.commit("v1")
     state = tmp_path / "state"
+    # Left by an earlier run of the same container whose gateway was FATAL: must not count.
+    stale = tmp_path / "gateway-fatal"
+    stale.write_text("")
     s = stack(_base_env({"SKILLSYNC_REPO": http_git_server.url_for(repo),
                          "SKILLSYNC_STATE_DIR": str(state), "SKILLSYNC_USER": ME,
-                         **_gateway_env(tmp_path)}))
+                         "SKILLSYNC_GATEWAY_FATAL_FILE": str(stale),
+                         **_gateway_env(tmp_path)}), supervise=True)
 
     # Up, synced, and the deploy checked against the gateway program's health endpoint.
     started = s.wait_event(lambda e: e.get("event") == "daemon_started", "daemon_started")
     s.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("status") == "deployed"
                  and e.get("commit") == first, "first deploy")
     assert any(e.get("event") == "health_url_ok" for e in s.events())
+    # The container's own variables (here SKILLSYNC_GATEWAY_FATAL_FILE) are not settings typos.
+    assert [e for e in s.events() if e.get("event") == "env_unknown"] == []
     assert _get_json(started["http"], "/status")["last_deployed_sha"] == first
     s.wait_line(f"{STANDIN_PREFIX} listening", "gateway stand-in up")
 
@@ -293,20 +305,22 @@ def test_stack_syncs_survives_kill_9_and_stops_on_sigterm(
     assert json_lines >= 10
 
 
-def test_gateway_that_cannot_start_takes_the_container_down(
+def test_gateway_that_cannot_start_takes_the_container_down_with_exit_1(
     stack: Callable[..., Stack], repo: Any, tmp_path: Path
 ) -> None:
+    """The image's CMD (skillsyncd.container.supervise) exits 1: "on failure" restarts it."""
     repo.add_skill("alpha", description="first")
     repo.commit("v1")
     env = _base_env({"SKILLSYNC_REPO": str(repo.path), "SKILLSYNC_STATE_DIR": str(tmp_path / "state"),
-                     "SKILLSYNC_USER": ME,
+                     "SKILLSYNC_USER": ME, "SKILLSYNC_GATEWAY_FATAL_FILE": str(tmp_path / "fatal"),
                      "SKILLSYNC_GATEWAY_COMMAND": f"sh -c 'echo {STANDIN_PREFIX} bad config; exit 3'"})
     # One retry instead of five keeps the test short; the listener is what is tested.
-    s = stack(env, overrides="[program:gateway]\nstartretries=1\n")
+    s = stack(env, overrides="[program:gateway]\nstartretries=1\n", supervise=True)
     s.wait_line("gave up: gateway entered FATAL state", "gateway FATAL")
-    assert s.proc.wait(30) == 0
+    assert s.proc.wait(30) == 1
     s.stop(timeout=5)
     assert any("gateway-watch: the gateway is FATAL" in ln for ln in s.err)
+    assert any("the gateway could not be started" in ln and "exit 1" in ln for ln in s.err)
     assert "stopped: skillsyncd (exit status 0)" in "\n".join(s.out)
 
 
@@ -350,6 +364,11 @@ def test_skillsyncd_runs_as_its_user_and_owns_the_state_dir(
         reach = _skillsyncd_for(nobody, base / "bin")
         state = base / "state"
         state.mkdir()
+        # A root gateway's state dir: root's, and so its managed skills folder, with a skill
+        # someone installed there by hand (which must stay as it is).
+        publish = base / "openclaw" / "skills"
+        (publish / "by-hand").mkdir(parents=True)
+        (publish / "by-hand" / "SKILL.md").write_text("---\nname: by-hand\ndescription: x\n---\n")
         # What an operator's `skillsyncd --once` run as root would leave behind.
         stray = state / "left-by-root"
         stray.write_text("x")
@@ -357,10 +376,15 @@ def test_skillsyncd_runs_as_its_user_and_owns_the_state_dir(
         first = repo.commit("v1")
         s = stack(_base_env({"SKILLSYNC_REPO": http_git_server.url_for(repo),
                              "SKILLSYNC_STATE_DIR": str(state), "SKILLSYNC_USER": "nobody",
+                             "SKILLSYNC_PUBLISH_MODE": "mirror", "SKILLSYNC_PUBLISH_DIR": str(publish),
                              **_gateway_env(tmp_path), **reach}))
         started = s.wait_event(lambda e: e.get("event") == "daemon_started", "daemon_started")
         s.wait_event(lambda e: e.get("event") == "sync_finished" and e.get("status") == "deployed"
                      and e.get("commit") == first, "deploy as nobody")
+        # The first sync published: the folder itself was handed over, nothing in it was.
+        assert publish.stat().st_uid == nobody.pw_uid
+        assert (publish / "alpha" / "SKILL.md").stat().st_uid == nobody.pw_uid
+        assert (publish / "by-hand").stat().st_uid == 0 and publish.parent.stat().st_uid == 0
         status = Path(f"/proc/{started['pid']}/status").read_text()
         uids = re.search(r"^Uid:\s+(.*)$", status, re.M)
         gids = re.search(r"^Gid:\s+(.*)$", status, re.M)
@@ -508,6 +532,34 @@ def test_gateway_command_defaults_to_the_image_entrypoint(loaded: dict[str, Any]
                             env={"PATH": "/usr/bin:/bin",
                                  "SKILLSYNC_GATEWAY_COMMAND": "printf '%s|' 'two words' x"})
     assert quoted.stdout == "two words|x|"
+
+
+def test_skillsyncd_gets_the_gateway_url_by_default(loaded: dict[str, Any], tmp_path: Path) -> None:
+    """The confirmation runs in the container by default: the URL follows the gateway's port."""
+    script = _scripts(loaded)["skillsyncd"]
+    (tmp_path / "skillsyncd").write_text('#!/bin/sh\nprintf "%s" "$SKILLSYNC_GATEWAY_URL"\n')
+    (tmp_path / "skillsyncd").chmod(0o755)
+    me = pwd.getpwuid(os.getuid()).pw_name
+
+    def url(**env: str) -> str:
+        return subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30,
+                              env={"PATH": f"{tmp_path}:/usr/bin:/bin", "SKILLSYNC_USER": me,
+                                   **env}).stdout
+
+    assert url() == "ws://127.0.0.1:18789"
+    assert url(OPENCLAW_GATEWAY_PORT="3000") == "ws://127.0.0.1:3000"
+    assert url(SKILLSYNC_GATEWAY_URL="ws://10.0.0.2:9") == "ws://10.0.0.2:9"
+
+
+@needs_root
+def test_gateway_runs_as_the_dockerfiles_user_when_it_had_one(loaded: dict[str, Any]) -> None:
+    script = _scripts(loaded)["gateway"]
+    nobody = pwd.getpwnam("nobody")
+    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "SKILLSYNC_GATEWAY_USER": "nobody",
+                                 "SKILLSYNC_GATEWAY_COMMAND": "sh -c 'echo \"$(id -u) $(id -g) $HOME\"'"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(nobody.pw_uid), str(nobody.pw_gid), nobody.pw_dir]
 
 
 @needs_root

@@ -513,11 +513,16 @@ def test_a_held_back_skill_is_judged_once_per_version(repo: Any, state: Path,
     assert judged == ["leaky", "plain", "plain"]  # leaky's same bytes were not judged again
     assert not [e for e in logs if e["event"] == "validation_finding" and "leaky" in e["path"]]
     assert [e["skills"] for e in logs if e["event"] == "still_held_back"] == [["leaky"]]
+    # README: an unchanged held-back skill is only counted in still_held_back, not warned again
+    assert not [e for e in logs if e["event"] == "skill_held_back"]
     manifest = Releases(state).manifest(second.release or "")
     record = next(s for s in manifest.skills if s.name == "leaky")
     assert record.status == "held_back" and any(f.rule.startswith("secret.") for f in record.findings)
     # new bytes, or new rules, are judged again
     repo.add_skill("leaky", description="Still holds a token.", extra_files={"ref.md": f"GH={fake}\n"})
     repo.commit("leaky changes")
-    syncer.sync()
+    with capture_logs() as logs:
+        syncer.sync()
     assert judged[-1] == "leaky"
+    # new bytes still held back are news: one warning naming the skill
+    assert [e["skill"] for e in logs if e["event"] == "skill_held_back"] == ["leaky"]

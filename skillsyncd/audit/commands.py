@@ -22,7 +22,9 @@ FLEET_QUERY = """
 MATCH (r:Replica)
 OPTIONAL MATCH (r)-[:RUNS]->(d:SkillDeployment)
 RETURN r.id AS replica, d.commit_sha AS commit, d.release AS release,
-       d.timestamp AS deployed_at, r.last_seen AS last_seen, r.upstream_commit AS upstream
+       d.timestamp AS deployed_at, r.last_seen AS last_seen, r.upstream_commit AS upstream,
+       coalesce(r.frozen, false) AS frozen, r.freeze_reason AS freeze_reason,
+       r.freeze_until AS freeze_until
 ORDER BY replica
 """
 
@@ -105,7 +107,8 @@ def cmd_fleet(cfg: Config, as_json: bool = False) -> int:
         return 0
     print(f"{'REPLICA':<24} {'COMMIT':<12} {'RELEASE':<32} {'LAST SEEN':<25} STATE")
     for row in rows:
-        flag = "BEHIND" if row["behind"] else "ok"
+        flag = ("BEHIND" if row["behind"] else "ok") + (
+            f" FROZEN until {row.get('freeze_until') or 'unfreeze'}" if row.get("frozen") else "")
         print(f"{row['replica']:<24} {str(row.get('commit') or '-')[:12]:<12} "
               f"{row.get('release') or '-':<32} {row.get('last_seen') or '-':<25} {flag}")
     return 0

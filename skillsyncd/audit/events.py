@@ -115,6 +115,49 @@ class SyncFailed(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class GatewayConfirmed(JournalEvent):
+    """What the running gateway said about a release just flipped to (sync/confirm.py)."""
+
+    KIND: ClassVar[str] = str(Event.GATEWAY_CONFIRMED)
+    state: str | None = None  # confirmed | unreachable | refused
+    expected: int = 0
+    seen: int = 0
+    gaps: tuple[Mapping[str, Any], ...] = ()  # skill, reason, detail, blamed
+    summary: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FreezeStarted(JournalEvent):
+    """An operator froze deployments (``skillsyncd freeze``, ``POST /freeze``)."""
+
+    KIND: ClassVar[str] = str(Event.FREEZE_STARTED)
+    reason: str | None = None
+    until: str | None = None  # UTC ISO time it ends by itself; None: until `unfreeze`
+    by: str | None = None  # cli | http
+
+
+@dataclass(frozen=True, kw_only=True)
+class FreezeEnded(JournalEvent):
+    """A freeze ended: ``how`` is ``unfreeze`` (an operator) or ``expired`` (its ``until``)."""
+
+    KIND: ClassVar[str] = str(Event.FREEZE_ENDED)
+    how: str | None = None
+    reason: str | None = None  # the freeze's own reason
+    by: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Frozen(JournalEvent):
+    """A sync staged and validated ``commit`` and a freeze kept it from going live."""
+
+    KIND: ClassVar[str] = str(Event.FROZEN)
+    reason: str | None = None  # the freeze's reason
+    until: str | None = None
+    held_back: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    findings: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class UnknownEvent(JournalEvent):
     """A kind this version does not know (a newer writer's): kept whole, shipped as it is."""
 
@@ -127,11 +170,12 @@ class UnknownEvent(JournalEvent):
 
 BY_KIND: Mapping[str, type[JournalEvent]] = MappingProxyType({
     cls.KIND: cls for cls in (SyncStarted, SyncFinished, NoChange, Deployed, Rejected, RolledBack,
-                              ManualRollback, FetchFailed, SyncFailed)})
+                              ManualRollback, FetchFailed, SyncFailed, GatewayConfirmed,
+                              FreezeStarted, FreezeEnded, Frozen)})
 _COMMON = ("trigger", "sync_id", "commit", "previous_commit", "release", "previous_release",
            "skills")
 _CODEC_FIELDS = frozenset({"kind", "extra", "name"})
-_TUPLES = frozenset({"skills", "findings"})
+_TUPLES = frozenset({"skills", "findings", "gaps"})
 
 
 def _fields(cls: type[JournalEvent]) -> dict[str, dataclasses.Field[Any]]:
@@ -183,7 +227,7 @@ def encode(event: JournalEvent) -> dict[str, Any]:
     for name in _COMMON:
         value = getattr(event, name)
         if name == "skills":  # null where no skill applies, as 0.1.0 and 0.2.0 wrote it
-            listed = isinstance(event, Deployed | RolledBack | ManualRollback)
+            listed = isinstance(event, Deployed | RolledBack | ManualRollback | Frozen)
             value = [dict(s) for s in value] if value or listed else None
         out[name] = value
     for name in _fields(type(event)):

@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 from skillsyncd.audit.events import (
     Deployed,
     FetchFailed,
+    FreezeEnded,
+    FreezeStarted,
+    Frozen,
     JournalEvent,
     ManualRollback,
     Rejected,
@@ -19,7 +22,8 @@ from skillsyncd.audit.events import (
 
 # Events that say something happened to what is live; the rest is the sync's heartbeat.
 NOTABLE: tuple[type[JournalEvent], ...] = (Deployed, RolledBack, ManualRollback, Rejected,
-                                           FetchFailed, SyncFailed)
+                                           FetchFailed, SyncFailed, FreezeStarted, FreezeEnded,
+                                           Frozen)
 
 
 SINCE_FORMS = ("an ISO date or time (2026-11-01, 2026-11-01T08:00, 2026-11-01T08:00:00+02:00)",
@@ -32,22 +36,25 @@ class SinceError(ValueError):
     """``--since`` in a form this command does not read; the message lists the forms it does."""
 
 
-def parse_since(text: str, now: datetime) -> str:
+def parse_since(text: str, now: datetime, ahead: bool = False, flag: str = "--since") -> str:
     """``--since`` as a journal timestamp (UTC, milliseconds), comparable as a string.
 
     Comparing the raw text would sort "yesterday" after every date and read nothing.
+    ``ahead``: a duration counts forward from now (``freeze --until 2h``).
     """
     value = text.strip().lower()
     midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if value in ("today", "yesterday"):
         when = midnight - timedelta(days=1 if value == "yesterday" else 0)
     elif m := _DURATION.fullmatch(value):
-        when = now - timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
+        span = timedelta(**{_UNIT[m.group(2)]: int(m.group(1))})
+        when = now + span if ahead else now - span
     else:
         try:
             when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise SinceError(f"--since {text!r}: not a time; use " + ", ".join(SINCE_FORMS)) from None
+            forms = [f.replace(" back from now", " from now") if ahead else f for f in SINCE_FORMS]
+            raise SinceError(f"{flag} {text!r}: not a time; use " + ", ".join(forms)) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)  # the journal's times are UTC
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -98,7 +105,16 @@ def render_line(event: JournalEvent) -> str:
         parts.append(f"reason: {event.reason}")
     if isinstance(event, FetchFailed | SyncFailed) and event.error:
         parts.append(f"error: {event.error}")
+    if isinstance(event, FreezeStarted | FreezeEnded | Frozen):
+        parts.append(_freeze_gist(event))
     return "  ".join(parts)
+
+
+def _freeze_gist(event: FreezeStarted | FreezeEnded | Frozen) -> str:
+    if isinstance(event, FreezeEnded):
+        return f"{event.how or 'ended'}" + (f" by {event.by}" if event.by else "")
+    until = f" until {event.until}" if event.until else " until unfreeze"
+    return f"reason: {event.reason or '-'}{until}"
 
 
 def render(events: Iterable[JournalEvent], as_json: bool) -> Iterator[str]:

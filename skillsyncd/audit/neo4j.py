@@ -23,6 +23,9 @@ import structlog
 
 from skillsyncd.audit.events import (
     Deployed,
+    FreezeEnded,
+    FreezeStarted,
+    Frozen,
     JournalEvent,
     ManualRollback,
     NoChange,
@@ -135,8 +138,14 @@ WITH DISTINCT r, target
 MERGE (r)-[:RUNS]->(target)
 """
 
+# An operator's freeze on this replica, for `skillsyncd fleet` (sync/freeze.py).
+_REPLICA_FREEZE = """
+MERGE (r:Replica {id: $replica})
+SET r.frozen = $frozen, r.freeze_reason = $reason, r.freeze_until = $until
+"""
+
 # Events whose `commit` is the head of the ref at that moment.
-_HEAD_KINDS = (NoChange, Deployed, RolledBack, Rejected)
+_HEAD_KINDS = (NoChange, Deployed, RolledBack, Rejected, Frozen)
 
 
 def statements(event: JournalEvent) -> list[tuple[str, dict[str, Any]]]:
@@ -147,6 +156,10 @@ def statements(event: JournalEvent) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = [(_REPLICA_SEEN, params)]
     if isinstance(event, _HEAD_KINDS) and event.commit:
         out.append((_REPLICA_UPSTREAM, params))
+    if isinstance(event, FreezeStarted | FreezeEnded):
+        until = event.until if isinstance(event, FreezeStarted) else None
+        out.append((_REPLICA_FREEZE, {**params, "frozen": isinstance(event, FreezeStarted),
+                                      "reason": event.reason, "until": until}))
     if not is_deployment(event):
         return out
     skills = _versions(event)

@@ -8,6 +8,10 @@ give GitHub's webhook a public domain, or any other address) only
 ``Authorization: Bearer $SKILLSYNC_HTTP_TOKEN``; the dashboard, /status,
 /readyz, /metrics and anything else answer 401. Without a token set they can
 only be read from inside the container.
+
+What changes the daemon's behaviour (``POST /freeze``, ``POST /unfreeze``) needs
+the token on every bind, loopback included: anything in the container can read
+status, only whoever holds the token may stop or start deployments.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 OPEN_PATHS = frozenset({("POST", "/webhook/github"), ("GET", "/healthz"), ("HEAD", "/healthz")})
+# Operator actions: the token is needed on every bind, loopback included.
+CONTROL_PATHS = frozenset({("POST", "/freeze"), ("POST", "/unfreeze")})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -42,6 +48,10 @@ def is_local(bind: str) -> bool:
 
 def is_open(method: str, path: str) -> bool:
     return (method, path) in OPEN_PATHS
+
+
+def is_control(method: str, path: str) -> bool:
+    return (method, path) in CONTROL_PATHS
 
 
 def bearer_matches(header: str | None, token: str | None) -> bool:
@@ -67,7 +77,8 @@ def middleware(cfg: Config) -> Middleware:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if local or is_open(request.method, request.path):
+        if is_open(request.method, request.path) or (
+                local and not is_control(request.method, request.path)):
             return await handler(request)
         try:
             token = cfg.http_token.get()  # re-read: a *_FILE token may rotate
@@ -84,4 +95,4 @@ def middleware(cfg: Config) -> Middleware:
     return guard
 
 
-__all__ = ["bearer_matches", "is_local", "is_open", "middleware"]
+__all__ = ["bearer_matches", "is_control", "is_local", "is_open", "middleware"]

@@ -157,7 +157,8 @@ _SCRIPT = """
   var seen=null,main=document.querySelector("main");
   document.documentElement.setAttribute("data-js","on");
   function key(s){return [s.current_release,s.last_success,s.failure_streak,s.last_error,
-    s.upstream_commit,s.poller_status,(s.audit||{}).lag].join("|");}
+    s.upstream_commit,s.poller_status,(s.audit||{}).lag,JSON.stringify(s.freeze),
+    JSON.stringify(s.waiting)].join("|");}
   function tick(){
     fetch("/status",{cache:"no-store"}).then(function(r){return r.json();}).then(function(s){
       var k=key(s);
@@ -221,6 +222,31 @@ def _live_section(page: Page) -> str:
     return "<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
 
 
+def _freeze_section(page: Page) -> str:
+    """A freeze in effect, and what it keeps waiting (nothing when neither)."""
+    freeze, waiting = page.status.get("freeze"), page.status.get("waiting")
+    if not freeze and not waiting:
+        return ""
+    out = '<section id="freeze"><h2>Deployments frozen</h2>' if freeze else \
+        '<section id="freeze"><h2>Waiting to go live</h2>'
+    if freeze:
+        out += (f'<p class="warn">Frozen since {_e(freeze.get("since"))} by {_e(freeze.get("by"))}'
+                f'{": " + _e(freeze.get("reason")) if freeze.get("reason") else ""}; '
+                f'until {_e(freeze.get("until") or "skillsyncd unfreeze")}. Syncs still fetch '
+                "and validate; nothing goes live.</p>")
+    if waiting:
+        n = waiting.get("counts") or {}
+        names = [(k, waiting.get(k) or ()) for k in ("added", "changed", "removed", "held_back")]
+        out += (f'<p>Commit <code>{_short(waiting.get("commit"))}</code> waits since '
+                f'{_e(waiting.get("since"))}: +{_e(n.get("added", 0))} ~{_e(n.get("changed", 0))} '
+                f'-{_e(n.get("removed", 0))}, {_e(n.get("held_back", 0))} held back.</p><dl>'
+                + "".join(f"<dt>{_e(k.replace('_', ' '))}</dt><dd>"
+                          + (", ".join(f"<code>{_e(x)}</code>" for x in v) or "-") + "</dd>"
+                          for k, v in names)
+                + "</dl>")
+    return out + "</section>"
+
+
 def _health_section(page: Page) -> str:
     st = page.status
     audit = st.get("audit") or {}
@@ -239,6 +265,31 @@ def _health_section(page: Page) -> str:
                 "<thead><tr><th>sample</th><th>value</th></tr></thead><tbody>"
                 + "".join(f"<tr><td><code>{_e(s)}</code></td><td>{_e(v)}</td></tr>" for s, v in page.metrics)
                 + "</tbody></table></div></details>")
+    return out
+
+
+def _gateway_section(page: Page) -> str:
+    """What the running gateway said about the last release: "sees N of M" and each difference."""
+    conf = page.status.get("gateway")
+    if not isinstance(conf, Mapping):
+        return ('<p class="muted">Not asked yet: set SKILLSYNC_GATEWAY_URL '
+                "(the container does) to confirm each deploy with the gateway.</p>")
+    if conf.get("state") != "confirmed":
+        return (f'<p><span class="warn">could not ask the gateway</span> about release '
+                f"<code>{_e(conf.get('release'))}</code> ({_e(conf.get('state'))}): "
+                f"{_e(conf.get('error'))}. Reported, never blamed on the commit.</p>")
+    seen, expected = int(conf.get("seen") or 0), int(conf.get("expected") or 0)
+    cls = "ok" if seen == expected else "warn"
+    out = (f'<p id="gateway-sees">The gateway sees <span class="{cls}">{seen} of {expected}</span> '
+           f"skills of release <code>{_e(conf.get('release'))}</code> (asked {_e(conf.get('at'))}).</p>")
+    gaps = [g for g in conf.get("gaps") or () if isinstance(g, Mapping)]
+    if gaps:
+        blamed = set(conf.get("blamed") or ())
+        out += ('<div class="table"><table><thead><tr><th>skill</th><th>why</th></tr></thead><tbody>'
+                + "".join(f"<tr><td><code>{_e(g.get('skill'))}</code>"
+                          + (' <span class="bad">this commit</span>' if g.get("skill") in blamed else "")
+                          + f"</td><td>{_e(g.get('detail'))}</td></tr>" for g in gaps)
+                + "</tbody></table></div>")
     return out
 
 
@@ -295,6 +346,7 @@ def _events_section(page: Page) -> str:
 
 _BEHIND = '<span class="bad">behind</span>'
 _CURRENT = '<span class="ok">current</span>'
+_FROZEN = ' <span class="warn">frozen</span>'
 
 
 def _fleet_section(page: Page) -> str:
@@ -305,6 +357,7 @@ def _fleet_section(page: Page) -> str:
     rows = "".join(
         f"<tr><td>{_e(r.get('replica'))}</td><td><code>{_short(r.get('commit'))}</code></td>"
         f"<td>{_BEHIND if r.get('behind') else _CURRENT}"
+        f"{_FROZEN if r.get('frozen') else ''}"
         f"</td><td>{_e(r.get('last_seen') or '-')}</td></tr>" for r in page.fleet)
     return ('<h2>Fleet</h2><div class="table"><table id="fleet"><thead><tr><th>Replica</th><th>Commit</th>'
             "<th>State</th><th>Last contact</th></tr></thead><tbody>" + rows + "</tbody></table></div>")
@@ -321,8 +374,10 @@ def render(page: Page, want: str = "all", poll_ms: int = 5000) -> str:
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<header><h1>{_e(title)}</h1><span class=\"muted\">version {_e(st.get('version'))}</span></header>"
         "<main>"
+        f"{_freeze_section(page)}"
         f"<section id=\"live\"><h2>Live release</h2>{_live_section(page)}</section>"
         f"<section id=\"health\"><h2>Health</h2>{_health_section(page)}</section>"
+        f"<section id=\"gateway\"><h2>Gateway</h2>{_gateway_section(page)}</section>"
         f"<section id=\"skills-section\"><h2>Skills</h2>{_skills_section(page, want)}</section>"
         f"<section id=\"events-section\"><h2>Last {EVENTS_SHOWN} audit events</h2>"
         f"{_events_section(page)}</section>"

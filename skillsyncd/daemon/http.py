@@ -1,5 +1,5 @@
-"""The HTTP side: / (dashboard), /healthz, /readyz, /status, /metrics and POST /webhook/github
-(aiohttp).
+"""The HTTP side: / (dashboard), /healthz, /readyz, /status, /metrics, POST /webhook/github,
+and POST /freeze and /unfreeze (always behind the token, see access.py) (aiohttp).
 
 Every client is bounded: ``http_timeout`` for its request headers (aiohttp's keep-alive
 timer, which also closes idle connections), ``http_timeout`` again for a webhook body
@@ -17,6 +17,7 @@ from aiohttp import web
 
 from skillsyncd.audit.journal import now_iso
 from skillsyncd.errors import ConfigError
+from skillsyncd.sync.freeze import end_freeze, parse_until, set_freeze
 from skillsyncd.sync.state import load_state
 
 from . import access, dashboard, status, webhook
@@ -67,7 +68,9 @@ class Endpoints:
         doc = status.document(self.daemon, disk)
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
+        m.freeze(disk["freeze"], disk["waiting"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
+        m.gateway(disk["gateway"])
         page = await asyncio.to_thread(dashboard.gather, self.daemon, doc, m.exposition().decode())
         body = dashboard.render(page, want=request.query.get("status", "all"))
         return web.Response(text=body, content_type="text/html", charset="utf-8",
@@ -77,8 +80,38 @@ class Endpoints:
         disk = await asyncio.to_thread(status.disk_view, self.daemon.cfg)
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
+        m.freeze(disk["freeze"], disk["waiting"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
+        m.gateway(disk["gateway"])
         return web.Response(body=m.exposition(), headers={"Content-Type": m.content_type})
+
+    async def freeze(self, request: web.Request) -> web.Response:
+        """POST /freeze {"reason": TEXT, "until": TIME}: as ``skillsyncd freeze`` (token only)."""
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        if not isinstance(body, dict) or not all(
+                isinstance(body.get(k), str | None) for k in ("reason", "until")):
+            return web.json_response({"error": 'send {"reason": "...", "until": "2h"} (both '
+                                      "optional strings)"}, status=400)
+        try:
+            until = parse_until(body["until"]) if body.get("until") else None
+        except ConfigError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        done = await asyncio.to_thread(set_freeze, self.daemon.cfg, self.daemon.syncer.ledger.record,
+                                       body.get("reason"), until, "http")
+        self.daemon.frozen_until(done.until)
+        return web.json_response({"frozen": True, "freeze": done.to_dict()})
+
+    async def unfreeze(self, request: web.Request) -> web.Response:
+        """POST /unfreeze: lift the freeze and sync at once (what waits goes live)."""
+        lifted = await asyncio.to_thread(end_freeze, self.daemon.cfg,
+                                         self.daemon.syncer.ledger.record, "http")
+        self.daemon.frozen_until(None)
+        synced = lifted is not None and self.daemon.trigger("unfreeze")
+        return web.json_response({"frozen": False, "lifted": lifted.to_dict() if lifted else None,
+                                  "sync_triggered": bool(synced)})
 
     async def github(self, request: web.Request) -> web.Response:
         verdict = await self._judge(request)
@@ -140,6 +173,8 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/status", ep.status)
     app.router.add_get("/metrics", ep.metrics)
     app.router.add_post(WEBHOOK_PATH, ep.github)
+    app.router.add_post("/freeze", ep.freeze)
+    app.router.add_post("/unfreeze", ep.unfreeze)
     return app
 
 

@@ -108,6 +108,7 @@ class Daemon:
         if self.observed.last_ok is not None:
             metrics.last_success.set(self.observed.last_ok)
         self.stopping = False
+        self.thaw_at: float | None = None  # unix time a freeze ends by itself: sync then
         self._wake = asyncio.Event()
 
     # -- inputs --
@@ -121,6 +122,11 @@ class Daemon:
         log.info("trigger_received", trigger=name, coalesced=not queued, urgent=urgent)
         self._wake.set()
         return queued
+
+    def frozen_until(self, until: str | None) -> None:
+        """Sync at ``until`` (a freeze's end), so what waits goes live then, not a poll later."""
+        self.thaw_at = _parse_iso(until)
+        self._wake.set()
 
     def stop(self) -> None:
         if not self.stopping:
@@ -150,11 +156,18 @@ class Daemon:
             if decision.trigger is not None:
                 await self._sync(decision.trigger)
                 continue
+            wait = decision.wait
+            if self.thaw_at is not None:
+                if self.thaw_at <= time.time():
+                    self.thaw_at = None
+                    self.trigger("unfreeze")
+                    continue
+                wait = min(wait, self.thaw_at - time.time())
             self.observed.poller_status = (
                 "backing_off" if self.scheduler.failure_streak else "idle")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), decision.wait)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _sync(self, trigger: str) -> None:
         self.observed.poller_status = "syncing"
@@ -190,6 +203,8 @@ class Daemon:
             "commit": outcome.commit if outcome else None,
             "release": outcome.release if outcome else None,
         }
+        frozen = outcome is not None and outcome.status is Status.FROZEN
+        self.thaw_at = _parse_iso(outcome.freeze_until) if frozen and outcome else None
         self.metrics.sync_finished(result, duration)
         self.metrics.failure_streak.set(self.scheduler.failure_streak)
         if not is_failure(result):

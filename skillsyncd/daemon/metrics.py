@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from prometheus_client import (
@@ -62,6 +65,21 @@ class Metrics:
         self.drift = Counter("skillsync_drift", "Changes in the published folder skillsyncd did not make, "
                              "by kind (skill: repaired or reported; foreign: reported only)", ["kind"],
                              registry=r)
+        self.gateway_seen = Gauge("skillsync_gateway_skills_seen", "Skills of the last confirmed "
+                                  "release the gateway's agent can use (skills.status)", registry=r)
+        self.gateway_expected = Gauge("skillsync_gateway_skills_expected", "Skills that release "
+                                      "serves", registry=r)
+        self.gateway_gaps = Gauge("skillsync_gateway_skills_unusable", "Skills of that release the "
+                                  "gateway cannot use, by reason", ["reason"], registry=r)
+        self.gateway_up = Gauge("skillsync_gateway_confirmed", "1 when the gateway answered the last "
+                                "confirmation, 0 when it could not be asked", registry=r)
+        self.frozen = Gauge("skillsync_frozen", "1 while an operator's freeze keeps deployments "
+                            "from going live (skillsyncd freeze)", registry=r)
+        self.freeze_until = Gauge("skillsync_freeze_until_timestamp_seconds", "Unix time the "
+                                  "freeze ends by itself (0: frozen until unfreeze, or not frozen)",
+                                  registry=r)
+        self.waiting = Gauge("skillsync_waiting_skills", "Skills a freeze keeps waiting: added, "
+                             "changed and removed by the commit it holds back", registry=r)
         self.up = Gauge("skillsync_up", "1 while the daemon runs", registry=r)
         self.up.set(1)
         self.audit: AuditView | None = None
@@ -86,5 +104,33 @@ class Metrics:
         self.deployed.info({"commit": commit or "", "release": release or ""})
         self.skills_live.set(skills)
 
+    def gateway(self, confirmation: Mapping[str, Any] | None) -> None:
+        """The last confirmation (``/status``'s ``gateway``); the gauges stay 0 before the first."""
+        if confirmation is None:
+            return
+        self.gateway_up.set(1 if confirmation.get("state") == "confirmed" else 0)
+        self.gateway_seen.set(int(confirmation.get("seen") or 0))
+        self.gateway_expected.set(int(confirmation.get("expected") or 0))
+        counts = collections.Counter(str(g.get("reason")) for g in confirmation.get("gaps") or ())
+        self.gateway_gaps.clear()
+        for reason, n in counts.items():
+            self.gateway_gaps.labels(reason=reason).set(n)
+    def freeze(self, freeze: dict[str, Any] | None, waiting: dict[str, Any] | None) -> None:
+        """From the status document's ``freeze`` and ``waiting`` (sync/freeze.py)."""
+        self.frozen.set(1 if freeze else 0)
+        until = _unix((freeze or {}).get("until"))
+        self.freeze_until.set(until or 0)
+        counts = (waiting or {}).get("counts") or {}
+        self.waiting.set(sum(int(counts.get(k, 0)) for k in ("added", "changed", "removed")))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _unix(text: Any) -> float | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

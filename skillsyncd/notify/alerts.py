@@ -11,6 +11,7 @@ hold across restarts.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,8 @@ from typing import Any
 from skillsyncd.audit.events import (
     Deployed,
     FetchFailed,
+    Frozen,
+    GatewayConfirmed,
     JournalEvent,
     Rejected,
     RolledBack,
@@ -31,7 +34,7 @@ from skillsyncd.release.manifest import Manifest
 # fetch_failed and sync_failed mean "this sync could not reach or finish its work"
 # (validation refusals are decisions, not failures, and raise their own alert).
 # sync_finished statuses that end a failure streak (the remote answered and we acted on it).
-RECOVERED_STATUSES = frozenset({"deployed", "no_change", "skipped_bad", "rejected"})
+RECOVERED_STATUSES = frozenset({"deployed", "no_change", "skipped_bad", "rejected", "frozen"})
 SENT_KEEP = 1000  # dedup keys remembered; the oldest are forgotten first
 
 FAILURE, WARNING, SUCCESS, INFO = "failure", "warning", "success", "info"  # Apprise's notify types
@@ -152,6 +155,7 @@ def decide(event: JournalEvent, book: Book, s: Settings,
     """
     alerts: list[Alert] = []
     if isinstance(event, Deployed):
+        alerts += _nothing_live(event, book, s)
         if event.held_back:
             alerts += _held_back(event, book, s, held_shas or {})
         alerts += _unused(event, book, s)
@@ -159,6 +163,10 @@ def decide(event: JournalEvent, book: Book, s: Settings,
         alerts += _rejected(event, book, s)
     elif isinstance(event, RolledBack):
         alerts += _rolled_back(event, book, s)
+    elif isinstance(event, GatewayConfirmed):
+        alerts += _gateway(event, book, s)
+    elif isinstance(event, Frozen):
+        alerts += _frozen(event, book, s)
     streak, book = _streak(event, book, s)
     return alerts + streak, book
 
@@ -186,6 +194,37 @@ def _held_back(event: Deployed, book: Book, s: Settings,
                   "\n".join(body), tuple(key(n) for n in fresh), commit)]
 
 
+def _nothing_live(event: Deployed, book: Book, s: Settings) -> list[Alert]:
+    """A deploy that went live holding no skill: the layout and the settings disagree.
+
+    Once per commit; a release of only held-back skills is said by ``held_back``."""
+    key = f"nothing_live:{event.commit}"
+    if event.skills_count != 0 or event.held_back or event.recovered or book.has(key):
+        return []
+    body = [f"Commit {_short(event.commit)} deployed, and the release holds no skill: the "
+            "gateway now gets none from skillsyncd.", *_commit_lines(s, event), "",
+            "What to do: check SKILLSYNC_SKILLS_PATH (the folder holding the skill folders) and "
+            "SKILLSYNC_SKILL_DEPTH against the repository's layout; `skillsyncd validate .` in "
+            "a checkout lists the skills it finds."]
+    return [Alert("nothing_live", WARNING, f"skillsyncd: commit {_short(event.commit)} deployed "
+                  f"no skill ({s.replica})", "\n".join(body), (key,), event.commit)]
+
+
+def _frozen(event: Frozen, book: Book, s: Settings) -> list[Alert]:
+    """A commit validated and staged that a freeze keeps waiting: once per commit."""
+    key = f"frozen:{event.commit}"
+    if book.has(key):
+        return []
+    changes = [f"- {x.get('change')}: {x.get('name')}" for x in event.skills
+               if x.get("change") not in (None, "unchanged")]
+    body = [f"Commit {_short(event.commit)} is validated and waits: {event.reason or 'frozen'}.",
+            *_commit_lines(s, event), "", *changes[:30],
+            "", "What to do: `skillsyncd unfreeze` (or POST /unfreeze) deploys it; until then "
+            f"release {event.release or '-'} stays live."]
+    return [Alert("frozen", INFO, f"skillsyncd: commit {_short(event.commit)} waits behind a "
+                  f"freeze ({s.replica})", "\n".join(body), (key,), event.commit)]
+
+
 def _unused(event: Deployed, book: Book, s: Settings) -> list[Alert]:
     """Deployed skills the gateway will not offer as published (usage.* findings): once per commit."""
     found = [f for f in event.findings
@@ -203,7 +242,9 @@ def _unused(event: Deployed, book: Book, s: Settings) -> list[Alert]:
 
 
 def _rejected(event: Rejected, book: Book, s: Settings) -> list[Alert]:
-    """A commit refused as a whole, by validation or by the mass-removal guard."""
+    """A commit refused as a whole, by validation, the mass-removal guard or the pre-flip command."""
+    if event.policy == "veto":
+        return _vetoed(event, book, s)
     commit = event.commit
     guard = event.policy == "guard"
     name = "mass_removal" if guard else "rejected"
@@ -226,6 +267,21 @@ def _rejected(event: Rejected, book: Book, s: Settings) -> list[Alert]:
                   f"({s.replica})", "\n".join(body), (key,), commit)]
 
 
+def _vetoed(event: Rejected, book: Book, s: Settings) -> list[Alert]:
+    """The pre-flip command refused a staged release (sync/veto.py)."""
+    key = f"vetoed:{event.commit}"
+    if book.has(key):
+        return []
+    why = str(event.findings[0].get("message")) if event.findings else "refused"
+    body = [f"Commit {_short(event.commit)} was refused by the pre-flip command "
+            "(SKILLSYNC_PRE_FLIP_COMMAND) before it went live; the live release stays.",
+            *_commit_lines(s, event), f"Reason: {why[:1500]}", "",
+            "What to do: fix what the command reports and push; it is not run again on this "
+            "commit unless `skillsyncd --once --force`."]
+    return [Alert("rejected", FAILURE, f"skillsyncd: commit {_short(event.commit)} refused by "
+                  f"the pre-flip command ({s.replica})", "\n".join(body), (key,), event.commit)]
+
+
 def _rolled_back(event: RolledBack, book: Book, s: Settings) -> list[Alert]:
     """A commit that went live, failed its checks and was undone."""
     commit = event.commit
@@ -240,6 +296,56 @@ def _rolled_back(event: RolledBack, book: Book, s: Settings) -> list[Alert]:
     return [Alert("rolled_back", FAILURE,
                   f"skillsyncd: rolled back commit {_short(commit)} ({s.replica})",
                   "\n".join(body), (key,), commit)]
+
+
+def _gateway(event: GatewayConfirmed, book: Book, s: Settings) -> list[Alert]:
+    """Skills the running gateway cannot use: once per skill and reason (a skill this commit
+    broke: once per commit); a gateway that refused skillsyncd's connection: once per error.
+    A gateway that could not be reached raises none (logged and in /status; never blamed)."""
+    if event.state == "refused":
+        return _gateway_refused(event, book, s)
+    if event.state != "confirmed" or not event.gaps:
+        return []
+    fresh = [g for g in event.gaps if not book.has(_gap_key(event, g))]
+    if not fresh:
+        return []
+    blamed = [str(g.get("skill")) for g in fresh if g.get("blamed")]
+    body = [f"The gateway sees {event.seen} of {event.expected} skills of release {event.release}.",
+            *_commit_lines(s, event), ""]
+    body += [f"- {g.get('skill')}: {g.get('detail')}"
+             + (" (usable before this commit)" if g.get("blamed") else "") for g in fresh[:30]]
+    if len(fresh) > 30:
+        body.append(f"- and {len(fresh) - 30} more (`/status`, field gateway)")
+    body += ["", "What to do: each line names the fix; the skills stay deployed"
+             + (" (SKILLSYNC_GATEWAY_CONFIRM=rollback rolls back a commit that breaks a skill)."
+                if blamed else ".")]
+    title = (f"skillsyncd: commit {_short(event.commit)} made {', '.join(blamed[:3])} unusable"
+             if blamed else f"skillsyncd: the gateway sees {event.seen} of {event.expected} skills")
+    return [Alert("gateway_blamed" if blamed else "gateway_gaps", FAILURE if blamed else WARNING,
+                  f"{title} ({s.replica})", "\n".join(body),
+                  tuple(_gap_key(event, g) for g in fresh), event.commit)]
+
+
+def _gap_key(event: GatewayConfirmed, gap: Mapping[str, Any]) -> str:
+    if gap.get("blamed"):
+        return f"gateway_blamed:{event.commit}:{gap.get('skill')}"
+    return f"gateway_gap:{gap.get('skill')}:{gap.get('reason')}:{_digest(str(gap.get('detail')))}"
+
+
+def _gateway_refused(event: GatewayConfirmed, book: Book, s: Settings) -> list[Alert]:
+    key = f"gateway_refused:{_digest(event.summary or '')}"
+    if book.has(key):
+        return []
+    body = [f"skillsyncd could not confirm release {event.release} with the gateway: "
+            f"{event.summary}", f"Replica: {s.replica}", "",
+            "What to do: check SKILLSYNC_GATEWAY_URL and the token (OPENCLAW_GATEWAY_TOKEN); "
+            "deploys carry on unconfirmed."]
+    return [Alert("gateway_refused", WARNING, f"skillsyncd: the gateway refused the "
+                  f"confirmation ({s.replica})", "\n".join(body), (key,), event.commit)]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _streak(event: JournalEvent, book: Book, s: Settings) -> tuple[list[Alert], Book]:

@@ -64,13 +64,18 @@ def owner_of(path: str, owned: Collection[str]) -> str | None:
 
 def classify(paths: Iterable[str], owned: Iterable[str], internal: Callable[[str], bool]
              ) -> tuple[set[str], set[str]]:
-    """Split changed paths into the owned skills they touch and foreign top-level entries (pure)."""
+    """Split changed paths into the owned skills they touch and foreign top-level entries (pure).
+
+    The published folder itself (``.``) is nobody's: an event on it is an attribute
+    change (the image's ``chown -R`` at start-up, a no-op), and a real change of its
+    entries shows up under their own paths.
+    """
     names = set(owned)
     groups = {n.rsplit("/", i)[0] for n in names for i in range(1, n.count("/") + 1)}
     touched: set[str] = set()
     foreign: set[str] = set()
     for p in paths:
-        if not p or internal(p):
+        if not p or p == "." or internal(p):
             continue
         name = owner_of(p, names)
         if name is not None:

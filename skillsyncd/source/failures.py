@@ -25,6 +25,7 @@ from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from skillsyncd.errors import SourceError
 from skillsyncd.log import redact_text
 
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 _HTTP_STATUS = re.compile(r"unexpected http resp (\d{3})")
 # What git daemon (and GitHub over git://) answers for a path it does not serve.
 _NO_SUCH_REPO = re.compile(r"no such repository|not exported|repository not found|access denied",
@@ -38,6 +39,7 @@ class Failure(enum.Enum):
     REFUSED = "connection refused"
     UNREACHABLE = "unreachable"
     TLS = "tls"
+    HOST_KEY = "ssh host key"
     UNAUTHORIZED = "401"
     FORBIDDEN = "403"
     NOT_FOUND = "404"
@@ -45,6 +47,7 @@ class Failure(enum.Enum):
     HTTP_STATUS = "http status"
     CONNECTION_LOST = "connection lost"
     PROTOCOL = "protocol"
+    LOCAL_DISK = "local disk"  # not the remote's fault: the mirror could not be written
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,12 @@ def _diagnose(exc: BaseException, remote: Remote) -> Diagnosis | None:
         return Diagnosis(Failure.REFUSED, f"connection refused by {remote.address}",
                          "nothing listens there: check the host and port in SKILLSYNC_REPO "
                          "and that the git server is running")
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return Diagnosis(Failure.LOCAL_DISK, f"this machine's disk failed{where} "
+                         f"({exc.strerror or exc})",
+                         "free space on (or remount read-write) the state dir's filesystem; the "
+                         "remote is not at fault")
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return Diagnosis(Failure.UNREACHABLE, f"no route to {remote.address} ({exc.strerror})",
                          "check this machine's network and any firewall towards the server")
@@ -164,7 +173,12 @@ def _unauthorized(remote: Remote) -> Diagnosis:
     return Diagnosis(Failure.UNAUTHORIZED, "authentication refused (401)", todo)
 
 
-def _not_found(remote: Remote) -> Diagnosis:
+def _not_found(remote: Remote, said: str = "") -> Diagnosis:
+    if said:  # the server's own words (git daemon, or GitHub through ssh)
+        todo = ("check the path in SKILLSYNC_REPO and that the server exports it"
+                if remote.kind == "git" else
+                "check SKILLSYNC_REPO, and that the key or token may read the repository")
+        return Diagnosis(Failure.NOT_FOUND, f"no repository there ({said})", todo)
     if remote.kind in ("http", "https"):
         return Diagnosis(Failure.NOT_FOUND, "no repository there (404)",
                          "check SKILLSYNC_REPO, and for a private repository that the token "
@@ -190,12 +204,38 @@ def _protocol(exc: BaseException, remote: Remote) -> Diagnosis | None:
         return Diagnosis(Failure.HTTP_STATUS, f"the server answered HTTP {code}",
                          "a later sync tries again; if it keeps failing, check the server")
     if _NO_SUCH_REPO.search(text):
-        return _not_found(remote)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return _not_found(remote, redact_text(lines[0]))
     if isinstance(exc, HangupException):
-        return Diagnosis(Failure.CONNECTION_LOST, "the server hung up",
-                         "a later sync tries again; if it keeps happening, check the server's "
-                         "logs and that SKILLSYNC_REPO names a repository it serves")
+        return _hung_up(exc)
     return None  # a wrapper: the chain below it may say more
+
+
+# What system ssh prints before it exits (dulwich hands on its stderr as the hang-up text).
+_SSH_SAYS = (
+    (re.compile(r"Permission denied|publickey", re.I), Failure.UNAUTHORIZED,
+     "check the SSH key (SKILLSYNC_SSH_COMMAND) and that it may read the repository"),
+    (re.compile(r"Could not resolve hostname", re.I), Failure.DNS,
+     "check the host in SKILLSYNC_REPO and this machine's DNS settings"),
+    (re.compile(r"Connection refused", re.I), Failure.REFUSED,
+     "check the host and port in SKILLSYNC_REPO and that the SSH server is running"),
+    (re.compile(r"timed out", re.I), Failure.TIMEOUT,
+     "check the network path to the server (firewall, proxy)"),
+    (re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION", re.I),
+     Failure.HOST_KEY, "add the server's host key to known_hosts (or check that it is the "
+     "right server)"),
+)
+
+
+def _hung_up(exc: HangupException) -> Diagnosis:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    said = redact_text(lines[0] if lines else "")
+    for pattern, failure, todo in _SSH_SAYS:
+        if pattern.search(said):
+            return Diagnosis(failure, f"the connection failed ({said})", todo)
+    return Diagnosis(Failure.CONNECTION_LOST, f"the server hung up ({said})",
+                     "a later sync tries again; if it keeps happening, check the server's "
+                     "logs and that SKILLSYNC_REPO names a repository it serves")
 
 
 def _tls(exc: ssl.SSLError) -> Diagnosis:

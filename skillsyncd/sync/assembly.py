@@ -55,7 +55,7 @@ def build_syncer(cfg: Config, extra_checks: tuple[Check, ...] = (),
         cfg,
         record=journal.append,
         publish=publishing.publish,
-        checks=(readback_check, published_check, *post_deploy_checks(cfg), *extra_checks),
+        checks=(readback_check, published_check, *post_deploy_checks(cfg, journal.append), *extra_checks),
         journalled=journal.journalled,
         unpublish=publishing.unpublish,
     )

@@ -62,8 +62,12 @@ def rollback_skills(left: Manifest, target: Manifest) -> list[dict[str, Any]]:
 
 
 def skip_reason(state: State, current: str | None, head: str, force: bool,
-                settings: str) -> Status | None:
-    """Whether this sync stops after the probe, and as what (pure)."""
+                settings: str, frozen: bool = False) -> Status | None:
+    """Whether this sync stops after the probe, and as what (pure).
+
+    ``frozen``: a freeze is in effect; the commit it already holds back (staged under
+    the same settings) is not staged again on every poll.
+    """
     if force:
         return None
     if head == state.commit and current is not None and state.settings == settings:
@@ -72,6 +76,9 @@ def skip_reason(state: State, current: str | None, head: str, force: bool,
         return Status.SKIPPED_BAD
     if head == state.rejected_commit and state.settings == settings:
         return Status.REJECTED
+    waiting = state.waiting or {}
+    if frozen and waiting.get("commit") == head and waiting.get("settings") == settings:
+        return Status.FROZEN
     return None
 
 

@@ -45,9 +45,12 @@ def advance(state: State, run: Run, outcome: SyncOutcome, now: str) -> State:
     The only place a new :class:`State` is built from an old one.
     """
     seen = dataclasses.replace(state, last_attempt=run.attempt,
-                               upstream_commit=outcome.upstream or state.upstream_commit)
+                               upstream_commit=outcome.upstream or state.upstream_commit,
+                               waiting=_waiting_after(state, outcome, now))
     ok = dataclasses.replace(seen, failure_streak=0, last_success=now, last_error=None)
     status = outcome.status
+    if status is Status.FROZEN:
+        return ok
     if status is Status.DEPLOYED:
         return dataclasses.replace(
             ok, commit=outcome.commit, release=outcome.release, last_good_release=outcome.release,
@@ -77,6 +80,35 @@ def advance(state: State, run: Run, outcome: SyncOutcome, now: str) -> State:
     return failed
 
 
+WAITING_NAMES = 100  # skill names kept per kind in state.json's ``waiting`` (the counts are whole)
+
+
+def waiting_of(outcome: SyncOutcome, now: str) -> dict[str, Any]:
+    """What a freeze holds back, in brief, for state.json (pure)."""
+    plan = outcome.plan
+    return {
+        "commit": outcome.commit, "settings": outcome.settings, "since": now,
+        "release": outcome.release, "until": outcome.freeze_until,
+        "counts": {"added": len(plan.added), "changed": len(plan.changed),
+                   "removed": len(plan.removed), "held_back": len(outcome.held_back)},
+        "added": list(plan.added[:WAITING_NAMES]), "changed": list(plan.changed[:WAITING_NAMES]),
+        "removed": list(plan.removed[:WAITING_NAMES]),
+        "held_back": sorted(outcome.held_back)[:WAITING_NAMES],
+    }
+
+
+def _waiting_after(state: State, outcome: SyncOutcome, now: str) -> dict[str, Any] | None:
+    """What waits behind a freeze after ``outcome``: a new frozen commit replaces it; a repeat,
+    a failure or a manual rollback keep it; anything that judged the head anew clears it."""
+    status = outcome.status
+    if status is Status.FROZEN:
+        return state.waiting if outcome.event is None else waiting_of(outcome, now)
+    if status in (Status.FAILED, Status.MANUAL_ROLLBACK) or (
+            status is Status.REJECTED and outcome.event is None):
+        return state.waiting
+    return None
+
+
 def journal_event(run: Run, outcome: SyncOutcome) -> JournalEvent:
     """The typed journal event of ``outcome.event`` (pure); one class per kind (docs/audit.md)."""
     event = outcome.event
@@ -100,6 +132,10 @@ def journal_event(run: Run, outcome: SyncOutcome) -> JournalEvent:
                                  rolled_back_release=outcome.rolled_back_release,
                                  reason=outcome.reason, marked_bad=outcome.marked_bad,
                                  recovered=outcome.recovered)
+    if event is Event.FROZEN:
+        return events.Frozen(**base, release=outcome.release, skills=skills, reason=outcome.reason,
+                             until=outcome.freeze_until, findings=findings,
+                             held_back={k: tuple(v) for k, v in outcome.held_back.items()})
     if event is Event.MANUAL_ROLLBACK:
         return events.ManualRollback(**base, release=outcome.release, reason=outcome.reason,
                                      skills=skills, skills_count=outcome.skills_live)

@@ -17,7 +17,7 @@ class DeployLock:
     def __init__(self, cfg: Config, timeout: float | None = None) -> None:
         self.cfg = cfg
         self.timeout = cfg.lock_timeout if timeout is None else timeout
-        self.owner_file = cfg.lock_file.with_name(cfg.lock_file.name + ".owner")
+        self.owner_file = cfg.lock_owner_file
         self._lock = filelock.FileLock(str(cfg.lock_file), timeout=self.timeout)
 
     def __enter__(self) -> DeployLock:

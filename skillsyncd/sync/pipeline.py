@@ -1,4 +1,4 @@
-"""One sync, top to bottom: lock, recover, probe, fetch, stage, go live, record.
+"""One sync, top to bottom: lock, recover, probe, fetch, stage, hold?, go live, record.
 
 :meth:`Syncer.sync` is the list of steps; each step is one call that returns a
 value, and a step that ends the sync returns its outcome early. Decisions are
@@ -27,14 +27,16 @@ from skillsyncd.release.manifest import EMPTY
 from skillsyncd.release.releases import Releases
 from skillsyncd.source.remote import FetchResult, Source
 from skillsyncd.status import disk_error
-from skillsyncd.sync import recovery, retention, stage
+from skillsyncd.sync import outcomes, recovery, retention, stage
 from skillsyncd.sync.decide import skip_reason
+from skillsyncd.sync.freeze import Freeze, settle
 from skillsyncd.sync.golive import GoLive
 from skillsyncd.sync.ledger import Ledger, Recorder
 from skillsyncd.sync.lock import DeployLock
 from skillsyncd.sync.rollback import roll_back_to
 from skillsyncd.sync.state import State
 from skillsyncd.sync.values import Candidate, Check, Live, Publisher, Run, SyncOutcome, Unpublisher, Verdict
+from skillsyncd.sync.veto import run_pre_flip
 
 log = structlog.get_logger(__name__)
 
@@ -84,11 +86,16 @@ class Syncer:
     def _steps(self, run: Run, live: Live, source: Source) -> SyncOutcome:
         live = self._recover(run, live)
         head = self._probe(source, live)
-        skip = skip_reason(live.state, live.current, head, run.force, self.cfg.release_settings())
+        frozen = settle(self.cfg, self.ledger.record)
+        skip = skip_reason(live.state, live.current, head, run.force, self.cfg.release_settings(),
+                           frozen=frozen is not None)
         if skip is not None:
-            return self._close(run, live, self._skip(run, live, head, skip))
-        fetched = self._fetch(source, live, head)
+            return self._close(run, live, _skipped(run, live, head, skip, frozen))
+        fetched = _fetch(source, live, head)
         candidate = self._stage(run, live, source, fetched)
+        held = hold(self.cfg, self.releases, self.ledger.record, run, live, candidate, head)
+        if held is not None:
+            return self._close(run, live, held)
         verdict = self.golive.go_live(candidate)
         if verdict.failed:
             return self._close(run, live, dataclasses.replace(self.golive.roll_back(
@@ -120,70 +127,27 @@ class Syncer:
             log.info("settings_changed", hint="the settings that shape a release changed: re-deploying")
         return head
 
-    def _skip(self, run: Run, live: Live, head: str, status: Status) -> SyncOutcome:
-        event, reason = None, None
-        if status is Status.NO_CHANGE:
-            log.info(str(Event.NO_CHANGE), release=live.current)
-            event = Event.NO_CHANGE
-        elif status is Status.SKIPPED_BAD:
-            reason = live.state.bad_commits[head]
-            log.warning("skipped_bad_commit", reason=reason)
-        else:
-            reason = "commit was rejected by validation"
-            log.info("skipped_rejected_commit")
-        return SyncOutcome(status=status, event=event, reason=reason, sync_id=run.sync_id,
-                           trigger=run.trigger, commit=head, release=live.current, upstream=head,
-                           previous_commit=live.commit, previous_release=live.current)
-
-    def _fetch(self, source: Source, live: Live, head: str) -> FetchResult:
-        if live.state.source and live.state.source != source.safe_url:
-            log.warning("source_changed", old=live.state.source, new=source.safe_url)
-            source.reset_mirror()
-        fetched = source.fetch(head, previous=live.commit)
-        log.info("fetched", tree=fetched.tree, fetched=fetched.fetched, objects=fetched.objects,
-                 bytes=fetched.bytes, duration=round(fetched.duration, 3),
-                 history_rewritten=fetched.history_rewritten)
-        if fetched.history_rewritten:
-            log.warning("history_rewritten", previous_commit=live.commit)
-        return fetched
-
     def _stage(self, run: Run, live: Live, source: Source, fetched: FetchResult) -> Candidate:
         """Plan, validate and stage; a commit refused as a whole is recorded, then raised."""
         try:
             return stage.stage(self.cfg, self.releases, run, live, source, fetched)
         except stage.Refused as refused:
             log.warning(str(Event.REJECTED), error=str(refused))
-            self._close(run, live, SyncOutcome(
-                status=Status.REJECTED, event=Event.REJECTED, sync_id=run.sync_id,
-                trigger=run.trigger, commit=refused.commit, upstream=refused.commit,
-                settings=refused.settings, policy=refused.refusal.policy,
-                findings=refused.refusal.findings, reason=str(refused),
-                previous_commit=live.commit, previous_release=live.current))
+            self._close(run, live, outcomes.refused(
+                run, live, refused.commit, refused.settings, refused.refusal.policy,
+                refused.refusal.findings, str(refused)))
             raise
 
     def _deploy(self, run: Run, live: Live, c: Candidate, source: Source, verdict: Verdict,
                 head: str) -> SyncOutcome:
         """Record the release that went live, then retention; not on record means not live."""
-        outcome = SyncOutcome(
-            status=Status.DEPLOYED, event=Event.DEPLOYED, sync_id=run.sync_id, trigger=run.trigger,
-            commit=c.manifest.commit, release=c.release, plan=c.plan, held_back=c.held,
-            skills_live=len(c.manifest.live), findings=c.findings, upstream=head,
-            history_rewritten=c.history_rewritten, reason="; ".join(verdict.notes)[:2000] or None,
-            source=source.safe_url, ref=self.cfg.ref, settings=c.manifest.settings,
-            skills=c.skills, previous_commit=live.commit, previous_release=live.current)
+        outcome = outcomes.deployed(run, live, c, head, verdict, source.safe_url, self.cfg.ref)
         try:
             outcome, state = self._record(run, live, outcome)
         except Exception:
             self.golive.restore(live)  # not on record: what served before serves again
             raise
-        for name, reasons in c.held.items():
-            if name not in c.held_again:
-                log.warning("skill_held_back", skill=name, reasons=reasons)
-        if not c.manifest.live:
-            log.warning("nothing_live", skills_path=self.cfg.skills_path or ".",
-                        skill_depth=self.cfg.skill_depth,
-                        hint="the release holds no skill: check SKILLSYNC_SKILLS_PATH and "
-                             "SKILLSYNC_SKILL_DEPTH against the repository's layout")
+        _warn_deployed(self.cfg, c)
         retention.prune(self.releases, self.cfg.keep_releases, state)
         return outcome
 
@@ -195,9 +159,7 @@ class Syncer:
         log.error(str(kind), error=str(error), exc_type=type(exc).__name__)
         # Re-read: recovery in this same sync may have recorded what serves now.
         fresh = Live(self.ledger.load(), self.releases.current())
-        self._close(run, fresh, SyncOutcome(
-            status=Status.FAILED, event=kind, sync_id=run.sync_id, trigger=run.trigger,
-            reason=str(error), previous_commit=fresh.state.commit, previous_release=fresh.current))
+        self._close(run, fresh, outcomes.failed(run, fresh, kind, error))
         return error
 
     def _close(self, run: Run, live: Live, outcome: SyncOutcome) -> SyncOutcome:
@@ -224,6 +186,68 @@ class Syncer:
     def checks(self) -> list[Check]:
         return self.golive.checks
 
+
+def _skipped(run: Run, live: Live, head: str, status: Status, freeze: Freeze | None) -> SyncOutcome:
+    """Nothing to stage: say why in the log, and end with what serves."""
+    reason = None
+    if status is Status.FROZEN and freeze is not None:
+        reason = freeze.describe()
+        log.info("still_frozen", reason=reason, hint="the commit waits; `skillsyncd unfreeze`")
+    elif status is Status.NO_CHANGE:
+        log.info(str(Event.NO_CHANGE), release=live.current)
+    elif status is Status.SKIPPED_BAD:
+        reason = live.state.bad_commits[head]
+        log.warning("skipped_bad_commit", reason=reason)
+    else:
+        reason = "commit was rejected by validation"
+        log.info("skipped_rejected_commit")
+    return outcomes.skipped(run, live, head, status, reason, freeze)
+
+
+def _fetch(source: Source, live: Live, head: str) -> FetchResult:
+    """Fetch ``head`` into the mirror (reset first when the source URL changed)."""
+    if live.state.source and live.state.source != source.safe_url:
+        log.warning("source_changed", old=live.state.source, new=source.safe_url)
+        source.reset_mirror()
+    fetched = source.fetch(head, previous=live.commit)
+    log.info("fetched", tree=fetched.tree, fetched=fetched.fetched, objects=fetched.objects,
+             bytes=fetched.bytes, duration=round(fetched.duration, 3),
+             history_rewritten=fetched.history_rewritten)
+    if fetched.history_rewritten:
+        log.warning("history_rewritten", previous_commit=live.commit)
+    return fetched
+
+
+def hold(cfg: Config, releases: Releases, record: Recorder, run: Run, live: Live, c: Candidate,
+         head: str) -> SyncOutcome | None:
+    """Before the flip: a freeze keeps the staged release from going live, and the
+    pre-flip command may refuse it. None: go live. A held release is deleted (it never
+    served); the next sync stages it again from the store, which keeps its versions."""
+    freeze = settle(cfg, record)  # asked again: staging may take a while
+    outcome: SyncOutcome | None = None
+    if freeze is not None:
+        log.warning(str(Event.FROZEN), reason=freeze.describe(), staged_release=c.release,
+                    added=len(c.plan.added), changed=len(c.plan.changed),
+                    removed=len(c.plan.removed))
+        outcome = outcomes.frozen(run, live, c, head, freeze)
+    elif cfg.pre_flip_command:
+        veto = run_pre_flip(cfg, releases, run, live, c)
+        if veto.reason is not None:
+            outcome = outcomes.vetoed(run, live, c, head, veto.reason)
+    if outcome is not None:
+        releases.delete(c.release)
+    return outcome
+
+
+def _warn_deployed(cfg: Config, c: Candidate) -> None:
+    """After the record: the held-back skills that are news, and a release holding nothing."""
+    for name, reasons in c.held.items():
+        if name not in c.held_again:
+            log.warning("skill_held_back", skill=name, reasons=reasons)
+    if not c.manifest.live:
+        log.warning("nothing_live", skills_path=cfg.skills_path or ".", skill_depth=cfg.skill_depth,
+                    hint="the release holds no skill: check SKILLSYNC_SKILLS_PATH and "
+                         "SKILLSYNC_SKILL_DEPTH against the repository's layout")
 
 def release_free_memory() -> None:
     """Give the heap pages a sync freed back to the OS (glibc ``malloc_trim``).

@@ -13,11 +13,13 @@ import contextlib
 
 import structlog
 
+from skillsyncd.config import Config
 from skillsyncd.errors import ReleaseError
 from skillsyncd.model import Event, Plan, Status
 from skillsyncd.release.manifest import EMPTY, Manifest
 from skillsyncd.release.releases import Releases
 from skillsyncd.source.mirror import clear_leftovers
+from skillsyncd.sync.freeze import active_freeze
 from skillsyncd.sync.golive import GoLive
 from skillsyncd.sync.ledger import Ledger
 from skillsyncd.sync.state import State
@@ -45,8 +47,18 @@ def recover(golive: GoLive, ledger: Ledger, run: Run, live: Live) -> Live:
 
 
 def _repair(golive: GoLive, state: State) -> str | None:
-    """Point a missing ``current`` at the recorded release, else the newest good one."""
+    """Point a missing ``current`` at the recorded release, else the newest good one.
+
+    With a freeze in effect or a pre-flip command set, only the recorded release: the
+    newest one on disk may be a release staged and never flipped (a kill before the
+    flip), which has not passed them; the sync that follows stages and judges it again.
+    """
     want = repair_target(golive.releases, state)
+    if want is not None and want != state.release and _gated(golive.cfg):
+        log.warning("current_not_repaired", release=want,
+                    hint="never recorded live, and a freeze or the pre-flip command must "
+                         "judge it first: the sync stages the head again")
+        return None
     if want is not None:
         log.warning("current_repaired", release=want)
         golive.releases.flip(want)
@@ -74,6 +86,11 @@ def _accept(golive: GoLive, ledger: Ledger, run: Run, state: State, current: str
         previous_release=state.release, settings=state.settings or manifest.settings,
         skills=tuple(s.event() for s in manifest.live), skills_live=len(manifest.live))
     return Live(ledger.close(run, state, outcome, finished=False), current, manifest)
+
+
+def _gated(cfg: Config) -> bool:
+    """Whether something must judge a release before it may go live (beyond validation)."""
+    return bool(cfg.pre_flip_command) or active_freeze(cfg) is not None
 
 
 def repair_target(releases: Releases, state: State) -> str | None:

@@ -32,6 +32,9 @@ class State:
     # fingerprint of the settings that shape a release (config.release_settings); a change
     # re-deploys the same commit at the next sync
     settings: str | None = None
+    # the commit a freeze keeps from going live (sync/freeze.py): its plan in brief, the
+    # settings it was staged under, since when; None when nothing waits
+    waiting: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         return (json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n").encode()

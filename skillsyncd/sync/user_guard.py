@@ -1,7 +1,7 @@
 """Refuse to write as the wrong user: a root ``skillsyncd --once`` must not leave root-owned files.
 
 In the container the daemon runs as ``moltbot`` and owns the state dir. Anything a
-root shell's ``--once`` or ``rollback`` wrote there (or into the publish dir) would
+root shell's ``--once``, ``rollback``, ``freeze`` or ``unfreeze`` wrote there (or into the publish dir) would
 be root's, and the daemon's next publish would fail with "Permission denied" until
 someone chowns it. So a root process that finds the state dir owned by another user
 stops before writing anything, with a one-line error saying how to run it instead.

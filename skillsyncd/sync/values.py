@@ -15,7 +15,7 @@ from skillsyncd.model import Event, Finding, Plan, Status
 from skillsyncd.release.manifest import EMPTY, Manifest
 from skillsyncd.sync.state import State
 
-TRIGGERS = ("poll", "webhook", "signal", "manual", "startup")
+TRIGGERS = ("poll", "webhook", "signal", "manual", "startup", "unfreeze")
 
 # A post-flip check returns problems (empty list: healthy). A check may also have
 # ``wait_ready(cfg) -> str | None``: called before the flip, it waits (bounded) for
@@ -117,3 +117,4 @@ class SyncOutcome:
     rolled_back_release: str | None = None
     marked_bad: bool = False
     recovered: bool = False  # recorded by start-up recovery, not by a sync's own steps
+    freeze_until: str | None = None  # a frozen outcome: when the freeze ends by itself (None: never)

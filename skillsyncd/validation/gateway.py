@@ -210,8 +210,36 @@ def _recover(block: str, error: YamlError) -> tuple[str, int]:
     if (not raw or key not in FREE_TEXT_FIELDS or (key != "description" and not colon_text)
             or _BLOCK_SCALAR.fullmatch(raw)):
         return block, 0
+    quoted = 2 if m.group(2) else 3 if m.group(3) else 0
+    if quoted and _opens_block(block, start) and not _gateway_sees_mapping(block, start + m.end(quoted) + 1):
+        return block, 0
     replacement = f"{key}: {json.dumps(_strip_quotes(raw), ensure_ascii=False)}"
     return block[:start] + replacement + block[end:], block.count("\n", 0, start)
+
+
+def _opens_block(block: str, start: int) -> bool:
+    """The line at ``start`` is the block's first entry (only blank and comment lines before it)."""
+    return all(not line.strip(" \t") or line.lstrip(" \t").startswith("#")
+               for line in block[:start].split("\n")[:-1])
+
+
+def _gateway_sees_mapping(block: str, colon: int) -> bool:
+    """Whether the gateway's YAML still reads a mapping from a first line like ``'key':value``.
+
+    With no space after the colon, its lexer takes ``:value`` as a plain scalar after the
+    quoted one; only when that scalar runs into a ``: `` (on its line or a later one) does
+    the document become a mapping, and only a mapping is recovered by quoting the value.
+    A comment or the end of the block ends the scalar first.
+    """
+    if block[colon + 1:colon + 2] in ("", " ", "\t", "\n"):
+        return True  # an ordinary 'key: value'
+    for i in range(colon + 1, len(block)):
+        ch, nxt = block[i], block[i + 1:i + 2]
+        if ch == ":" and nxt in ("", " ", "\t", "\n"):
+            return True
+        if ch in " \t\n" and nxt == "#":
+            return False
+    return False
 
 
 def _as_text(

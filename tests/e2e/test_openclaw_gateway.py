@@ -165,3 +165,31 @@ def test_mirror_into_the_managed_dir_overrides_bundled_and_spares_the_users_skil
     wait_for(gw, managed, {"github": "Ours v2.", "handmade": "By hand."}, t0)
     after = handmade.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("where", ["link", "mirror-named-skills", "mirror-elsewhere"])
+def test_the_gateway_loads_grouped_skills_as_deep_as_config_says(
+    where: str, repo: Any, tmp_path: Path, gateway: Callable[..., Gateway]
+) -> None:
+    """The depth rule behind Config.gateway_depth, seen in the real gateway.
+
+    skillsyncd refuses a skill_depth deeper than this in run and --once; the release
+    here is built with depth 3 through the Syncer directly, to see what the gateway does.
+    """
+    for path, description in (("top", "One down."), ("g/mid", "Two down."), ("g/h/deep", "Three down.")):
+        repo.write(f"{path}/SKILL.md", f"---\nname: {path.rsplit('/', 1)[-1]}\n"
+                                       f"description: {description}\n---\nbody\n")
+    repo.commit("skills one, two and three folder levels down")
+    flags: dict[str, Any] = {"repo": str(repo.path), "state_dir": str(tmp_path / "state"),
+                             "skill_depth": 3}
+    if where != "link":
+        folder = "skills" if where == "mirror-named-skills" else "pub"
+        flags.update(publish_mode="mirror", publish_dir=str(tmp_path / "extra" / folder))
+    cfg = load_config(flags=flags, env={})
+    assert build_syncer(cfg).sync().skills_live == 3
+    levels, root = cfg.gateway_depth()
+    assert levels == (6 if where == "mirror-named-skills" else 2)
+    gw = gateway([str(root)])
+    loaded = set(gw.skills(cfg.publish_dir if where != "link" else cfg.state_dir))
+    expected = {"top", "mid", "deep"} if levels >= 3 else {"top", "mid"}
+    assert loaded == expected, (where, levels, sorted(loaded), gw.log_tail(2000))

@@ -52,6 +52,12 @@ HAND_PICKED = [
     b"---\rname: a\rdescription: x\r---\r",
     b"---\nname: [a,\nb]\ndescription: x\n---\n",
     b"---\nname: |\n  a\n\t\ndescription: x\n---\n",
+    # A flow mapping continued over lines, closed at the margin (issue 29 item 18), and its kin.
+    b'---\nname: a\ndescription: x\nmetadata: {\n  "clawdbot": {"emoji": "x"}\n}\n---\n',
+    b'---\nname: a\nmetadata: {\n  "openclaw": {\n    "emoji": "x"\n  }\n}\ndescription: x\n---\n',
+    b'---\nname: a\nmetadata: {\n"clawdbot": {"emoji": "x"}\n}\ndescription: x\n---\n',
+    b'---\nname: a\nmetadata: {\n  "a": {\n  "b": 1\n}\n}\ndescription: x\n---\n',
+    b"---\nname: a\nmetadata:\n  k: [\n    1\n  ]\ndescription: x\n---\n",
     b"---\nname: a\ndescription: caf\xe9\n---\n",
     b"---\nname: a\ndescription: x\n---\nbody \x00\n",
     b"# no frontmatter\n",

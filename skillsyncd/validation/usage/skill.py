@@ -17,8 +17,7 @@ from typing import Any
 
 import json5
 
-from skillsyncd.validation import gateway
-from skillsyncd.validation.jstext import js_number, js_trim
+from skillsyncd.validation import gateway, jstext
 
 MANIFEST_KEYS = ("openclaw", "clawdbot")  # OpenClaw's key, then the legacy one
 _TRUE = {"true", "1", "yes", "on"}
@@ -63,10 +62,10 @@ class SkillUse:
 def _strings(value: Any) -> tuple[str, ...]:
     """OpenClaw's normalizeCsvOrLooseStringList."""
     if isinstance(value, list):
-        out = (js_trim(js_string(v)) for v in value)
+        out = (jstext.js_trim(js_string(v)) for v in value)
         return tuple(v for v in out if v)
     if isinstance(value, str):
-        return tuple(t for t in (js_trim(p) for p in value.split(",")) if t)
+        return tuple(t for t in (jstext.js_trim(p) for p in value.split(",")) if t)
     return ()
 
 
@@ -77,7 +76,7 @@ def js_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return js_number(float(value))
+        return jstext.js_number(float(value))
     if isinstance(value, list):
         return ",".join("" if v is None else js_string(v) for v in value)
     if isinstance(value, dict):
@@ -108,7 +107,7 @@ def manifest(fields: Mapping[str, str]) -> Mapping[str, Any] | None:
 
 def _bool_field(fields: Mapping[str, str], key: str, default: bool) -> bool:
     value = fields.get(key)
-    low = js_trim(value).lower() if isinstance(value, str) else ""
+    low = jstext.js_trim(value).lower() if isinstance(value, str) else ""
     return True if low in _TRUE else False if low in _FALSE else default
 
 
