@@ -453,6 +453,10 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
         if f["rule"] in {"layout.skills-subfolder", "layout.root-skill-md", "layout.gateway-cap",
                          "layout.too-deep"}:
             print(f"layout    {f['path']}: {f['message']}")
+    usage = [f for f in info["layout"] if f["rule"].startswith("usage.")]
+    if usage:
+        print(f"usage     {len(usage)} warning(s) on how agents get the skills, e.g. "
+              f"[{usage[0]['rule']}] {usage[0]['path']}; all in `skillsyncd status --json`")
     if info["behind_upstream"]:
         print(f"upstream  {info['upstream_commit']} (not deployed: "
               f"{info['behind_reason'] or 'not synced yet'})")

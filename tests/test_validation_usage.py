@@ -218,7 +218,8 @@ def test_a_usage_rule_set_to_error_fails_validate(tmp_path: Path, capsys: pytest
     assert "error [usage.requires-bins] needs jq" in capsys.readouterr().out
 
 
-def test_a_sync_records_usage_findings_everywhere(repo: Any, tmp_path: Path, bindir: Path) -> None:
+def test_a_sync_records_usage_findings_everywhere(repo: Any, tmp_path: Path, bindir: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     repo.add_skill("needs-ffmpeg", description="Cuts video.")
     repo.write("needs-ffmpeg/SKILL.md", skill_md("needs-ffmpeg", "Cuts video.",
                                                  {"openclaw": {"requires": {"bins": ["jq", "ffmpeg"]}}}))
@@ -237,6 +238,10 @@ def test_a_sync_records_usage_findings_everywhere(repo: Any, tmp_path: Path, bin
     assert [f.rule for f in manifest.layout] == ["usage.requires-bins"]
     assert manifest.validation.warnings >= 1
     assert [f["rule"] for f in status_dict(cfg)["layout"]] == ["usage.requires-bins"]
+    capsys.readouterr()
+    assert main(["status", "--state-dir", str(cfg.state_dir)]) == EXIT_OK
+    assert "usage     1 warning(s) on how agents get the skills, e.g. [usage.requires-bins] " \
+        "needs-ffmpeg/SKILL.md" in capsys.readouterr().out
     rows = {r.folder: r for r in skill_rows(manifest, None)}
     assert rows["needs-ffmpeg"].status == "live"
     assert [f["rule"] for f in rows["needs-ffmpeg"].findings] == ["usage.requires-bins"]
@@ -271,3 +276,46 @@ def test_read_context_defaults_follow_the_gateway_process(tmp_path: Path, bindir
     railway = GatewayContext(host=Host(), config_path=None, state_dir="/data/.openclaw", home="/data",
                              published_dir="/data/.openclaw/skills")
     assert railway.location("/data/.openclaw/skills/x/SKILL.md") == "/data/.openclaw/skills/x/SKILL.md"
+
+
+def test_gateway_settings_from_the_environment() -> None:
+    cfg = load_config(env={"SKILLSYNC_GATEWAY_ENV": "A, B", "SKILLSYNC_GATEWAY_PATH": "/x:/y",
+                           "SKILLSYNC_GATEWAY_CONFIG": "~/oc.json", "SKILLSYNC_GATEWAY_PLATFORM": "darwin",
+                           "SKILLSYNC_GATEWAY_BUNDLED_DIR": "/opt/openclaw/skills"})
+    assert cfg.gateway_env == ("A", "B") and cfg.gateway_path == "/x:/y"
+    assert cfg.gateway_config == Path("~/oc.json").expanduser() and cfg.gateway_platform == "darwin"
+    assert cfg.gateway_bundled_dir == Path("/opt/openclaw/skills")
+    ctx = read_context(cfg, {"HOME": "/nowhere"})
+    assert ctx.host.env == {"A": "1", "B": "1"} and ctx.host.platform == "darwin"
+
+
+def test_a_rename_is_caught_across_releases(repo: Any, tmp_path: Path) -> None:
+    """Folder 'tools' was published as 'pdf'; renamed to 'pdf-kit', the allow-list loses it."""
+    oc = tmp_path / "openclaw.json"
+    oc.write_text(json.dumps({"agents": {"defaults": {"skills": ["pdf", "notes"]}}}, indent=1))
+    repo.write("tools/SKILL.md", skill_md("pdf", "PDF tools."))
+    repo.write("notes/SKILL.md", skill_md("notes", "Notes."))
+    repo.commit("two skills")
+    cfg = load_config(flags={"repo": str(repo.path), "state_dir": str(tmp_path / "state"),
+                             "gateway_config": str(oc), "gateway_path": "", "gateway_env": ""}, env={})
+    first = build_syncer(cfg).sync()
+    assert first.status == "deployed" and not [f for f in first.findings if f.rule.startswith("usage.allow")]
+    repo.write("tools/SKILL.md", skill_md("pdf-kit", "PDF tools."))
+    repo.commit("rename the skill")
+    second = build_syncer(cfg).sync()
+    renamed = [f for f in second.findings if f.rule == "usage.allowlist-renamed"]
+    assert [(f.path, f.line) for f in renamed] == [(str(oc), 5)]
+    assert renamed[0].message.startswith(
+        "agents.defaults.skills names 'pdf', but folder tools now declares name 'pdf-kit': agents without "
+        "their own list lose it and keep 1 skill(s)")
+
+
+def test_skills_past_the_count_cap_are_named_as_left_out(tmp_path: Path) -> None:
+    ctx = context(tmp_path, {"skills": {"limits": {"maxSkillsInPrompt": 2}}})
+    found = usage_findings([use("c-last"), use("a-first"), use("b-second")], ctx,
+                           policy_of(load_config(env={})), "skills")
+    left = [(f.path, f.line) for f in found if f.rule == "usage.prompt-omitted"]
+    assert left == [("skills/c-last/SKILL.md", 2)]
+    summary = next(f for f in found if f.rule == "usage.prompt-budget")
+    assert "holds 2 of 3 eligible skills" in summary.message and "left out: 1 (c-last)" in summary.message
+    assert "skills.limits.maxSkillsInPrompt to 3" in summary.message

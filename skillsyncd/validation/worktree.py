@@ -157,7 +157,6 @@ def validate_tree(path: Path, cfg: Config, only: Path | None = None) -> Report:
     skills: list[Skill] = []
     names: dict[str, str | None] = {}
     checked: list[str] = []
-    uses: list[SkillUse] = []
     for f in found:
         prefix = join(rel_root, f.name)
         loaded, files = load_skill(Path(str(f.key)))
@@ -176,11 +175,10 @@ def validate_tree(path: Path, cfg: Config, only: Path | None = None) -> Report:
         names[skill.name] = result.metadata.get("effective_name")
         skills.append(skill)
         checked.append(prefix)
-        used = _skill_use(Path(str(f.key)), f.name, join(prefix, "SKILL.md"))
-        if used is not None:
-            uses.append(used)
     findings.extend(gate.check_release(skills, cfg, names=names))
-    findings.extend(usage_findings(uses, read_context(cfg, ci=True), policy, rel_root))
+    uses = (_skill_use(Path(str(f.key)), f.name, join(rel_root, f"{f.name}/SKILL.md")) for f in found)
+    findings.extend(usage_findings([u for u in uses if u is not None], read_context(cfg, ci=True),
+                                   policy, rel_root))
     findings.extend(_tree_findings(policy, rel_root, left_out, bool(skills)))
     return Report(root=str(path), skills=tuple(checked),
                   findings=tuple(f for f in findings if f is not None))

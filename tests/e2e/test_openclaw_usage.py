@@ -251,6 +251,8 @@ def test_eligibility_equals_skills_status(peer: Callable[..., Peer], tmp_path_fa
     if in_prompt != {n for n in names if evaluate(mine[n], ctx.host).eligible}:
         wrong.append(("the prompt's eligible set", None, None, sorted(in_prompt)))
     tally("eligibility", len(names), len(wrong))
+    p.catalogs.stop()  # one gateway per example, not three at once (teardown stops it again: a no-op)
+    p.gateway.stop()
     assert wrong == []
 
 
