@@ -64,6 +64,7 @@ _AWS_SECRET_KEY = re.compile(r"(?:aws_?secret(?:_?access)?(?:_?key)?|secret_?acc
 _GLUED_WORD = re.compile(r"(?i:password|passwd|passphrase|credentials?|secret|token|pwd|pass|key)")
 _GLUED_NAME = re.compile(r"[A-Za-z][\w.\-]{0,60}$")
 _GLUED_VALUE = re.compile(_VALUE + r"{8,300}")
+_NOT_GLUED = frozenset("=:.,!@#%^&*?|~")
 
 
 def snake(name: str) -> str:
@@ -146,8 +147,8 @@ def glued_assignments(text: str) -> Iterator[Candidate]:
     """Names and values back to back, as a binary stores them (``GITHUB_TOKENghp_…``)."""
     for m in _GLUED_WORD.finditer(text):
         value = _GLUED_VALUE.match(text, m.end())
-        if value is None or not text[m.end()].isalnum():
-            continue
+        if value is None or text[m.end()] in _NOT_GLUED:
+            continue  # a separator follows the word: an ordinary assignment, read as one
         name = _GLUED_NAME.search(text, max(0, m.start() - 60), m.end())
         if name is None:
             continue

@@ -81,18 +81,18 @@ def candidates(text: str, glued: bool = False) -> Iterator[Candidate]:
     if "PRIVATE KEY" in text or "Private-Lines:" in text:
         yield from structural.private_keys(text)
     if any(n in text for n in structural.AWS_NEEDLES):
-        yield from structural.aws_keys(text)
+        yield from structural.aws_keys(text, glued)
     if structural.JWT_NEEDLE in text:
-        yield from structural.jwts(text)
+        yield from structural.jwts(text, glued)
     if structural.URL_NEEDLE in text:
         yield from structural.url_credentials(text)
     if any(n in text for n in structural.AUTH_NEEDLES):
-        yield from structural.auth_headers(text)
+        yield from structural.auth_headers(text, glued)
     if any(n in text for n in structural.REGISTRY_NEEDLES):
         yield from structural.registry_auth(text)
-    yield from assignments(text)
-    if glued:
+    if glued:  # first: a separator inside a glued value must not cut it in two
         yield from glued_assignments(text)
+    yield from assignments(text)
 
 
 class _Scan:

@@ -78,7 +78,9 @@ def private_keys(text: str) -> Iterator[Candidate]:
 
 # --- AWS -------------------------------------------------------------------------------------
 
-_AWS_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])")
+_AWS_ID_BODY = r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}"
+_AWS_ID = re.compile(r"(?<![A-Z0-9])" + _AWS_ID_BODY + r"(?![A-Z0-9])")
+_AWS_ID_GLUED = re.compile(_AWS_ID_BODY)  # a binary's runs: right after its name
 AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 AWS_NEEDLES = ("AKIA", "ASIA", "ABIA", "ACCA", "A3T")
 
@@ -92,11 +94,11 @@ def aws_secret_like(value: str) -> bool:
     )
 
 
-def aws_keys(text: str) -> Iterator[Candidate]:
+def aws_keys(text: str, glued: bool = False) -> Iterator[Candidate]:
     """A key id with a 40-character secret within a few lines is a pair (an error); a key
     id alone is a warning."""
     starts: list[int] | None = None
-    for m in _AWS_ID.finditer(text):
+    for m in (_AWS_ID_GLUED if glued else _AWS_ID).finditer(text):
         key_id = m.group()
         if looks_made_up(key_id):
             continue
@@ -116,7 +118,9 @@ def aws_keys(text: str) -> Iterator[Candidate]:
 
 # --- JWTs ------------------------------------------------------------------------------------
 
-_JWT = re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{8,})\.(eyJ[A-Za-z0-9_\-]{8,})\.([A-Za-z0-9_\-]{16,})" + _E)
+_JWT_BODY = r"(eyJ[A-Za-z0-9_\-]{8,})\.(eyJ[A-Za-z0-9_\-]{8,})\.([A-Za-z0-9_\-]{16,})"
+_JWT = re.compile(_B + _JWT_BODY + _E)
+_JWT_GLUED = re.compile(_JWT_BODY)  # a binary's runs: right after its name
 JWT_NEEDLE = "eyJ"
 _PRIVILEGED = frozenset({"service_role", "supabase_admin", "admin", "superuser", "root", "owner", "service"})
 _ROLE_CLAIMS = ("role", "roles", "x-hasura-default-role", "https://hasura.io/jwt/claims", "realm_access")
@@ -163,8 +167,8 @@ def jwt_rule(payload: object) -> str:
     return "secret.jwt"
 
 
-def jwts(text: str) -> Iterator[Candidate]:
-    for m in _JWT.finditer(text):
+def jwts(text: str, glued: bool = False) -> Iterator[Candidate]:
+    for m in (_JWT_GLUED if glued else _JWT).finditer(text):
         header = b64json(m.group(1))
         if isinstance(header, dict) and "alg" in header and m.group(3) not in KNOWN_EXAMPLES:
             yield Candidate(jwt_rule(b64json(m.group(2))), m.group(), m.start(), m.end(), "eyJ")
@@ -176,10 +180,13 @@ _URL_CRED = re.compile(  # from '://' (a literal the engine can jump to), the sc
     r"://(?P<user>[^\s:/@'\"`<>()\[\]{}]{0,100}):(?P<s>[^\s/@'\"`<>\[\]{}]{3,200})@(?=[A-Za-z0-9\[])"
 )
 URL_NEEDLE = "://"
-_AUTH_HEADER = re.compile(
-    r"(?i:authorization)[\"']?[ \t]{0,4}[:=,][ \t]{0,4}[\"']?(?P<scheme>(?i:bearer|token|basic))[ \t]+"
-    r"(?P<s>[A-Za-z0-9_\-.~+/=]{16,600})" + r"(?![A-Za-z0-9_\-.~+/=])"
+_AUTH_TAIL = (
+    r"[ \t]{0,4}[\"']?(?P<scheme>(?i:bearer|token|basic))[ \t]+"
+    r"(?P<s>[A-Za-z0-9_\-.~+/=]{16,600})(?![A-Za-z0-9_\-.~+/=])"
 )
+_AUTH_HEADER = re.compile(r"(?i:authorization)[\"']?[ \t]{0,4}[:=,]" + _AUTH_TAIL)
+# a binary's runs: a headers table stores the name and the value back to back
+_AUTH_HEADER_GLUED = re.compile(r"(?i:authorization)[\"']?[ \t]{0,4}[:=,]?" + _AUTH_TAIL)
 AUTH_NEEDLES = ("uthorization", "UTHORIZATION")  # 'Authorization' and 'authorization'
 _REGISTRY_AUTH = re.compile(
     r"(?<![\w-])[\"']?(?P<k>auth|identitytoken|registrytoken)[\"']?[ \t]*[:=][ \t]*[\"']?"
@@ -206,8 +213,8 @@ def url_credentials(text: str) -> Iterator[Candidate]:
             yield Candidate("secret.url-credential", m.group("s"), m.start("s"), m.end("s"))
 
 
-def auth_headers(text: str) -> Iterator[Candidate]:
-    for m in _AUTH_HEADER.finditer(text):
+def auth_headers(text: str, glued: bool = False) -> Iterator[Candidate]:
+    for m in (_AUTH_HEADER_GLUED if glued else _AUTH_HEADER).finditer(text):
         value = m.group("s")
         if m.group("scheme").lower() == "basic":
             if not basic_login(value):

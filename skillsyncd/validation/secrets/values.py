@@ -95,8 +95,11 @@ _CONSONANT_RUN = re.compile(r"[^aeiouy]{5,}")
 
 def identifier_like(value: str) -> bool:
     """Code, not data: ``process.env.TOKEN``, ``GITHUB_TOKEN``, ``getApiKeyFromVault``."""
-    if _DOTTED_NAME.fullmatch(value) or re.fullmatch(r"_*[A-Z][A-Z0-9_]*", value):
+    if re.fullmatch(r"_*[A-Z][A-Z0-9_]*", value):
         return True
+    if _DOTTED_NAME.fullmatch(value):  # each part a name, not random characters around a dot
+        parts = value.rstrip("()").split(".")
+        return all(identifier_like(p) or wordy(p) or len(p) <= 3 for p in parts)
     if re.search(r"\d", value):
         return False
     words = [w for w in _WORD_PARTS.findall(value) if w.isalnum()]
