@@ -32,11 +32,14 @@ from skillsyncd.validation.secrets.values import (
 
 _VALUE = r"[\w\-+/=.~!@#%^&*?:|]"
 # A quoted value is read whole when it holds no space (a Django key's ``(``, ``)`` and ``$``
-# belong to it); otherwise the value is the run of value characters after the separator.
+# belong to it); so is an unquoted one that runs to the end of its line, as `.env` files and
+# YAML read it; otherwise the value is the run of value characters after the separator.
 _ASSIGN = re.compile(
     r"(?P<sep>:=|=>|::|[:=,])[ \t]{0,4}(?:(?P<q>\\?[\"'`])(?P<qs>[^\s\"'`\\]{8,300})(?=\\?[\"'`])"
+    r"|(?P<eol>[^\s\"'`\\]{8,300})(?=\r?\n|\Z)"
     r"|(?:\\?[\"'`])?(?P<s>" + _VALUE + r"{8,300})(?!" + _VALUE + "))"
 )
+_CALLEE = re.compile(r"[A-Za-z_$][\w$.]*")
 _KEY_BEFORE = re.compile(r"([\w.\-]{1,60})([\"'\]]{0,2})[ \t]{0,4}$")
 _KEYWORD = re.compile(
     r"secret|token|passw|pwd|pass|api_?key|apikey|access_?key|private_?key|auth_?key|credential"
@@ -128,12 +131,12 @@ def _name_before(text: str, m: re.Match[str]) -> str | None:
 
 def assignments(text: str) -> Iterator[Candidate]:
     for m in _ASSIGN.finditer(text):
-        group = "qs" if m.group("qs") is not None else "s"
+        group = next(g for g in ("qs", "eol", "s") if m.group(g) is not None)
         raw = m.group(group)
         value = raw.rstrip(".,;")
         if len(value) < 8:
             continue
-        if text[m.end(group) : m.end(group) + 1] == "(":
+        if text[m.end(group) : m.end(group) + 1] == "(" and _CALLEE.fullmatch(value):
             continue  # a call: code, not data
         name = _name_before(text, m)
         if name is None or looks_made_up(raw):

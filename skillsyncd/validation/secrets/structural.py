@@ -31,7 +31,10 @@ _E = r"(?![A-Za-z0-9_\-])"  # right boundary
 
 # --- private keys ----------------------------------------------------------------------------
 
-_PEM = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)?-----")
+# PEM and OpenSSH (five dashes), and the SSH2 format of ssh.com and PuTTY (`---- BEGIN SSH2
+# ENCRYPTED PRIVATE KEY ----`, four dashes and spaces).
+_PEM = re.compile(r"-{4,5} ?BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)? ?-{4,5}")
+_PEM_END = re.compile(r"-{4,5} ?END ")
 _PPK = re.compile(r"Private-Lines:[ \t]*\d+")
 _KEY_RUN = re.compile(r"[A-Za-z0-9+/=]{20,}")
 _KEY_GAP = 24  # between two lines of key material: a newline, quotes, `\n`, ` +`, indentation
@@ -43,8 +46,8 @@ def _key_body(text: str, start: int) -> tuple[str, int] | None:
     """The key material after an armour line at ``start``: lines of base64 that begin within
     a few hundred characters (headers such as ``Proc-Type:`` may come first) and follow each
     other closely, up to the END line. None for a stand-in (``...``, ``<your key>``)."""
-    end_at = text.find("-----END", start, start + 20_000)
-    limit = end_at if end_at >= 0 else min(len(text), start + 20_000)
+    end = _PEM_END.search(text, start, start + 20_000)
+    limit = end.start() if end is not None else min(len(text), start + 20_000)
     region = text[start:limit].replace("\\n", "\n")  # the same body whether or not `\n` is decoded
     pieces: list[str] = []
     last = None
