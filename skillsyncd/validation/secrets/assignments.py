@@ -39,6 +39,7 @@ _ASSIGN = re.compile(
     r"|(?P<eol>[^\s\"'`\\]{8,300})(?=\r?\n|\Z)"
     r"|(?:\\?[\"'`])?(?P<s>" + _VALUE + r"{8,300})(?!" + _VALUE + "))"
 )
+_STAND_IN_NEXT = frozenset("<${*…[")
 _CALLEE = re.compile(r"[A-Za-z_$][\w$.]*")
 _KEY_BEFORE = re.compile(r"([\w.\-]{1,60})([\"'\]]{0,2})[ \t]{0,4}$")
 _KEYWORD = re.compile(
@@ -139,8 +140,8 @@ def assignments(text: str) -> Iterator[Candidate]:
         if text[m.end(group) : m.end(group) + 1] == "(" and _CALLEE.fullmatch(value):
             continue  # a call: code, not data
         name = _name_before(text, m)
-        if name is None or looks_made_up(raw):
-            continue
+        if name is None or looks_made_up(raw) or text[m.end(group) : m.end(group) + 1] in _STAND_IN_NEXT:
+            continue  # no name, a stand-in, or a value that goes on as one (`pypi-…<your-token>`)
         found = judge(name, value, m.start(group))
         if found is not None:
             yield found
@@ -152,9 +153,15 @@ def glued_assignments(text: str) -> Iterator[Candidate]:
         value = _GLUED_VALUE.match(text, m.end())
         if value is None or text[m.end()] in _NOT_GLUED:
             continue  # a separator follows the word: an ordinary assignment, read as one
+        if text[value.end() : value.end() + 1] in _STAND_IN_NEXT:
+            continue
         name = _GLUED_NAME.search(text, max(0, m.start() - 60), m.end())
         if name is None:
             continue
-        found = judge(name.group(), value.group(), value.start(), glued=True)
+        if value.group()[0] in "_-":
+            # the name goes on (REWARD_TOKEN_ADDRESS0x…): only a provider's format says where
+            found = _keyed(name.group().lower(), value.group(), value.start(), glued=True)
+        else:
+            found = judge(name.group(), value.group(), value.start(), glued=True)
         if found is not None:
             yield found
