@@ -502,10 +502,10 @@ STRUCTURAL_RULES: tuple[SecretRule, ...] = (
     structural(
         "secret.private-key",
         "any (PEM)",
-        "`-----BEGIN … PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH, PGP, ENCRYPTED) followed by 64+ "
-        "characters of key material, whatever they look like (also split over quoted lines or "
-        "written with `\\n`), and PuTTY's `Private-Lines:`; a body of `...`, `<…>` or `xxxx` is a "
-        "stand-in",
+        "`-----BEGIN … PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH, PGP, ENCRYPTED, PKCS#8) and "
+        "`---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----` followed by 40+ characters of key material, "
+        "whatever they look like (also split over quoted lines or written with `\\n`), and PuTTY's "
+        "`Private-Lines:`; a body of `...`, `<…>` or `xxxx` is a stand-in",
         prefilter=("private key", "private-lines:"),
     ),
     structural(

@@ -130,8 +130,19 @@ def _name_before(text: str, m: re.Match[str]) -> str | None:
     return before.group(1)
 
 
-def assignments(text: str) -> Iterator[Candidate]:
-    for m in _ASSIGN.finditer(text):
+def _inner_assignment(value: str) -> int:
+    """Where a separator inside a value follows a credential word (``, _TWITTER_KEY=…``
+    read as one value after the comma): the scan goes on from there, or -1."""
+    at = min((i for i in (value.find("="), value.find(":")) if i > 0), default=-1)
+    return at if at > 0 and _NEAR_TRIE.search(value[:at].lower()) else -1
+
+
+def assignments(text: str, glued: bool = False) -> Iterator[Candidate]:
+    """``name = value`` in every common form; in a binary's runs (``glued``) the value may
+    run on into the next record, so a provider's format need only start it."""
+    pos = 0
+    while (m := _ASSIGN.search(text, pos)) is not None:
+        pos = m.end()
         group = next(g for g in ("qs", "eol", "s") if m.group(g) is not None)
         raw = m.group(group)
         value = raw.rstrip(".,;")
@@ -140,9 +151,12 @@ def assignments(text: str) -> Iterator[Candidate]:
         if text[m.end(group) : m.end(group) + 1] == "(" and _CALLEE.fullmatch(value):
             continue  # a call: code, not data
         name = _name_before(text, m)
+        if name is None and (inner := _inner_assignment(value)) > 0:
+            pos = m.start(group) + inner  # the value held the name and its separator
+            continue
         if name is None or looks_made_up(raw) or text[m.end(group) : m.end(group) + 1] in _STAND_IN_NEXT:
             continue  # no name, a stand-in, or a value that goes on as one (`pypi-…<your-token>`)
-        found = judge(name, value, m.start(group))
+        found = judge(name, value, m.start(group), glued)
         if found is not None:
             yield found
 

@@ -105,7 +105,7 @@ def candidates(text: str, glued: bool = False) -> Iterator[Candidate]:
         yield from structural.registry_auth(text)
     if glued:  # first: a separator inside a glued value must not cut it in two
         yield from glued_assignments(text)
-    yield from assignments(text)
+    yield from assignments(text, glued)
 
 
 class _Scan:
