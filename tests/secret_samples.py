@@ -230,6 +230,16 @@ def js_split(s: Sample, at: float) -> str:
     return f"{head}const {s.name} = {joined};\n"
 
 
+def shell_continued(s: Sample, at: float) -> str:
+    """``export NAME="first\\`` then ``second"``: a ``\\`` newline inside a double-quoted
+    shell string joins the lines; a multi-line value is written as it is."""
+    head = "".join(f"export {n}='{v}'\n" for n, v in s.before)
+    if "\n" in s.value:
+        return f"{head}cat > key <<'EOF'\n{s.value.rstrip()}\nEOF\n"
+    first, second = _halves(s.value.replace('"', '\\"'), at)
+    return f'{head}export {s.name}="{first}\\\n{second}"\n'
+
+
 def placements(s: Sample, at: float = 0.5) -> dict[str, Files]:
     """Every placement of one sample; ``at`` is where a split string is cut (0-1)."""
     text = text_of(s)
@@ -245,6 +255,7 @@ def placements(s: Sample, at: float = 0.5) -> dict[str, Files]:
         "sqlite-glued": {"data/app.db": sqlite_settings(s.rows)},
         "python-split": {"scripts/client.py": python_split(s, at)},
         "js-split": {"scripts/client.js": js_split(s, at)},
+        "shell-continued": {"scripts/setup.sh": shell_continued(s, at)},
     }
     return out
 

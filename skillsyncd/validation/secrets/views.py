@@ -102,6 +102,9 @@ def joined_strings(text: str, lo: int, hi: int) -> View:
         line_start = text.rfind("\n", 0, m.start()) + 1
         end = text.find("\n", m.end())
         end = len(text) if end < 0 else end
-        out.append((line_start, text[line_start : m.start()] + text[m.end() : end]))
+        out.append((line_start, unescape(text[line_start : m.start()] + text[m.end() : end])))
+        indent = m.group().lstrip("\\\r\n")
+        if indent:  # YAML drops the next line's indentation, shell and C keep it
+            out.append((line_start, unescape(text[line_start : m.start()] + indent + text[m.end() : end])))
         pos = end
     return View(tuple(out))
