@@ -157,6 +157,13 @@ def teams_webhook() -> str:
             f"{rand(32, '0123456789abcdef')}/{uuid()}")
 
 
+def workflow_webhook(host: str) -> str:
+    """A Teams workflow (Power Automate) webhook, the successor of Office 365 connectors:
+    .../workflows/<32 hex>/triggers/manual/paths/invoke?api-version=…&sp=…&sv=1.0&sig=<43>."""
+    return (f"https://{host}/workflows/{rand(32, '0123456789abcdef')}/triggers/manual/paths/invoke"
+            f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={rand(43, AN + '_-')}")
+
+
 def jwt(payload: dict[str, object]) -> str:
     return f"{b64url({'alg': 'HS256', 'typ': 'JWT'})}.{b64url(payload)}.{rand(43, AN + '_-')}"
 
@@ -172,6 +179,10 @@ ROUND_ONE = {
     "django startproject": ("secret.django-secret-key",
                             lambda: f"SECRET_KEY = 'django-insecure-{django_key()}'\n"),
     "teams webhook": ("secret.teams-webhook", lambda: f"TEAMS_URL={teams_webhook()}\n"),
+    "teams workflow webhook": ("secret.power-automate-webhook", lambda: "curl -X POST '"
+                               + workflow_webhook("prod-27.westeurope.logic.azure.com:443") + "'\n"),
+    "power platform webhook": ("secret.power-automate-webhook", lambda: "url: " + workflow_webhook(
+        "default1f.environment.api.powerplatform.com:443/powerautomate/automations/direct") + "\n"),
     "supabase service_role": ("secret.jwt-service-role", lambda: "SUPABASE_SERVICE_ROLE_KEY=" + jwt(
         {"iss": "supabase", "ref": rand(20, string.ascii_lowercase), "role": "service_role",
          "iat": T, "exp": T + 10 * 365 * 86_400}) + "\n"),

@@ -328,6 +328,25 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
         ("webhook.office.com/webhookb2/", n(AND + "@/", 100, 300)),
         ("outlook.office.com/webhook/", n(AND + "@/", 100, 300)),
     ),
+    tok(
+        "secret.power-automate-webhook",
+        "Microsoft Power Automate (Teams workflows)",
+        *(
+            (
+                "/workflows/",
+                n(HEX, 32),
+                "/triggers/manual/paths/invoke",
+                "?api-version=",
+                n(DIG + ".-", 1, 12),
+                "&sp=",
+                n(AN + "%._-", 10, 100),
+                "&sv=",
+                n(DIG + ".", 3, 5),
+                "&sig=",
+                n(AND, 43),
+            ),
+        ),
+    ),
     tok("secret.telegram-bot-token", "Telegram", (n(DIG, 5, 16), ":A", n(AND, 34))),
     tok("secret.sendgrid-api-key", "SendGrid (Twilio)", ("SG.", n(AND, 22), ".", n(AND, 43))),
     tok(

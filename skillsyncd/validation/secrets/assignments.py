@@ -11,6 +11,7 @@ also ``KEYvalue`` back to back, as a database row stores a name and its value.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ from skillsyncd.validation.secrets.compiled import (
     KEYED,
     KEYED_BY_WORD,
     Candidate,
+    Compiled,
     longer_needles,
     needle_trie,
 )
@@ -76,6 +78,12 @@ def snake(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def _min_entropy(c: Compiled, value: str) -> float:
+    """The rule's minimum, lowered for short values: 15 random characters repeat a few of
+    them often enough to fall under 3 bits (log2(15) is 3.9 at most)."""
+    return min(c.rule.min_entropy, math.log2(max(2, len(value))) - 1.0)
+
+
 def _keyed(name: str, value: str, start: int, glued: bool) -> Candidate | None:
     """A provider's format assigned to a name holding the provider's name."""
     words = set(_NEAR_TRIE.findall(name))
@@ -86,7 +94,7 @@ def _keyed(name: str, value: str, start: int, glued: bool) -> Candidate | None:
             if m is None:
                 continue
             found = m.group()
-            if looks_made_up(found) or entropy(found) < c.rule.min_entropy or env_or_template(found):
+            if looks_made_up(found) or entropy(found) < _min_entropy(c, found) or env_or_template(found):
                 continue
             return Candidate(c.rule.id, found, start, start + len(found))
     return None

@@ -2,7 +2,7 @@
 
 ``python -m skillsyncd.validation.secrets.catalogue`` prints the docs table
 (docs/validation.md, 'Secret rules'); with ``--figures`` the counts README.md quotes
-("278 credential formats from 134 providers"), so no figure in the docs is typed by hand.
+("N credential formats from M providers"), so no figure in the docs is typed by hand.
 """
 
 from __future__ import annotations
