@@ -328,6 +328,25 @@ TOKEN_RULES: tuple[SecretRule, ...] = (
         ("webhook.office.com/webhookb2/", n(AND + "@/", 100, 300)),
         ("outlook.office.com/webhook/", n(AND + "@/", 100, 300)),
     ),
+    tok(
+        "secret.power-automate-webhook",
+        "Microsoft Power Automate (Teams workflows)",
+        *(
+            (
+                "/workflows/",
+                n(HEX, 32),
+                "/triggers/manual/paths/invoke",
+                "?api-version=",
+                n(DIG + ".-", 1, 12),
+                "&sp=",
+                n(AN + "%._-", 10, 100),
+                "&sv=",
+                n(DIG + ".", 3, 5),
+                "&sig=",
+                n(AND, 43),
+            ),
+        ),
+    ),
     tok("secret.telegram-bot-token", "Telegram", (n(DIG, 5, 16), ":A", n(AND, 34))),
     tok("secret.sendgrid-api-key", "SendGrid (Twilio)", ("SG.", n(AND, 22), ".", n(AND, 43))),
     tok(
@@ -502,10 +521,10 @@ STRUCTURAL_RULES: tuple[SecretRule, ...] = (
     structural(
         "secret.private-key",
         "any (PEM)",
-        "`-----BEGIN … PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH, PGP, ENCRYPTED) followed by 64+ "
-        "characters of key material, whatever they look like (also split over quoted lines or "
-        "written with `\\n`), and PuTTY's `Private-Lines:`; a body of `...`, `<…>` or `xxxx` is a "
-        "stand-in",
+        "`-----BEGIN … PRIVATE KEY-----` (RSA, EC, DSA, OPENSSH, PGP, ENCRYPTED, PKCS#8) and "
+        "`---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----` followed by 40+ characters of key material, "
+        "whatever they look like (also split over quoted lines or written with `\\n`), and PuTTY's "
+        "`Private-Lines:`; a body of `...`, `<…>` or `xxxx` is a stand-in",
         prefilter=("private key", "private-lines:"),
     ),
     structural(

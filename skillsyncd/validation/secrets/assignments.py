@@ -11,6 +11,7 @@ also ``KEYvalue`` back to back, as a database row stores a name and its value.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 
@@ -18,6 +19,7 @@ from skillsyncd.validation.secrets.compiled import (
     KEYED,
     KEYED_BY_WORD,
     Candidate,
+    Compiled,
     longer_needles,
     needle_trie,
 )
@@ -32,11 +34,15 @@ from skillsyncd.validation.secrets.values import (
 
 _VALUE = r"[\w\-+/=.~!@#%^&*?:|]"
 # A quoted value is read whole when it holds no space (a Django key's ``(``, ``)`` and ``$``
-# belong to it); otherwise the value is the run of value characters after the separator.
+# belong to it); so is an unquoted one that runs to the end of its line, as `.env` files and
+# YAML read it; otherwise the value is the run of value characters after the separator.
 _ASSIGN = re.compile(
     r"(?P<sep>:=|=>|::|[:=,])[ \t]{0,4}(?:(?P<q>\\?[\"'`])(?P<qs>[^\s\"'`\\]{8,300})(?=\\?[\"'`])"
+    r"|(?P<eol>[^\s\"'`\\]{8,300})(?=\r?\n|\Z)"
     r"|(?:\\?[\"'`])?(?P<s>" + _VALUE + r"{8,300})(?!" + _VALUE + "))"
 )
+_STAND_IN_NEXT = frozenset("<${*…[")
+_CALLEE = re.compile(r"[A-Za-z_$][\w$.]*")
 _KEY_BEFORE = re.compile(r"([\w.\-]{1,60})([\"'\]]{0,2})[ \t]{0,4}$")
 _KEYWORD = re.compile(
     r"secret|token|passw|pwd|pass|api_?key|apikey|access_?key|private_?key|auth_?key|credential"
@@ -64,11 +70,18 @@ _AWS_SECRET_KEY = re.compile(r"(?:aws_?secret(?:_?access)?(?:_?key)?|secret_?acc
 _GLUED_WORD = re.compile(r"(?i:password|passwd|passphrase|credentials?|secret|token|pwd|pass|key)")
 _GLUED_NAME = re.compile(r"[A-Za-z][\w.\-]{0,60}$")
 _GLUED_VALUE = re.compile(_VALUE + r"{8,300}")
+_NOT_GLUED = frozenset("=:.,!@#%^&*?|~")
 
 
 def snake(name: str) -> str:
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _min_entropy(c: Compiled, value: str) -> float:
+    """The rule's minimum, lowered for short values: 15 random characters repeat a few of
+    them often enough to fall under 3 bits (log2(15) is 3.9 at most)."""
+    return min(c.rule.min_entropy, math.log2(max(2, len(value))) - 1.0)
 
 
 def _keyed(name: str, value: str, start: int, glued: bool) -> Candidate | None:
@@ -81,7 +94,7 @@ def _keyed(name: str, value: str, start: int, glued: bool) -> Candidate | None:
             if m is None:
                 continue
             found = m.group()
-            if looks_made_up(found) or entropy(found) < c.rule.min_entropy or env_or_template(found):
+            if looks_made_up(found) or entropy(found) < _min_entropy(c, found) or env_or_template(found):
                 continue
             return Candidate(c.rule.id, found, start, start + len(found))
     return None
@@ -125,19 +138,33 @@ def _name_before(text: str, m: re.Match[str]) -> str | None:
     return before.group(1)
 
 
-def assignments(text: str) -> Iterator[Candidate]:
-    for m in _ASSIGN.finditer(text):
-        group = "qs" if m.group("qs") is not None else "s"
+def _inner_assignment(value: str) -> int:
+    """Where a separator inside a value follows a credential word (``, _TWITTER_KEY=…``
+    read as one value after the comma): the scan goes on from there, or -1."""
+    at = min((i for i in (value.find("="), value.find(":")) if i > 0), default=-1)
+    return at if at > 0 and _NEAR_TRIE.search(value[:at].lower()) else -1
+
+
+def assignments(text: str, glued: bool = False) -> Iterator[Candidate]:
+    """``name = value`` in every common form; in a binary's runs (``glued``) the value may
+    run on into the next record, so a provider's format need only start it."""
+    pos = 0
+    while (m := _ASSIGN.search(text, pos)) is not None:
+        pos = m.end()
+        group = next(g for g in ("qs", "eol", "s") if m.group(g) is not None)
         raw = m.group(group)
         value = raw.rstrip(".,;")
         if len(value) < 8:
             continue
-        if text[m.end(group) : m.end(group) + 1] == "(":
+        if text[m.end(group) : m.end(group) + 1] == "(" and _CALLEE.fullmatch(value):
             continue  # a call: code, not data
         name = _name_before(text, m)
-        if name is None or looks_made_up(raw):
+        if name is None and (inner := _inner_assignment(value)) > 0:
+            pos = m.start(group) + inner  # the value held the name and its separator
             continue
-        found = judge(name, value, m.start(group))
+        if name is None or looks_made_up(raw) or text[m.end(group) : m.end(group) + 1] in _STAND_IN_NEXT:
+            continue  # no name, a stand-in, or a value that goes on as one (`pypi-…<your-token>`)
+        found = judge(name, value, m.start(group), glued)
         if found is not None:
             yield found
 
@@ -146,11 +173,17 @@ def glued_assignments(text: str) -> Iterator[Candidate]:
     """Names and values back to back, as a binary stores them (``GITHUB_TOKENghp_…``)."""
     for m in _GLUED_WORD.finditer(text):
         value = _GLUED_VALUE.match(text, m.end())
-        if value is None or not text[m.end()].isalnum():
+        if value is None or text[m.end()] in _NOT_GLUED:
+            continue  # a separator follows the word: an ordinary assignment, read as one
+        if text[value.end() : value.end() + 1] in _STAND_IN_NEXT:
             continue
         name = _GLUED_NAME.search(text, max(0, m.start() - 60), m.end())
         if name is None:
             continue
-        found = judge(name.group(), value.group(), value.start(), glued=True)
+        if value.group()[0] in "_-":
+            # the name goes on (REWARD_TOKEN_ADDRESS0x…): only a provider's format says where
+            found = _keyed(name.group().lower(), value.group(), value.start(), glued=True)
+        else:
+            found = judge(name.group(), value.group(), value.start(), glued=True)
         if found is not None:
             yield found

@@ -1,14 +1,40 @@
 """The secret table as the rule catalogue and the docs see it.
 
 ``python -m skillsyncd.validation.secrets.catalogue`` prints the docs table
-(docs/validation.md, 'Secret rules').
+(docs/validation.md, 'Secret rules'); with ``--figures`` the counts README.md quotes
+("N credential formats from M providers"), so no figure in the docs is typed by hand.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
+
 from skillsyncd.model import Severity
-from skillsyncd.validation.secret_rules import SECRET_RULES
+from skillsyncd.validation.secret_rules import KEYED_RULES, SECRET_RULES, TOKEN_RULES
 from skillsyncd.validation.secrets.formats import SecretRule
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What the docs count: the formats and providers of the token and keyed rows (the
+    structural rules are listed by kind, not counted as formats), and the rule ids."""
+
+    formats: int
+    providers: int
+    rules: int
+
+    def text(self) -> str:
+        return f"{self.formats} credential formats from {self.providers} providers"
+
+
+def figures() -> Figures:
+    rows = (*TOKEN_RULES, *KEYED_RULES)
+    return Figures(
+        formats=sum(len(r.formats) for r in rows),
+        providers=len({r.provider for r in rows}),
+        rules=len({r.id for r in SECRET_RULES}),
+    )
 
 
 def catalogue() -> list[tuple[str, Severity, str]]:
@@ -45,4 +71,4 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
-    print(markdown_table())
+    print(figures().text() if "--figures" in sys.argv[1:] else markdown_table())

@@ -80,8 +80,15 @@ def longer_needles(needles: Collection[str]) -> dict[str, tuple[str, ...]]:
 
 _NEEDLE_TRIE = needle_trie(ALL_NEEDLES)
 _LONGER = longer_needles(ALL_NEEDLES)
-# Every token is 16+ characters of these: only such runs can hold one.
-_LONG_RUN = re.compile(r"[A-Za-z0-9_\-+/=.~:$|@%]{16,}")
+
+
+def _shortest(rule: SecretRule) -> int:
+    return min(sum(len(s) if isinstance(s, str) else s[1] for s in f) for f in rule.formats)
+
+
+# Every token is at least this long, in these characters: only such runs can hold one.
+SHORTEST_TOKEN = min(_shortest(c.rule) for c in TOKENS)
+_LONG_RUN = re.compile(rf"[A-Za-z0-9_\-+/=.~:$|@%]{{{SHORTEST_TOKEN},}}")
 KEYED_BY_WORD = {k: tuple(c for c in KEYED if k in c.rule.keywords) for c in KEYED for k in c.rule.keywords}
 _RULES_BY_ID = {r.id: r for r in SECRET_RULES}
 
@@ -93,8 +100,9 @@ def label(rule_id: str) -> str:
 
 
 def runs(text: str) -> str:
-    """The window's distinct runs of 16+ token characters, lowercased: every token match
-    lies in one, and prose has few, so needles are looked for in far less text."""
+    """The window's distinct runs of token characters as long as the shortest token,
+    lowercased: every token match lies in one, and prose has few, so needles are looked
+    for in far less text."""
     return "\n".join(set(_LONG_RUN.findall(text))).lower()
 
 

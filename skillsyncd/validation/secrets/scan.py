@@ -58,6 +58,18 @@ def _shape_ok(c: Compiled, token: str) -> bool:
     return True
 
 
+_NAME_TAIL = re.compile(r"(?:^|[_.\-])[A-Za-z]{3,}$")
+
+
+def _after_a_name(text: str, at: int) -> bool:
+    """In a binary's runs, a value glued to what precedes it counts when that is a name
+    (``GITHUB_TOKEN``, ``token``), not more data (``…NzaC1yc2`` in an SSH key's base64)."""
+    lo = at
+    while lo > max(0, at - 80) and text[lo - 1] in TOKEN_CHARS:
+        lo -= 1
+    return _NAME_TAIL.search(text, lo, at) is not None
+
+
 def tokens(text: str, glued: bool) -> Iterator[Candidate]:
     """Self-identifying formats. In text a match inside a longer token is not one; in a
     binary's runs (``glued``) a value may sit right against a name or the next record."""
@@ -67,8 +79,9 @@ def tokens(text: str, glued: bool) -> Iterator[Candidate]:
             continue
         for m in (c.glued if glued else c.regex).finditer(text):
             token = m.group("s")
-            if not glued and m.start() and text[m.start() - 1] in TOKEN_CHARS and token[0] in TOKEN_CHARS:
-                continue  # inside a longer token
+            inside = bool(m.start()) and text[m.start() - 1] in TOKEN_CHARS and token[0] in TOKEN_CHARS
+            if inside and not (glued and _after_a_name(text, m.start())):
+                continue  # inside a longer token (in a binary: one that is not a name)
             if looks_made_up(token) or entropy(token) < c.rule.min_entropy or not _shape_ok(c, token):
                 continue
             shown = next((p for p in c.shown if token.startswith(p)), "")
@@ -81,18 +94,18 @@ def candidates(text: str, glued: bool = False) -> Iterator[Candidate]:
     if "PRIVATE KEY" in text or "Private-Lines:" in text:
         yield from structural.private_keys(text)
     if any(n in text for n in structural.AWS_NEEDLES):
-        yield from structural.aws_keys(text)
+        yield from structural.aws_keys(text, glued)
     if structural.JWT_NEEDLE in text:
-        yield from structural.jwts(text)
+        yield from structural.jwts(text, glued)
     if structural.URL_NEEDLE in text:
         yield from structural.url_credentials(text)
     if any(n in text for n in structural.AUTH_NEEDLES):
-        yield from structural.auth_headers(text)
+        yield from structural.auth_headers(text, glued)
     if any(n in text for n in structural.REGISTRY_NEEDLES):
         yield from structural.registry_auth(text)
-    yield from assignments(text)
-    if glued:
+    if glued:  # first: a separator inside a glued value must not cut it in two
         yield from glued_assignments(text)
+    yield from assignments(text, glued)
 
 
 class _Scan:

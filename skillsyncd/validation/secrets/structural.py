@@ -31,7 +31,10 @@ _E = r"(?![A-Za-z0-9_\-])"  # right boundary
 
 # --- private keys ----------------------------------------------------------------------------
 
-_PEM = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)?-----")
+# PEM and OpenSSH (five dashes), and the SSH2 format of ssh.com and PuTTY (`---- BEGIN SSH2
+# ENCRYPTED PRIVATE KEY ----`, four dashes and spaces).
+_PEM = re.compile(r"-{4,5} ?BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)? ?-{4,5}")
+_PEM_END = re.compile(r"-{4,5} ?END ")
 _PPK = re.compile(r"Private-Lines:[ \t]*\d+")
 _KEY_RUN = re.compile(r"[A-Za-z0-9+/=]{20,}")
 _KEY_GAP = 24  # between two lines of key material: a newline, quotes, `\n`, ` +`, indentation
@@ -43,8 +46,8 @@ def _key_body(text: str, start: int) -> tuple[str, int] | None:
     """The key material after an armour line at ``start``: lines of base64 that begin within
     a few hundred characters (headers such as ``Proc-Type:`` may come first) and follow each
     other closely, up to the END line. None for a stand-in (``...``, ``<your key>``)."""
-    end_at = text.find("-----END", start, start + 20_000)
-    limit = end_at if end_at >= 0 else min(len(text), start + 20_000)
+    end = _PEM_END.search(text, start, start + 20_000)
+    limit = end.start() if end is not None else min(len(text), start + 20_000)
     region = text[start:limit].replace("\\n", "\n")  # the same body whether or not `\n` is decoded
     pieces: list[str] = []
     last = None
@@ -78,7 +81,9 @@ def private_keys(text: str) -> Iterator[Candidate]:
 
 # --- AWS -------------------------------------------------------------------------------------
 
-_AWS_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])")
+_AWS_ID_BODY = r"(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}"
+_AWS_ID = re.compile(r"(?<![A-Z0-9])" + _AWS_ID_BODY + r"(?![A-Z0-9])")
+_AWS_ID_GLUED = re.compile(_AWS_ID_BODY)  # a binary's runs: right after its name
 AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 AWS_NEEDLES = ("AKIA", "ASIA", "ABIA", "ACCA", "A3T")
 
@@ -92,11 +97,11 @@ def aws_secret_like(value: str) -> bool:
     )
 
 
-def aws_keys(text: str) -> Iterator[Candidate]:
+def aws_keys(text: str, glued: bool = False) -> Iterator[Candidate]:
     """A key id with a 40-character secret within a few lines is a pair (an error); a key
     id alone is a warning."""
     starts: list[int] | None = None
-    for m in _AWS_ID.finditer(text):
+    for m in (_AWS_ID_GLUED if glued else _AWS_ID).finditer(text):
         key_id = m.group()
         if looks_made_up(key_id):
             continue
@@ -116,7 +121,9 @@ def aws_keys(text: str) -> Iterator[Candidate]:
 
 # --- JWTs ------------------------------------------------------------------------------------
 
-_JWT = re.compile(_B + r"(eyJ[A-Za-z0-9_\-]{8,})\.(eyJ[A-Za-z0-9_\-]{8,})\.([A-Za-z0-9_\-]{16,})" + _E)
+_JWT_BODY = r"(eyJ[A-Za-z0-9_\-]{8,})\.(eyJ[A-Za-z0-9_\-]{8,})\.([A-Za-z0-9_\-]{16,})"
+_JWT = re.compile(_B + _JWT_BODY + _E)
+_JWT_GLUED = re.compile(_JWT_BODY)  # a binary's runs: right after its name
 JWT_NEEDLE = "eyJ"
 _PRIVILEGED = frozenset({"service_role", "supabase_admin", "admin", "superuser", "root", "owner", "service"})
 _ROLE_CLAIMS = ("role", "roles", "x-hasura-default-role", "https://hasura.io/jwt/claims", "realm_access")
@@ -163,8 +170,8 @@ def jwt_rule(payload: object) -> str:
     return "secret.jwt"
 
 
-def jwts(text: str) -> Iterator[Candidate]:
-    for m in _JWT.finditer(text):
+def jwts(text: str, glued: bool = False) -> Iterator[Candidate]:
+    for m in (_JWT_GLUED if glued else _JWT).finditer(text):
         header = b64json(m.group(1))
         if isinstance(header, dict) and "alg" in header and m.group(3) not in KNOWN_EXAMPLES:
             yield Candidate(jwt_rule(b64json(m.group(2))), m.group(), m.start(), m.end(), "eyJ")
@@ -176,10 +183,13 @@ _URL_CRED = re.compile(  # from '://' (a literal the engine can jump to), the sc
     r"://(?P<user>[^\s:/@'\"`<>()\[\]{}]{0,100}):(?P<s>[^\s/@'\"`<>\[\]{}]{3,200})@(?=[A-Za-z0-9\[])"
 )
 URL_NEEDLE = "://"
-_AUTH_HEADER = re.compile(
-    r"(?i:authorization)[\"']?[ \t]{0,4}[:=,][ \t]{0,4}[\"']?(?P<scheme>(?i:bearer|token|basic))[ \t]+"
-    r"(?P<s>[A-Za-z0-9_\-.~+/=]{16,600})" + r"(?![A-Za-z0-9_\-.~+/=])"
+_AUTH_TAIL = (
+    r"[ \t]{0,4}[\"']?(?P<scheme>(?i:bearer|token|basic))[ \t]+"
+    r"(?P<s>[A-Za-z0-9_\-.~+/=]{16,600})(?![A-Za-z0-9_\-.~+/=])"
 )
+_AUTH_HEADER = re.compile(r"(?i:authorization)[\"']?[ \t]{0,4}[:=,]" + _AUTH_TAIL)
+# a binary's runs: a headers table stores the name and the value back to back
+_AUTH_HEADER_GLUED = re.compile(r"(?i:authorization)[\"']?[ \t]{0,4}[:=,]?" + _AUTH_TAIL)
 AUTH_NEEDLES = ("uthorization", "UTHORIZATION")  # 'Authorization' and 'authorization'
 _REGISTRY_AUTH = re.compile(
     r"(?<![\w-])[\"']?(?P<k>auth|identitytoken|registrytoken)[\"']?[ \t]*[:=][ \t]*[\"']?"
@@ -206,8 +216,8 @@ def url_credentials(text: str) -> Iterator[Candidate]:
             yield Candidate("secret.url-credential", m.group("s"), m.start("s"), m.end("s"))
 
 
-def auth_headers(text: str) -> Iterator[Candidate]:
-    for m in _AUTH_HEADER.finditer(text):
+def auth_headers(text: str, glued: bool = False) -> Iterator[Candidate]:
+    for m in (_AUTH_HEADER_GLUED if glued else _AUTH_HEADER).finditer(text):
         value = m.group("s")
         if m.group("scheme").lower() == "basic":
             if not basic_login(value):

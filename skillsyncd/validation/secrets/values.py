@@ -95,8 +95,11 @@ _CONSONANT_RUN = re.compile(r"[^aeiouy]{5,}")
 
 def identifier_like(value: str) -> bool:
     """Code, not data: ``process.env.TOKEN``, ``GITHUB_TOKEN``, ``getApiKeyFromVault``."""
-    if _DOTTED_NAME.fullmatch(value) or re.fullmatch(r"_*[A-Z][A-Z0-9_]*", value):
+    if re.fullmatch(r"_*[A-Z][A-Z0-9_]*", value):
         return True
+    if _DOTTED_NAME.fullmatch(value):  # each part a name, not random characters around a dot
+        parts = value.rstrip("()").split(".")
+        return all(identifier_like(p) or wordy(p) or len(p) <= 3 for p in parts)
     if re.search(r"\d", value):
         return False
     words = [w for w in _WORD_PARTS.findall(value) if w.isalnum()]
@@ -120,7 +123,7 @@ def wordy(value: str) -> bool:
     if not parts or not parts[0].isalpha():
         return False
     if parts[-1].isdigit():
-        if len(parts[-1]) > 4:
+        if len(parts[-1]) > 4 and parts[-1] not in "1234567890":  # `my-api-key-12345` is typed
             return False
         parts = parts[:-1]
     if any(not p.isalpha() for p in parts):
@@ -160,10 +163,21 @@ _ENV = re.compile(
 )
 
 
+# A whole look-up, removed to see what is left of the value.
+_LOOKUP = re.compile(
+    r"\$\{[^}]*\}|\$\([A-Za-z][^)]*\)|\$[A-Za-z_][A-Za-z0-9_]*|%[A-Za-z_]+%|\{\{.*?(?:\}\}|$)"
+    r"|getenv|environ|process\.env|\bENV\["
+)
+
+
 def env_or_template(value: str) -> bool:
     """A look-up, not a value: ``$X``, ``${X}``, ``$(cmd)``, ``%X%``, ``{{ x }}``, ``os.getenv``.
-    A lone ``$`` inside random characters (a Django key) is data."""
-    return bool(_ENV.search(value))
+    Look-up marks inside random characters (a Django key's ``$(``, ``%jo%``) are data: what
+    is left without them is still 16+ random characters of three classes."""
+    if not _ENV.search(value):
+        return False
+    rest = _LOOKUP.sub("", value)
+    return not (len(rest) >= 16 and classes(rest) >= 3 and entropy(rest) >= 3.5)
 
 
 def _not_data(value: str) -> bool:
@@ -198,7 +212,7 @@ def credential_value(value: str, password: bool) -> bool:
             and classes(value) >= 2
             and entropy(value) >= 2.8
             and not _WEAK_PASSWORD.fullmatch(value)
-            and not re.fullmatch(r"[A-Za-z]+\d{1,4}", value)
+            and not _typed_word(value)
         )
     return len(value) >= 16 and classes(value) >= 2 and entropy(value) >= 3.3
 
@@ -215,6 +229,15 @@ def generic_value(value: str) -> bool:
     )
 
 
+def _typed_word(value: str) -> bool:
+    """``Summer2024``, ``hunter``: letters and a few digits a person types; 16+ random
+    letters that happen to end in a digit are not one."""
+    if re.fullmatch(r"[A-Za-z]+\d{0,4}", value) is None:
+        return False
+    upper = sum(ch.isupper() for ch in value)
+    return len(value) < 16 or (wordy(value) and upper <= len(value) // 4)
+
+
 def url_password(user: str, password: str) -> bool:
     """A password in a URL or a Basic login that is not a documentation stand-in."""
     if (
@@ -222,7 +245,7 @@ def url_password(user: str, password: str) -> bool:
         or looks_made_up(password)
         or env_or_template(password)
         or _WEAK_PASSWORD.fullmatch(password)
-        or re.fullmatch(r"[A-Za-z]+\d{0,4}", password)
+        or _typed_word(password)
         or re.fullmatch(r"\d{1,5}", password)
     ):
         return False

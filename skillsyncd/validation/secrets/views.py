@@ -13,8 +13,9 @@ _ESCAPE_FIND = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[nrt/\"'])")
 # A quoted string, and what may stand between two strings the language joins: spaces, a
 # line break (after a `\` continuation or inside brackets), and a concatenation operator.
 _STRING = re.compile(r"\"(?:[^\"\\\n]|\\.){1,400}\"|'(?:[^'\\\n]|\\.){1,400}'")
-_OP = r"[ \t]*(?:\+|\.|&|\.\.|\|\|)?[ \t]*"
-_JOIN_GAP = re.compile(_OP + r"\\?[ \t]*(?:\r?\n)?" + _OP)
+# Possessive (``*+``): a binary's long runs of spaces must not be tried every way they split.
+_OP = r"[ \t]*+(?:\+|\.\.|\.|&|\|\|)?+[ \t]*+"
+_JOIN_GAP = re.compile(_OP + r"\\?[ \t]*+(?:\r?\n)?" + _OP)
 _MAYBE_JOINED = re.compile(r"[\"']" + _OP + r"\\?\r?\n?" + _OP + r"[\"']")
 _CONTINUED = re.compile(r"\\\r?\n[ \t]*")  # a line continuation inside a string (sh, C, YAML)
 
@@ -73,6 +74,17 @@ def _string_runs(text: str, lo: int, hi: int) -> Iterator[list[re.Match[str]]]:
         yield run
 
 
+def _head(text: str, at: int) -> tuple[int, str]:
+    """The code before the string at ``at`` and where its line starts; when the string
+    opens its line (``KEY = (`` on the line above, then the parts), the line above."""
+    line_start = text.rfind("\n", 0, at) + 1
+    head = text[line_start:at]
+    if not head.strip(" \t([{") and line_start > 0:
+        line_start = text.rfind("\n", 0, line_start - 1) + 1
+        head = text[line_start:at]
+    return line_start, head.rstrip(" \t\r\n([{+")
+
+
 def joined_strings(text: str, lo: int, hi: int) -> View:
     """Strings split over lines and joined by the language, as one line: Python's adjacent
     literals, ``"a" +`` in JS, Java, C#, ``.`` in PHP, and a ``\\`` line continuation inside
@@ -82,15 +94,17 @@ def joined_strings(text: str, lo: int, hi: int) -> View:
     if _MAYBE_JOINED.search(text, lo, hi):
         for run in _string_runs(text, lo, hi):
             first = run[0]
-            line_start = text.rfind("\n", 0, first.start()) + 1
-            head = text[line_start : first.start()].rstrip(" \t(")
-            body = "".join(m.group()[1:-1] for m in run)
+            line_start, head = _head(text, first.start())
+            body = unescape("".join(m.group()[1:-1] for m in run))
             out.append((line_start, f"{head} {first.group()[0]}{body}{first.group()[0]}"))
     pos = lo
     while (m := _CONTINUED.search(text, pos, hi)) is not None:
         line_start = text.rfind("\n", 0, m.start()) + 1
         end = text.find("\n", m.end())
         end = len(text) if end < 0 else end
-        out.append((line_start, text[line_start : m.start()] + text[m.end() : end]))
+        out.append((line_start, unescape(text[line_start : m.start()] + text[m.end() : end])))
+        indent = m.group().lstrip("\\\r\n")
+        if indent:  # YAML drops the next line's indentation, shell and C keep it
+            out.append((line_start, unescape(text[line_start : m.start()] + indent + text[m.end() : end])))
         pos = end
     return View(tuple(out))
