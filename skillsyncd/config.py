@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from skillsyncd.errors import ConfigError
+from skillsyncd.source.channels import parse_channel
 
 # Paths containing one of these components are ignored by the gateway's watcher
 #: a state or publish dir under them would never hot-reload.
@@ -528,6 +529,7 @@ def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
             return f"set by {where}"
         return f"not from a flag, SKILLSYNC_{name.upper()} or the config file"  # built in code
 
+    parse_channel(cfg.ref)  # a ref semver:RANGE must be a range (source/channels.py)
     if cfg.on_invalid not in {"skip", "reject"}:
         raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r} "
                           f"({at('on_invalid')})")

@@ -28,6 +28,7 @@ from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from skillsyncd.config import Config
 from skillsyncd.errors import SourceError
 from skillsyncd.log import register_secret
+from skillsyncd.source.channels import TAGS_PREFIX, is_channel
 from skillsyncd.source.deadline import Deadline
 from skillsyncd.source.failures import Remote, RemoteFailed, classify
 
@@ -62,7 +63,10 @@ def local_path(url: str) -> str | None:
 
 
 def candidate_refs(ref: str) -> list[bytes]:
-    """The full ref names a configured ref may mean: a branch first, then a tag."""
+    """The full ref names a configured ref may mean: a branch first, then a tag; every tag
+    for a channel (:mod:`~skillsyncd.source.channels`), whose pick is made from them."""
+    if is_channel(ref):
+        return [TAGS_PREFIX]
     if ref.startswith("refs/"):
         return [ref.encode()]
     return [f"refs/heads/{ref}".encode(), f"refs/tags/{ref}".encode()]
