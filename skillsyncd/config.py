@@ -79,6 +79,10 @@ class Config:
     skills_path: str = ""
     token: Secret = NO_SECRET
     username: str = "x-access-token"
+    # a GitHub App instead of the token (source/github_app.py): all three, the key as a secret
+    github_app_id: str | None = None
+    github_app_installation_id: str | None = None
+    github_app_private_key: Secret = NO_SECRET
     ssh_command: str | None = None
     network_timeout: float = 30.0
     max_packs: int = 20
@@ -249,7 +253,7 @@ class Config:
 
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
 _SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
-                  "gpg_keys", "gateway_token"}
+                  "gpg_keys", "gateway_token", "github_app_private_key"}
 
 # Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
 _ENV_ALIASES: dict[str, tuple[str, ...]] = {

@@ -74,7 +74,7 @@ class Source:
         self.cfg = cfg
         self.url = cfg.require_repo()
         self.safe_url = redact_url(self.url)
-        self.remote = Remote(self.safe_url, token_set=cfg.token != NO_SECRET,
+        self.remote = Remote(self.safe_url, token_set=cfg.token != NO_SECRET or bool(cfg.github_app_id),
                              network_timeout=cfg.network_timeout)
         self.mirror_dir = cfg.mirror_dir
         self.tag: str | None = None  # a channel's tag the last probe picked
