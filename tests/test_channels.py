@@ -105,7 +105,7 @@ def _journal(cfg: Config) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("transport", ["http", "git", "local"])
 def test_a_channel_follows_its_newest_tag(transport: str, repo: RepoBuilder, tmp_path: Path,
                                           http_git_server: HttpGitServer,
-                                          git_daemon_server: GitDaemonServer) -> None:
+                                          git_daemon_server: GitDaemonServer, capsys: Any) -> None:
     """v1.2.0 of v1.0.0/v1.2.0/v1.3.0-rc1/v2.0.0 deploys; a new v1.4.0 on the next poll;
     a moved tag and a deleted newest tag deploy as a force-push would."""
     _release(repo, "v1.0.0")
@@ -119,6 +119,8 @@ def test_a_channel_follows_its_newest_tag(transport: str, repo: RepoBuilder, tmp
     assert first.status == "deployed" and first.commit == c2
     assert _deployed(cfg)["tag"] == "v1.2.0" and _deployed(cfg)["ref"] == RANGE
     assert status_dict(cfg)["tag"] == "v1.2.0"
+    assert main(["status", "--state-dir", str(cfg.state_dir), "--ref", RANGE]) == 0
+    assert f"({RANGE}, tag v1.2.0)" in capsys.readouterr().out
 
     assert syncer.sync().status == "no_change"
     c5 = _release(repo, "v1.4.0")

@@ -23,8 +23,8 @@ from gitserver import HttpGitServer, RepoBuilder
 from structlog.testing import capture_logs
 
 from skillsyncd.cli import main
-from skillsyncd.config import Config, load_config
-from skillsyncd.errors import ConfigError
+from skillsyncd.config import Config, load_config, secret_env_names
+from skillsyncd.errors import ConfigError, SourceError
 from skillsyncd.notify import commit_status
 from skillsyncd.notify.commit_status import Status
 from skillsyncd.source.github_app import (
@@ -203,3 +203,29 @@ def test_a_refused_app_switches_nothing_off_but_warns(api: FakeGitHubApp, pem: P
     with pytest.raises(GitHubAppError):  # the same refusal reaches a fetch as a SourceError
         api.answers = [403]
         InstallationTokens(cfg).get()
+
+
+def test_a_token_the_git_server_refuses_names_the_app(api: FakeGitHubApp, pem: Path,
+                                                      tmp_path: Path, repo: RepoBuilder,
+                                                      http_git_server: HttpGitServer) -> None:
+    repo.add_skill("alpha")
+    repo.commit("c1")
+    http_git_server.require_auth("x-access-token", "a-token-of-another-installation")
+    cfg = _cfg(api, pem, tmp_path, repo=http_git_server.url_for(repo))
+    with pytest.raises(SourceError) as err:
+        build_syncer(cfg).sync()
+    assert "authentication refused (401)" in str(err.value)
+    assert "GitHub App is installed on the repository" in str(err.value)
+    assert len(api.minted) == 1 and api.minted[0] not in str(err.value)
+
+
+def test_a_key_pasted_into_one_line_and_kept_from_child_commands(
+        api: FakeGitHubApp, pem: Path, tmp_path: Path) -> None:
+    one_line = pem.read_text().strip().replace("\n", "\\n")
+    cfg = load_config(flags={"state_dir": str(tmp_path / "s")}, env={
+        **{k: v for k, v in _env(api, pem).items() if not k.endswith("_FILE")},
+        "SKILLSYNC_GITHUB_APP_PRIVATE_KEY": one_line})
+    assert InstallationTokens(cfg).get() == api.minted[0] and api.problems == []
+    assert one_line not in repr(cfg)
+    assert {"SKILLSYNC_GITHUB_APP_PRIVATE_KEY",
+            "SKILLSYNC_GITHUB_APP_PRIVATE_KEY_FILE"} <= secret_env_names()

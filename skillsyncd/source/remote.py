@@ -75,7 +75,7 @@ class Source:
         self.url = cfg.require_repo()
         self.safe_url = redact_url(self.url)
         self.remote = Remote(self.safe_url, token_set=cfg.token != NO_SECRET or bool(cfg.github_app_id),
-                             network_timeout=cfg.network_timeout)
+                             network_timeout=cfg.network_timeout, github_app=bool(cfg.github_app_id))
         self.mirror_dir = cfg.mirror_dir
         self.tag: str | None = None  # a channel's tag the last probe picked
         self._tags: dict[str, str] = {}  # the tags that probe listed -> their commits
