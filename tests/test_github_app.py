@@ -229,3 +229,14 @@ def test_a_key_pasted_into_one_line_and_kept_from_child_commands(
     assert one_line not in repr(cfg)
     assert {"SKILLSYNC_GITHUB_APP_PRIVATE_KEY",
             "SKILLSYNC_GITHUB_APP_PRIVATE_KEY_FILE"} <= secret_env_names()
+
+
+def test_the_toml_file_names_an_app(api: FakeGitHubApp, pem: Path, tmp_path: Path) -> None:
+    toml = tmp_path / "skillsyncd.toml"
+    toml.write_text(f'github_app_id = {APP_ID}\ngithub_app_installation_id = {INSTALLATION}\n'
+                    f'github_app_private_key_file = "{pem}"\ngithub_api_url = "{api.url}"\n'
+                    f'ref = "semver:>=1.2.0,<2"\n')
+    cfg = load_config(flags={"state_dir": str(tmp_path / "s")}, env={}, config_file=toml)
+    assert cfg.github_app_id == APP_ID and cfg.github_app_private_key.file == pem
+    assert http_credentials(cfg) == ("x-access-token", api.minted[0])
+    assert api.problems == [] and [c["iss"] for c in api.claims] == [APP_ID]

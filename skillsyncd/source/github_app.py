@@ -23,7 +23,7 @@ import jwt
 import structlog
 import urllib3
 
-from skillsyncd.config import Config
+from skillsyncd.config import Config, Secret
 from skillsyncd.errors import ConfigError, SourceError
 from skillsyncd.log import register_secret
 
@@ -142,7 +142,7 @@ class InstallationTokens:
         return minted
 
 
-_tokens: dict[tuple[str, str, str], InstallationTokens] = {}
+_tokens: dict[tuple[str, str, str, Secret], InstallationTokens] = {}
 _tokens_lock = threading.Lock()
 
 
@@ -156,7 +156,8 @@ def installation_tokens(cfg: Config) -> InstallationTokens | None:
         raise ConfigError(
             "a GitHub App needs all of SKILLSYNC_GITHUB_APP_ID, SKILLSYNC_GITHUB_APP_INSTALLATION_ID "
             "and SKILLSYNC_GITHUB_APP_PRIVATE_KEY (or _FILE); set the missing ones or unset them all")
-    key = (cfg.github_api_url, str(cfg.github_app_id), str(cfg.github_app_installation_id))
+    key = (cfg.github_api_url, str(cfg.github_app_id), str(cfg.github_app_installation_id),
+           cfg.github_app_private_key)  # another key, or key file, is another cache
     with _tokens_lock:
         if key not in _tokens:
             _tokens[key] = InstallationTokens(cfg)
