@@ -244,5 +244,5 @@ def _pick_ref(
         if value:
             return value.decode()
     raise RefNotFound(
-        f"ref {ref!r} not found on {url}; check SKILLSYNC_REF (branch, tag or full commit SHA)"
+        f"ref {ref!r} not found on {url}; check SKILLSYNC_REF (branch, tag, full commit SHA or semver:RANGE)"
     )
