@@ -154,3 +154,18 @@ def test_no_matching_tag_fails_in_one_line(repo: RepoBuilder, tmp_path: Path,
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "matches 'semver:>=3'" in ln]
     assert len(lines) == 1, lines
     assert "no tag on" in lines[0] and "v2.0.0, v1.0.0" in lines[0]
+
+
+def test_a_tag_moved_forward_is_no_rewrite(repo: RepoBuilder, tmp_path: Path,
+                                           git_daemon_server: GitDaemonServer) -> None:
+    """A tag moved to a descendant of the deployed commit is a fast-forward, as on a branch."""
+    c1 = _release(repo, "v1.2.0")
+    cfg = load_config(flags={"repo": git_daemon_server.url_for(repo),
+                             "state_dir": str(tmp_path / "state"), "ref": RANGE}, env={})
+    syncer = build_syncer(cfg)
+    assert syncer.sync().commit == c1
+    repo.add_skill("tool", description="tool v1.2.0, fixed")
+    fixed = repo.commit("fix before announcing v1.2.0")
+    repo.tag("v1.2.0")  # moved forward, onto a descendant
+    out = syncer.sync()
+    assert out.status == "deployed" and out.commit == fixed and out.history_rewritten is False

@@ -103,5 +103,6 @@ def pick_tag(channel: Channel, tags: Mapping[str, str], url: str) -> TagPick:
 
 def tag_moved(tags: Mapping[str, str], previous: str | None) -> bool:
     """Whether the deployed commit no longer carries any tag: the tag it came from was
-    moved or deleted, which a channel treats as a force-push (history rewritten)."""
+    moved or deleted, which a channel treats as a force-push (history rewritten) unless
+    the new commit is known to descend from it."""
     return previous is not None and previous not in tags.values()

@@ -137,8 +137,11 @@ class Source:
             except _CORRUPT_PACK as again:
                 raise SourceError(f"fetch {self.safe_url}: received a corrupt pack "
                                   f"({type(again).__name__}: {again}); will retry") from again
-        if self.tag is not None and commit != previous and tag_moved(self._tags, previous):
-            # The tag the deployed commit came from moved or was deleted: a force-push.
+        if (self.tag is not None and commit != previous and result.history_rewritten is not False
+                and tag_moved(self._tags, previous)):
+            # The deployed commit's tag moved or was deleted, and the new commit is not known to
+            # descend from it (a fallback to an older tag is often not decidable in a shallow
+            # mirror): a force-push.
             return dataclasses.replace(result, history_rewritten=True)
         return result
 
