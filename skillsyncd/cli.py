@@ -127,7 +127,8 @@ def _global_flags(p: argparse.ArgumentParser, default: Any,
     g.add_argument("--repo", default=default,
                    help="git remote URL or local path (SKILLSYNC_REPO)")
     g.add_argument("--ref", default=default,
-                   help="branch, tag or full commit SHA (SKILLSYNC_REF, default main)")
+                   help="branch, tag, full commit SHA or semver:RANGE over tags "
+                   "(SKILLSYNC_REF, default main)")
     g.add_argument("--state-dir", default=default,
                    help="state directory (SKILLSYNC_STATE_DIR, default /data/skillsync)")
     g.add_argument("--skills-path", default=default,
@@ -445,7 +446,8 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     else:
         print(f"release   {info['current_release']}")
         print(f"commit    {info['deployed_commit']}")
-        print(f"source    {info['source']} ({info['ref']})")
+        tag = f", tag {info['tag']}" if info.get("tag") else ""
+        print(f"source    {info['source']} ({info['ref']}{tag})")
         print(f"skills    {info['skills_live']} live"
               + (f", held back: {', '.join(info['skills_held_back'])}"
                  if info["skills_held_back"] else ""))

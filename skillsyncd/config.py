@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from skillsyncd.errors import ConfigError
+from skillsyncd.source.channels import parse_channel
 
 # Paths containing one of these components are ignored by the gateway's watcher
 #: a state or publish dir under them would never hot-reload.
@@ -78,6 +79,10 @@ class Config:
     skills_path: str = ""
     token: Secret = NO_SECRET
     username: str = "x-access-token"
+    # a GitHub App instead of the token (source/github_app.py): all three, the key as a secret
+    github_app_id: str | None = None
+    github_app_installation_id: str | None = None
+    github_app_private_key: Secret = NO_SECRET
     ssh_command: str | None = None
     network_timeout: float = 30.0
     max_packs: int = 20
@@ -248,7 +253,7 @@ class Config:
 
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
 _SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
-                  "gpg_keys", "gateway_token"}
+                  "gpg_keys", "gateway_token", "github_app_private_key"}
 
 # Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
 _ENV_ALIASES: dict[str, tuple[str, ...]] = {
@@ -528,6 +533,7 @@ def check(cfg: Config, origins: Mapping[str, str] | None = None) -> Config:
             return f"set by {where}"
         return f"not from a flag, SKILLSYNC_{name.upper()} or the config file"  # built in code
 
+    parse_channel(cfg.ref)  # a ref semver:RANGE must be a range (source/channels.py)
     if cfg.on_invalid not in {"skip", "reject"}:
         raise ConfigError(f"on_invalid must be 'skip' or 'reject', not {cfg.on_invalid!r} "
                           f"({at('on_invalid')})")

@@ -222,6 +222,7 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         "deployed_commit": manifest.commit if manifest else None,
         "source": (manifest.source if manifest else None) or state.source,
         "ref": cfg.ref,
+        "tag": manifest.tag if manifest else None,  # the tag a channel ref deployed
         "skills_live": len(skills),
         "skills_held_back": list(manifest.validation.held_back) if manifest else [],
         # What the gateway will list: its name (the folder's when SKILL.md has none) and description.

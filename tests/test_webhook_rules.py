@@ -39,6 +39,9 @@ def test_signature() -> None:
         ("refs/heads/dev", "refs/heads/dev", True),
         ("refs/heads/dev", "refs/heads/main", False),
         ("a" * 40, "refs/heads/main", False),
+        ("semver:>=1.2.0,<2", "refs/tags/v1.4.0", True),  # a channel: any tag may change the pick
+        ("semver:>=1.2.0,<2", "refs/tags/v9", True),
+        ("semver:>=1.2.0,<2", "refs/heads/main", False),
     ],
 )
 def test_ref_matches(configured: str, pushed: str, expected: bool) -> None:

@@ -4,7 +4,7 @@
 pip-compile, which adds each file's hashes from PyPI and writes constraints.txt; the image
 block installs from it with `pip install --require-hashes`. A test compares the lock with
 the venv, so a changed dependency without `make lock` fails the suite. A maintainer's tool:
-it needs `packaging` (the dev extra), which the image does not.
+it needs `packaging`, which the image has too (tag channels read versions with it).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from skillsyncd.source.channels import is_channel
+
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 DELIVERY_HEADER = "X-GitHub-Delivery"
 EVENT_HEADER = "X-GitHub-Event"
@@ -41,6 +43,8 @@ def ref_matches(configured: str, pushed: str) -> bool:
     """
     if _FULL_SHA.match(configured.lower()):
         return False
+    if is_channel(configured):  # any tag pushed, moved or deleted may change the pick
+        return pushed.startswith("refs/tags/")
     if configured.startswith("refs/"):
         return pushed == configured
     return pushed in (f"refs/heads/{configured}", f"refs/tags/{configured}")

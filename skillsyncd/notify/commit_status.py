@@ -1,7 +1,8 @@
 """GitHub commit statuses for skill authors: next to their commit, whether their skill is live.
 
-Off by default (SKILLSYNC_COMMIT_STATUS=true turns it on; GITHUB_TOKEN must be
-allowed to write statuses). Each decision in the journal becomes one
+Off by default (SKILLSYNC_COMMIT_STATUS=true turns it on; GITHUB_TOKEN, or the
+GitHub App's installation token when one is configured, must be allowed to write
+statuses). Each decision in the journal becomes one
 ``POST /repos/{owner}/{repo}/statuses/{sha}`` with context ``skillsyncd/<replica>``.
 It runs on its own background thread and never retries: a refused token is one
 warning and switches posting off until the next start, a rate limit is one
@@ -26,6 +27,7 @@ from skillsyncd.errors import ConfigError
 from skillsyncd.log import redact_text, register_secret
 from skillsyncd.notify import alerts
 from skillsyncd.notify.outbox import Outbox
+from skillsyncd.source.github_app import GitHubAppError, installation_tokens
 
 log = structlog.get_logger(__name__)
 
@@ -141,13 +143,15 @@ class Poster:
             counts["skipped"] += 1
             return
         try:
-            token = self.cfg.token.get()
-        except ConfigError as exc:
+            app = installation_tokens(self.cfg)  # a GitHub App's token, when one is configured
+            token = app.get() if app is not None else self.cfg.token.get()
+        except (ConfigError, GitHubAppError) as exc:
             counts["failed"] += 1
             log.warning("commit_status_failed", error=str(exc))
             return
         if not token:
-            self._switch_off("no GITHUB_TOKEN: set one that may write commit statuses")
+            self._switch_off("no GITHUB_TOKEN (nor a GitHub App): set one that may write commit "
+                             "statuses")
             return
         register_secret(token)
         headers = {"Accept": "application/vnd.github+json", "Authorization": f"Bearer {token}",
@@ -178,6 +182,10 @@ class Poster:
             self.paused_until = self.clock() + wait
             log.warning("commit_status_rate_limited", pause=round(wait),
                         hint="statuses until then are skipped; deploys carry on")
+        elif code in (401, 403, 404) and self.cfg.github_app_id:
+            self._switch_off(f"GitHub refused the GitHub App's token ({code}): give the app "
+                             f"'Commit statuses: write' and install it on {self.owner}/{self.repo}, "
+                             "or set SKILLSYNC_COMMIT_STATUS=false")
         elif code in (401, 403, 404):
             why = {401: "GITHUB_TOKEN was refused (401)",
                    403: "GITHUB_TOKEN may not write commit statuses (403)",

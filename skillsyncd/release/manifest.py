@@ -130,6 +130,7 @@ class Manifest:
     ref: str | None = None
     source: str | None = None
     skills_path: str = ""
+    tag: str | None = None  # the tag a channel ref (semver:...) deployed
     created: str | None = None
     previous_release: str | None = None  # the release this one replaced when it went live
     history_rewritten: bool | None = None
@@ -158,7 +159,7 @@ class Manifest:
         """
         body = {
             "format": self.format, "release": self.release, "commit": self.commit,
-            "tree": self.tree, "ref": self.ref, "source": self.source,
+            "tree": self.tree, "ref": self.ref, "tag": self.tag, "source": self.source,
             "skills_path": self.skills_path, "created": self.created,
             "previous_release": self.previous_release, "history_rewritten": self.history_rewritten,
             "settings": self.settings, "layout": [finding_to_json(f) for f in self.layout],
@@ -187,7 +188,7 @@ class Manifest:
         val = raw.get("validation") or {}
         return cls(
             release=str(raw["release"]), commit=str(raw["commit"]),
-            tree=raw.get("tree"), ref=raw.get("ref"), source=raw.get("source"),
+            tree=raw.get("tree"), ref=raw.get("ref"), tag=raw.get("tag"), source=raw.get("source"),
             skills_path=str(raw.get("skills_path") or ""), created=raw.get("created"),
             previous_release=raw.get("previous_release"),
             history_rewritten=raw.get("history_rewritten"), settings=raw.get("settings"),

@@ -57,6 +57,7 @@ class Remote:
     safe_url: str
     token_set: bool
     network_timeout: float
+    github_app: bool = False  # the token is a GitHub App's installation token
 
     @property
     def kind(self) -> str:
@@ -165,7 +166,9 @@ def _diagnose(exc: BaseException, remote: Remote) -> Diagnosis | None:
 
 
 def _unauthorized(remote: Remote) -> Diagnosis:
-    if remote.token_set:
+    if remote.github_app:
+        todo = "check that the GitHub App is installed on the repository with Contents: Read"
+    elif remote.token_set:
         todo = "check GITHUB_TOKEN/SKILLSYNC_TOKEN and that it can read the repository"
     else:
         todo = ("no token is set: set SKILLSYNC_TOKEN (or GITHUB_TOKEN) to one that can read "

@@ -24,6 +24,7 @@ from dulwich.repo import Repo
 
 from skillsyncd.errors import SourceError
 from skillsyncd.source import mirror
+from skillsyncd.source.channels import TAGS_PREFIX
 from skillsyncd.source.history import ancestry_rewritten
 from skillsyncd.source.snapshot import object_size
 
@@ -47,6 +48,13 @@ def local_refs(path: str, names: list[bytes]) -> dict[bytes, bytes | None]:
             except KeyError:
                 continue
     return refs
+
+
+def local_tags(path: str) -> dict[bytes, bytes | None]:
+    """Every tag of a local repository and its peeled value (what ls-remote lists of them)."""
+    with contextlib.closing(Repo(path)) as repo:
+        names = [TAGS_PREFIX + bytes(n) for n in repo.refs.keys(base=Ref(TAGS_PREFIX))]
+    return local_refs(path, names)
 
 
 class _SourceMoved(Exception):

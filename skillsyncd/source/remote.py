@@ -11,6 +11,7 @@ path (:mod:`~skillsyncd.source.local_fetch`), the blob filter
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 import zlib
@@ -34,8 +35,9 @@ from skillsyncd.config import NO_SECRET, Config
 from skillsyncd.errors import RefNotFound, SourceError
 from skillsyncd.source import mirror
 from skillsyncd.source.blob_limit import blob_limit, drop_mirror_if_limit_grew, record_limit
+from skillsyncd.source.channels import parse_channel, pick_tag, tag_commits, tag_moved
 from skillsyncd.source.failures import Remote
-from skillsyncd.source.local_fetch import copy_local, local_refs
+from skillsyncd.source.local_fetch import copy_local, local_refs, local_tags
 from skillsyncd.source.network_fetch import SHA_RE, Wanted, fetch_over_network
 from skillsyncd.source.transport import candidate_refs, local_path, network, open_client, redact_url
 
@@ -72,24 +74,34 @@ class Source:
         self.cfg = cfg
         self.url = cfg.require_repo()
         self.safe_url = redact_url(self.url)
-        self.remote = Remote(self.safe_url, token_set=cfg.token != NO_SECRET,
-                             network_timeout=cfg.network_timeout)
+        self.remote = Remote(self.safe_url, token_set=cfg.token != NO_SECRET or bool(cfg.github_app_id),
+                             network_timeout=cfg.network_timeout, github_app=bool(cfg.github_app_id))
         self.mirror_dir = cfg.mirror_dir
+        self.tag: str | None = None  # a channel's tag the last probe picked
+        self._tags: dict[str, str] = {}  # the tags that probe listed -> their commits
 
     def probe(self) -> str:
-        """The commit the configured ref points at now (one ls-remote round trip)."""
+        """The commit the configured ref points at now (one ls-remote round trip); for a
+        channel, the newest tag in its range (named by :attr:`tag` afterwards)."""
         if SHA_RE.match(self.cfg.ref):
             return self.cfg.ref
         names = candidate_refs(self.cfg.ref)
+        channel = parse_channel(self.cfg.ref)
         local = local_path(self.url)
         with network("ls-remote", self.remote) as deadline:
             if local is not None:
-                refs = local_refs(local, names)
+                refs = local_tags(local) if channel else local_refs(local, names)
             else:
                 client, path = open_client(self.cfg, self.url, deadline)
                 result = client.get_refs(path.encode(), ref_prefix=names)
                 refs = {bytes(k): v for k, v in result.refs.items()}
-        return _pick_ref(refs, names, self.cfg.ref, self.safe_url)
+        if channel is None:
+            return _pick_ref(refs, names, self.cfg.ref, self.safe_url)
+        self._tags = tag_commits(refs)
+        pick = pick_tag(channel, self._tags, self.safe_url)
+        self.tag = pick.name
+        log.info("tag_picked", tag=pick.name, version=pick.version, channel=self.cfg.ref)
+        return pick.commit
 
     def open_mirror(self) -> Repo:
         """Open the mirror, re-creating it when missing or unreadable."""
@@ -116,15 +128,22 @@ class Source:
         and transit damage fails as a plain, retryable fetch error.
         """
         try:
-            return self._fetch_once(commit, previous)
+            result = self._fetch_once(commit, previous)
         except _CORRUPT_PACK as exc:
             log.warning("mirror_reset", reason=f"{type(exc).__name__}: {exc}")
             self.reset_mirror()
             try:
-                return self._fetch_once(commit, previous=None)
+                result = self._fetch_once(commit, previous=None)
             except _CORRUPT_PACK as again:
                 raise SourceError(f"fetch {self.safe_url}: received a corrupt pack "
                                   f"({type(again).__name__}: {again}); will retry") from again
+        if (self.tag is not None and commit != previous and result.history_rewritten is not False
+                and tag_moved(self._tags, previous)):
+            # The deployed commit's tag moved or was deleted, and the new commit is not known to
+            # descend from it (a fallback to an older tag is often not decidable in a shallow
+            # mirror): a force-push.
+            return dataclasses.replace(result, history_rewritten=True)
+        return result
 
     def _fetch_once(self, commit: str, previous: str | None = None) -> FetchResult:
         """One attempt: single ref, shallow, then keep the mirror bounded."""
@@ -228,5 +247,5 @@ def _pick_ref(
         if value:
             return value.decode()
     raise RefNotFound(
-        f"ref {ref!r} not found on {url}; check SKILLSYNC_REF (branch, tag or full commit SHA)"
+        f"ref {ref!r} not found on {url}; check SKILLSYNC_REF (branch, tag, full commit SHA or semver:RANGE)"
     )

@@ -28,8 +28,10 @@ from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
 from skillsyncd.config import Config
 from skillsyncd.errors import SourceError
 from skillsyncd.log import register_secret
+from skillsyncd.source.channels import TAGS_PREFIX, is_channel
 from skillsyncd.source.deadline import Deadline
 from skillsyncd.source.failures import Remote, RemoteFailed, classify
+from skillsyncd.source.github_app import http_credentials
 
 
 def redact_url(url: str) -> str:
@@ -62,7 +64,10 @@ def local_path(url: str) -> str | None:
 
 
 def candidate_refs(ref: str) -> list[bytes]:
-    """The full ref names a configured ref may mean: a branch first, then a tag."""
+    """The full ref names a configured ref may mean: a branch first, then a tag; every tag
+    for a channel (:mod:`~skillsyncd.source.channels`), whose pick is made from them."""
+    if is_channel(ref):
+        return [TAGS_PREFIX]
     if ref.startswith("refs/"):
         return [ref.encode()]
     return [f"refs/heads/{ref}".encode(), f"refs/tags/{ref}".encode()]
@@ -71,8 +76,6 @@ def candidate_refs(ref: str) -> list[bytes]:
 def open_client(cfg: Config, url: str, deadline: Deadline,
                 thin_packs: bool = True) -> tuple[GitClient, str]:
     """A dulwich client for ``url`` bounded by ``deadline``, and the path to ask it for."""
-    token = cfg.token.get() if cfg.token else None
-    register_secret(token)
     parts = urlsplit(url)
     if parts.password:
         register_secret(parts.password)
@@ -89,9 +92,9 @@ def open_client(cfg: Config, url: str, deadline: Deadline,
             pool_manager_cls=functools.partial(urllib3.PoolManager, retries=retries),  # type: ignore[arg-type]
             proxy_manager_cls=functools.partial(urllib3.ProxyManager, retries=retries),  # type: ignore[arg-type]
         )
-        if token:
-            kwargs["username"] = cfg.username
-            kwargs["password"] = token
+        credentials = http_credentials(cfg)  # the token, or a GitHub App's installation token
+        if credentials is not None:
+            kwargs["username"], kwargs["password"] = credentials
     elif is_ssh(url):
         # System ssh, never prompting, with its own connect and keep-alive bounds.
         t = max(1, int(cfg.network_timeout))

@@ -260,7 +260,7 @@ def _manifest(cfg: Config, releases: Releases, live: Live, source: Source, fetch
     release_id = free_release_id(releases, fetched.commit)
     structlog.contextvars.bind_contextvars(release=release_id)
     return Manifest(
-        release=release_id, commit=fetched.commit, tree=fetched.tree, ref=cfg.ref,
+        release=release_id, commit=fetched.commit, tree=fetched.tree, ref=cfg.ref, tag=source.tag,
         source=source.safe_url, skills_path=cfg.skills_path, created=now_iso(),
         previous_release=live.current, history_rewritten=fetched.history_rewritten,
         settings=cfg.release_settings(), layout=layout,
