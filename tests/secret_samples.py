@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from skillsyncd.validation.secret_rules import KEYED_RULES, STRUCTURAL_RULES, TOKEN_RULES
 from skillsyncd.validation.secrets.formats import Format, SecretRule, expand
+from skillsyncd.validation.secrets.values import stand_in_text
 
 AN = string.ascii_letters + string.digits
 SKILL_MD = "---\nname: demo\ndescription: Calls an API.\nmetadata:\n  version: '1'\n---\n\n# Demo\n"
@@ -60,16 +61,24 @@ class Sample:
 
 
 def value_of(fmt: Format, rng: random.Random) -> str:
-    """A value in ``fmt``: literals as written, each run of its length range."""
-    out = []
-    for seg in fmt:
-        if isinstance(seg, str):
-            out.append(seg)
-        else:
-            alphabet, lo, hi = seg
-            chars = expand(alphabet)
-            out.append("".join(rng.choice(chars) for _ in range(rng.randint(lo, min(hi, lo + 40)))))
-    return "".join(out)
+    """A value in ``fmt``: literals as written, each run of its length range.
+
+    A draw whose random part spells a placeholder mark (``xxxx``, ``here``, ``fake``) is
+    drawn again: the gate reads such a value as a documentation stand-in by design
+    (docs/validation.md), so it is not a credential sample (seen: a Mapbox token with
+    ``xxxx`` in it, about one draw in 10^4)."""
+    while True:
+        out = []
+        for seg in fmt:
+            if isinstance(seg, str):
+                out.append(seg)
+            else:
+                alphabet, lo, hi = seg
+                chars = expand(alphabet)
+                out.append("".join(rng.choice(chars) for _ in range(rng.randint(lo, min(hi, lo + 40)))))
+        value = "".join(out)
+        if not stand_in_text(value) or stand_in_text("".join(s for s in fmt if isinstance(s, str))):
+            return value
 
 
 def name_for(rule: SecretRule) -> str:

@@ -443,7 +443,7 @@ def test_a_0_1_0_manifest_reads_with_defaults_and_round_trips_the_documented_key
     doc = json.loads(m.to_json())
     assert set(doc) == {"format", "release", "commit", "tree", "ref", "source", "skills_path",
                         "created", "previous_release", "history_rewritten", "validation",
-                        "layout", "settings", "skills"}
+                        "layout", "settings", "tag", "skills"}
     assert {"name", "live", "status", "change", "content_sha", "commit", "version",
             "declared_name", "effective_name", "description", "files", "bytes",
             "warnings"} <= set(doc["skills"][0])

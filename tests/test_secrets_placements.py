@@ -150,3 +150,4 @@ def test_a_quote_before_a_long_run_of_binary_scans_in_linear_time() -> None:
     start = time.monotonic()
     assert list(scan_bytes(data)) == []
     assert time.monotonic() - start < 60  # a liveness bound; backtracking took hours
+
