@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import settings
 from gitserver import (
     BlackHole,
     ClosedPort,
@@ -17,6 +16,7 @@ from gitserver import (
     RepoBuilder,
     ResetServer,
 )
+from hypothesis import settings
 
 # The suite is the same run every time: property tests draw the same examples on every
 # machine, so CI cannot turn red on a draw no one has seen (HYPOTHESIS_PROFILE=explore
