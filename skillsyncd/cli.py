@@ -108,6 +108,8 @@ def _once_flags(p: argparse.ArgumentParser, default: Any,
                    help="sync once and exit")
     g.add_argument("--force", action="store_true", default=default or False,
                    help="with --once: deploy even a commit marked bad or rejected")
+    g.add_argument("--window-override", action="store_true", default=default or False,
+                   help="with --once: deploy inside a closed sync window (a freeze still holds)")
 
 
 def _global_flags(p: argparse.ArgumentParser, default: Any,
@@ -251,9 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")
             cfg.require_loadable_depth()
-            return cmd_once(cfg, force=args.force)
-        if args.force:
-            raise ConfigError("--force only goes with --once")
+            return cmd_once(cfg, force=args.force, window_override=args.window_override)
+        if args.force or args.window_override:
+            raise ConfigError("--force and --window-override only go with --once")
         handler = {
             "run": cmd_run,
             "status": cmd_status,
@@ -303,10 +305,10 @@ def make_syncer(cfg: Config) -> Any:
     return build_syncer(cfg)
 
 
-def cmd_once(cfg: Config, force: bool = False) -> int:
+def cmd_once(cfg: Config, force: bool = False, window_override: bool = False) -> int:
     syncer = make_syncer(cfg)
     try:
-        outcome = syncer.sync(trigger="manual", force=force)
+        outcome = syncer.sync(trigger="manual", force=force, window_override=window_override)
     finally:
         _ship_audit(cfg)  # failures are audit events too
     line = f"{outcome.status}: commit {(outcome.commit or '-')[:12]} release {outcome.release or '-'}"
@@ -334,7 +336,7 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         return EXIT_SYNC_FAILED
     if outcome.status is Status.REJECTED:  # refused again: the same outcome, the same exit code
         return EXIT_REJECTED
-    if outcome.status is Status.FROZEN:  # --force does not lift a freeze; `unfreeze` does
+    if outcome.status is Status.FROZEN:  # --force lifts neither a freeze nor a closed window
         return EXIT_FROZEN
     if outcome.status is Status.DEPLOYED:
         _run_hooks(cfg, outcome, Status.DEPLOYED)

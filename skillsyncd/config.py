@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from skillsyncd.errors import ConfigError
+from skillsyncd.sync.windows import SyncWindow, parse_windows
 
 # Paths containing one of these components are ignored by the gateway's watcher
 #: a state or publish dir under them would never hot-reload.
@@ -144,6 +145,8 @@ class Config:
     # a veto before the flip (sync/veto.py): run on the staged release; non-zero refuses the commit
     pre_flip_command: str | None = None
     pre_flip_timeout: float = 60.0
+    # when deployments may go live (sync/windows.py): JSON array, or [[sync_windows]] in TOML
+    sync_windows: tuple[SyncWindow, ...] = ()
     # telling people: alerts, commit statuses, the HTTP side beyond loopback
     notify: Secret = NO_SECRET  # Apprise URLs, space or newline separated (SKILLSYNC_NOTIFY[_FILE])
     notify_failing_after: int = 3  # failed syncs in a row before an alert
@@ -302,6 +305,8 @@ def _converter(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
         return lambda v: tuple(
             x.strip() for x in (v.replace("\n", ",").split(",") if isinstance(v, str) else v) if x.strip()
         )
+    if f.name == "sync_windows":
+        return parse_windows
     if f.name == "severity":
         return lambda v: _parse_severity(v) if isinstance(v, str) else dict(v)
     if f.name in {"state_dir", "publish_dir", "gateway_config", "gateway_bundled_dir"}:

@@ -1,5 +1,5 @@
 """The HTTP side: / (dashboard), /healthz, /readyz, /status, /metrics, POST /webhook/github,
-and POST /freeze and /unfreeze (always behind the token, see access.py) (aiohttp).
+and POST /freeze, /unfreeze and /sync (always behind the token, see access.py) (aiohttp).
 
 Every client is bounded: ``http_timeout`` for its request headers (aiohttp's keep-alive
 timer, which also closes idle connections), ``http_timeout`` again for a webhook body
@@ -113,6 +113,17 @@ class Endpoints:
         return web.json_response({"frozen": False, "lifted": lifted.to_dict() if lifted else None,
                                   "sync_triggered": bool(synced)})
 
+    async def sync(self, request: web.Request) -> web.Response:
+        """POST /sync: a manual sync now; ``?override=window`` lets it deploy inside a closed
+        sync window (as ``--once --window-override``; a freeze still holds)."""
+        override = request.query.get("override")
+        if override not in (None, "window"):
+            return web.json_response({"error": f"override={override!r}: the one override is "
+                                      "'window' (POST /sync?override=window)"}, status=400)
+        queued = (self.daemon.override_windows() if override == "window"
+                  else self.daemon.trigger("manual"))
+        return web.json_response({"sync_triggered": queued, "window_override": override == "window"})
+
     async def github(self, request: web.Request) -> web.Response:
         verdict = await self._judge(request)
         self.daemon.metrics.webhooks.labels(result=verdict.result).inc()
@@ -175,6 +186,7 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_post(WEBHOOK_PATH, ep.github)
     app.router.add_post("/freeze", ep.freeze)
     app.router.add_post("/unfreeze", ep.unfreeze)
+    app.router.add_post("/sync", ep.sync)
     return app
 
 
