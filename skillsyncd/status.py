@@ -14,6 +14,7 @@ import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from skillsyncd.release.manifest import Manifest
 from skillsyncd.release.releases import Releases
 from skillsyncd.sync.freeze import active_freeze
 from skillsyncd.sync.state import State, load_state
+from skillsyncd.sync.windows import window_view
 
 
 def filesystem_of(path: Path) -> Path:
@@ -216,6 +218,7 @@ def status_dict(cfg: Config) -> dict[str, Any]:
             behind = None  # the last syncs could not ask the remote: unknown, not "no"
     freeze = active_freeze(cfg)
     waiting = {k: v for k, v in (state.waiting or {}).items() if k != "settings"} or None
+    window = window_view(cfg.sync_windows, datetime.now(UTC))
     return {
         "state_dir": str(cfg.state_dir),
         "current_release": current,
@@ -236,10 +239,14 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         or ("rejected by validation" if state.rejected_commit == state.upstream_commit
             and state.rejected_commit else None)
         or ("waiting: deployments are frozen" if freeze and waiting
+            and waiting.get("commit") == state.upstream_commit else None)
+        or (f"waiting: {window['reason']}" if window and not window["open"] and waiting
             and waiting.get("commit") == state.upstream_commit else None),
         # the operator's freeze in effect (sync/freeze.py), and the commit it keeps waiting
         "freeze": freeze.to_dict() if freeze else None,
         "waiting": waiting,
+        # the sync windows (sync/windows.py): open or closed now, why, and the next change
+        "sync_window": window,
         "bad_commits": state.bad_commits,
         "last_attempt": state.last_attempt,
         "last_success": state.last_success,

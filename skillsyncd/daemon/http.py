@@ -69,6 +69,7 @@ class Endpoints:
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
         m.freeze(disk["freeze"], disk["waiting"])
+        m.sync_window(doc["sync_window"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
         m.gateway(disk["gateway"])
         page = await asyncio.to_thread(dashboard.gather, self.daemon, doc, m.exposition().decode())
@@ -81,6 +82,7 @@ class Endpoints:
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
         m.freeze(disk["freeze"], disk["waiting"])
+        m.sync_window(status.document(self.daemon, disk)["sync_window"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
         m.gateway(disk["gateway"])
         return web.Response(body=m.exposition(), headers={"Content-Type": m.content_type})

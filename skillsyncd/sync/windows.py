@@ -273,6 +273,13 @@ def _in(starts: list[datetime], duration: timedelta, at: datetime) -> bool:
     return i > 0 and at < starts[i - 1] + duration
 
 
+def window_view(windows: Sequence[SyncWindow], now: datetime) -> dict[str, Any] | None:
+    """The ``sync_window`` of ``status``, ``/status`` and the dashboard (None: no windows set)."""
+    if not windows:
+        return None
+    return {**evaluate(windows, now).to_dict(), "windows": [w.to_dict() for w in windows]}
+
+
 def closed_window(windows: Sequence[SyncWindow], now: datetime,
                   override: bool = False) -> WindowClosed | None:
     """The deferral the windows impose at ``now``; None when they are open, or overridden."""
