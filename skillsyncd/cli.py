@@ -447,6 +447,10 @@ def _print_freeze(info: Mapping[str, Any]) -> None:
         print(f"frozen    since {freeze['since']} by {freeze['by']}"
               + (f": {freeze['reason']}" if freeze["reason"] else "")
               + f" (until {freeze['until'] or 'unfreeze'})")
+    window = info.get("sync_window")
+    if window:
+        print(f"sync window {'open' if window['open'] else 'closed'} ({window['reason']}); "
+              f"next change {window['next_change'] or 'none within a year'}")
     if waiting:
         n = waiting.get("counts") or {}
         print(f"waiting   commit {str(waiting.get('commit'))[:12]} since {waiting.get('since')}: "

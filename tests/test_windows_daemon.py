@@ -10,6 +10,10 @@ the waiting commit goes live: the bug of argo-cd#21692 is not here.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,18 +23,25 @@ import pytest
 from gitserver import HttpGitServer, RepoBuilder
 from polling import wait_for
 
-from skillsyncd.audit.events import Frozen
+from skillsyncd.audit.events import Frozen, decode
 from skillsyncd.audit.journal import Journal
 from skillsyncd.config import Config, load_config
 from skillsyncd.daemon.hooks import HookRunner
 from skillsyncd.daemon.loop import Daemon
 from skillsyncd.daemon.metrics import Metrics
 from skillsyncd.daemon.status import disk_view, document
+from skillsyncd.notify.alerts import Book, Settings, decide
 from skillsyncd.sync.assembly import build_syncer
 from skillsyncd.sync.freeze import set_freeze
 from skillsyncd.sync.state import load_state
 
+SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
 NIGHT = '[{"name": "night", "kind": "deny", "schedule": "0 22 * * *", "duration": "8h"}]'
+
+
+def _env() -> dict[str, str]:
+    prefixes = ("SKILLSYNC_", "GITHUB_", "POLLING_", "NEO4J_", "MAX_SKILL")
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
 class FakeClock:
@@ -86,6 +97,12 @@ def setup(http_git_server: HttpGitServer, repo: RepoBuilder,
         running.stop()
 
 
+def _last(daemon: Daemon) -> tuple[str, str, str | None] | None:
+    """The last sync the loop recorded: (trigger, result, commit)."""
+    last = daemon.observed.last_sync
+    return (last["trigger"], last["result"], last["commit"]) if last else None
+
+
 def _journal(cfg: Config) -> list[object]:
     return list(Journal(cfg.journal_file).read())
 
@@ -118,8 +135,8 @@ def test_a_deny_window_defers_and_its_end_deploys_without_a_trigger(
 
     clock.at = datetime(2026, 1, 15, 6, 0, tzinfo=UTC)  # the end: the host clock got there
     running.call(daemon.wake)  # what asyncio's timer does on a real clock; no sync trigger
-    wait_for(lambda: load_state(cfg.state_file).commit == second, what="the deploy at the end")
-    assert daemon.observed.last_sync is not None and daemon.observed.last_sync["trigger"] == "window"
+    wait_for(lambda: _last(daemon) == ("window", "deployed", second), what="the deploy at the end")
+    assert load_state(cfg.state_file).commit == second
     assert load_state(cfg.state_file).waiting is None
 
 
@@ -134,15 +151,61 @@ def test_the_override_deploys_inside_the_window_and_a_freeze_still_holds(
     wait_for(lambda: (load_state(cfg.state_file).waiting or {}).get("commit") == second,
              what="the commit waiting behind the window")
     running.call(daemon.override_windows)
-    wait_for(lambda: load_state(cfg.state_file).commit == second, what="the overridden deploy")
-    assert daemon.observed.last_sync is not None and daemon.observed.last_sync["trigger"] == "manual"
+    wait_for(lambda: _last(daemon) == ("manual", "deployed", second), what="the overridden deploy")
+    assert load_state(cfg.state_file).commit == second
 
     set_freeze(cfg, daemon.syncer.ledger.record, reason="incident")  # the override is not unfreeze
     repo.add_skill("gamma", description="new")
     third = repo.commit("v3")
     running.call(daemon.override_windows)
-    wait_for(lambda: (load_state(cfg.state_file).waiting or {}).get("commit") == third,
+    wait_for(lambda: _last(daemon) == ("manual", "frozen", third),
              what="the commit waiting behind the freeze")
     waiting = load_state(cfg.state_file).waiting or {}
-    assert waiting["window"] is None and load_state(cfg.state_file).commit == second
+    assert waiting["commit"] == third and waiting["window"] is None
+    assert load_state(cfg.state_file).commit == second
     assert "deployments frozen" in (daemon.observed.last_sync or {}).get("reason", "")
+
+
+# -- the command line and the alert, as real processes and values -------------------------
+
+# A start every minute, each in effect for an hour: closed whatever the host's clock says.
+ALWAYS = '[{"name": "always", "kind": "deny", "schedule": "* * * * *", "duration": "1h"}]'
+
+
+def test_once_waits_behind_a_closed_window_and_the_override_deploys(
+        http_git_server: HttpGitServer, repo: RepoBuilder, tmp_path: Path) -> None:
+    url, state = http_git_server.url_for(repo), tmp_path / "state"
+    env = {**_env(), "SKILLSYNC_SYNC_WINDOWS": ALWAYS}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([SKILLSYNCD, *args, "--repo", url, "--state-dir", str(state)],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    repo.add_skill("alpha", description="v1")
+    first = repo.commit("v1")
+    waited = run("--once", "--force")  # --force does not pass a window either
+    assert waited.returncode == 5, waited.stderr
+    assert "deny window always is in effect" in waited.stderr
+    shown = run("status")
+    assert shown.returncode == 0 and "sync window closed (deny window always" in shown.stdout
+    doc = json.loads(run("status", "--json").stdout)
+    assert doc["sync_window"]["open"] is False and doc["waiting"]["window"] == "always"
+    assert doc["behind_reason"] == "waiting: deny window always is in effect"
+    done = run("--once", "--window-override")
+    assert done.returncode == 0, done.stderr
+    assert load_state(state / "state.json").commit == first
+    assert "window_overridden" in done.stdout + done.stderr
+    refused = run("status", "--window-override")
+    assert refused.returncode == 2
+
+
+def test_the_alert_of_a_window_deferral_says_when_and_how_to_override() -> None:
+    frozen = decode({"kind": "frozen", "commit": "c" * 40, "release": "live-1", "window": "night",
+                     "until": "2026-01-15T06:00:00.000Z",
+                     "reason": "deny window night is in effect; deploys at 2026-01-15T06:00:00.000Z"})
+    found, _ = decide(frozen, Book(), Settings(replica="r1", failing_after=3,
+                                               audit_lag_events=10))
+    assert [a.event for a in found] == ["frozen"]
+    assert "waits behind sync window night" in found[0].title
+    assert "2026-01-15T06:00:00.000Z" in found[0].body and "--window-override" in found[0].body
+    assert "unfreeze" not in found[0].body
