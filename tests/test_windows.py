@@ -6,11 +6,14 @@ Every instant here is a value the test picks (a fake clock); nothing reads the w
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from skillsyncd.config import load_config
+from skillsyncd.errors import ConfigError
 from skillsyncd.sync.windows import (
     ALLOW,
     DENY,
@@ -183,3 +186,29 @@ def test_the_next_change_is_the_first_flip(windows: list[SyncWindow], now: datet
         between = now + span * f
         if between < state.next_change:
             assert evaluate(windows, between).open == state.open
+
+
+# -- the setting, as load_config reads it ------------------------------------------------
+
+
+def test_the_setting_from_toml_tables_and_from_the_environment(tmp_path: Path) -> None:
+    toml = tmp_path / "skillsyncd.toml"
+    toml.write_text('[[sync_windows]]\nname = "office"\nkind = "allow"\nschedule = "0 9 * * 1-5"\n'
+                    'duration = "8h"\ntimezone = "America/New_York"\n\n[[sync_windows]]\n'
+                    'kind = "deny"\nschedule = "0 12 * * 1-5"\nduration = 3600\n')
+    cfg = load_config({}, env={}, config_file=toml)
+    assert [(w.label, w.kind, w.duration) for w in cfg.sync_windows] == [
+        ("office", ALLOW, timedelta(hours=8)),
+        ("deny '0 12 * * 1-5' for 1h UTC", DENY, timedelta(hours=1))]
+    env = load_config({}, env={"SKILLSYNC_SYNC_WINDOWS": '[{"kind": "deny", "schedule": '
+                                                         '"0 22 * * *", "duration": "8h"}]'},
+                      config_file=toml)
+    assert [w.schedule for w in env.sync_windows] == ["0 22 * * *"]  # the environment wins
+    assert load_config({}, env={}).sync_windows == ()
+
+
+def test_a_bad_window_stops_the_start_naming_where_it_was_set() -> None:
+    bad = '[{"kind": "deny", "schedule": "0 25 * * *", "duration": "1h"}]'
+    with pytest.raises(ConfigError, match=r"sync window 1: schedule '0 25 \* \* \*' is not a "
+                       r"5-field cron.*set by SKILLSYNC_SYNC_WINDOWS"):
+        load_config({}, env={"SKILLSYNC_SYNC_WINDOWS": bad})
