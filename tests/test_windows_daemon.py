@@ -10,6 +10,7 @@ the waiting commit goes live: the bug of argo-cd#21692 is not here.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from gitserver import HttpGitServer, RepoBuilder
 from polling import wait_for
+from structlog.testing import capture_logs
 
 from skillsyncd.audit.events import Frozen, decode
 from skillsyncd.audit.journal import Journal
@@ -31,8 +33,10 @@ from skillsyncd.daemon.loop import Daemon
 from skillsyncd.daemon.metrics import Metrics
 from skillsyncd.daemon.status import disk_view, document
 from skillsyncd.notify.alerts import Book, Settings, decide
+from skillsyncd.release.releases import Releases
 from skillsyncd.sync.assembly import build_syncer
 from skillsyncd.sync.freeze import set_freeze
+from skillsyncd.sync.ledger import save_state
 from skillsyncd.sync.state import load_state
 
 SKILLSYNCD = str(Path(sys.executable).parent / "skillsyncd")
@@ -209,3 +213,22 @@ def test_the_alert_of_a_window_deferral_says_when_and_how_to_override() -> None:
     assert "waits behind sync window night" in found[0].title
     assert "2026-01-15T06:00:00.000Z" in found[0].body and "--window-override" in found[0].body
     assert "unfreeze" not in found[0].body
+
+
+def test_a_missing_current_is_not_repaired_to_a_release_never_recorded_while_windows_are_set(
+        http_git_server: HttpGitServer, repo: RepoBuilder, tmp_path: Path) -> None:
+    """A kill between staging and the record of a first deploy: the release on disk has not
+    passed the windows, so start-up recovery must not flip to it inside a deny window."""
+    cfg = load_config({"repo": http_git_server.url_for(repo), "state_dir": str(tmp_path / "s")},
+                      env={"SKILLSYNC_SYNC_WINDOWS": ALWAYS})
+    repo.add_skill("alpha", description="v1")
+    repo.commit("v1")
+    assert build_syncer(cfg).sync(window_override=True).status.value == "deployed"
+    save_state(cfg.state_file, dataclasses.replace(load_state(cfg.state_file), release=None,
+                                                   commit=None))  # as if never recorded
+    cfg.current_link.unlink()
+    with capture_logs() as logs:
+        outcome = build_syncer(cfg).sync()
+    assert "current_not_repaired" in [e["event"] for e in logs]
+    assert outcome.status.value == "frozen" and outcome.window == "always"
+    assert Releases(cfg.state_dir).current() is None  # nothing went live inside the window
