@@ -26,6 +26,7 @@ from polling import wait_for
 from structlog.testing import capture_logs
 
 from skillsyncd.audit.events import Frozen, decode
+from skillsyncd.audit.history import render_line
 from skillsyncd.audit.journal import Journal
 from skillsyncd.config import Config, load_config
 from skillsyncd.daemon.hooks import HookRunner
@@ -232,3 +233,12 @@ def test_a_missing_current_is_not_repaired_to_a_release_never_recorded_while_win
     assert "current_not_repaired" in [e["event"] for e in logs]
     assert outcome.status.value == "frozen" and outcome.window == "always"
     assert Releases(cfg.state_dir).current() is None  # nothing went live inside the window
+
+
+def test_audit_tells_a_window_deferral_from_a_freeze() -> None:
+    window = decode({"kind": "frozen", "commit": "c" * 40, "window": "night",
+                     "reason": "deny window night is in effect; deploys at 2026-01-15T06:00:00.000Z"})
+    assert "sync window: deny window night is in effect; deploys at 2026-01-15T06:00" in (
+        render_line(window))
+    freeze = decode({"kind": "frozen", "commit": "c" * 40, "reason": "deployments frozen"})
+    assert "until unfreeze" in render_line(freeze) and "sync window" not in render_line(freeze)
