@@ -114,12 +114,14 @@ def test_a_night_across_the_change_is_its_elapsed_duration() -> None:
     assert evaluate([night], _utc(2026, 3, 8, 4, 0)).next_change == _utc(2026, 3, 8, 11, 0)
 
 
-def test_the_override_opens_a_closed_window_and_closed_window_says_until() -> None:
+def test_closed_window_names_the_windows_and_says_until() -> None:
     closed = closed_window([NIGHT], _utc(2026, 1, 14, 23, 0))
     assert closed is not None and closed.until == "2026-01-15T05:00:00.000Z"
     assert closed.window == "night" and "deploys at 2026-01-15T05:00:00.000Z" in closed.describe()
-    assert closed_window([NIGHT], _utc(2026, 1, 14, 23, 0), override=True) is None
     assert closed_window([NIGHT], _utc(2026, 1, 14, 12, 0)) is None
+    outside = closed_window([OFFICE, NIGHT], _utc(2026, 1, 17, 12, 0))  # a Saturday noon
+    assert outside is not None and outside.window == "outside office"
+    assert outside.until == "2026-01-19T09:00:00.000Z"
 
 
 @pytest.mark.parametrize(("raw", "message"), [

@@ -280,13 +280,14 @@ def window_view(windows: Sequence[SyncWindow], now: datetime) -> dict[str, Any] 
     return {**evaluate(windows, now).to_dict(), "windows": [w.to_dict() for w in windows]}
 
 
-def closed_window(windows: Sequence[SyncWindow], now: datetime,
-                  override: bool = False) -> WindowClosed | None:
-    """The deferral the windows impose at ``now``; None when they are open, or overridden."""
-    if not windows or override:
+def closed_window(windows: Sequence[SyncWindow], now: datetime) -> WindowClosed | None:
+    """The deferral the windows impose at ``now`` (None: open). ``window`` names the deny
+    windows in effect, or the allow windows it is outside of."""
+    if not windows:
         return None
     state = evaluate(windows, now)
     if state.open:
         return None
-    return WindowClosed(state.reason, iso(state.next_change) if state.next_change else None,
-                        ", ".join(state.active) or "allow windows")
+    deny = [w.label for w in windows if w.kind == DENY and w.label in state.active]
+    named = ", ".join(deny) or "outside " + ", ".join(w.label for w in windows if w.kind == ALLOW)
+    return WindowClosed(state.reason, iso(state.next_change) if state.next_change else None, named)
