@@ -214,3 +214,24 @@ def test_a_bad_window_stops_the_start_naming_where_it_was_set() -> None:
     with pytest.raises(ConfigError, match=r"sync window 1: schedule '0 25 \* \* \*' is not a "
                        r"5-field cron.*set by SKILLSYNC_SYNC_WINDOWS"):
         load_config({}, env={"SKILLSYNC_SYNC_WINDOWS": bad})
+
+
+def test_the_documented_examples_load(tmp_path: Path) -> None:
+    """operations.md's "Sync windows" blocks, copied as a reader would paste them."""
+    docs = (Path(__file__).parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    section = docs.split("## Sync windows", 1)[1].split("\n## ", 1)[0]
+    shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    json_text = shell.split("SKILLSYNC_SYNC_WINDOWS='", 1)[1].split("'", 1)[0]
+    from_env = load_config({}, env={"SKILLSYNC_SYNC_WINDOWS": json_text}).sync_windows
+    assert [w.label for w in from_env] == ["night", "weekend"]
+    toml = tmp_path / "skillsyncd.toml"
+    toml.write_text(section.split("```toml\n", 1)[1].split("```", 1)[0], encoding="utf-8")
+    from_toml = load_config({}, env={}, config_file=toml).sync_windows
+    assert [(w.label, w.kind) for w in from_toml] == [("office", ALLOW), ("meeting", DENY)]
+    # the meeting is inside office hours and wins the overlap
+    state = evaluate(from_toml, _utc(2026, 1, 14, 17, 30))  # 12:30 in New York (EST)
+    assert not state.open and state.active == ("office", "meeting")
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("### Sync windows", 1)[1].split("SKILLSYNC_SYNC_WINDOWS='", 1)[1]
+    from_readme = load_config({}, env={"SKILLSYNC_SYNC_WINDOWS": example.split("'", 1)[0]})
+    assert [w.label for w in from_readme.sync_windows] == ["night", "meeting"]
