@@ -113,6 +113,8 @@ def _once_flags(p: argparse.ArgumentParser, default: Any,
                    help="sync once and exit")
     g.add_argument("--force", action="store_true", default=default or False,
                    help="with --once: deploy even a commit marked bad or rejected")
+    g.add_argument("--window-override", action="store_true", default=default or False,
+                   help="with --once: deploy inside a closed sync window (a freeze still holds)")
 
 
 def _global_flags(p: argparse.ArgumentParser, default: Any,
@@ -242,7 +244,7 @@ def _log_env_notes() -> None:
 
     import structlog
 
-    from skillsyncd.config import env_notes
+    from skillsyncd.env_notes import env_notes
 
     log = structlog.get_logger(__name__)
     for note in env_notes(os.environ):
@@ -276,9 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command not in (None, "run"):
                 raise ConfigError("--once runs a single sync; it takes no other command")
             cfg.require_loadable_depth()
-            return cmd_once(cfg, force=args.force)
-        if args.force:
-            raise ConfigError("--force only goes with --once")
+            return cmd_once(cfg, force=args.force, window_override=args.window_override)
+        if args.force or args.window_override:
+            raise ConfigError("--force and --window-override only go with --once")
         handler = {
             "run": cmd_run,
             "status": cmd_status,
@@ -329,10 +331,10 @@ def make_syncer(cfg: Config) -> Any:
     return build_syncer(cfg)
 
 
-def cmd_once(cfg: Config, force: bool = False) -> int:
+def cmd_once(cfg: Config, force: bool = False, window_override: bool = False) -> int:
     syncer = make_syncer(cfg)
     try:
-        outcome = syncer.sync(trigger="manual", force=force)
+        outcome = syncer.sync(trigger="manual", force=force, window_override=window_override)
     finally:
         _ship_audit(cfg)  # failures are audit events too
     line = f"{outcome.status}: commit {(outcome.commit or '-')[:12]} release {outcome.release or '-'}"
@@ -360,7 +362,7 @@ def cmd_once(cfg: Config, force: bool = False) -> int:
         return EXIT_SYNC_FAILED
     if outcome.status is Status.REJECTED:  # refused again: the same outcome, the same exit code
         return EXIT_REJECTED
-    if outcome.status is Status.FROZEN:  # --force does not lift a freeze; `unfreeze` does
+    if outcome.status is Status.FROZEN:  # --force lifts neither a freeze nor a closed window
         return EXIT_FROZEN
     if outcome.status is Status.DEPLOYED:
         _run_hooks(cfg, outcome, Status.DEPLOYED)
@@ -431,7 +433,7 @@ def cmd_run(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     import json
 
-    from skillsyncd.status import status_dict
+    from skillsyncd.status import status_dict, status_lines
 
     if args.manifest:
         from skillsyncd.sync.preview_run import cmd_export_manifest
@@ -441,50 +443,8 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
-    if info["current_release"] is None:
-        print(f"nothing deployed yet in {info['state_dir']}")
-    else:
-        print(f"release   {info['current_release']}")
-        print(f"commit    {info['deployed_commit']}")
-        tag = f", tag {info['tag']}" if info.get("tag") else ""
-        print(f"source    {info['source']} ({info['ref']}{tag})")
-        print(f"skills    {info['skills_live']} live"
-              + (f", held back: {', '.join(info['skills_held_back'])}"
-                 if info["skills_held_back"] else ""))
-    for f in info["layout"]:
-        if f["rule"] in {"layout.skills-subfolder", "layout.root-skill-md", "layout.gateway-cap",
-                         "layout.too-deep"}:
-            print(f"layout    {f['path']}: {f['message']}")
-    usage = [f for f in info["layout"] if f["rule"].startswith("usage.")]
-    if usage:
-        print(f"usage     {len(usage)} warning(s) on how agents get the skills, e.g. "
-              f"[{usage[0]['rule']}] {usage[0]['path']}; all in `skillsyncd status --json`")
-    if info["behind_upstream"]:
-        print(f"upstream  {info['upstream_commit']} (not deployed: "
-              f"{info['behind_reason'] or 'not synced yet'})")
-    print(f"last sync {info['last_success'] or 'never'} succeeded; failure streak "
-          f"{info['failure_streak']}")
-    if info["last_error"]:
-        print(f"error     {info['last_error']}")
-    _print_freeze(info)
-    disk = info["state_dir_health"]
-    if disk["problem"]:
-        print(f"disk      {disk['problem']}")
+    print("\n".join(status_lines(info)))
     return EXIT_OK
-
-
-def _print_freeze(info: Mapping[str, Any]) -> None:
-    """The freeze in effect and the commit it keeps waiting (``status``)."""
-    freeze, waiting = info.get("freeze"), info.get("waiting")
-    if freeze:
-        print(f"frozen    since {freeze['since']} by {freeze['by']}"
-              + (f": {freeze['reason']}" if freeze["reason"] else "")
-              + f" (until {freeze['until'] or 'unfreeze'})")
-    if waiting:
-        n = waiting.get("counts") or {}
-        print(f"waiting   commit {str(waiting.get('commit'))[:12]} since {waiting.get('since')}: "
-              f"+{n.get('added', 0)} ~{n.get('changed', 0)} -{n.get('removed', 0)}"
-              + (f", {n['held_back']} held back" if n.get("held_back") else ""))
 
 
 def cmd_releases(cfg: Config, args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ value comes from and re-reads ``*_FILE`` paths on every use so tokens can rotate
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 from skillsyncd.errors import ConfigError
 from skillsyncd.source.channels import parse_channel
+from skillsyncd.sync.windows import SyncWindow, parse_windows
 
 # Paths containing one of these components are ignored by the gateway's watcher
 #: a state or publish dir under them would never hot-reload.
@@ -149,6 +149,8 @@ class Config:
     # a veto before the flip (sync/veto.py): run on the staged release; non-zero refuses the commit
     pre_flip_command: str | None = None
     pre_flip_timeout: float = 60.0
+    # when deployments may go live (sync/windows.py): JSON array, or [[sync_windows]] in TOML
+    sync_windows: tuple[SyncWindow, ...] = ()
     # telling people: alerts, commit statuses, the HTTP side beyond loopback
     notify: Secret = NO_SECRET  # Apprise URLs, space or newline separated (SKILLSYNC_NOTIFY[_FILE])
     notify_failing_after: int = 3  # failed syncs in a row before an alert
@@ -252,11 +254,11 @@ class Config:
 # --- loading -----------------------------------------------------------------
 
 # Read on demand and from *_FILE paths; public keys are not secret, but they rotate the same way.
-_SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
+SECRET_FIELDS = {"token", "webhook_secret", "neo4j_password", "notify", "http_token", "allowed_signers",
                   "gpg_keys", "gateway_token", "github_app_private_key"}
 
 # Extra environment names per field, in priority order after SKILLSYNC_<NAME>.
-_ENV_ALIASES: dict[str, tuple[str, ...]] = {
+ENV_ALIASES: dict[str, tuple[str, ...]] = {
     "token": ("GITHUB_TOKEN",),
     "webhook_secret": ("GITHUB_WEBHOOK_SECRET",),
     "neo4j_uri": ("NEO4J_URI",),
@@ -272,8 +274,8 @@ def secret_env_names() -> frozenset[str]:
     """Every environment name a secret setting is read from, ``*_FILE`` forms included
     (what a command skillsyncd runs for someone else must not inherit)."""
     names: set[str] = set()
-    for name in _SECRET_FIELDS:
-        for var in (f"SKILLSYNC_{name.upper()}", *_ENV_ALIASES.get(name, ())):
+    for name in SECRET_FIELDS:
+        for var in (f"SKILLSYNC_{name.upper()}", *ENV_ALIASES.get(name, ())):
             names |= {var, f"{var}_FILE"}
     return frozenset(names)
 
@@ -307,6 +309,8 @@ def _converter(f: dataclasses.Field[Any]) -> Callable[[Any], Any]:
         return lambda v: tuple(
             x.strip() for x in (v.replace("\n", ",").split(",") if isinstance(v, str) else v) if x.strip()
         )
+    if f.name == "sync_windows":
+        return parse_windows
     if f.name == "severity":
         return lambda v: _parse_severity(v) if isinstance(v, str) else dict(v)
     if f.name in {"state_dir", "publish_dir", "gateway_config", "gateway_bundled_dir"}:
@@ -332,8 +336,8 @@ def _secret_from(env: Mapping[str, str], names: tuple[str, ...]) -> Secret | Non
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        names = (f"SKILLSYNC_{f.name.upper()}", *_ENV_ALIASES.get(f.name, ()))
-        if f.name in _SECRET_FIELDS:
+        names = (f"SKILLSYNC_{f.name.upper()}", *ENV_ALIASES.get(f.name, ()))
+        if f.name in SECRET_FIELDS:
             secret = _secret_from(env, names)
             if secret is not None:
                 raw[f.name] = secret
@@ -352,44 +356,6 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return raw
 
 
-# SKILLSYNC_* names that are not settings of skillsyncd but are set on purpose: read
-# by supervisord.conf's shell, given to hooks (daemon/hooks.py), or by the e2e tests.
-_OTHER_OWN_NAMES = frozenset({
-    "SKILLSYNC_CONFIG", "SKILLSYNC_USER", "SKILLSYNC_GATEWAY_COMMAND", "SKILLSYNC_E2E_CACHE",
-    "SKILLSYNC_EVENT", "SKILLSYNC_COMMIT", "SKILLSYNC_RELEASE", "SKILLSYNC_PREVIOUS_COMMIT",
-    "SKILLSYNC_PREVIOUS_RELEASE", "SKILLSYNC_TRIGGER", "SKILLSYNC_RELEASE_DIR",
-    "SKILLSYNC_RELEASE_PATH",
-    # the container install's (Dockerfile.patch, supervisord.conf, apply-dockerfile-patch.sh)
-    "SKILLSYNC_GATEWAY_USER", "SKILLSYNC_GATEWAY_FATAL_FILE", "SKILLSYNC_INSTALL_PYTHON",
-})
-
-
-@dataclass(frozen=True)
-class EnvNote:
-    """Something odd about the environment, worth one warning line. Names only, no values."""
-
-    event: str  # env_conflict | env_unknown
-    variable: str
-    message: str
-    ignored: tuple[str, ...] = ()
-    suggestion: str | None = None
-
-    def fields(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"variable": self.variable, "message": self.message}
-        if self.ignored:
-            out["ignored"] = list(self.ignored)
-        if self.suggestion:
-            out["did_you_mean"] = self.suggestion
-        return out
-
-
-def known_env_names() -> frozenset[str]:
-    """Every SKILLSYNC_* variable skillsyncd or its container reads."""
-    names = {f"SKILLSYNC_{f.name.upper()}" for f in dataclasses.fields(Config)}
-    names |= {f"SKILLSYNC_{s.upper()}_FILE" for s in _SECRET_FIELDS}
-    return frozenset(names | _OTHER_OWN_NAMES)
-
-
 def _as_number(text: str, scale: float = 1) -> str:
     """``text`` as a canonical number (times ``scale``), or unchanged if it is none."""
     try:
@@ -398,15 +364,15 @@ def _as_number(text: str, scale: float = 1) -> str:
         return text  # load_config reports a bad value itself
 
 
-def _candidates(env: Mapping[str, str], field_name: str) -> list[tuple[str, str]]:
+def env_candidates(env: Mapping[str, str], field_name: str) -> list[tuple[str, str]]:
     """(variable, value) for each set variable naming ``field_name``, highest priority first.
 
     A secret's ``*_FILE`` variable counts as its own candidate, ahead of the plain one.
     """
-    names = (f"SKILLSYNC_{field_name.upper()}", *_ENV_ALIASES.get(field_name, ()))
+    names = (f"SKILLSYNC_{field_name.upper()}", *ENV_ALIASES.get(field_name, ()))
     out: list[tuple[str, str]] = []
     for name in names:
-        variants = (f"{name}_FILE", name) if field_name in _SECRET_FIELDS else (name,)
+        variants = (f"{name}_FILE", name) if field_name in SECRET_FIELDS else (name,)
         for var in variants:
             if env.get(var) not in (None, ""):
                 out.append((var, ("file:" if var.endswith("_FILE") else "") + env[var]))
@@ -417,32 +383,6 @@ def _candidates(env: Mapping[str, str], field_name: str) -> list[tuple[str, str]
     return out
 
 
-def env_notes(env: Mapping[str, str]) -> list[EnvNote]:
-    """Conflicting names for one setting, and SKILLSYNC_* variables that are no setting.
-
-    Both are easy to miss: a seed name left behind after moving to SKILLSYNC_ names
-    silently loses, and a typo silently configures nothing.
-    """
-    notes: list[EnvNote] = []
-    for f in dataclasses.fields(Config):
-        found = _candidates(env, f.name)
-        if len({value for _, value in found}) > 1:
-            winner, losers = found[0][0], tuple(var for var, _ in found[1:])
-            notes.append(EnvNote(
-                "env_conflict", winner,
-                f"{winner} and {', '.join(losers)} are set to different values; "
-                f"{winner} wins (remove the other to silence this)", ignored=losers))
-    known = known_env_names()
-    for var in sorted(env):
-        if var.startswith("SKILLSYNC_") and var not in known:
-            close = difflib.get_close_matches(var, sorted(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            notes.append(EnvNote("env_unknown", var,
-                                 f"{var} is not a skillsyncd setting and is ignored{hint}",
-                                 suggestion=close[0] if close else None))
-    return notes
-
-
 def _from_toml(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -451,14 +391,14 @@ def _from_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     known = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(data) - known - {f"{s}_file" for s in _SECRET_FIELDS})
+    unknown = sorted(set(data) - known - {f"{s}_file" for s in SECRET_FIELDS})
     if unknown:
         raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
     raw: dict[str, Any] = {}
     for key, value in data.items():
-        if key.endswith("_file") and key[: -len("_file")] in _SECRET_FIELDS:
+        if key.endswith("_file") and key[: -len("_file")] in SECRET_FIELDS:
             raw[key[: -len("_file")]] = Secret(file=Path(value))
-        elif key in _SECRET_FIELDS:
+        elif key in SECRET_FIELDS:
             raw[key] = Secret(value=str(value))
         else:
             raw[key] = value
@@ -470,7 +410,7 @@ def _origins(flags: Mapping[str, Any], env: Mapping[str, str], toml: Mapping[str
     """Setting -> where its value came from ("--interval", "SKILLSYNC_INTERVAL", a file)."""
     out = {name: f"{name} in {path}" for name in toml}
     for f in dataclasses.fields(Config):
-        found = _candidates(env, f.name)
+        found = env_candidates(env, f.name)
         if found:
             out[f.name] = found[0][0]
     out.update({name: "--" + name.replace("_", "-") for name in flags})
@@ -509,7 +449,7 @@ def load_config(
         f = fields.get(name)
         if f is None:
             raise ConfigError(f"unknown setting {name!r}")
-        if name in _SECRET_FIELDS:
+        if name in SECRET_FIELDS:
             values[name] = raw if isinstance(raw, Secret) else Secret(value=str(raw))
             continue
         try:

@@ -13,7 +13,9 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from skillsyncd.release.manifest import Manifest
 from skillsyncd.release.releases import Releases
 from skillsyncd.sync.freeze import active_freeze
 from skillsyncd.sync.state import State, load_state
+from skillsyncd.sync.windows import window_view
 
 
 def filesystem_of(path: Path) -> Path:
@@ -216,6 +219,7 @@ def status_dict(cfg: Config) -> dict[str, Any]:
             behind = None  # the last syncs could not ask the remote: unknown, not "no"
     freeze = active_freeze(cfg)
     waiting = {k: v for k, v in (state.waiting or {}).items() if k != "settings"} or None
+    window = window_view(cfg.sync_windows, datetime.now(UTC))
     return {
         "state_dir": str(cfg.state_dir),
         "current_release": current,
@@ -237,10 +241,14 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         or ("rejected by validation" if state.rejected_commit == state.upstream_commit
             and state.rejected_commit else None)
         or ("waiting: deployments are frozen" if freeze and waiting
+            and waiting.get("commit") == state.upstream_commit else None)
+        or (f"waiting: {window['reason']}" if window and not window["open"] and waiting
             and waiting.get("commit") == state.upstream_commit else None),
         # the operator's freeze in effect (sync/freeze.py), and the commit it keeps waiting
         "freeze": freeze.to_dict() if freeze else None,
         "waiting": waiting,
+        # the sync windows (sync/windows.py): open or closed now, why, and the next change
+        "sync_window": window,
         "bad_commits": state.bad_commits,
         "last_attempt": state.last_attempt,
         "last_success": state.last_success,
@@ -250,3 +258,58 @@ def status_dict(cfg: Config) -> dict[str, Any]:
         "state_dir_health": worst(probes),
         "created": manifest.created if manifest else None,
     }
+
+
+def status_lines(info: Mapping[str, Any]) -> list[str]:
+    """``skillsyncd status`` as text, from :func:`status_dict`'s document (pure)."""
+    out: list[str] = []
+    if info["current_release"] is None:
+        out.append(f"nothing deployed yet in {info['state_dir']}")
+    else:
+        out.append(f"release   {info['current_release']}")
+        out.append(f"commit    {info['deployed_commit']}")
+        tag = f", tag {info['tag']}" if info.get("tag") else ""
+        out.append(f"source    {info['source']} ({info['ref']}{tag})")
+        out.append(f"skills    {info['skills_live']} live"
+                   + (f", held back: {', '.join(info['skills_held_back'])}"
+                      if info["skills_held_back"] else ""))
+    for f in info["layout"]:
+        if f["rule"] in {"layout.skills-subfolder", "layout.root-skill-md", "layout.gateway-cap",
+                         "layout.too-deep"}:
+            out.append(f"layout    {f['path']}: {f['message']}")
+    usage = [f for f in info["layout"] if f["rule"].startswith("usage.")]
+    if usage:
+        out.append(f"usage     {len(usage)} warning(s) on how agents get the skills, e.g. "
+                   f"[{usage[0]['rule']}] {usage[0]['path']}; all in `skillsyncd status --json`")
+    if info["behind_upstream"]:
+        out.append(f"upstream  {info['upstream_commit']} (not deployed: "
+                   f"{info['behind_reason'] or 'not synced yet'})")
+    out.append(f"last sync {info['last_success'] or 'never'} succeeded; failure streak "
+               f"{info['failure_streak']}")
+    if info["last_error"]:
+        out.append(f"error     {info['last_error']}")
+    out += _freeze_lines(info)
+    disk = info["state_dir_health"]
+    if disk["problem"]:
+        out.append(f"disk      {disk['problem']}")
+    return out
+
+
+def _freeze_lines(info: Mapping[str, Any]) -> list[str]:
+    """The freeze in effect, the sync window and the commit they keep waiting."""
+    out: list[str] = []
+    freeze, waiting = info.get("freeze"), info.get("waiting")
+    if freeze:
+        out.append(f"frozen    since {freeze['since']} by {freeze['by']}"
+                   + (f": {freeze['reason']}" if freeze["reason"] else "")
+                   + f" (until {freeze['until'] or 'unfreeze'})")
+    window = info.get("sync_window")
+    if window:
+        out.append(f"sync window {'open' if window['open'] else 'closed'} ({window['reason']}); "
+                   f"next change {window['next_change'] or 'none within a year'}")
+    if waiting:
+        n = waiting.get("counts") or {}
+        out.append(f"waiting   commit {str(waiting.get('commit'))[:12]} since {waiting.get('since')}: "
+                   f"+{n.get('added', 0)} ~{n.get('changed', 0)} -{n.get('removed', 0)}"
+                   + (f", {n['held_back']} held back" if n.get("held_back") else ""))
+    return out

@@ -158,7 +158,7 @@ def test_skills_path_normalised() -> None:
 
 
 def test_seed_and_skillsync_names_that_differ_give_one_note_naming_the_winner() -> None:
-    from skillsyncd.config import env_notes
+    from skillsyncd.env_notes import env_notes
 
     env = {"SKILLSYNC_TOKEN": "ghp_firstsecretvalue", "GITHUB_TOKEN": "ghp_othersecretvalue",
            "SKILLSYNC_INTERVAL": "30", "POLLING_INTERVAL_MIN": "2",
@@ -176,7 +176,7 @@ def test_seed_and_skillsync_names_that_differ_give_one_note_naming_the_winner() 
 
 
 def test_a_misspelled_variable_is_named_with_the_closest_real_one() -> None:
-    from skillsyncd.config import env_notes
+    from skillsyncd.env_notes import env_notes
 
     notes = env_notes({"SKILLSYNC_INTERVALL": "5", "SKILLSYNC_WEBHOOK_SECRT": "x",
                        "SKILLSYNC_USER": "moltbot", "SKILLSYNC_RELEASE": "r1"})

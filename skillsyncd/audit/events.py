@@ -148,11 +148,13 @@ class FreezeEnded(JournalEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Frozen(JournalEvent):
-    """A sync staged and validated ``commit`` and a freeze kept it from going live."""
+    """A sync staged and validated ``commit`` and a freeze (or the sync windows) kept it from
+    going live."""
 
     KIND: ClassVar[str] = str(Event.FROZEN)
-    reason: str | None = None  # the freeze's reason
+    reason: str | None = None  # the freeze's reason, or the windows'
     until: str | None = None
+    window: str | None = None  # set when sync windows deferred it: which ones (None: a freeze)
     held_back: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     findings: tuple[Mapping[str, Any], ...] = ()
 

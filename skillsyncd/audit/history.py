@@ -113,6 +113,8 @@ def render_line(event: JournalEvent) -> str:
 def _freeze_gist(event: FreezeStarted | FreezeEnded | Frozen) -> str:
     if isinstance(event, FreezeEnded):
         return f"{event.how or 'ended'}" + (f" by {event.by}" if event.by else "")
+    if isinstance(event, Frozen) and event.window:  # the reason says when the windows open
+        return f"sync window: {event.reason or event.window}"
     until = f" until {event.until}" if event.until else " until unfreeze"
     return f"reason: {event.reason or '-'}{until}"
 

@@ -32,7 +32,7 @@ log = structlog.get_logger(__name__)
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 OPEN_PATHS = frozenset({("POST", "/webhook/github"), ("GET", "/healthz"), ("HEAD", "/healthz")})
 # Operator actions: the token is needed on every bind, loopback included.
-CONTROL_PATHS = frozenset({("POST", "/freeze"), ("POST", "/unfreeze")})
+CONTROL_PATHS = frozenset({("POST", "/freeze"), ("POST", "/unfreeze"), ("POST", "/sync")})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

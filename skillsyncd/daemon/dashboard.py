@@ -158,7 +158,7 @@ _SCRIPT = """
   document.documentElement.setAttribute("data-js","on");
   function key(s){return [s.current_release,s.last_success,s.failure_streak,s.last_error,
     s.upstream_commit,s.poller_status,(s.audit||{}).lag,JSON.stringify(s.freeze),
-    JSON.stringify(s.waiting)].join("|");}
+    JSON.stringify(s.waiting),JSON.stringify(s.sync_window)].join("|");}
   function tick(){
     fetch("/status",{cache:"no-store"}).then(function(r){return r.json();}).then(function(s){
       var k=key(s);
@@ -245,6 +245,23 @@ def _freeze_section(page: Page) -> str:
                           for k, v in names)
                 + "</dl>")
     return out + "</section>"
+
+
+def _window_section(page: Page) -> str:
+    """The sync windows: open or closed now, why, the next change, and each window."""
+    window = page.status.get("sync_window")
+    if not window:
+        return ""
+    state = "open" if window.get("open") else '<span class="warn">closed</span>'
+    change = window.get("next_change")
+    rows = "".join(f"<tr><td>{_e(w.get('name'))}</td><td>{_e(w.get('kind'))}</td>"
+                   f"<td><code>{_e(w.get('schedule'))}</code></td><td>{_e(w.get('duration'))}</td>"
+                   f"<td>{_e(w.get('timezone'))}</td></tr>" for w in window.get("windows") or ())
+    return (f'<section id="sync-window"><h2>Sync windows</h2><p>Deployments: {state} '
+            f'({_e(window.get("reason"))}); '
+            + (f"next change {_e(change)}" if change else "no change ahead") + ".</p>"
+            "<table><thead><tr><th>Window</th><th>Kind</th><th>Schedule</th><th>Duration</th>"
+            f"<th>Time zone</th></tr></thead><tbody>{rows}</tbody></table></section>")
 
 
 def _health_section(page: Page) -> str:
@@ -375,6 +392,7 @@ def render(page: Page, want: str = "all", poll_ms: int = 5000) -> str:
         f"<header><h1>{_e(title)}</h1><span class=\"muted\">version {_e(st.get('version'))}</span></header>"
         "<main>"
         f"{_freeze_section(page)}"
+        f"{_window_section(page)}"
         f"<section id=\"live\"><h2>Live release</h2>{_live_section(page)}</section>"
         f"<section id=\"health\"><h2>Health</h2>{_health_section(page)}</section>"
         f"<section id=\"gateway\"><h2>Gateway</h2>{_gateway_section(page)}</section>"

@@ -1,5 +1,5 @@
 """The HTTP side: / (dashboard), /healthz, /readyz, /status, /metrics, POST /webhook/github,
-and POST /freeze and /unfreeze (always behind the token, see access.py) (aiohttp).
+and POST /freeze, /unfreeze and /sync (always behind the token, see access.py) (aiohttp).
 
 Every client is bounded: ``http_timeout`` for its request headers (aiohttp's keep-alive
 timer, which also closes idle connections), ``http_timeout`` again for a webhook body
@@ -69,6 +69,7 @@ class Endpoints:
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
         m.freeze(disk["freeze"], disk["waiting"])
+        m.sync_window(doc["sync_window"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
         m.gateway(disk["gateway"])
         page = await asyncio.to_thread(dashboard.gather, self.daemon, doc, m.exposition().decode())
@@ -81,6 +82,7 @@ class Endpoints:
         m = self.daemon.metrics
         m.live(disk["deployed_commit"], disk["current_release"], disk["skills_live"])
         m.freeze(disk["freeze"], disk["waiting"])
+        m.sync_window(status.document(self.daemon, disk)["sync_window"])
         m.failure_streak.set(self.daemon.scheduler.failure_streak)
         m.gateway(disk["gateway"])
         return web.Response(body=m.exposition(), headers={"Content-Type": m.content_type})
@@ -112,6 +114,17 @@ class Endpoints:
         synced = lifted is not None and self.daemon.trigger("unfreeze")
         return web.json_response({"frozen": False, "lifted": lifted.to_dict() if lifted else None,
                                   "sync_triggered": bool(synced)})
+
+    async def sync(self, request: web.Request) -> web.Response:
+        """POST /sync: a manual sync now; ``?override=window`` lets it deploy inside a closed
+        sync window (as ``--once --window-override``; a freeze still holds)."""
+        override = request.query.get("override")
+        if override not in (None, "window"):
+            return web.json_response({"error": f"override={override!r}: the one override is "
+                                      "'window' (POST /sync?override=window)"}, status=400)
+        queued = (self.daemon.override_windows() if override == "window"
+                  else self.daemon.trigger("manual"))
+        return web.json_response({"sync_triggered": queued, "window_override": override == "window"})
 
     async def github(self, request: web.Request) -> web.Response:
         verdict = await self._judge(request)
@@ -175,6 +188,7 @@ def make_app(daemon: Daemon) -> web.Application:
     app.router.add_post(WEBHOOK_PATH, ep.github)
     app.router.add_post("/freeze", ep.freeze)
     app.router.add_post("/unfreeze", ep.unfreeze)
+    app.router.add_post("/sync", ep.sync)
     return app
 
 

@@ -96,6 +96,7 @@ class Daemon:
         hooks: HookRunner,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
         self.syncer = syncer
@@ -103,12 +104,15 @@ class Daemon:
         self.hooks = hooks
         self.clock = clock
         self.rand = rand
+        self.wall = wall  # unix time, for when a freeze or a sync window ends (tests: a fake clock)
         self.scheduler = Scheduler(Timing(cfg.interval, cfg.jitter, cfg.backoff_max), clock())
         self.observed = Observed(last_ok=_parse_iso(load_state(cfg.state_file).last_success))
         if self.observed.last_ok is not None:
             metrics.last_success.set(self.observed.last_ok)
         self.stopping = False
-        self.thaw_at: float | None = None  # unix time a freeze ends by itself: sync then
+        self.thaw_at: float | None = None  # unix time a freeze or a closed window ends: sync then
+        self.thaw_trigger = "unfreeze"  # "window" when sync windows keep the commit waiting
+        self.window_override = False  # the next sync passes closed sync windows (POST /sync)
         self._wake = asyncio.Event()
 
     # -- inputs --
@@ -123,9 +127,23 @@ class Daemon:
         self._wake.set()
         return queued
 
+    def override_windows(self) -> bool:
+        """An operator's manual sync that the sync windows do not defer (a freeze still does)."""
+        if self.stopping:
+            return False
+        self.window_override = True
+        queued = self.scheduler.request("manual")
+        log.info("trigger_received", trigger="manual", coalesced=not queued, window_override=True)
+        self._wake.set()
+        return True  # queued, or merged into the pending sync, which now carries the override
+
     def frozen_until(self, until: str | None) -> None:
         """Sync at ``until`` (a freeze's end), so what waits goes live then, not a poll later."""
         self.thaw_at = _parse_iso(until)
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Decide again now: the wall clock moved (a host resumed, or a test's clock)."""
         self._wake.set()
 
     def stop(self) -> None:
@@ -158,11 +176,11 @@ class Daemon:
                 continue
             wait = decision.wait
             if self.thaw_at is not None:
-                if self.thaw_at <= time.time():
+                if self.thaw_at <= self.wall():
                     self.thaw_at = None
-                    self.trigger("unfreeze")
+                    self.trigger(self.thaw_trigger)
                     continue
-                wait = min(wait, self.thaw_at - time.time())
+                wait = min(wait, self.thaw_at - self.wall())
             self.observed.poller_status = (
                 "backing_off" if self.scheduler.failure_streak else "idle")
             self._wake.clear()
@@ -175,9 +193,11 @@ class Daemon:
         started = self.clock()
         outcome: SyncOutcome | None = None
         reason: str | None = None
+        override, self.window_override = self.window_override, False
         try:
-            outcome = await run_in_thread(lambda: self.syncer.sync(trigger=trigger),
-                                          name=f"sync-{trigger}")
+            outcome = await run_in_thread(
+                lambda: self.syncer.sync(trigger=trigger, window_override=override),
+                name=f"sync-{trigger}")
             result = str(outcome.status)
             reason = outcome.reason
         except ValidationRejected as exc:
@@ -205,6 +225,7 @@ class Daemon:
         }
         frozen = outcome is not None and outcome.status is Status.FROZEN
         self.thaw_at = _parse_iso(outcome.freeze_until) if frozen and outcome else None
+        self.thaw_trigger = "window" if frozen and outcome and outcome.window else "unfreeze"
         self.metrics.sync_finished(result, duration)
         self.metrics.failure_streak.set(self.scheduler.failure_streak)
         if not is_failure(result):

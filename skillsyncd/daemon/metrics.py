@@ -80,6 +80,12 @@ class Metrics:
                                   registry=r)
         self.waiting = Gauge("skillsync_waiting_skills", "Skills a freeze keeps waiting: added, "
                              "changed and removed by the commit it holds back", registry=r)
+        self.window_open = Gauge("skillsync_sync_window_open", "1 while the sync windows let "
+                                 "deployments go live (also with none set), 0 while closed",
+                                 registry=r)
+        self.window_change = Gauge("skillsync_sync_window_next_change_timestamp_seconds", "Unix "
+                                   "time the sync windows next open or close (0: no change ahead)",
+                                   registry=r)
         self.up = Gauge("skillsync_up", "1 while the daemon runs", registry=r)
         self.up.set(1)
         self.audit: AuditView | None = None
@@ -122,6 +128,11 @@ class Metrics:
         self.freeze_until.set(until or 0)
         counts = (waiting or {}).get("counts") or {}
         self.waiting.set(sum(int(counts.get(k, 0)) for k in ("added", "changed", "removed")))
+
+    def sync_window(self, window: Mapping[str, Any] | None) -> None:
+        """From the status document's ``sync_window`` (sync/windows.py)."""
+        self.window_open.set(0 if window and not window.get("open") else 1)
+        self.window_change.set(_unix((window or {}).get("next_change")) or 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from skillsyncd import __version__
 from skillsyncd.config import Config
 from skillsyncd.status import status_dict
 from skillsyncd.sync.checks import load_confirmation
+from skillsyncd.sync.windows import window_view
 
 from .loop import Daemon
 from .schedule import is_failure
@@ -20,7 +22,7 @@ FIELDS = (
     "behind_reason", "bad_commits", "failure_streak", "last_success", "last_error",
     "last_error_source", "ready",
     "interval_seconds", "replica", "version", "audit", "state_dir_health", "gateway", "freeze",
-    "waiting",
+    "waiting", "sync_window",
 )
 
 
@@ -81,5 +83,8 @@ def document(daemon: Daemon, disk: dict[str, Any]) -> dict[str, Any]:
         "gateway": disk["gateway"],
         "freeze": disk["freeze"],
         "waiting": disk["waiting"],
+        # read at the daemon's clock, the one its syncs ask
+        "sync_window": window_view(daemon.cfg.sync_windows,
+                                   datetime.fromtimestamp(daemon.wall(), UTC)),
     }
     return doc

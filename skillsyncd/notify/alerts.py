@@ -211,7 +211,8 @@ def _nothing_live(event: Deployed, book: Book, s: Settings) -> list[Alert]:
 
 
 def _frozen(event: Frozen, book: Book, s: Settings) -> list[Alert]:
-    """A commit validated and staged that a freeze keeps waiting: once per commit."""
+    """A commit validated and staged that a freeze (or the sync windows) keeps waiting: once
+    per commit."""
     key = f"frozen:{event.commit}"
     if book.has(key):
         return []
@@ -219,10 +220,15 @@ def _frozen(event: Frozen, book: Book, s: Settings) -> list[Alert]:
                if x.get("change") not in (None, "unchanged")]
     body = [f"Commit {_short(event.commit)} is validated and waits: {event.reason or 'frozen'}.",
             *_commit_lines(s, event), "", *changes[:30],
-            "", "What to do: `skillsyncd unfreeze` (or POST /unfreeze) deploys it; until then "
-            f"release {event.release or '-'} stays live."]
-    return [Alert("frozen", INFO, f"skillsyncd: commit {_short(event.commit)} waits behind a "
-                  f"freeze ({s.replica})", "\n".join(body), (key,), event.commit)]
+            "", ("What to do: nothing; it deploys when the sync windows open "
+                 f"({event.until or 'no opening within a year'}); `skillsyncd --once "
+                 "--window-override` (or POST /sync?override=window) deploys it now"
+                 if event.window else
+                 "What to do: `skillsyncd unfreeze` (or POST /unfreeze) deploys it")
+            + f"; until then release {event.release or '-'} stays live."]
+    behind = f"sync window {event.window}" if event.window else "a freeze"
+    return [Alert("frozen", INFO, f"skillsyncd: commit {_short(event.commit)} waits behind "
+                  f"{behind} ({s.replica})", "\n".join(body), (key,), event.commit)]
 
 
 def _unused(event: Deployed, book: Book, s: Settings) -> list[Alert]:

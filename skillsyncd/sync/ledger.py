@@ -88,7 +88,7 @@ def waiting_of(outcome: SyncOutcome, now: str) -> dict[str, Any]:
     plan = outcome.plan
     return {
         "commit": outcome.commit, "settings": outcome.settings, "since": now,
-        "release": outcome.release, "until": outcome.freeze_until,
+        "release": outcome.release, "until": outcome.freeze_until, "window": outcome.window,
         "counts": {"added": len(plan.added), "changed": len(plan.changed),
                    "removed": len(plan.removed), "held_back": len(outcome.held_back)},
         "added": list(plan.added[:WAITING_NAMES]), "changed": list(plan.changed[:WAITING_NAMES]),
@@ -134,7 +134,7 @@ def journal_event(run: Run, outcome: SyncOutcome) -> JournalEvent:
                                  recovered=outcome.recovered)
     if event is Event.FROZEN:
         return events.Frozen(**base, release=outcome.release, skills=skills, reason=outcome.reason,
-                             until=outcome.freeze_until, findings=findings,
+                             until=outcome.freeze_until, window=outcome.window, findings=findings,
                              held_back={k: tuple(v) for k, v in outcome.held_back.items()})
     if event is Event.MANUAL_ROLLBACK:
         return events.ManualRollback(**base, release=outcome.release, reason=outcome.reason,

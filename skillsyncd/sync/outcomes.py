@@ -12,6 +12,9 @@ from typing import Any
 from skillsyncd.model import Event, Finding, Severity, Status
 from skillsyncd.sync.freeze import Freeze
 from skillsyncd.sync.values import Candidate, Live, Run, SyncOutcome, Verdict
+from skillsyncd.sync.windows import WindowClosed
+
+Deferral = Freeze | WindowClosed  # what keeps a staged release waiting: a freeze or the windows
 
 
 def _before(run: Run, live: Live) -> dict[str, Any]:
@@ -21,12 +24,13 @@ def _before(run: Run, live: Live) -> dict[str, Any]:
 
 
 def skipped(run: Run, live: Live, head: str, status: Status, reason: str | None = None,
-            freeze: Freeze | None = None) -> SyncOutcome:
-    """Nothing staged: no change, a commit marked bad or rejected, or a freeze already waiting."""
+            freeze: Deferral | None = None) -> SyncOutcome:
+    """Nothing staged: no change, a commit marked bad or rejected, or a freeze (or window) already
+    waiting."""
     event = Event.NO_CHANGE if status is Status.NO_CHANGE else None
     return SyncOutcome(status=status, event=event, reason=reason, commit=head, release=live.current,
                        upstream=head, freeze_until=freeze.until if freeze else None,
-                       **_before(run, live))
+                       window=_window(freeze), **_before(run, live))
 
 
 def refused(run: Run, live: Live, commit: str, settings: str, policy: str,
@@ -43,11 +47,16 @@ def _staged(run: Run, live: Live, c: Candidate, head: str) -> dict[str, Any]:
                 **_before(run, live))
 
 
-def frozen(run: Run, live: Live, c: Candidate, head: str, freeze: Freeze) -> SyncOutcome:
-    """Staged and validated, kept from going live by a freeze; what served still serves."""
+def frozen(run: Run, live: Live, c: Candidate, head: str, freeze: Deferral) -> SyncOutcome:
+    """Staged and validated, kept from going live by a freeze or the sync windows; what served
+    still serves."""
     return SyncOutcome(status=Status.FROZEN, event=Event.FROZEN, release=live.current,
-                       reason=freeze.describe(), freeze_until=freeze.until,
+                       reason=freeze.describe(), freeze_until=freeze.until, window=_window(freeze),
                        **_staged(run, live, c, head))
+
+
+def _window(deferral: Deferral | None) -> str | None:
+    return deferral.window if isinstance(deferral, WindowClosed) else None
 
 
 def vetoed(run: Run, live: Live, c: Candidate, head: str, reason: str) -> SyncOutcome:

@@ -16,6 +16,7 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 import structlog
 
@@ -29,14 +30,16 @@ from skillsyncd.source.remote import FetchResult, Source
 from skillsyncd.status import disk_error
 from skillsyncd.sync import outcomes, recovery, retention, stage
 from skillsyncd.sync.decide import skip_reason
-from skillsyncd.sync.freeze import Freeze, settle
+from skillsyncd.sync.freeze import settle
 from skillsyncd.sync.golive import GoLive
 from skillsyncd.sync.ledger import Ledger, Recorder
 from skillsyncd.sync.lock import DeployLock
+from skillsyncd.sync.outcomes import Deferral
 from skillsyncd.sync.rollback import roll_back_to
 from skillsyncd.sync.state import State
 from skillsyncd.sync.values import Candidate, Check, Live, Publisher, Run, SyncOutcome, Unpublisher, Verdict
 from skillsyncd.sync.veto import run_pre_flip
+from skillsyncd.sync.windows import WindowClosed, closed_window
 
 log = structlog.get_logger(__name__)
 
@@ -46,15 +49,17 @@ class Syncer:
 
     def __init__(self, cfg: Config, record: Recorder | None = None, publish: Publisher | None = None,
                  checks: Sequence[Check] = (), journalled: Callable[[str], bool] | None = None,
-                 unpublish: Unpublisher | None = None) -> None:
+                 unpublish: Unpublisher | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.cfg = cfg
+        self.clock = clock or _utc_now  # what the sync windows are read at (tests: a fake clock)
         self.releases = Releases(cfg.state_dir)
         self.ledger = Ledger(cfg.state_file, record, journalled)
         self.golive = GoLive(cfg, self.releases, publish, unpublish, checks)
         self._recovered = False  # recovery runs at the first sync, and after a failed one
 
-    def sync(self, trigger: str = "manual", force: bool = False) -> SyncOutcome:
-        run = Run(uuid.uuid4().hex[:12], trigger, force, time.monotonic(), now_iso())
+    def sync(self, trigger: str = "manual", force: bool = False,
+             window_override: bool = False) -> SyncOutcome:
+        run = Run(uuid.uuid4().hex[:12], trigger, force, time.monotonic(), now_iso(), window_override)
         structlog.contextvars.bind_contextvars(sync_id=run.sync_id)
         try:
             with DeployLock(self.cfg):
@@ -86,14 +91,15 @@ class Syncer:
     def _steps(self, run: Run, live: Live, source: Source) -> SyncOutcome:
         live = self._recover(run, live)
         head = self._probe(source, live)
-        frozen = settle(self.cfg, self.ledger.record)
+        frozen = deferral(self.cfg, self.ledger.record, run, self.clock())
         skip = skip_reason(live.state, live.current, head, run.force, self.cfg.release_settings(),
                            frozen=frozen is not None)
         if skip is not None:
             return self._close(run, live, _skipped(run, live, head, skip, frozen))
         fetched = _fetch(source, live, head)
         candidate = self._stage(run, live, source, fetched)
-        held = hold(self.cfg, self.releases, self.ledger.record, run, live, candidate, head)
+        held = hold(self.cfg, self.releases, self.ledger.record, run, live, candidate, head,
+                    self.clock)
         if held is not None:
             return self._close(run, live, held)
         verdict = self.golive.go_live(candidate)
@@ -187,12 +193,12 @@ class Syncer:
         return self.golive.checks
 
 
-def _skipped(run: Run, live: Live, head: str, status: Status, freeze: Freeze | None) -> SyncOutcome:
+def _skipped(run: Run, live: Live, head: str, status: Status, freeze: Deferral | None) -> SyncOutcome:
     """Nothing to stage: say why in the log, and end with what serves."""
     reason = None
     if status is Status.FROZEN and freeze is not None:
         reason = freeze.describe()
-        log.info("still_frozen", reason=reason, hint="the commit waits; `skillsyncd unfreeze`")
+        log.info("still_frozen", reason=reason, hint=_waiting_hint(freeze))
     elif status is Status.NO_CHANGE:
         log.info(str(Event.NO_CHANGE), release=live.current)
     elif status is Status.SKIPPED_BAD:
@@ -218,15 +224,37 @@ def _fetch(source: Source, live: Live, head: str) -> FetchResult:
     return fetched
 
 
+def deferral(cfg: Config, record: Recorder, run: Run, now: datetime) -> Deferral | None:
+    """What keeps a commit from going live now: the freeze first (no override lifts it), then
+    the sync windows (an operator's ``--window-override`` sync passes them)."""
+    freeze = settle(cfg, record)
+    if freeze is not None:
+        return freeze
+    closed = closed_window(cfg.sync_windows, now)
+    if closed is not None and run.window_override:
+        log.warning("window_overridden", reason=closed.reason, window=closed.window,
+                    hint="an operator's manual sync deploys inside a closed sync window")
+        return None
+    return closed
+
+
+def _waiting_hint(freeze: Deferral) -> str:
+    if isinstance(freeze, WindowClosed):
+        return ("the commit waits for the sync window; `skillsyncd --once --window-override` "
+                "or POST /sync?override=window deploys it now")
+    return "the commit waits; `skillsyncd unfreeze`"
+
+
 def hold(cfg: Config, releases: Releases, record: Recorder, run: Run, live: Live, c: Candidate,
-         head: str) -> SyncOutcome | None:
-    """Before the flip: a freeze keeps the staged release from going live, and the
-    pre-flip command may refuse it. None: go live. A held release is deleted (it never
-    served); the next sync stages it again from the store, which keeps its versions."""
-    freeze = settle(cfg, record)  # asked again: staging may take a while
+         head: str, clock: Callable[[], datetime] | None = None) -> SyncOutcome | None:
+    """Before the flip: a freeze or a closed sync window keeps the staged release from going
+    live, and the pre-flip command may refuse it. None: go live. A held release is deleted (it
+    never served); the next sync stages it again from the store, which keeps its versions."""
+    freeze = deferral(cfg, record, run, (clock or _utc_now)())  # again: staging may take a while
     outcome: SyncOutcome | None = None
     if freeze is not None:
         log.warning(str(Event.FROZEN), reason=freeze.describe(), staged_release=c.release,
+                    hint=_waiting_hint(freeze),
                     added=len(c.plan.added), changed=len(c.plan.changed),
                     removed=len(c.plan.removed))
         outcome = outcomes.frozen(run, live, c, head, freeze)
@@ -248,6 +276,11 @@ def _warn_deployed(cfg: Config, c: Candidate) -> None:
         log.warning("nothing_live", skills_path=cfg.skills_path or ".", skill_depth=cfg.skill_depth,
                     hint="the release holds no skill: check SKILLSYNC_SKILLS_PATH and "
                          "SKILLSYNC_SKILL_DEPTH against the repository's layout")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 def release_free_memory() -> None:
     """Give the heap pages a sync freed back to the OS (glibc ``malloc_trim``).

@@ -49,15 +49,16 @@ def recover(golive: GoLive, ledger: Ledger, run: Run, live: Live) -> Live:
 def _repair(golive: GoLive, state: State) -> str | None:
     """Point a missing ``current`` at the recorded release, else the newest good one.
 
-    With a freeze in effect or a pre-flip command set, only the recorded release: the
-    newest one on disk may be a release staged and never flipped (a kill before the
-    flip), which has not passed them; the sync that follows stages and judges it again.
+    With a freeze in effect, a pre-flip command or sync windows set, only the recorded
+    release: the newest one on disk may be a release staged and never flipped (a kill
+    before the flip), which has not passed them; the sync that follows stages and judges
+    it again.
     """
     want = repair_target(golive.releases, state)
     if want is not None and want != state.release and _gated(golive.cfg):
         log.warning("current_not_repaired", release=want,
-                    hint="never recorded live, and a freeze or the pre-flip command must "
-                         "judge it first: the sync stages the head again")
+                    hint="never recorded live, and a freeze, the sync windows or the pre-flip "
+                         "command must judge it first: the sync stages the head again")
         return None
     if want is not None:
         log.warning("current_repaired", release=want)
@@ -90,7 +91,7 @@ def _accept(golive: GoLive, ledger: Ledger, run: Run, state: State, current: str
 
 def _gated(cfg: Config) -> bool:
     """Whether something must judge a release before it may go live (beyond validation)."""
-    return bool(cfg.pre_flip_command) or active_freeze(cfg) is not None
+    return bool(cfg.pre_flip_command or cfg.sync_windows) or active_freeze(cfg) is not None
 
 
 def repair_target(releases: Releases, state: State) -> str | None:

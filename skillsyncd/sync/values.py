@@ -15,7 +15,7 @@ from skillsyncd.model import Event, Finding, Plan, Status
 from skillsyncd.release.manifest import EMPTY, Manifest
 from skillsyncd.sync.state import State
 
-TRIGGERS = ("poll", "webhook", "signal", "manual", "startup", "unfreeze")
+TRIGGERS = ("poll", "webhook", "signal", "manual", "startup", "unfreeze", "window")
 
 # A post-flip check returns problems (empty list: healthy). A check may also have
 # ``wait_ready(cfg) -> str | None``: called before the flip, it waits (bounded) for
@@ -35,6 +35,7 @@ class Run:
     force: bool
     started: float  # time.monotonic()
     attempt: str  # wall-clock ISO time, for state.json
+    window_override: bool = False  # an operator's manual sync: the sync windows do not defer it
 
 
 @dataclass(frozen=True)
@@ -118,3 +119,4 @@ class SyncOutcome:
     marked_bad: bool = False
     recovered: bool = False  # recorded by start-up recovery, not by a sync's own steps
     freeze_until: str | None = None  # a frozen outcome: when the freeze ends by itself (None: never)
+    window: str | None = None  # a frozen outcome the sync windows deferred: which windows
