@@ -258,6 +258,9 @@ def test_two_replicas_racing_for_one_skill_version(
     version = "MATCH (v:SkillVersion {name: 'alpha', content_sha: 'v2'}) RETURN count(v) AS n"
     assert arcadedb.query(version) == [{"n": 2}], "no duplicate without a constraint"
     arcadedb.query("MATCH (n) DETACH DELETE n")
+    # A graph 0.2.0 wrote: its plain index on the version's properties, which the sink replaces.
+    arcadedb.query("CREATE INDEX skillsync_version IF NOT EXISTS "
+                   "FOR (v:SkillVersion) ON (v.name, v.content_sha)")
 
     # The sinks, with the schema they declare; skill alpha is in the graph already (a's
     # first deployment), so only the version is new: b's transaction is open when a's commits.
