@@ -33,7 +33,7 @@ from test_daemon import SKILLSYNCD, Daemon, _clean_env, start_daemon  # noqa: F4
 
 import skillsyncd.audit.neo4j as neo4j_sink
 from skillsyncd.audit.commands import open_journal
-from skillsyncd.audit.events import Deployed
+from skillsyncd.audit.events import Deployed, JournalEvent
 from skillsyncd.audit.journal import Journal, now_iso
 from skillsyncd.audit.neo4j import SCHEMA, Neo4jSink, statements
 from skillsyncd.config import load_config
@@ -123,6 +123,81 @@ def fleet_json(graph: ArcadeServer, state: Path, replica: str) -> list[dict[str,
     return list(json.loads(done.stdout[done.stdout.index("["):]))
 
 
+def deploy_through_two_outages(fleet: Fleet, graph: ArcadeServer, repo: Any,
+                               commits: list[str]) -> list[tuple[str, str]]:
+    """Four more commits, the graph away for two of them twice; the outages' time windows."""
+    outages = []
+    # Outage 1: the graph goes away right as the three start deploying the next commit,
+    # and stays away while they deploy one more.
+    commits.append(new_commit(repo, 2))
+    fleet.hup()
+    graph.stop()
+    down = now_iso()
+    fleet.deployed(commits[-1])
+    commits.append(new_commit(repo, 3))
+    fleet.hup()
+    fleet.deployed(commits[-1])
+    outages.append((down, now_iso()))
+    graph.start()
+    # Outage 2: the graph goes away once one replica has deployed (its sink is writing).
+    commits.append(new_commit(repo, 4))
+    fleet.hup()
+    fleet.first_deployed(commits[-1])
+    graph.stop()
+    down = now_iso()
+    fleet.deployed(commits[-1])
+    commits.append(new_commit(repo, 5))
+    fleet.hup()
+    fleet.deployed(commits[-1])
+    outages.append((down, now_iso()))
+    graph.start()
+    return outages
+
+
+def check_outages_felt(fleet: Fleet, events: dict[str, list[JournalEvent]], commits: list[str],
+                       outages: list[tuple[str, str]]) -> None:
+    """Each replica deployed every commit once and journalled while the graph was away."""
+    for r, d in fleet.daemons.items():
+        assert fleet.journal_commits(r) == commits, f"{r} skipped or repeated a commit"
+        for start, end in outages:
+            assert any(start < e.timestamp < end for e in events[r]), (r, start, end)
+        lost_races = [e for e in d.events if e.get("event") == "audit_ship_failed"
+                      and "ConstraintError" in str(e.get("error"))]
+        assert not lost_races, f"{r}: a MERGE race cost a backoff: {lost_races}"
+    assert any(e.get("event") == "audit_ship_failed" and "ServiceUnavailable" in str(e.get("error"))
+               for d in fleet.daemons.values() for e in d.events), "no sink saw the graph away"
+
+
+def check_graph(graph: ArcadeServer, events: dict[str, list[JournalEvent]],
+                commits: list[str]) -> dict[str, int]:
+    """0 lost events, 0 duplicate nodes, the project's constraints; the node count per label."""
+    # Every deployment of every journal is a node, with its seq; the rest (sync_started,
+    # no_change, ...) went through in order, so the replica's last_seq (caught_up) proves them.
+    for r in REPLICAS:
+        nodes = {row["id"]: row["seq"] for row in graph.query(
+            "MATCH (d:SkillDeployment {replica: $r}) RETURN d.id AS id, d.seq AS seq", r=r)}
+        assert nodes == {e.id: e.seq for e in events[r] if e.kind in NODE_KINDS}, r
+    # No key twice, and exactly the numbers the journals imply.
+    assert {label: duplicates(graph, label, keys) for label, keys in UNIQUE_KEYS.items()} == {
+        label: 0 for label in UNIQUE_KEYS}
+    versions = {(s["name"], s["content_sha"]) for evs in events.values() for e in evs
+                if e.kind == "deployed" for s in e.skills
+                if s.get("change") not in {"removed", "held_back"} and s.get("content_sha")}
+    counts = {row["label"]: row["n"] for row in graph.query(
+        "MATCH (n) RETURN labels(n)[0] AS label, count(n) AS n")}
+    assert counts == {"SkillDeployment": len(commits) * len(REPLICAS), "Commit": len(commits),
+                      "Replica": len(REPLICAS), "SkillVersion": len(versions),
+                      "Skill": len({name for name, _ in versions})}
+    pairs = graph.query("MATCH (s:Skill)-[h:HAS_VERSION]->(v:SkillVersion) "
+                        "WITH s, v, count(h) AS n RETURN max(n) AS most, count(*) AS pairs")
+    assert pairs == [{"most": 1, "pairs": len(versions)}]
+    # The constraints are the project's own, created by the daemons at their first connection.
+    declared = {m.group(1) for m in map(re.compile(r"CREATE CONSTRAINT (\w+)").match, SCHEMA) if m}
+    made = {row["name"] for row in graph.query("SHOW CONSTRAINTS YIELD name RETURN name")}
+    assert declared and declared <= made
+    return counts
+
+
 @pytest.mark.e2e  # three daemons and a JVM started three times: 35-60 s on 2 cores
 def test_three_replicas_one_graph_two_restarts(
     start_daemon: Callable[..., Daemon], arcadedb: ArcadeServer,  # noqa: F811
@@ -132,76 +207,15 @@ def test_three_replicas_one_graph_two_restarts(
     commits = [new_commit(repo, 1)]
     fleet = Fleet(start_daemon, http_git_server.url_for(repo), arcadedb, tmp_path)
     fleet.deployed(commits[-1])  # the start-up sync of each daemon
-
-    # Outage 1: the graph goes away right as the three start deploying the next commit,
-    # and stays away while they deploy one more.
-    outages = []
-    commits.append(new_commit(repo, 2))
-    fleet.hup()
-    arcadedb.stop()
-    down = now_iso()
-    fleet.deployed(commits[-1])
-    commits.append(new_commit(repo, 3))
-    fleet.hup()
-    fleet.deployed(commits[-1])
-    outages.append((down, now_iso()))
-    arcadedb.start()
-
-    # Outage 2: the graph goes away once one replica has deployed (its sink is writing).
-    commits.append(new_commit(repo, 4))
-    fleet.hup()
-    fleet.first_deployed(commits[-1])
-    arcadedb.stop()
-    down = now_iso()
-    fleet.deployed(commits[-1])
-    commits.append(new_commit(repo, 5))
-    fleet.hup()
-    fleet.deployed(commits[-1])
-    outages.append((down, now_iso()))
-    arcadedb.start()
+    outages = deploy_through_two_outages(fleet, arcadedb, repo, commits)
     commits.append(new_commit(repo, 6))  # and one more while the sinks are backing off
     fleet.hup()
     fleet.deployed(commits[-1])
 
     wait_for(lambda: fleet.caught_up(arcadedb), timeout=HANG, what="every sink to catch up")
     events = {r: list(fleet.journal(r).read()) for r in REPLICAS}
-    for r, d in fleet.daemons.items():
-        assert fleet.journal_commits(r) == commits, f"{r} skipped or repeated a commit"
-        for start, end in outages:  # each replica journalled while the graph was away
-            assert any(start < e.timestamp < end for e in events[r]), (r, start, end)
-        lost_races = [e for e in d.events if e.get("event") == "audit_ship_failed"
-                      and "ConstraintError" in str(e.get("error"))]
-        assert not lost_races, f"{r}: a MERGE race cost a backoff: {lost_races}"
-    assert any(e.get("event") == "audit_ship_failed" and "ServiceUnavailable" in str(e.get("error"))
-               for d in fleet.daemons.values() for e in d.events), "no sink saw the graph away"
-
-    # 0 lost events: every deployment of every journal is a node, with its seq; the rest
-    # (sync_started, no_change, ...) went through in order, so the replica's last_seq proves them.
-    for r in REPLICAS:
-        nodes = {row["id"]: row["seq"] for row in arcadedb.query(
-            "MATCH (d:SkillDeployment {replica: $r}) RETURN d.id AS id, d.seq AS seq", r=r)}
-        assert nodes == {e.id: e.seq for e in events[r] if e.kind in NODE_KINDS}, r
-
-    # 0 duplicates, by each unique key and by the exact numbers the journals imply.
-    assert {label: duplicates(arcadedb, label, keys) for label, keys in UNIQUE_KEYS.items()} == {
-        label: 0 for label in UNIQUE_KEYS}
-    versions = {(s["name"], s["content_sha"]) for evs in events.values() for e in evs
-                if e.kind == "deployed" for s in e.skills
-                if s.get("change") not in {"removed", "held_back"} and s.get("content_sha")}
-    counts = {row["label"]: row["n"] for row in arcadedb.query(
-        "MATCH (n) RETURN labels(n)[0] AS label, count(n) AS n")}
-    assert counts == {"SkillDeployment": len(commits) * len(REPLICAS), "Commit": len(commits),
-                      "Replica": len(REPLICAS), "SkillVersion": len(versions),
-                      "Skill": len({name for name, _ in versions})}
-    pairs = arcadedb.query("MATCH (s:Skill)-[h:HAS_VERSION]->(v:SkillVersion) "
-                           "WITH s, v, count(h) AS n RETURN max(n) AS most, count(*) AS pairs")
-    assert pairs == [{"most": 1, "pairs": len(versions)}]
-
-    # The constraints are the project's own, created by the daemons at their first connection.
-    declared = {m.group(1) for m in map(re.compile(r"CREATE CONSTRAINT (\w+)").match, SCHEMA) if m}
-    made = {row["name"] for row in arcadedb.query("SHOW CONSTRAINTS YIELD name RETURN name")}
-    assert declared and declared <= made
-
+    check_outages_felt(fleet, events, commits, outages)
+    counts = check_graph(arcadedb, events, commits)
     rows = fleet_json(arcadedb, fleet.states["replica-1"], "replica-1")
     assert [(x["replica"], x["commit"], x["behind"]) for x in rows] == [
         (r, commits[-1], False) for r in REPLICAS]
