@@ -47,6 +47,7 @@ SHIP_LOCK_FILE = "audit-ship.lock"
 BACKOFF_START = 1.0
 BACKOFF_MAX = 60.0
 IDLE_WAIT = 30.0  # re-check the journal even without a wake-up (e.g. `audit push` elsewhere)
+MERGE_RACE_TRIES = 3  # attempts of one event's transaction that lose a race to another replica
 
 
 class SinkError(SkillsyncError):
@@ -61,7 +62,13 @@ SCHEMA = (
     "CREATE CONSTRAINT skillsync_skill_name IF NOT EXISTS FOR (s:Skill) REQUIRE s.name IS UNIQUE",
     "CREATE CONSTRAINT skillsync_commit_sha IF NOT EXISTS FOR (c:Commit) REQUIRE c.sha IS UNIQUE",
     "CREATE CONSTRAINT skillsync_replica_id IF NOT EXISTS FOR (r:Replica) REQUIRE r.id IS UNIQUE",
-    "CREATE INDEX skillsync_version IF NOT EXISTS FOR (v:SkillVersion) ON (v.name, v.content_sha)",
+    # A skill version is shared by every replica that deploys it, so two of them can MERGE
+    # the same one at once; a plain index (0.2.0's `skillsync_version`) let both create it
+    # (tests/test_audit_fleet.py). Neo4j refuses a constraint over an index on the same
+    # properties, hence the drop first; without the old index it does nothing.
+    "DROP INDEX skillsync_version IF EXISTS",
+    "CREATE CONSTRAINT skillsync_version_key IF NOT EXISTS "
+    "FOR (v:SkillVersion) REQUIRE (v.name, v.content_sha) IS UNIQUE",
 )
 
 _REPLICA_SEEN = """
@@ -448,8 +455,7 @@ class Neo4jSink:
                 if seq != expected:
                     log.warning("audit_gap", expected=expected, found=seq,
                                 note="events before this one are no longer in the journal")
-                with self.graph.session() as session:
-                    session.execute_write(_write_event, statements(event))
+                self._write(event)
                 self.after_write(event)
                 self.cursor.set(seq)
                 self.cursor_seq = expected = seq
@@ -472,6 +478,27 @@ class Neo4jSink:
                 log.warning("journal_prune_failed", error=exc.strerror)
         self.last_error = None
         return shipped
+
+    def _write(self, event: JournalEvent) -> None:
+        """Write one event in one transaction, again at once if it lost a race to another replica.
+
+        Replicas share Skill, SkillVersion and Commit nodes. When two create the same one
+        at the same moment, a server that checks uniqueness at commit (ArcadeDB) refuses
+        the later transaction with a ConstraintError; run again, its MERGE finds the node
+        the other replica made. That is not an outage, so it costs no backoff.
+        """
+        import neo4j
+
+        stmts = statements(event)
+        for attempt in range(1, MERGE_RACE_TRIES + 1):
+            try:
+                with self.graph.session() as session:
+                    session.execute_write(_write_event, stmts)
+                return
+            except neo4j.exceptions.ConstraintError as exc:
+                if attempt == MERGE_RACE_TRIES:
+                    raise
+                log.info("audit_merge_race", seq=event.seq, attempt=attempt, error=_describe(exc))
 
     def _failed(self, message: str) -> None:
         self.last_error = message
