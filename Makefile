@@ -27,8 +27,10 @@ test: $(STAMP)
 	$(BIN)/pytest -q -m "not e2e" -n $(JOBS)
 
 # The real OpenClaw gateway and other slow peers; installs are cached in ~/.cache/skillsyncd-e2e.
+# Two workers: most of the time is a gateway booting or a peer answering, not our CPU.
+E2E_JOBS ?= 2
 e2e: $(STAMP)
-	$(BIN)/pytest -q -m e2e
+	$(BIN)/pytest -q -m e2e -n $(E2E_JOBS)
 
 # Crash-consistency harness: SIGKILL at random and chosen instants (TRIALS=500 by default).
 TRIALS ?= 500
