@@ -244,6 +244,7 @@ def _change(key: str) -> Cell:
 
 MODE_ROWS: tuple[tuple[str, Cell], ...] = (
     ("first sync (`--once`)", lambda m: _span(m["first_sync"]["skillsyncd_s"])),
+    ("first sync of the daemon (start to deployed)", lambda m: _ms(m["rss"]["startup_first_sync_s"])),
     ("first sync / git clone", lambda m: f"{m['first_sync']['ratio']:.2f}x"),
     ("1 skill changed: SIGHUP to `current` moved", _change("one_changed_sighup")),
     ("1 skill changed / git-sync's way", lambda m: f"{m['one_changed_sighup']['ratio_to_git']:.2f}x"),

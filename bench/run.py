@@ -161,7 +161,7 @@ class Options:
     def plan(self, n: int) -> Plan:
         """Sizes named only for scaling run one first sync per mode and the 1-skill change."""
         if n in self.scale_sizes and n not in self.sizes:
-            return Plan(runs=1, change_runs=self.change_runs, churn=0, idle_window=0.0, scale_only=True)
+            return Plan(runs=0, change_runs=self.change_runs, churn=0, idle_window=0.0, scale_only=True)
         return Plan(runs=self.runs, change_runs=self.change_runs, churn=self.churn,
                     idle_window=self.idle_window)
 
@@ -219,9 +219,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-sizes", type=lambda s: tuple(int(x) for x in s.split(",") if x),
                         default=DEFAULT_SCALE_SIZES,
                         help="sizes that run only the scaling rows (first sync, 1 skill changed, RSS)")
-    parser.add_argument("--runs", type=int, default=3, help="first-sync runs (no-change polls: at least 3)")
-    parser.add_argument("--change-runs", type=int, default=4, help="runs of each change scenario")
-    parser.add_argument("--churn", type=int, default=10, help="extra one-skill deploys (mirror pack growth)")
+    parser.add_argument("--runs", type=int, default=2, help="first-sync runs (no-change polls: at least 5)")
+    parser.add_argument("--change-runs", type=int, default=3, help="runs of each change scenario")
+    parser.add_argument("--churn", type=int, default=4, help="extra one-skill deploys (mirror pack growth)")
     parser.add_argument("--idle-window", type=float, default=10.0, help="seconds of idle CPU sampling")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile'd first sync")
     parser.add_argument("--label", help="names the code measured (e.g. '0.2.0-dev before the store')")

@@ -100,13 +100,14 @@ class Bench:
             self.say(f"[{n}] repository: {files} files, generated in {gen:.1f}s; serving {url}")
             result: dict[str, Any] = {"skills": n, "files": files, "scale_only": self.plan.scale_only,
                                       "repo_bytes": disk_blocks([repo.git_dir / "objects"])}
-            clone, firsts = self.first_syncs(url)
+            # a scaling size's first sync is the daemon's own (start-up to deployed), not --once
+            clone, firsts = self.first_syncs(url) if not self.plan.scale_only else ([], {})
             result["git"] = {"clone_s": summary(clone)}
             change = Change(repo, n)
             result["modes"] = {}
             for mode in MODES:
                 daemon = ModeDaemon(self, mode, url, change).run()
-                result["modes"][mode] = {"first_sync": firsts[mode], **daemon}
+                result["modes"][mode] = {**({"first_sync": firsts[mode]} if mode in firsts else {}), **daemon}
         finally:
             server.close()
         return result
