@@ -170,8 +170,8 @@ QUICK = Options(sizes=(100,), scale_sizes=(300,), runs=1, change_runs=1, churn=3
                 profile=False)
 
 
-def run_bench(opts: Options, workdir: Path | None, label: str | None,
-              say: Callable[[str], None]) -> dict[str, Any]:
+def run_bench(opts: Options, workdir: Path | None, label: str | None, say: Callable[[str], None],
+              checkpoint: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Every size in turn, both publish modes each; the results document (machine, code, sizes, targets)."""
     started = time.perf_counter()
     with _workdir(workdir) as base:
@@ -191,6 +191,8 @@ def run_bench(opts: Options, workdir: Path | None, label: str | None,
             profile = profiler(n) if opts.profile and n == max(opts.sizes) else None
             bench = Bench(n, opts.plan(n), work, profile, say)
             results["sizes"].append(bench.run())
+            if checkpoint is not None:  # a run stopped later still leaves the sizes it finished
+                checkpoint(results)
             force_rmtree(work)
     results["targets"] = [t.as_dict() for t in report.targets(results)]
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
@@ -257,7 +259,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.quiet:
             print(text, file=sys.stderr, flush=True)
 
-    results = run_bench(options(args), args.workdir, args.label, say)
+    partial = args.out.with_name(args.out.stem + ".partial.json") if args.out else None
+
+    def checkpoint(doc: dict[str, Any]) -> None:
+        assert partial is not None
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps({**doc, "partial": True}, indent=2) + "\n")
+
+    results = run_bench(options(args), args.workdir, args.label, say, checkpoint if partial else None)
     if not args.quiet:
         print(report.table(results))
         print()
@@ -266,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     if args.readme:
         for path in rewrite_docs(results):
             say(f"rewrote {path.relative_to(ROOT)}")
