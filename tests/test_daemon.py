@@ -408,10 +408,7 @@ def test_sigterm_waits_for_a_short_sync_to_flip(
     head = repo.commit("v1")
     marker = tmp_path / "stalled"
     d = start_daemon(str(repo.path), stall=(0.6, marker))
-    deadline = time.monotonic() + 10
-    while not marker.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(marker.exists, timeout=10, what="the sync to stall at its marker")
     d.proc.send_signal(signal.SIGTERM)
     assert d.stop() == 0
     assert not any(e.get("event") == "sync_abandoned" for e in d.events)

@@ -1,8 +1,8 @@
 """The install on the user's own gateway Dockerfiles, when the corpus of them is present.
 
-The corpus (the user's Dockerfile in the three versions known to have run) lives outside
-the repository, next to it as ../shared/corpora/gateway-images (or where
-GATEWAY_IMAGES_CORPUS points); without it these tests skip and say so. For each file: the
+The corpus (the user's Dockerfile in the three versions known to have run) is not part of
+the repository: GATEWAY_IMAGES_CORPUS names its folder, with a default beside the checkout
+(docs/architecture.md, "Tests"); without it these tests skip and say so. For each file: the
 one command installs with no hand edit and carries the right start command, a second run
 changes nothing, hadolint finds nothing new, and the block's user creation succeeds in a
 scratch root holding that image's users.
