@@ -25,23 +25,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from secret_samples import value_of
+
 from skillsyncd.validation.secret_rules import KEYED_RULES, TOKEN_RULES
-from skillsyncd.validation.secrets.formats import Format, SecretRule, expand
+from skillsyncd.validation.secrets.formats import SecretRule
 
 ROOT = Path(__file__).resolve().parent.parent
 SKILL_HEAD = "---\nname: demo\ndescription: Calls an API.\nmetadata:\n  version: '1'\n---\n"
 
 
-def value_of(fmt: Format, rng: random.Random) -> str:
-    out = []
-    for seg in fmt:
-        if isinstance(seg, str):
-            out.append(seg)
-        else:
-            alphabet, lo, hi = seg
-            chars = expand(alphabet)
-            out.append("".join(rng.choice(chars) for _ in range(rng.randint(lo, min(hi, lo + 40)))))
-    return "".join(out)
 
 
 def env_name(rule: SecretRule) -> str:
